@@ -1,0 +1,12 @@
+#!/usr/bin/env node
+// Entry point of the `agentnet` command. The sources are TypeScript run
+// directly by Node >= 22.18 (type stripping), so there is no build step.
+import { main } from '../src/cli/index.ts'
+
+process.umask(0o077)
+const code = await main(process.argv.slice(2))
+process.exitCode = code
+if (process.argv[2] !== 'start') {
+  // a CLI client must not linger on open handles once it has answered
+  process.exit(code)
+}

@@ -1,0 +1,179 @@
+/**
+ * @packageDocumentation
+ *
+ * The `agentnet` command line. `start` runs a node in the foreground; every
+ * other command is a thin client of the node's IPC socket through the SDK in
+ * `src/client`. Exit codes: 0 success, 1 failure, 2 bad usage; failures print
+ * one line on stderr (as `{"error":{...}}` on stdout too with `--json`).
+ */
+
+import { Command, CommanderError, Option } from 'commander'
+import { pino } from 'pino'
+import { loadConfig } from '../config/index.ts'
+import { connectClient, NodeNotRunningError } from '../client/index.ts'
+import { startDaemon } from '../daemon/index.ts'
+import { createIdentity, loadIdentity, resolveHome } from '../identity/index.ts'
+import type { AgentnetClient } from '../client/index.ts'
+import type { LogLevel } from '../config/index.ts'
+
+interface GlobalOptions {
+  home?: string
+  json?: boolean
+}
+
+/** A failure the CLI reports as one line; `exitCode` 2 means bad usage */
+export class CliError extends Error {
+  readonly exitCode: number
+  readonly code: string
+  constructor (message: string, code = 'CliError', exitCode = 1) {
+    super(message)
+    this.name = 'CliError'
+    this.code = code
+    this.exitCode = exitCode
+  }
+}
+
+function collect (value: string, previous: string[] = []): string[] {
+  return [...previous, value]
+}
+
+function print (json: boolean | undefined, value: unknown, human: () => string): void {
+  process.stdout.write(json === true ? JSON.stringify(value) + '\n' : human() + '\n')
+}
+
+async function withClient<T> (opts: GlobalOptions, fn: (client: AgentnetClient) => Promise<T>): Promise<T> {
+  const client = await connectClient({ home: resolveHome(opts.home) })
+  try {
+    return await fn(client)
+  } finally {
+    client.close()
+  }
+}
+
+function withCommon (command: Command, printsOutput = true): Command {
+  command.option('--home <dir>', 'node home folder (default: $AGENTNET_HOME or ~/.agentnet)')
+  if (printsOutput) {
+    command.option('--json', 'print machine-readable JSON')
+  }
+  return command
+}
+
+export function buildProgram (): Command {
+  const program = new Command()
+  program
+    .name('agentnet')
+    .description('Peer-to-peer overlay network node for AI agents')
+    .version('0.1.0')
+    .showHelpAfterError()
+    .exitOverride()
+    .configureOutput({ outputError: () => {} })
+
+  withCommon(program.command('init').description('create this node\'s identity (never overwrites one)'))
+    .action(async (opts: GlobalOptions) => {
+      const home = resolveHome(opts.home)
+      const { peerId } = await createIdentity(home)
+      print(opts.json, { peerId: peerId.toString(), home }, () => `created identity ${peerId.toString()} in ${home}`)
+    })
+
+  withCommon(program.command('start').description('run a node in the foreground (creates an identity if the home has none)'), false)
+    .option('--config <file>', 'JSON config merged over the defaults')
+    .option('--listen <multiaddr>', 'listen address (repeatable; replaces the configured list)', collect)
+    .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+    .action(async (opts: GlobalOptions & { config?: string, listen?: string[], logLevel?: LogLevel }) => {
+      const home = resolveHome(opts.home)
+      const config = await loadConfig({
+        file: opts.config,
+        overrides: { listen: opts.listen, logLevel: opts.logLevel }
+      })
+      const logger = pino({ level: config.logLevel, base: undefined }, pino.destination({ dest: 2, sync: true }))
+      const daemon = await startDaemon({ home, config, logger })
+      logger.info({ peerId: daemon.node.peerId.toString(), addresses: daemon.node.addresses(), socket: daemon.socketPath }, 'agentnet node running')
+      await new Promise<void>(resolve => {
+        const shutdown = (signal: string): void => {
+          logger.info({ signal }, 'shutting down')
+          daemon.stop().then(resolve, (err: unknown) => {
+            logger.error({ err }, 'shutdown failed')
+            resolve()
+          })
+        }
+        process.once('SIGINT', shutdown)
+        process.once('SIGTERM', shutdown)
+      })
+    })
+
+  withCommon(program.command('id').description('print this node\'s peer ID and addresses'))
+    .action(async (opts: GlobalOptions) => {
+      const home = resolveHome(opts.home)
+      const { peerId } = await loadIdentity(home)
+      let addresses: string[] = []
+      try {
+        addresses = (await withClient(opts, async client => client.nodeInfo())).addresses
+      } catch (err) {
+        if (!(err instanceof NodeNotRunningError)) {
+          throw err
+        }
+      }
+      print(opts.json, { peerId: peerId.toString(), addresses }, () => [peerId.toString(), ...addresses].join('\n'))
+    })
+
+  withCommon(program.command('status').description('show the running node\'s addresses and connections'))
+    .action(async (opts: GlobalOptions) => {
+      const status = await withClient(opts, async client => client.status())
+      print(opts.json, status, () => [
+        `peer ID:     ${status.peerId}`,
+        'addresses:',
+        ...status.addresses.map(a => `  ${a}`),
+        `connections: ${status.connections.length}`,
+        ...status.connections.map(c => `  ${c.peerId} ${c.address} ${c.direct ? 'direct' : 'relayed'} ${c.direction}`)
+      ].join('\n'))
+    })
+
+  withCommon(program.command('peers').description('list connected peers'))
+    .action(async (opts: GlobalOptions) => {
+      const peers = await withClient(opts, async client => client.peersList())
+      print(opts.json, peers, () => peers.length === 0 ? 'no peers' : peers.map(p => `${p.peerId}\n${p.addresses.map(a => `  ${a}`).join('\n')}`).join('\n'))
+    })
+
+  withCommon(program.command('connect').description('connect to a peer').argument('<target>', 'multiaddr or peer ID'))
+    .action(async (target: string, opts: GlobalOptions) => {
+      const result = await withClient(opts, async client => client.connect(target))
+      print(opts.json, result, () => `connected to ${result.peerId} at ${result.address}`)
+    })
+
+  withCommon(program.command('ping').description('measure the round-trip time to a peer').argument('<target>', 'multiaddr or peer ID'))
+    .action(async (target: string, opts: GlobalOptions) => {
+      const result = await withClient(opts, async client => client.ping(target))
+      print(opts.json, result, () => `${result.peerId}: ${result.rttMs} ms`)
+    })
+
+  return program
+}
+
+/** Run the CLI; resolves to the process exit code */
+export async function main (argv: string[]): Promise<number> {
+  const program = buildProgram()
+  const json = argv.includes('--json')
+  try {
+    await program.parseAsync(argv, { from: 'user' })
+    return 0
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') {
+        return 0
+      }
+      return reportError(json, err.message.replace(/^error: /, ''), 'UsageError', 2)
+    }
+    const error = err as Error & { code?: unknown, exitCode?: number }
+    const code = typeof error.code === 'string' ? error.code : error.name
+    return reportError(json, error.message, code, error.exitCode ?? 1)
+  }
+}
+
+function reportError (json: boolean, message: string, code: string, exitCode: number): number {
+  const line = message.split('\n')[0] ?? message
+  process.stderr.write(`agentnet: ${line}\n`)
+  if (json) {
+    process.stdout.write(JSON.stringify({ error: { code, message: line } }) + '\n')
+  }
+  return exitCode
+}

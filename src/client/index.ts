@@ -1,0 +1,236 @@
+/**
+ * @packageDocumentation
+ *
+ * The TypeScript SDK for a running agentnet node: a typed JSON-RPC 2.0 client
+ * of the node's Unix socket. The CLI uses nothing else to talk to the node.
+ *
+ * @example
+ *
+ * ```ts
+ * import { connectClient } from 'agentnet/client'
+ *
+ * const client = await connectClient({ home: '/home/me/.agentnet' })
+ * const info = await client.nodeInfo()
+ * console.log(info.peerId)
+ * client.close()
+ * ```
+ */
+
+import { EventEmitter } from 'node:events'
+import { createConnection } from 'node:net'
+import { join } from 'node:path'
+import { LineSplitter } from '../ipc/lines.ts'
+import type { JsonRpcErrorObject } from '../ipc/rpc.ts'
+import type { ConnectionSummary, NodeInfo, NodeStatus, PeerSummary } from '../node/index.ts'
+import type { Socket } from 'node:net'
+
+export type { ConnectionSummary, NodeInfo, NodeStatus, PeerSummary } from '../node/index.ts'
+
+/** File name of the node's socket inside its home folder */
+export const SOCKET_FILE = 'agentnet.sock'
+
+/** Largest line the client accepts from the node: 64 MiB */
+export const CLIENT_MAX_LINE_BYTES = 64 * 1024 * 1024
+
+/** The node answered a request with a JSON-RPC error */
+export class RemoteError extends Error {
+  /** The agentnet error name, e.g. `PeerUnreachable`, `InvalidParams` */
+  readonly code: string
+  readonly rpcCode: number
+  readonly data: Record<string, unknown> | undefined
+
+  constructor (error: JsonRpcErrorObject) {
+    super(error.message)
+    this.name = 'RemoteError'
+    this.rpcCode = error.code
+    this.code = typeof error.data?.code === 'string' ? error.data.code : 'Unknown'
+    this.data = error.data
+  }
+}
+
+/** The socket could not be reached: usually the node is not running */
+export class NodeNotRunningError extends Error {
+  static readonly code = 'NodeNotRunning'
+  readonly code = 'NodeNotRunning'
+  override name = 'NodeNotRunningError'
+}
+
+/** The connection to the node closed while a request was in flight */
+export class ConnectionClosedError extends Error {
+  static readonly code = 'ConnectionClosed'
+  readonly code = 'ConnectionClosed'
+  override name = 'ConnectionClosedError'
+}
+
+export interface ClientOptions {
+  /** Node home folder; the socket is `<home>/agentnet.sock` */
+  home?: string
+  /** Explicit socket path (wins over `home`) */
+  socketPath?: string
+}
+
+export interface RequestOptions {
+  signal?: AbortSignal
+}
+
+interface Pending {
+  resolve: (value: unknown) => void
+  reject: (err: Error) => void
+}
+
+export interface AgentnetClientEvents {
+  /** A JSON-RPC notification from the node */
+  notification: [method: string, params: unknown]
+  close: []
+}
+
+export class AgentnetClient extends EventEmitter<AgentnetClientEvents> {
+  private readonly socket: Socket
+  private readonly pending = new Map<number, Pending>()
+  private nextId = 1
+  private closedError: Error | undefined
+
+  constructor (socket: Socket) {
+    super()
+    this.socket = socket
+    const splitter = new LineSplitter(CLIENT_MAX_LINE_BYTES)
+    socket.on('data', (chunk: Buffer) => {
+      let lines: string[]
+      try {
+        lines = splitter.push(chunk)
+      } catch (err) {
+        this.fail(err as Error)
+        return
+      }
+      for (const line of lines) {
+        this.handleLine(line)
+      }
+    })
+    socket.on('error', err => { this.fail(err) })
+    socket.on('close', () => { this.fail(new ConnectionClosedError('connection to the node closed')) })
+  }
+
+  /** Send a raw JSON-RPC request and wait for its result */
+  async request<T = unknown> (method: string, params?: unknown, options: RequestOptions = {}): Promise<T> {
+    if (this.closedError != null) {
+      throw this.closedError
+    }
+    const id = this.nextId++
+    const { promise, resolve, reject } = Promise.withResolvers<unknown>()
+    this.pending.set(id, { resolve, reject })
+    const onAbort = (): void => {
+      this.pending.delete(id)
+      reject(options.signal?.reason instanceof Error ? options.signal.reason : new Error('aborted'))
+    }
+    options.signal?.addEventListener('abort', onAbort, { once: true })
+    this.socket.write(JSON.stringify({ jsonrpc: '2.0', id, method, params }) + '\n')
+    try {
+      return await promise as T
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort)
+    }
+  }
+
+  /** Send a JSON-RPC notification (no reply) */
+  notify (method: string, params?: unknown): void {
+    this.socket.write(JSON.stringify({ jsonrpc: '2.0', method, params }) + '\n')
+  }
+
+  async nodeInfo (options?: RequestOptions): Promise<NodeInfo> {
+    return this.request<NodeInfo>('node.info', {}, options)
+  }
+
+  async peersList (options?: RequestOptions): Promise<PeerSummary[]> {
+    return this.request<PeerSummary[]>('peers.list', {}, options)
+  }
+
+  async status (options?: RequestOptions): Promise<NodeStatus> {
+    return this.request<NodeStatus>('node.status', {}, options)
+  }
+
+  async connect (target: string, options?: RequestOptions): Promise<{ peerId: string, address: string }> {
+    return this.request('peer.connect', { target }, options)
+  }
+
+  async ping (target: string, options?: RequestOptions): Promise<{ peerId: string, rttMs: number }> {
+    return this.request('peer.ping', { target }, options)
+  }
+
+  close (): void {
+    this.socket.end()
+    this.socket.destroy()
+  }
+
+  private handleLine (line: string): void {
+    let message: Record<string, unknown>
+    try {
+      message = JSON.parse(line)
+    } catch {
+      return
+    }
+    if (typeof message.method === 'string' && message.id === undefined) {
+      this.emit('notification', message.method, message.params)
+      return
+    }
+    const id = message.id
+    if (typeof id !== 'number') {
+      // an error about a line the server could not attribute (e.g. LineTooLong)
+      if (message.error != null) {
+        this.fail(new RemoteError(message.error as JsonRpcErrorObject))
+      }
+      return
+    }
+    const pending = this.pending.get(id)
+    if (pending == null) {
+      return
+    }
+    this.pending.delete(id)
+    if (message.error != null) {
+      pending.reject(new RemoteError(message.error as JsonRpcErrorObject))
+    } else {
+      pending.resolve(message.result)
+    }
+  }
+
+  private fail (err: Error): void {
+    if (this.closedError == null) {
+      this.closedError = err instanceof ConnectionClosedError ? err : new ConnectionClosedError(err.message)
+      this.emit('close')
+    }
+    for (const pending of this.pending.values()) {
+      pending.reject(err)
+    }
+    this.pending.clear()
+    this.socket.destroy()
+  }
+}
+
+export function socketPathFor (options: ClientOptions): string {
+  if (options.socketPath != null) {
+    return options.socketPath
+  }
+  if (options.home == null) {
+    throw new TypeError('connectClient needs home or socketPath')
+  }
+  return join(options.home, SOCKET_FILE)
+}
+
+/** Connect to a running node's socket */
+export async function connectClient (options: ClientOptions): Promise<AgentnetClient> {
+  const path = socketPathFor(options)
+  const socket = createConnection(path)
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', () => {
+      socket.off('error', reject)
+      resolve()
+    })
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
+        reject(new NodeNotRunningError(`no node is running (socket ${path} ${err.code === 'ENOENT' ? 'does not exist' : 'refuses connections'}); start one with "agentnet start"`))
+      } else {
+        reject(err)
+      }
+    })
+  })
+  return new AgentnetClient(socket)
+}

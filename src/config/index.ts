@@ -1,0 +1,248 @@
+/**
+ * @packageDocumentation
+ *
+ * Node configuration: the embedded defaults (`configs/default.json`), an
+ * optional user file, then command-line overrides, merged in that order and
+ * validated once at start. Validation is strict on purpose: a misspelt key in
+ * a security setting must not be silently ignored, so any unknown key or bad
+ * value is a {@link ConfigError} naming the offending path.
+ *
+ * @example
+ *
+ * ```ts
+ * import { loadConfig } from './config/index.ts'
+ *
+ * const config = await loadConfig({ file: './my.json', overrides: { listen: ['/ip4/127.0.0.1/tcp/0'] } })
+ * ```
+ */
+
+import { readFile } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
+import { multiaddr } from '@multiformats/multiaddr'
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+
+export interface ConnectionsConfig {
+  /** Upper bound on open libp2p connections */
+  maxConnections: number
+  /** How long a single dial may take, in ms */
+  dialTimeoutMs: number
+  /** Inbound connections per second accepted from one remote IP */
+  inboundConnectionThreshold: number
+}
+
+export interface IpcConfig {
+  /** Longest accepted JSON-RPC line on the local socket, in bytes */
+  maxLineBytes: number
+  /** Concurrent local client connections */
+  maxConnections: number
+}
+
+export interface MessagingConfig {
+  /** Largest accepted message body, in bytes */
+  maxBodyBytes: number
+  /** How far in the past a message timestamp may lie, in ms (30 000 to 300 000) */
+  replayWindowMs: number
+  /** How far in the future a message timestamp may lie, in ms */
+  maxClockSkewMs: number
+  /** Default time a request waits for its response, in ms */
+  requestTimeoutMs: number
+  /** Re-sends of a timed-out request (same request ID, new nonce) */
+  retries: number
+}
+
+export interface Config {
+  /** Multiaddrs to listen on */
+  listen: string[]
+  /** Multiaddrs to announce instead of the listen addresses (empty: announce what we listen on) */
+  announce: string[]
+  logLevel: LogLevel
+  connections: ConnectionsConfig
+  ipc: IpcConfig
+  messaging: MessagingConfig
+}
+
+export type ConfigOverrides = { [K in keyof Config]?: Config[K] extends object ? (Config[K] extends unknown[] ? Config[K] : Partial<Config[K]>) : Config[K] }
+
+export class ConfigError extends Error {
+  static readonly code = 'ConfigError'
+  readonly code = 'ConfigError'
+  override name = 'ConfigError'
+}
+
+/** Path of the embedded default configuration */
+export const DEFAULT_CONFIG_PATH = fileURLToPath(new URL('../../configs/default.json', import.meta.url))
+
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+
+type Check = (value: unknown, path: string) => void
+
+function isPlainObject (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function integer (min: number, max: number): Check {
+  return (value, path) => {
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+      throw new ConfigError(`config: ${path} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`)
+    }
+  }
+}
+
+const multiaddrList: Check = (value, path) => {
+  if (!Array.isArray(value)) {
+    throw new ConfigError(`config: ${path} must be an array of multiaddr strings`)
+  }
+  value.forEach((item, i) => {
+    if (typeof item !== 'string') {
+      throw new ConfigError(`config: ${path}[${i}] must be a multiaddr string, got ${JSON.stringify(item)}`)
+    }
+    try {
+      multiaddr(item)
+    } catch {
+      throw new ConfigError(`config: ${path}[${i}] is not a valid multiaddr: ${JSON.stringify(item)}`)
+    }
+  })
+}
+
+const logLevel: Check = (value, path) => {
+  if (typeof value !== 'string' || !LOG_LEVELS.includes(value as LogLevel)) {
+    throw new ConfigError(`config: ${path} must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(value)}`)
+  }
+}
+
+/** The schema: every key the config may hold, and how its value is checked */
+const SCHEMA: Record<string, Check | Record<string, Check>> = {
+  listen: multiaddrList,
+  announce: multiaddrList,
+  logLevel,
+  connections: {
+    maxConnections: integer(1, 100_000),
+    dialTimeoutMs: integer(100, 600_000),
+    inboundConnectionThreshold: integer(1, 100_000)
+  },
+  ipc: {
+    maxLineBytes: integer(1024, 64 * 1024 * 1024),
+    maxConnections: integer(1, 10_000)
+  },
+  messaging: {
+    maxBodyBytes: integer(1, 64 * 1024 * 1024),
+    replayWindowMs: integer(30_000, 300_000),
+    maxClockSkewMs: integer(0, 300_000),
+    requestTimeoutMs: integer(100, 3_600_000),
+    retries: integer(0, 10)
+  }
+}
+
+/**
+ * Check that `value` is a complete, valid configuration. Unknown keys are
+ * errors, so typos surface at start instead of silently using a default.
+ */
+export function validateConfig (value: unknown, source = 'config'): Config {
+  if (!isPlainObject(value)) {
+    throw new ConfigError(`${source}: must be a JSON object`)
+  }
+  checkObject(value, SCHEMA, '', source)
+  return value as unknown as Config
+}
+
+function checkObject (value: Record<string, unknown>, schema: Record<string, Check | Record<string, Check>>, prefix: string, source: string): void {
+  for (const key of Object.keys(value)) {
+    if (!(key in schema)) {
+      throw new ConfigError(`${source}: unknown key "${prefix}${key}"`)
+    }
+  }
+  for (const [key, check] of Object.entries(schema)) {
+    const path = `${prefix}${key}`
+    if (!(key in value)) {
+      throw new ConfigError(`${source}: missing key "${path}"`)
+    }
+    const item = value[key]
+    if (typeof check === 'function') {
+      try {
+        check(item, path)
+      } catch (err) {
+        if (err instanceof ConfigError) {
+          throw new ConfigError(err.message.replace(/^config:/, `${source}:`))
+        }
+        throw err
+      }
+    } else {
+      if (!isPlainObject(item)) {
+        throw new ConfigError(`${source}: "${path}" must be an object`)
+      }
+      checkObject(item, check, `${path}.`, source)
+    }
+  }
+}
+
+/** Merge `override` into `base`: objects merge key by key, arrays and scalars replace */
+export function mergeConfig (base: Record<string, unknown>, override: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base }
+  for (const [key, value] of Object.entries(override)) {
+    if (value === undefined) {
+      continue
+    }
+    const current = out[key]
+    out[key] = isPlainObject(current) && isPlainObject(value) ? mergeConfig(current, value) : value
+  }
+  return out
+}
+
+async function readJson (file: string): Promise<unknown> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`)
+  }
+  try {
+    return JSON.parse(text)
+  } catch (err) {
+    throw new ConfigError(`config file ${file} is not valid JSON: ${(err as Error).message}`)
+  }
+}
+
+export interface LoadConfigOptions {
+  /** A JSON file merged over the defaults; it may hold any subset of keys */
+  file?: string
+  /** Values from command-line flags, merged last */
+  overrides?: ConfigOverrides
+  /** Defaults to use instead of `configs/default.json` (e.g. a profile) */
+  defaultsFile?: string
+}
+
+/** Load the defaults, merge the user's file and overrides, validate the result */
+export async function loadConfig (options: LoadConfigOptions = {}): Promise<Config> {
+  const defaults = await readJson(options.defaultsFile ?? DEFAULT_CONFIG_PATH)
+  if (!isPlainObject(defaults)) {
+    throw new ConfigError('embedded default config is not an object')
+  }
+  let merged: Record<string, unknown> = defaults
+  if (options.file != null) {
+    const user = await readJson(options.file)
+    if (!isPlainObject(user)) {
+      throw new ConfigError(`config file ${options.file}: must be a JSON object`)
+    }
+    // validate the user's keys against the schema before merging so an unknown
+    // key is reported with the file it came from
+    checkKnownKeys(user, SCHEMA, '', options.file)
+    merged = mergeConfig(merged, user)
+  }
+  if (options.overrides != null) {
+    merged = mergeConfig(merged, options.overrides as Record<string, unknown>)
+  }
+  return validateConfig(merged, options.file != null ? `config (${options.file})` : 'config')
+}
+
+function checkKnownKeys (value: Record<string, unknown>, schema: Record<string, Check | Record<string, Check>>, prefix: string, source: string): void {
+  for (const [key, item] of Object.entries(value)) {
+    const check = schema[key]
+    if (check == null) {
+      throw new ConfigError(`config file ${source}: unknown key "${prefix}${key}"`)
+    }
+    if (typeof check !== 'function' && isPlainObject(item)) {
+      checkKnownKeys(item, check, `${prefix}${key}.`, source)
+    }
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * @packageDocumentation
+ *
+ * A running agentnet node: the home folder's lock, the libp2p node and the
+ * IPC socket, started and stopped together. `agentnet start` is a thin shell
+ * around {@link startDaemon}.
+ *
+ * @example
+ *
+ * ```ts
+ * import { loadConfig } from '../config/index.ts'
+ * import { startDaemon } from './index.ts'
+ *
+ * const daemon = await startDaemon({ home: '/tmp/agentnet-a', config: await loadConfig() })
+ * process.once('SIGINT', () => { void daemon.stop() })
+ * ```
+ */
+
+import { join } from 'node:path'
+import { SOCKET_FILE } from '../client/index.ts'
+import { loadOrCreateIdentity } from '../identity/index.ts'
+import { createIpcServer } from '../ipc/index.ts'
+import { createAgentNode } from '../node/index.ts'
+import { acquireLock } from './lock.ts'
+import { createMethods } from './methods.ts'
+import type { Config } from '../config/index.ts'
+import type { IpcServer } from '../ipc/index.ts'
+import type { AgentNode } from '../node/index.ts'
+import type { Logger } from 'pino'
+
+export { NodeAlreadyRunningError } from './lock.ts'
+
+/** File name of the lock that keeps one node per home */
+export const LOCK_FILE = 'node.lock'
+
+export interface DaemonInit {
+  home: string
+  config: Config
+  logger?: Logger
+}
+
+export interface Daemon {
+  readonly node: AgentNode
+  readonly ipc: IpcServer
+  readonly socketPath: string
+  /** Close connections, flush state, remove the socket and the lock */
+  stop: () => Promise<void>
+}
+
+export async function startDaemon (init: DaemonInit): Promise<Daemon> {
+  const { home, config, logger } = init
+  const identity = await loadOrCreateIdentity(home)
+  if (identity.created) {
+    logger?.info({ peerId: identity.peerId.toString(), home }, 'created a new identity')
+  }
+  const socketPath = join(home, SOCKET_FILE)
+  if (Buffer.byteLength(socketPath) > 100) {
+    throw new Error(`home path too long for a Unix socket (${socketPath}); use a shorter --home`)
+  }
+  const releaseLock = await acquireLock(join(home, LOCK_FILE), socketPath)
+  let node: AgentNode | undefined
+  let ipc: IpcServer | undefined
+  try {
+    node = await createAgentNode({ config, privateKey: identity.privateKey, logger })
+    await node.start()
+    ipc = createIpcServer({
+      socketPath,
+      methods: createMethods(node),
+      maxLineBytes: config.ipc.maxLineBytes,
+      maxConnections: config.ipc.maxConnections,
+      logger
+    })
+    await ipc.start()
+  } catch (err) {
+    await node?.stop().catch(() => {})
+    await releaseLock()
+    throw err
+  }
+  const startedNode = node
+  const startedIpc = ipc
+  let stopping: Promise<void> | undefined
+  return {
+    node: startedNode,
+    ipc: startedIpc,
+    socketPath,
+    stop: async () => {
+      stopping ??= (async () => {
+        await startedIpc.stop().catch(err => logger?.warn({ err }, 'ipc stop failed'))
+        await startedNode.stop().catch(err => logger?.warn({ err }, 'node stop failed'))
+        await releaseLock()
+      })()
+      await stopping
+    }
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * @packageDocumentation
+ *
+ * The node's persistent identity: one Ed25519 libp2p key in the home folder.
+ * The peer ID derived from it is the agent's address on the network, so the
+ * key is created once, never overwritten, and refused if other users could
+ * read it.
+ *
+ * @example
+ *
+ * ```ts
+ * import { resolveHome, loadOrCreateIdentity } from './identity/index.ts'
+ *
+ * const home = resolveHome()
+ * const { privateKey, peerId, created } = await loadOrCreateIdentity(home)
+ * console.log(peerId.toString(), created)
+ * ```
+ */
+
+import { chmod, mkdir, readFile, stat } from 'node:fs/promises'
+import { homedir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { writeFileAtomic } from '../utils/fs.ts'
+import type { PeerId, PrivateKey } from '@libp2p/interface'
+
+/** File name of the private key inside the home folder */
+export const KEY_FILE = 'identity.key'
+
+export class IdentityError extends Error {
+  static readonly code: string = 'IdentityError'
+  readonly code: string = 'IdentityError'
+  override name = 'IdentityError'
+}
+
+export class IdentityExistsError extends IdentityError {
+  static override readonly code = 'IdentityExists'
+  override readonly code = 'IdentityExists'
+  override name = 'IdentityExistsError'
+}
+
+export class MissingIdentityError extends IdentityError {
+  static override readonly code = 'MissingIdentity'
+  override readonly code = 'MissingIdentity'
+  override name = 'MissingIdentityError'
+}
+
+export class InsecureKeyFileError extends IdentityError {
+  static override readonly code = 'InsecureKeyFile'
+  override readonly code = 'InsecureKeyFile'
+  override name = 'InsecureKeyFileError'
+}
+
+export class CorruptKeyError extends IdentityError {
+  static override readonly code = 'CorruptKey'
+  override readonly code = 'CorruptKey'
+  override name = 'CorruptKeyError'
+}
+
+export interface Identity {
+  privateKey: PrivateKey
+  peerId: PeerId
+  /** true when the key was created by this call */
+  created: boolean
+}
+
+/** `--home` if given, else `$AGENTNET_HOME`, else `~/.agentnet` */
+export function resolveHome (flag?: string): string {
+  const chosen = flag ?? process.env.AGENTNET_HOME
+  return resolve(chosen != null && chosen !== '' ? chosen : join(homedir(), '.agentnet'))
+}
+
+/**
+ * Create the home folder with mode 0700, or tighten an existing one to 0700:
+ * every file in it is private to the node's user.
+ */
+export async function ensureHome (home: string): Promise<void> {
+  await mkdir(home, { recursive: true, mode: 0o700 })
+  const info = await stat(home)
+  if (!info.isDirectory()) {
+    throw new IdentityError(`home ${home} is not a directory`)
+  }
+  if ((info.mode & 0o777) !== 0o700) {
+    await chmod(home, 0o700)
+  }
+}
+
+/** Create a new identity; refuses to replace an existing key */
+export async function createIdentity (home: string): Promise<Identity> {
+  await ensureHome(home)
+  const file = join(home, KEY_FILE)
+  if (await exists(file)) {
+    throw new IdentityExistsError(`an identity already exists at ${file}; it is never overwritten`)
+  }
+  const privateKey = await generateKeyPair('Ed25519')
+  await writeFileAtomic(file, privateKeyToProtobuf(privateKey), 0o600)
+  return { privateKey, peerId: peerIdFromPrivateKey(privateKey), created: true }
+}
+
+/** Load the identity from `home`; refuses a key file that group or others can access */
+export async function loadIdentity (home: string): Promise<Identity> {
+  const file = join(home, KEY_FILE)
+  let info
+  try {
+    info = await stat(file)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new MissingIdentityError(`no identity in ${home}; run "agentnet init --home ${home}"`)
+    }
+    throw err
+  }
+  if ((info.mode & 0o077) !== 0) {
+    throw new InsecureKeyFileError(`key file ${file} has mode ${(info.mode & 0o777).toString(8).padStart(4, '0')}; it must be readable by its owner only (chmod 600 ${file})`)
+  }
+  const bytes = await readFile(file)
+  let privateKey: PrivateKey
+  try {
+    privateKey = privateKeyFromProtobuf(bytes)
+  } catch (err) {
+    throw new CorruptKeyError(`key file ${file} is corrupt: ${(err as Error).message}`)
+  }
+  if (privateKey.type !== 'Ed25519') {
+    throw new CorruptKeyError(`key file ${file} holds a ${privateKey.type} key; agentnet needs Ed25519`)
+  }
+  return { privateKey, peerId: peerIdFromPrivateKey(privateKey), created: false }
+}
+
+/** Load the identity, creating it first when the home holds none */
+export async function loadOrCreateIdentity (home: string): Promise<Identity> {
+  await ensureHome(home)
+  try {
+    return await loadIdentity(home)
+  } catch (err) {
+    if (err instanceof MissingIdentityError) {
+      return await createIdentity(home)
+    }
+    throw err
+  }
+}
+
+async function exists (file: string): Promise<boolean> {
+  try {
+    await stat(file)
+    return true
+  } catch {
+    return false
+  }
+}

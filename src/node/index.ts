@@ -1,0 +1,209 @@
+/**
+ * @packageDocumentation
+ *
+ * The libp2p node behind an agent: TCP and WebRTC-direct transports, Noise
+ * encryption, yamux multiplexing, identify and ping, assembled from a
+ * validated {@link Config}. {@link AgentNode} wraps it with the operations the
+ * local API offers (info, peers, connect, ping) so that the IPC layer never
+ * reaches into libp2p itself.
+ *
+ * @example
+ *
+ * ```ts
+ * import { loadConfig } from '../config/index.ts'
+ * import { loadOrCreateIdentity } from '../identity/index.ts'
+ * import { createAgentNode } from './index.ts'
+ *
+ * const config = await loadConfig({ overrides: { listen: ['/ip4/127.0.0.1/tcp/0'] } })
+ * const { privateKey } = await loadOrCreateIdentity('/tmp/agentnet-a')
+ * const node = await createAgentNode({ config, privateKey })
+ * await node.start()
+ * console.log(node.info())
+ * await node.stop()
+ * ```
+ */
+
+import { identify } from '@libp2p/identify'
+import { noise } from '@libp2p/noise'
+import { ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
+import { webRTCDirect } from '@libp2p/webrtc'
+import { yamux } from '@libp2p/yamux'
+import { createLibp2p } from 'libp2p'
+import { parseTarget } from './target.ts'
+import type { Config } from '../config/index.ts'
+import type { Identify } from '@libp2p/identify'
+import type { Connection, Libp2p, PeerId, PrivateKey, Transport } from '@libp2p/interface'
+import type { Ping } from '@libp2p/ping'
+import type { Logger } from 'pino'
+
+export { parseTarget, parsePeerId, InvalidTargetError } from './target.ts'
+export type { Target } from './target.ts'
+
+export type AgentLibp2p = Libp2p<{ identify: Identify, ping: Ping }>
+
+export interface NodeInfo {
+  peerId: string
+  /** Full multiaddrs ending in `/p2p/<peerId>` */
+  addresses: string[]
+  protocols: string[]
+  version: string
+}
+
+export interface PeerSummary {
+  peerId: string
+  addresses: string[]
+}
+
+export interface ConnectionSummary {
+  peerId: string
+  address: string
+  /** false when the connection runs through a relay */
+  direct: boolean
+  direction: 'inbound' | 'outbound'
+}
+
+export interface NodeStatus {
+  peerId: string
+  addresses: string[]
+  connections: ConnectionSummary[]
+}
+
+export interface AgentNodeInit {
+  config: Config
+  privateKey: PrivateKey
+  /** Structured logger; defaults to a silent one */
+  logger?: Logger
+}
+
+/** The agentnet version reported to peers by identify */
+export const AGENT_VERSION = 'agentnet/0.1.0'
+
+export class PeerUnreachableError extends Error {
+  static readonly code = 'PeerUnreachable'
+  readonly code = 'PeerUnreachable'
+  override name = 'PeerUnreachableError'
+}
+
+export class AgentNode {
+  readonly libp2p: AgentLibp2p
+  readonly peerId: PeerId
+  private readonly config: Config
+  private readonly logger: Logger | undefined
+
+  constructor (libp2p: AgentLibp2p, config: Config, logger?: Logger) {
+    this.libp2p = libp2p
+    this.peerId = libp2p.peerId
+    this.config = config
+    this.logger = logger
+  }
+
+  async start (): Promise<void> {
+    await this.libp2p.start()
+    this.logger?.info({ peerId: this.peerId.toString(), addresses: this.addresses() }, 'node listening')
+  }
+
+  async stop (): Promise<void> {
+    await this.libp2p.stop()
+    this.logger?.info('node stopped')
+  }
+
+  addresses (): string[] {
+    return this.libp2p.getMultiaddrs().map(ma => ma.toString())
+  }
+
+  info (): NodeInfo {
+    return {
+      peerId: this.peerId.toString(),
+      addresses: this.addresses(),
+      protocols: this.libp2p.getProtocols(),
+      version: AGENT_VERSION
+    }
+  }
+
+  async peers (): Promise<PeerSummary[]> {
+    const connected = new Set(this.libp2p.getPeers().map(p => p.toString()))
+    const peers = await this.libp2p.peerStore.all()
+    return peers
+      .filter(peer => connected.has(peer.id.toString()))
+      .map(peer => ({
+        peerId: peer.id.toString(),
+        addresses: peer.addresses.map(a => a.multiaddr.toString())
+      }))
+  }
+
+  status (): NodeStatus {
+    return {
+      peerId: this.peerId.toString(),
+      addresses: this.addresses(),
+      connections: this.libp2p.getConnections().map(summarizeConnection)
+    }
+  }
+
+  /** Open (or reuse) a connection to a multiaddr, peer ID or agentnet URL */
+  async connect (target: string, signal?: AbortSignal): Promise<Connection> {
+    const parsed = parseTarget(target)
+    const dialTarget = parsed.kind === 'multiaddr' ? parsed.multiaddr : parsed.peerId
+    const timeout = AbortSignal.timeout(this.config.connections.dialTimeoutMs)
+    try {
+      return await this.libp2p.dial(dialTarget, { signal: signal == null ? timeout : AbortSignal.any([signal, timeout]) })
+    } catch (err) {
+      throw new PeerUnreachableError(`cannot connect to ${target}: ${(err as Error).message}`)
+    }
+  }
+
+  /** Round-trip time in ms to a peer over the libp2p ping protocol */
+  async ping (target: string, signal?: AbortSignal): Promise<{ peerId: string, rttMs: number }> {
+    const connection = await this.connect(target, signal)
+    const timeout = AbortSignal.timeout(this.config.connections.dialTimeoutMs)
+    try {
+      const started = performance.now()
+      await this.libp2p.services.ping.ping(connection.remotePeer, { signal: signal == null ? timeout : AbortSignal.any([signal, timeout]) })
+      // libp2p reports whole milliseconds; on a LAN the interesting part is below one
+      const rttMs = Math.round((performance.now() - started) * 1000) / 1000
+      return { peerId: connection.remotePeer.toString(), rttMs }
+    } catch (err) {
+      throw new PeerUnreachableError(`ping ${target} failed: ${(err as Error).message}`)
+    }
+  }
+}
+
+export function summarizeConnection (connection: Connection): ConnectionSummary {
+  return {
+    peerId: connection.remotePeer.toString(),
+    address: connection.remoteAddr.toString(),
+    direct: connection.limits == null && !connection.remoteAddr.toString().includes('/p2p-circuit'),
+    direction: connection.direction
+  }
+}
+
+/** Assemble (but do not start) the libp2p node described by `config` */
+export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> {
+  const { config } = init
+  const transports: Array<(components: any) => Transport> = [tcp()]
+  if (config.listen.some(a => a.includes('/webrtc-direct'))) {
+    transports.push(webRTCDirect())
+  }
+  const libp2p = await createLibp2p({
+    start: false,
+    privateKey: init.privateKey,
+    nodeInfo: { userAgent: AGENT_VERSION },
+    addresses: {
+      listen: config.listen,
+      announce: config.announce
+    },
+    transports,
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionManager: {
+      maxConnections: config.connections.maxConnections,
+      dialTimeout: config.connections.dialTimeoutMs,
+      inboundConnectionThreshold: config.connections.inboundConnectionThreshold
+    },
+    services: {
+      identify: identify(),
+      ping: ping()
+    }
+  })
+  return new AgentNode(libp2p, config, init.logger)
+}
