@@ -51,6 +51,15 @@ export interface MessagingConfig {
   retries: number
 }
 
+export interface TokensConfig {
+  /** Services that refuse requests without a valid session token */
+  protectedServices: string[]
+  /** Lifetime of the session tokens this node issues, ms */
+  lifetimeMs: number
+  /** Longest lifetime a peer may ask for, ms */
+  maxLifetimeMs: number
+}
+
 export interface Config {
   /** Multiaddrs to listen on */
   listen: string[]
@@ -60,6 +69,7 @@ export interface Config {
   connections: ConnectionsConfig
   ipc: IpcConfig
   messaging: MessagingConfig
+  tokens: TokensConfig
 }
 
 export type ConfigOverrides = { [K in keyof Config]?: Config[K] extends object ? (Config[K] extends unknown[] ? Config[K] : Partial<Config[K]>) : Config[K] }
@@ -105,6 +115,12 @@ const multiaddrList: Check = (value, path) => {
   })
 }
 
+const serviceList: Check = (value, path) => {
+  if (!Array.isArray(value) || !value.every(item => typeof item === 'string' && item.length > 0 && item.length <= 128)) {
+    throw new ConfigError(`config: ${path} must be an array of service names (1–128 characters)`)
+  }
+}
+
 const logLevel: Check = (value, path) => {
   if (typeof value !== 'string' || !LOG_LEVELS.includes(value as LogLevel)) {
     throw new ConfigError(`config: ${path} must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(value)}`)
@@ -131,6 +147,11 @@ const SCHEMA: Record<string, Check | Record<string, Check>> = {
     maxClockSkewMs: integer(0, 300_000),
     requestTimeoutMs: integer(100, 3_600_000),
     retries: integer(0, 10)
+  },
+  tokens: {
+    protectedServices: serviceList,
+    lifetimeMs: integer(1_000, 86_400_000),
+    maxLifetimeMs: integer(1_000, 86_400_000)
   }
 }
 

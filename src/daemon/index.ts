@@ -57,11 +57,12 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
   if (Buffer.byteLength(socketPath) > 100) {
     throw new Error(`home path too long for a Unix socket (${socketPath}); use a shorter --home`)
   }
-  const releaseLock = await acquireLock(join(home, LOCK_FILE), socketPath)
+  const lock = await acquireLock(join(home, LOCK_FILE), socketPath)
+  const releaseLock = lock.release
   let node: AgentNode | undefined
   let ipc: IpcServer | undefined
   try {
-    node = await createAgentNode({ config, privateKey: identity.privateKey, logger })
+    node = await createAgentNode({ config, privateKey: identity.privateKey, home, afterCrash: lock.recoveredStale, logger })
     await node.start()
     ipc = createIpcServer({
       socketPath,

@@ -12,7 +12,14 @@ export class NodeAlreadyRunningError extends Error {
  * left by a crashed node (its PID is gone, or its socket refuses
  * connections) is detected and replaced.
  */
-export async function acquireLock (lockPath: string, socketPath: string): Promise<() => Promise<void>> {
+export interface HeldLock {
+  release: () => Promise<void>
+  /** true when the previous node on this home did not shut down cleanly */
+  recoveredStale: boolean
+}
+
+export async function acquireLock (lockPath: string, socketPath: string): Promise<HeldLock> {
+  let recoveredStale = false
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const handle = await open(lockPath, 'wx', 0o600)
@@ -20,7 +27,7 @@ export async function acquireLock (lockPath: string, socketPath: string): Promis
       await handle.close()
       // we hold the lock, so any socket file left behind is stale
       await unlink(socketPath).catch(() => {})
-      return async () => { await unlink(lockPath).catch(() => {}) }
+      return { release: async () => { await unlink(lockPath).catch(() => {}) }, recoveredStale }
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
         throw err
@@ -31,6 +38,7 @@ export async function acquireLock (lockPath: string, socketPath: string): Promis
       throw new NodeAlreadyRunningError(`a node is already running on this home (pid ${pid})`)
     }
     await unlink(lockPath).catch(() => {})
+    recoveredStale = true
   }
   throw new NodeAlreadyRunningError('another node is starting on this home at the same time')
 }

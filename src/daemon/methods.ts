@@ -1,4 +1,7 @@
+import { decodeBody, encodeBody } from '../messaging/index.ts'
 import { invalidParams } from '../ipc/index.ts'
+import { parsePeerId, parseTarget } from '../node/index.ts'
+import { LocalServices } from './services.ts'
 import type { MethodHandler } from '../ipc/index.ts'
 import type { AgentNode } from '../node/index.ts'
 
@@ -20,8 +23,31 @@ function requireString (params: unknown, key: string): string {
   return value
 }
 
-/** The JSON-RPC methods of the local socket; README "Local API" documents each */
+function optionalPositive (params: Record<string, unknown>, key: string): number | undefined {
+  const value = params[key]
+  if (value === undefined || value === null) {
+    return undefined
+  }
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw invalidParams(`params.${key} must be a positive number`)
+  }
+  return value
+}
+
+/** Service names are short printable identifiers */
+const SERVICE_NAME = /^[\w.:/-]{1,128}$/
+
+function requireService (params: unknown, key = 'service'): string {
+  const service = requireString(params, key)
+  if (!SERVICE_NAME.test(service)) {
+    throw invalidParams(`params.${key} must be 1–128 characters of letters, digits and . _ : / -`)
+  }
+  return service
+}
+
+/** The JSON-RPC methods of the local socket; the README's "Local API" documents each */
 export function createMethods (node: AgentNode): Record<string, MethodHandler> {
+  const services = new LocalServices(node.messaging)
   return {
     'node.info': async (params) => {
       paramsObject(params)
@@ -30,6 +56,10 @@ export function createMethods (node: AgentNode): Record<string, MethodHandler> {
     'node.status': async (params) => {
       paramsObject(params)
       return node.status()
+    },
+    'node.metrics': async (params) => {
+      paramsObject(params)
+      return { messaging: node.messaging.metrics, replayCache: { entries: node.messaging.replayCache.size } }
     },
     'peers.list': async (params) => {
       paramsObject(params)
@@ -41,6 +71,45 @@ export function createMethods (node: AgentNode): Record<string, MethodHandler> {
     },
     'peer.ping': async (params, { signal }) => {
       return node.ping(requireString(params, 'target'), signal)
+    },
+    'service.register': async (params, { session }) => {
+      const service = requireService(params)
+      services.register(session, service)
+      return { service }
+    },
+    'service.unregister': async (params, { session }) => {
+      const service = requireService(params)
+      return { service, removed: services.unregister(session, service) }
+    },
+    'msg.send': async (params, { signal }) => {
+      const p = paramsObject(params)
+      const target = parseTarget(requireString(p, 'to'))
+      if (target.kind !== 'peer') {
+        throw invalidParams('params.to must be a peer ID or agentnet:// URL')
+      }
+      const service = p.service === undefined && target.service != null ? target.service : requireService(p)
+      let encoded
+      try {
+        encoded = encodeBody({ body: p.body, bodyBase64: p.bodyBase64 as string | undefined })
+      } catch (err) {
+        throw invalidParams((err as Error).message)
+      }
+      const reply = await node.messaging.send(target.peerId, service, encoded.body, encoded.contentType, {
+        oneway: p.oneway === true,
+        timeoutMs: optionalPositive(p, 'timeoutMs'),
+        signal
+      })
+      if (reply.kind === 'ack') {
+        return { from: reply.from, id: reply.id, accepted: true }
+      }
+      return { from: reply.from, id: reply.id, ...decodeBody(reply.body, reply.contentType), contentType: reply.contentType }
+    },
+    'msg.reply': async (params, { session }) => {
+      services.reply(session, paramsObject(params))
+      return { ok: true }
+    },
+    'token.revoke': async (params) => {
+      return node.tokens.revoke(parsePeerId(requireString(params, 'peer')))
     }
   }
 }

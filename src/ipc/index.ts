@@ -35,8 +35,8 @@ export { RpcError, RpcErrorCode, invalidParams, toRpcError } from './rpc.ts'
 export type { JsonRpcId, JsonRpcRequest, JsonRpcResponse, JsonRpcNotification, JsonRpcErrorObject } from './rpc.ts'
 export { LineSplitter, LineTooLongError } from './lines.ts'
 
-/** Default longest request line: 1 MiB (bodies up to the message limit fit base64-encoded in larger configs) */
-export const DEFAULT_MAX_LINE_BYTES = 1024 * 1024
+/** Default longest request line: 4 MiB, room for a 1 MiB body base64- or JSON-encoded */
+export const DEFAULT_MAX_LINE_BYTES = 4 * 1024 * 1024
 /** Default number of concurrent client connections */
 export const DEFAULT_MAX_CONNECTIONS = 64
 /** A client that stops reading is dropped once this much output is queued for it */
@@ -63,7 +63,7 @@ export type MethodHandler = (params: unknown, context: MethodContext) => Promise
 export interface IpcServerInit {
   socketPath: string
   methods: Record<string, MethodHandler>
-  /** @default 1 MiB */
+  /** @default 4 MiB */
   maxLineBytes?: number
   /** @default 64 */
   maxConnections?: number

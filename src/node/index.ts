@@ -30,7 +30,11 @@ import { tcp } from '@libp2p/tcp'
 import { webRTCDirect } from '@libp2p/webrtc'
 import { yamux } from '@libp2p/yamux'
 import { createLibp2p } from 'libp2p'
+import { MessagingService } from '../messaging/index.ts'
+import { ReplayCache } from '../protocol/index.ts'
+import { TokenService } from '../tokens/index.ts'
 import { parseTarget } from './target.ts'
+import { loadReplayCache, saveReplayCache } from './replay-state.ts'
 import type { Config } from '../config/index.ts'
 import type { Identify } from '@libp2p/identify'
 import type { Connection, Libp2p, PeerId, PrivateKey, Transport } from '@libp2p/interface'
@@ -72,6 +76,13 @@ export interface NodeStatus {
 export interface AgentNodeInit {
   config: Config
   privateKey: PrivateKey
+  /** Home folder for persistent state (tokens, replay cache) */
+  home: string
+  /**
+   * The previous node on this home did not stop cleanly: its replay cache
+   * snapshot is missing, so refuse anything timestamped before start + skew
+   */
+  afterCrash?: boolean
   /** Structured logger; defaults to a silent one */
   logger?: Logger
 }
@@ -85,26 +96,47 @@ export class PeerUnreachableError extends Error {
   override name = 'PeerUnreachableError'
 }
 
+export interface AgentNodeParts {
+  libp2p: AgentLibp2p
+  messaging: MessagingService
+  tokens: TokenService
+  config: Config
+  home: string
+  logger?: Logger
+}
+
 export class AgentNode {
   readonly libp2p: AgentLibp2p
   readonly peerId: PeerId
+  readonly messaging: MessagingService
+  readonly tokens: TokenService
   private readonly config: Config
+  private readonly home: string
   private readonly logger: Logger | undefined
 
-  constructor (libp2p: AgentLibp2p, config: Config, logger?: Logger) {
-    this.libp2p = libp2p
-    this.peerId = libp2p.peerId
-    this.config = config
-    this.logger = logger
+  constructor (parts: AgentNodeParts) {
+    this.libp2p = parts.libp2p
+    this.peerId = parts.libp2p.peerId
+    this.messaging = parts.messaging
+    this.tokens = parts.tokens
+    this.config = parts.config
+    this.home = parts.home
+    this.logger = parts.logger
   }
 
   async start (): Promise<void> {
     await this.libp2p.start()
+    await this.tokens.start()
+    await this.messaging.start()
     this.logger?.info({ peerId: this.peerId.toString(), addresses: this.addresses() }, 'node listening')
   }
 
   async stop (): Promise<void> {
+    await this.messaging.stop()
+    await this.tokens.stop()
     await this.libp2p.stop()
+    // only a clean stop leaves a snapshot; its absence at the next start means a crash
+    await saveReplayCache(this.home, this.messaging.replayCache).catch(err => this.logger?.error({ err }, 'could not save the replay cache'))
     this.logger?.info('node stopped')
   }
 
@@ -205,5 +237,26 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
       ping: ping()
     }
   })
-  return new AgentNode(libp2p, config, init.logger)
+  const replayCache: ReplayCache = await loadReplayCache(init.home, {
+    windowMs: config.messaging.replayWindowMs,
+    afterCrash: init.afterCrash === true,
+    maxSkewMs: config.messaging.maxClockSkewMs,
+    logger: init.logger
+  })
+  const tokens = new TokenService({ libp2p, privateKey: init.privateKey, logger: init.logger }, {
+    home: init.home,
+    protectedServices: config.tokens.protectedServices,
+    lifetimeMs: config.tokens.lifetimeMs,
+    maxLifetimeMs: config.tokens.maxLifetimeMs
+  })
+  const messaging = new MessagingService({ libp2p, privateKey: init.privateKey, logger: init.logger, tokenProvider: tokens }, {
+    maxBodyBytes: config.messaging.maxBodyBytes,
+    replayWindowMs: config.messaging.replayWindowMs,
+    maxClockSkewMs: config.messaging.maxClockSkewMs,
+    requestTimeoutMs: config.messaging.requestTimeoutMs,
+    retries: config.messaging.retries,
+    replayCache
+  })
+  messaging.addInboundGate(tokens.gate)
+  return new AgentNode({ libp2p, messaging, tokens, config, home: init.home, logger: init.logger })
 }

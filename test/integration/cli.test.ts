@@ -47,7 +47,7 @@ describe('CLI with two real nodes on 127.0.0.1', () => {
     const idA = await runJson<{ peerId: string, addresses: string[] }>(['id', '--home', homeA])
     assert.ok(idA.addresses.length > 0)
     const address = idA.addresses.find(a => a.includes('/tcp/'))
-    assert.ok(address?.endsWith(`/p2p/${idA.peerId}`), 'full multiaddr with /p2p/')
+    assert.ok(address != null && address.endsWith(`/p2p/${idA.peerId}`), "full multiaddr with /p2p/")
 
     const connected = await runJson<{ peerId: string, address: string }>(['connect', address, '--home', homeB])
     assert.equal(connected.peerId, idA.peerId)

@@ -1,0 +1,63 @@
+/**
+ * Errors of the messaging layer. Each has a stable `code`, the string that
+ * travels in `error` envelopes and in JSON-RPC `data.code`.
+ */
+
+export class MessagingError extends Error {
+  readonly code: string
+  constructor (code: string, message: string) {
+    super(message)
+    this.name = 'MessagingError'
+    this.code = code
+  }
+}
+
+/** No local agent registered the addressed service */
+export class NoSuchServiceError extends MessagingError {
+  constructor (service: string) {
+    super('NoSuchService', `no service ${JSON.stringify(service)} is registered on this node`)
+    this.name = 'NoSuchServiceError'
+  }
+}
+
+/** The service name is already held by another local connection */
+export class ServiceTakenError extends MessagingError {
+  constructor (service: string) {
+    super('ServiceTaken', `service ${JSON.stringify(service)} is already registered by another client`)
+    this.name = 'ServiceTakenError'
+  }
+}
+
+/** No answer arrived within the request's timeout, retries included */
+export class RequestTimeoutError extends MessagingError {
+  constructor (message: string) {
+    super('RequestTimeout', message)
+    this.name = 'RequestTimeoutError'
+  }
+}
+
+/** Too many requests from one peer are being handled at once */
+export class BusyError extends MessagingError {
+  constructor (message: string) {
+    super('Busy', message)
+    this.name = 'BusyError'
+  }
+}
+
+/** The remote node answered with an `error` envelope */
+export class RemoteMessageError extends MessagingError {
+  readonly remote: string
+  constructor (code: string, message: string, remote: string) {
+    super(code, message)
+    this.name = 'RemoteMessageError'
+    this.remote = remote
+  }
+}
+
+/** A local service handler failed, or answered with an error */
+export class ServiceError extends MessagingError {
+  constructor (code: string, message: string) {
+    super(code, message)
+    this.name = 'ServiceError'
+  }
+}

@@ -1,0 +1,106 @@
+import * as varint from 'uint8-varint'
+import type { Uint8ArrayList } from 'uint8arraylist'
+
+export class FrameTooLargeError extends Error {
+  static readonly code = 'FrameTooLarge'
+  readonly code = 'FrameTooLarge'
+  override name = 'FrameTooLargeError'
+}
+
+/** Longest unsigned-varint length prefix we accept (enough for 2^35 bytes) */
+const MAX_LENGTH_BYTES = 5
+
+/** Prefix `frame` with its unsigned-varint length, in one buffer (one send) */
+export function encodeFrame (frame: Uint8Array): Uint8Array {
+  const prefixLength = varint.encodingLength(frame.byteLength)
+  const out = new Uint8Array(prefixLength + frame.byteLength)
+  varint.encode(frame.byteLength, out, 0)
+  out.set(frame, prefixLength)
+  return out
+}
+
+/**
+ * Incremental decoder of varint-length-prefixed frames. It never buffers more
+ * than one frame of at most `maxFrameBytes` plus its prefix: a length above
+ * the limit is refused as soon as the prefix is read, before the body arrives.
+ */
+export class FrameDecoder {
+  private readonly maxFrameBytes: number
+  private chunks: Uint8Array[] = []
+  private buffered = 0
+  /** bytes the partial frame at the head of `chunks` needs before it is worth joining */
+  private needed = 0
+
+  constructor (maxFrameBytes: number) {
+    this.maxFrameBytes = maxFrameBytes
+  }
+
+  /** Feed received bytes; returns every frame they complete. Throws {@link FrameTooLargeError}. */
+  push (data: Uint8Array | Uint8ArrayList): Uint8Array[] {
+    const bytes = data instanceof Uint8Array ? data : data.subarray()
+    if (bytes.byteLength === 0) {
+      return []
+    }
+    this.chunks.push(bytes)
+    this.buffered += bytes.byteLength
+    if (this.buffered < this.needed) {
+      // a large frame arriving in pieces: join once, when it is complete
+      return []
+    }
+    this.needed = 0
+    const frames: Uint8Array[] = []
+    let buf = this.chunks.length === 1 ? bytes : concat(this.chunks, this.buffered)
+    let offset = 0
+    while (offset < buf.byteLength) {
+      // parse the length prefix by hand so a truncated prefix just waits
+      let length = 0
+      let shift = 0
+      let i = offset
+      let complete = false
+      while (i < buf.byteLength && i - offset < MAX_LENGTH_BYTES) {
+        const b = buf[i] as number
+        length += (b & 0x7f) * 2 ** shift
+        shift += 7
+        i++
+        if ((b & 0x80) === 0) {
+          complete = true
+          break
+        }
+      }
+      if (!complete) {
+        if (i - offset >= MAX_LENGTH_BYTES) {
+          throw new FrameTooLargeError('frame length prefix too long')
+        }
+        break
+      }
+      if (length > this.maxFrameBytes) {
+        throw new FrameTooLargeError(`frame of ${length} bytes exceeds the ${this.maxFrameBytes}-byte limit`)
+      }
+      if (buf.byteLength - i < length) {
+        this.needed = i - offset + length
+        break
+      }
+      frames.push(buf.subarray(i, i + length))
+      offset = i + length
+    }
+    if (offset === buf.byteLength) {
+      this.chunks = []
+      this.buffered = 0
+    } else {
+      buf = buf.subarray(offset)
+      this.chunks = [buf]
+      this.buffered = buf.byteLength
+    }
+    return frames
+  }
+}
+
+function concat (chunks: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total)
+  let offset = 0
+  for (const chunk of chunks) {
+    out.set(chunk, offset)
+    offset += chunk.byteLength
+  }
+  return out
+}

@@ -1,0 +1,131 @@
+/**
+ * @packageDocumentation
+ *
+ * Signed, replay-protected agent messages over `/agentnet/msg/1.0.0`. One
+ * long-lived stream per peer and direction carries varint-length-prefixed
+ * frames; requests and one-way messages go out on our stream to the peer,
+ * answers come back on the stream the request arrived on. Every frame is
+ * checked by `openEnvelope` in `src/protocol` (the one place where messages
+ * are verified and rejected) before it reaches a service.
+ *
+ * @example
+ *
+ * ```ts
+ * import { messaging } from './index.ts'
+ *
+ * const service = messaging({ requestTimeoutMs: 5000 })({ libp2p, privateKey })
+ * await service.start()
+ * service.registerService('echo', async msg => ({ body: msg.body, contentType: msg.contentType }))
+ * const reply = await service.send(peerId, 'echo', new TextEncoder().encode('hi'), 'text/plain; charset=utf-8')
+ * ```
+ */
+
+import { MessagingService } from './messaging.ts'
+import type { ReplayCache } from '../protocol/index.ts'
+import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
+import type { Message } from '../protocol/index.ts'
+import type { Logger } from 'pino'
+
+export { MessagingService, MSG_PROTOCOL, encodeAck } from './messaging.ts'
+export * from './errors.ts'
+export * from './body.ts'
+export { encodeFrame, FrameDecoder, FrameTooLargeError } from './frames.ts'
+
+export interface MessagingInit {
+  /** Largest body accepted or sent, bytes. @default 1048576 */
+  maxBodyBytes?: number
+  /** Replay and idempotence window, ms (30 000–300 000). @default 60000 */
+  replayWindowMs?: number
+  /** Allowed clock skew into the future, ms. @default 30000 */
+  maxClockSkewMs?: number
+  /** Default request timeout, retries included, ms. @default 10000 */
+  requestTimeoutMs?: number
+  /** Re-sends of a timed-out request. @default 2 */
+  retries?: number
+  /** Concurrent inbound msg streams per connection. @default 64 */
+  maxInboundStreams?: number
+  /** Requests from one peer handled at once; more get `Busy`. @default 1024 */
+  maxInFlightPerPeer?: number
+  /** Answers kept for duplicate request IDs. @default 100000 */
+  maxIdempotenceEntries?: number
+  /** Bytes of answers kept for duplicate request IDs. @default 67108864 */
+  maxIdempotenceBytes?: number
+  /** A replay cache to use (e.g. restored from a snapshot) */
+  replayCache?: ReplayCache
+}
+
+/** Attaches session tokens to outgoing messages (see `src/tokens`) */
+export interface TokenProvider {
+  tokenFor: (peer: PeerId, service: string, signal?: AbortSignal) => Promise<Uint8Array | undefined>
+  /** Drop the held token and fetch a new one (after the peer refused it) */
+  renew: (peer: PeerId, service: string, signal?: AbortSignal) => Promise<void>
+  isTokenError: (code: string) => boolean
+}
+
+export interface RejectionEvent {
+  peer: string
+  id?: string
+  service?: string
+  code: string
+  reason: string
+}
+
+export interface MessagingComponents {
+  libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol'>
+  privateKey: PrivateKey
+  logger?: Logger
+  tokenProvider?: TokenProvider
+  /** Called for every rejected frame (for the audit log) */
+  onReject?: (event: RejectionEvent) => void
+}
+
+/** A request or one-way message as a local service receives it */
+export interface InboundMessage {
+  from: PeerId
+  id: string
+  service: string
+  kind: 'request' | 'oneway'
+  body: Uint8Array
+  contentType: string
+}
+
+export interface ServiceReply {
+  body: Uint8Array
+  contentType: string
+}
+
+/** Handles inbound messages for one service; throw a MessagingError to answer with an error */
+export type ServiceHandler = (message: InboundMessage) => Promise<ServiceReply | undefined> | ServiceReply | undefined
+
+/** Runs before a service sees a message; throws a typed error to refuse it */
+export type InboundGate = (message: Message, remotePeer: PeerId) => void | Promise<void>
+
+export interface SendOptions {
+  oneway?: boolean
+  timeoutMs?: number
+  retries?: number
+  signal?: AbortSignal
+}
+
+export interface Reply {
+  from: string
+  /** The request ID */
+  id: string
+  /** `ack` for a one-way message the receiver accepted */
+  kind: 'response' | 'ack'
+  body: Uint8Array
+  contentType: string
+}
+
+export interface MessagingMetrics {
+  sent: number
+  received: number
+  /** Rejected inbound frames by error code */
+  rejected: Record<string, number>
+  retries: number
+  duplicates: number
+}
+
+export function messaging (init: MessagingInit = {}): (components: MessagingComponents) => MessagingService {
+  return (components) => new MessagingService(components, init)
+}

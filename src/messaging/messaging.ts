@@ -1,0 +1,488 @@
+import { randomUUID } from 'node:crypto'
+import { createSigner, decodeMessage, decodeSignedMessage, openEnvelope, ProtocolError, ReplayCache, sealEnvelope } from '../protocol/index.ts'
+import { JSON_TYPE } from './body.ts'
+import { BusyError, MessagingError, NoSuchServiceError, RemoteMessageError, RequestTimeoutError, ServiceError, ServiceTakenError } from './errors.ts'
+import { encodeFrame, FrameDecoder, FrameTooLargeError } from './frames.ts'
+import type { MessagingComponents, MessagingInit, InboundMessage, ServiceHandler, SendOptions, Reply, MessagingMetrics, InboundGate } from './index.ts'
+import type { Message, MessageKind, MessageSigner } from '../protocol/index.ts'
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
+
+export const MSG_PROTOCOL = '/agentnet/msg/1.0.0'
+
+/** Tag byte of an unsigned transport acknowledgement frame: field 3, length-delimited */
+const ACK_TAG = 0x1a
+/** Room for everything in a frame that is not the body */
+const FRAME_OVERHEAD_BYTES = 16 * 1024
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+interface PendingRequest {
+  to: string
+  resolve: (message: Message | 'ack') => void
+  reject: (err: Error) => void
+}
+
+type CachedReply = { kind: 'response' | 'error', body: Uint8Array, contentType: string }
+
+interface IdempotenceEntry {
+  expires: number
+  /** bytes of the cached reply body, counted against maxIdempotenceBytes */
+  bytes: number
+  reply?: CachedReply
+  waiters?: Array<(reply: CachedReply) => void>
+}
+
+/** A msg stream with one peer: varint-framed, written in order, read by one loop */
+class Channel {
+  readonly stream: Stream
+  readonly remotePeer: PeerId
+  readonly remote: string
+  closed = false
+
+  constructor (stream: Stream, remotePeer: PeerId) {
+    this.stream = stream
+    this.remotePeer = remotePeer
+    this.remote = remotePeer.toString()
+  }
+
+  async write (frame: Uint8Array): Promise<void> {
+    if (this.closed) {
+      throw new MessagingError('StreamClosed', 'stream to peer closed')
+    }
+    if (!this.stream.send(encodeFrame(frame))) {
+      await this.stream.onDrain({ signal: AbortSignal.timeout(30_000) })
+    }
+  }
+}
+
+export function encodeAck (id: string): Uint8Array {
+  const idBytes = encoder.encode(id)
+  // field 3 (length-delimited), varint length (< 128 for any sane id), bytes
+  if (idBytes.length > 127) {
+    throw new MessagingError('InvalidId', 'request id too long')
+  }
+  const out = new Uint8Array(2 + idBytes.length)
+  out[0] = ACK_TAG
+  out[1] = idBytes.length
+  out.set(idBytes, 2)
+  return out
+}
+
+function decodeAck (frame: Uint8Array): string | undefined {
+  if (frame.length < 2 || frame[0] !== ACK_TAG || frame[1] !== frame.length - 2) {
+    return undefined
+  }
+  return decoder.decode(frame.subarray(2))
+}
+
+export class MessagingService {
+  readonly metrics: MessagingMetrics = { sent: 0, received: 0, rejected: {}, retries: 0, duplicates: 0 }
+  readonly replayCache: ReplayCache
+  private readonly components: MessagingComponents
+  private readonly init: Required<Omit<MessagingInit, 'replayCache'>>
+  private readonly signer: MessageSigner
+  private readonly localBytes: Uint8Array
+  private readonly services = new Map<string, ServiceHandler>()
+  private readonly gates: InboundGate[] = []
+  private readonly pending = new Map<string, PendingRequest>()
+  private readonly outbound = new Map<string, Promise<Channel>>()
+  private readonly channels = new Set<Channel>()
+  private readonly idempotence = new Map<string, IdempotenceEntry>()
+  private idempotenceBytes = 0
+  private readonly inFlightPerPeer = new Map<string, number>()
+  private started = false
+
+  constructor (components: MessagingComponents, init: MessagingInit = {}) {
+    this.components = components
+    this.init = {
+      maxBodyBytes: init.maxBodyBytes ?? 1024 * 1024,
+      replayWindowMs: init.replayWindowMs ?? 60_000,
+      maxClockSkewMs: init.maxClockSkewMs ?? 30_000,
+      requestTimeoutMs: init.requestTimeoutMs ?? 10_000,
+      retries: init.retries ?? 2,
+      maxInboundStreams: init.maxInboundStreams ?? 64,
+      maxInFlightPerPeer: init.maxInFlightPerPeer ?? 1024,
+      maxIdempotenceEntries: init.maxIdempotenceEntries ?? 100_000,
+      maxIdempotenceBytes: init.maxIdempotenceBytes ?? 64 * 1024 * 1024
+    }
+    this.signer = createSigner(components.privateKey)
+    this.localBytes = this.signer.from
+    this.replayCache = init.replayCache ?? new ReplayCache({ windowMs: this.init.replayWindowMs })
+  }
+
+  async start (): Promise<void> {
+    if (this.started) {
+      return
+    }
+    await this.components.libp2p.handle(MSG_PROTOCOL, (stream, connection) => {
+      this.attach(stream, connection.remotePeer)
+    }, { maxInboundStreams: this.init.maxInboundStreams, runOnLimitedConnection: true })
+    this.started = true
+  }
+
+  async stop (): Promise<void> {
+    this.started = false
+    await this.components.libp2p.unhandle(MSG_PROTOCOL).catch(() => {})
+    for (const channel of this.channels) {
+      channel.closed = true
+      channel.stream.abort(new Error('messaging stopped'))
+    }
+    this.channels.clear()
+    this.outbound.clear()
+    for (const pending of this.pending.values()) {
+      pending.reject(new MessagingError('Stopped', 'node is stopping'))
+    }
+    this.pending.clear()
+  }
+
+  /** Add a check every inbound request and one-way message must pass (tokens, trust) */
+  addInboundGate (gate: InboundGate): void {
+    this.gates.push(gate)
+  }
+
+  /** Register a local service; returns the function that unregisters it */
+  registerService (name: string, handler: ServiceHandler): () => void {
+    if (this.services.has(name)) {
+      throw new ServiceTakenError(name)
+    }
+    this.services.set(name, handler)
+    return () => {
+      if (this.services.get(name) === handler) {
+        this.services.delete(name)
+      }
+    }
+  }
+
+  hasService (name: string): boolean {
+    return this.services.has(name)
+  }
+
+  /**
+   * Send a request (resolves with the reply) or a one-way message (resolves
+   * once the receiving node accepted it). A timed-out attempt is re-sent with
+   * the same request ID and a fresh nonce and timestamp, so the receiver can
+   * answer it from its idempotence cache instead of running the service twice.
+   */
+  async send (to: PeerId, service: string, body: Uint8Array, contentType: string, options: SendOptions = {}): Promise<Reply> {
+    if (body.byteLength > this.init.maxBodyBytes) {
+      throw new MessagingError('BodyTooLarge', `body of ${body.byteLength} bytes exceeds the ${this.init.maxBodyBytes}-byte limit`)
+    }
+    const kind: MessageKind = options.oneway === true ? 'oneway' : 'request'
+    const id = randomUUID()
+    const timeoutMs = options.timeoutMs ?? this.init.requestTimeoutMs
+    const attempts = (options.retries ?? this.init.retries) + 1
+    const deadline = Date.now() + timeoutMs
+    const remote = to.toString()
+    const { promise, resolve, reject } = Promise.withResolvers<Message | 'ack'>()
+    this.pending.set(id, { to: remote, resolve, reject })
+    // the reply may settle while no attempt is awaiting it
+    promise.catch(() => {})
+    let lastError: Error | undefined
+    let tokenRetried = false
+    try {
+      for (let attempt = 0; attempt < attempts; attempt++) {
+        const left = deadline - Date.now()
+        if (left <= 0) {
+          break
+        }
+        const attemptMs = Math.max(1, Math.ceil(left / (attempts - attempt)))
+        if (attempt > 0) {
+          this.metrics.retries++
+        }
+        const token = await this.components.tokenProvider?.tokenFor(to, service, options.signal)
+        const frame = sealEnvelope({
+          to: to.toMultihash().bytes,
+          service,
+          kind,
+          id,
+          ttl: timeoutMs,
+          contentType,
+          token,
+          body
+        }, this.signer)
+        const signal = options.signal == null ? AbortSignal.timeout(attemptMs) : AbortSignal.any([options.signal, AbortSignal.timeout(attemptMs)])
+        try {
+          const channel = await this.channelTo(to, signal)
+          await channel.write(frame)
+          this.metrics.sent++
+          const answer = await raceAbort(promise, signal)
+          if (answer === 'ack') {
+            return { from: remote, id, kind: 'ack', body: new Uint8Array(0), contentType: '' }
+          }
+          if (answer.kind === 'error') {
+            const { code, message } = parseErrorBody(answer.body)
+            const err = new RemoteMessageError(code, message, remote)
+            if (!tokenRetried && this.components.tokenProvider?.isTokenError(code) === true) {
+              // the token was refused (expired, revoked, scope): fetch a new one, once
+              tokenRetried = true
+              await this.components.tokenProvider.renew(to, service, options.signal)
+              this.pending.delete(id)
+              return await this.send(to, service, body, contentType, { ...options, timeoutMs: Math.max(1, deadline - Date.now()) })
+            }
+            throw err
+          }
+          return { from: remote, id, kind: 'response', body: answer.body, contentType: answer.contentType }
+        } catch (err) {
+          if (err instanceof RemoteMessageError || options.signal?.aborted === true) {
+            throw err
+          }
+          lastError = err as Error
+          this.components.logger?.debug({ id, attempt, err: lastError.message }, 'message attempt failed')
+        }
+      }
+      throw new RequestTimeoutError(`no answer from ${remote} for ${service} within ${timeoutMs} ms${lastError != null ? ` (${lastError.message})` : ''}`)
+    } finally {
+      this.pending.delete(id)
+    }
+  }
+
+  private async channelTo (peer: PeerId, signal: AbortSignal): Promise<Channel> {
+    const key = peer.toString()
+    let channel = this.outbound.get(key)
+    if (channel == null) {
+      channel = (async () => {
+        const stream = await this.components.libp2p.dialProtocol(peer, MSG_PROTOCOL, { signal, runOnLimitedConnection: true })
+        return this.attach(stream, peer)
+      })()
+      this.outbound.set(key, channel)
+      channel.catch(() => { this.outbound.delete(key) })
+    }
+    const ready = await channel
+    if (ready.closed) {
+      this.outbound.delete(key)
+      return this.channelTo(peer, signal)
+    }
+    return ready
+  }
+
+  /** Read frames from a stream (either direction) and dispatch them */
+  private attach (stream: Stream, remotePeer: PeerId): Channel {
+    const channel = new Channel(stream, remotePeer)
+    this.channels.add(channel)
+    const frames = new FrameDecoder(this.init.maxBodyBytes + FRAME_OVERHEAD_BYTES)
+    const onMessage = (evt: { data: Parameters<FrameDecoder['push']>[0] }): void => {
+      let list: Uint8Array[]
+      try {
+        list = frames.push(evt.data)
+      } catch (err) {
+        this.reject(channel, undefined, err instanceof FrameTooLargeError ? 'BodyTooLarge' : 'MalformedFrame', (err as Error).message)
+        channel.closed = true
+        stream.abort(err as Error)
+        return
+      }
+      for (const frame of list) {
+        this.onFrame(channel, frame)
+      }
+    }
+    stream.addEventListener('message', onMessage)
+    stream.addEventListener('close', () => {
+      channel.closed = true
+      this.channels.delete(channel)
+      const current = this.outbound.get(channel.remote)
+      void current?.then(c => { if (c === channel) this.outbound.delete(channel.remote) }, () => {})
+    })
+    return channel
+  }
+
+  private onFrame (channel: Channel, frame: Uint8Array): void {
+    const ackId = decodeAck(frame)
+    if (ackId !== undefined) {
+      const pending = this.pending.get(ackId)
+      if (pending?.to === channel.remote) {
+        pending.resolve('ack')
+      }
+      return
+    }
+    let message: Message
+    try {
+      ({ message } = openEnvelope(frame, {
+        localPeer: this.localBytes,
+        remotePeer: channel.remotePeer,
+        now: Date.now(),
+        maxBodyBytes: this.init.maxBodyBytes,
+        windowMs: this.init.replayWindowMs,
+        maxSkewMs: this.init.maxClockSkewMs,
+        replayCache: this.replayCache
+      }))
+    } catch (err) {
+      const code = err instanceof ProtocolError ? err.code : 'MalformedFrame'
+      this.reject(channel, frame, code, (err as Error).message)
+      return
+    }
+    this.metrics.received++
+    switch (message.kind) {
+      case 'response':
+      case 'error': {
+        const pending = this.pending.get(message.inReplyTo)
+        if (pending?.to === channel.remote) {
+          pending.resolve(message)
+        }
+        return
+      }
+      case 'request':
+      case 'oneway':
+        void this.onRequest(channel, message)
+    }
+  }
+
+  /** Count, log and (where the sender can match it) answer a rejected frame */
+  private reject (channel: Channel, frame: Uint8Array | undefined, code: string, reason: string, message?: Message): void {
+    this.metrics.rejected[code] = (this.metrics.rejected[code] ?? 0) + 1
+    let parsed = message
+    if (parsed == null && frame != null) {
+      try {
+        parsed = decodeMessage(decodeSignedMessage(frame).payload)
+      } catch {}
+    }
+    this.components.logger?.warn({ peer: channel.remote, id: parsed?.id, service: parsed?.service, code, reason }, 'message rejected')
+    this.components.onReject?.({ peer: channel.remote, id: parsed?.id, service: parsed?.service, code, reason })
+    // never answer an answer: that could loop between two nodes
+    if (parsed == null || parsed.kind === 'response' || parsed.kind === 'error' || parsed.id === '') {
+      return
+    }
+    this.replyTo(channel, parsed, { kind: 'error', body: errorBody(code, reason), contentType: JSON_TYPE })
+  }
+
+  private replyTo (channel: Channel, request: Message, reply: CachedReply): void {
+    const frame = sealEnvelope({
+      to: channel.remotePeer.toMultihash().bytes,
+      service: request.service,
+      kind: reply.kind,
+      id: randomUUID(),
+      inReplyTo: request.id,
+      contentType: reply.contentType,
+      body: reply.body
+    }, this.signer)
+    channel.write(frame).catch(() => {})
+  }
+
+  private async onRequest (channel: Channel, message: Message): Promise<void> {
+    const key = `${channel.remote}/${message.id}`
+    const existing = this.idempotence.get(key)
+    if (existing != null && existing.expires > Date.now()) {
+      // a retry of a request we have seen: answer it, never run the service twice
+      this.metrics.duplicates++
+      if (message.kind === 'oneway') {
+        channel.write(encodeAck(message.id)).catch(() => {})
+      } else if (existing.reply != null) {
+        this.replyTo(channel, message, existing.reply)
+      } else {
+        existing.waiters ??= []
+        existing.waiters.push(reply => { this.replyTo(channel, message, reply) })
+      }
+      return
+    }
+    try {
+      for (const gate of this.gates) {
+        await gate(message, channel.remotePeer)
+      }
+      const handler = this.services.get(message.service)
+      if (handler == null) {
+        throw new NoSuchServiceError(message.service)
+      }
+      const inFlight = this.inFlightPerPeer.get(channel.remote) ?? 0
+      if (inFlight >= this.init.maxInFlightPerPeer) {
+        throw new BusyError(`too many requests in flight from ${channel.remote}`)
+      }
+      const entry: IdempotenceEntry = { expires: Date.now() + this.init.replayWindowMs, bytes: 0 }
+      this.remember(key, entry)
+      const inbound: InboundMessage = {
+        from: channel.remotePeer,
+        id: message.id,
+        service: message.service,
+        kind: message.kind as 'request' | 'oneway',
+        body: message.body,
+        contentType: message.contentType
+      }
+      if (message.kind === 'oneway') {
+        // accepted: the service has it; the sender's promise resolves now
+        channel.write(encodeAck(message.id)).catch(() => {})
+        void Promise.resolve(handler(inbound)).catch(err => {
+          this.components.logger?.debug({ err, id: message.id }, 'one-way handler failed')
+        })
+        return
+      }
+      this.inFlightPerPeer.set(channel.remote, inFlight + 1)
+      let reply: CachedReply
+      try {
+        const result = await handler(inbound)
+        reply = result == null
+          ? { kind: 'response', body: new Uint8Array(0), contentType: '' }
+          : { kind: 'response', body: result.body, contentType: result.contentType }
+        if (reply.body.byteLength > this.init.maxBodyBytes) {
+          throw new ServiceError('BodyTooLarge', 'the service answered with a body over the limit')
+        }
+      } catch (err) {
+        const code = err instanceof MessagingError ? err.code : 'ServiceError'
+        reply = { kind: 'error', body: errorBody(code, (err as Error).message), contentType: JSON_TYPE }
+      } finally {
+        const n = (this.inFlightPerPeer.get(channel.remote) ?? 1) - 1
+        if (n <= 0) this.inFlightPerPeer.delete(channel.remote)
+        else this.inFlightPerPeer.set(channel.remote, n)
+      }
+      entry.reply = reply
+      if (this.idempotence.get(key) === entry) {
+        entry.bytes = reply.body.byteLength
+        this.idempotenceBytes += entry.bytes
+        this.trimIdempotence()
+      }
+      for (const waiter of entry.waiters ?? []) waiter(reply)
+      entry.waiters = undefined
+      this.replyTo(channel, message, reply)
+    } catch (err) {
+      const code = typeof (err as { code?: unknown }).code === 'string' ? (err as { code: string }).code : 'ServiceError'
+      this.reject(channel, undefined, code, (err as Error).message, message)
+    }
+  }
+
+  /**
+   * Keep a request's outcome for the replay window. Bounded in entries and
+   * bytes, oldest dropped first: a dropped entry only means a late retry of
+   * that request runs the service again, never that a replay gets through
+   * (the replay cache decides that).
+   */
+  private remember (key: string, entry: IdempotenceEntry): void {
+    this.idempotence.set(key, entry)
+    this.trimIdempotence()
+  }
+
+  private trimIdempotence (): void {
+    const now = Date.now()
+    for (const [k, v] of this.idempotence) {
+      const over = this.idempotence.size > this.init.maxIdempotenceEntries || this.idempotenceBytes > this.init.maxIdempotenceBytes
+      if (v.expires > now && !over) break
+      this.idempotence.delete(k)
+      this.idempotenceBytes -= v.bytes
+    }
+  }
+}
+
+function errorBody (code: string, message: string): Uint8Array {
+  return encoder.encode(JSON.stringify({ code, message }))
+}
+
+function parseErrorBody (body: Uint8Array): { code: string, message: string } {
+  try {
+    const parsed = JSON.parse(decoder.decode(body)) as { code?: unknown, message?: unknown }
+    return {
+      code: typeof parsed.code === 'string' ? parsed.code : 'RemoteError',
+      message: typeof parsed.message === 'string' ? parsed.message : 'remote error'
+    }
+  } catch {
+    return { code: 'RemoteError', message: 'remote error (unreadable body)' }
+  }
+}
+
+async function raceAbort<T> (promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    throw signal.reason
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => { reject(signal.reason) }
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(resolve, reject).finally(() => { signal.removeEventListener('abort', onAbort) })
+  })
+}
+
+export type { Connection }

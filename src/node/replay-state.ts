@@ -1,0 +1,55 @@
+import { readFile, unlink } from 'node:fs/promises'
+import { join } from 'node:path'
+import { CorruptSnapshotError, ReplayCache } from '../protocol/index.ts'
+import { writeFileAtomic } from '../utils/fs.ts'
+import type { Logger } from 'pino'
+
+/** Replay-cache snapshot written at a clean stop, consumed at the next start */
+export const REPLAY_FILE = 'replay-cache.bin'
+
+export interface LoadReplayOptions {
+  windowMs: number
+  maxSkewMs: number
+  /** the previous node crashed: no trustworthy snapshot can exist */
+  afterCrash: boolean
+  logger?: Logger
+}
+
+/**
+ * Restore the seen-nonce cache so a captured envelope cannot be replayed
+ * after a restart. A clean stop writes a snapshot; a start consumes it
+ * (deletes it), so a later crash can never resurrect an outdated one. When
+ * there is no usable snapshot after a crash, every timestamp up to
+ * `now + maxSkew` is refused: any envelope captured before the crash carries
+ * such a timestamp, so none can be replayed, at the price of refusing new
+ * messages for up to `maxSkew` after a crash.
+ */
+export async function loadReplayCache (home: string, options: LoadReplayOptions): Promise<ReplayCache> {
+  const file = join(home, REPLAY_FILE)
+  const now = Date.now()
+  let snapshot: Uint8Array | undefined
+  try {
+    snapshot = await readFile(file)
+  } catch {}
+  if (snapshot != null) {
+    await unlink(file).catch(() => {})
+    try {
+      return ReplayCache.restore(snapshot, { windowMs: options.windowMs, now })
+    } catch (err) {
+      if (!(err instanceof CorruptSnapshotError)) {
+        throw err
+      }
+      options.logger?.warn({ file }, 'replay cache snapshot is corrupt; refusing messages timestamped before start + skew')
+      return new ReplayCache({ windowMs: options.windowMs, notBefore: now + options.maxSkewMs })
+    }
+  }
+  if (options.afterCrash) {
+    options.logger?.warn('previous node did not stop cleanly; refusing messages timestamped before start + skew')
+    return new ReplayCache({ windowMs: options.windowMs, notBefore: now + options.maxSkewMs })
+  }
+  return new ReplayCache({ windowMs: options.windowMs })
+}
+
+export async function saveReplayCache (home: string, cache: ReplayCache): Promise<void> {
+  await writeFileAtomic(join(home, REPLAY_FILE), cache.snapshot())
+}

@@ -1,0 +1,312 @@
+/**
+ * @packageDocumentation
+ *
+ * Short-lived, scoped session tokens over `/agentnet/token/1.0.0`.
+ *
+ * Issuer side: a peer asks for a token for some services; we sign one bound
+ * to that (Noise-authenticated) peer, valid for `lifetimeMs`. Services listed
+ * in `protectedServices` refuse requests without a valid token: the inbound
+ * gate ({@link TokenService.gate}) is the one place tokens are checked.
+ * `revoke(peer)` invalidates every token issued to that peer so far, at once,
+ * and survives restarts.
+ *
+ * Holder side: the sending node attaches a token when it holds one for the
+ * (peer, service), refreshes it in the background once less than a third of
+ * its life remains, and on a token error fetches a new one and retries once —
+ * agents never see tokens.
+ *
+ * @example
+ *
+ * ```ts
+ * import { tokens } from './index.ts'
+ *
+ * const service = tokens({ home, protectedServices: ['payments'] })({ libp2p, privateKey })
+ * await service.start()
+ * messaging.addInboundGate(service.gate)
+ * ```
+ */
+
+import { randomBytes } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { lpStream } from '@libp2p/utils'
+import { writeFileAtomic } from '../utils/fs.ts'
+import { decodeToken, encodeToken, TOKEN_ERROR_CODES, TokenError } from './token.ts'
+import type { TokenProvider } from '../messaging/index.ts'
+import type { Message } from '../protocol/index.ts'
+import type { Libp2p, PeerId, PrivateKey, Stream } from '@libp2p/interface'
+import type { Logger } from 'pino'
+
+export { encodeToken, decodeToken, TokenError, TOKEN_ERROR_CODES, MAX_TOKEN_BYTES } from './token.ts'
+export type { TokenClaims, TokenErrorCode } from './token.ts'
+
+export const TOKEN_PROTOCOL = '/agentnet/token/1.0.0'
+/** File in the home folder holding revocations */
+export const TOKENS_FILE = 'tokens.json'
+
+export interface TokensInit {
+  /** Node home folder, where revocations persist */
+  home: string
+  /** Services that refuse requests without a valid token. @default [] */
+  protectedServices?: string[]
+  /** Lifetime of issued tokens, ms. @default 60000 */
+  lifetimeMs?: number
+  /** Longest lifetime a peer may ask for, ms. @default 3600000 */
+  maxLifetimeMs?: number
+  /** Token requests accepted from one peer per minute. @default 60 */
+  maxRequestsPerMinute?: number
+  /** Timeout of one token request, ms. @default 5000 */
+  requestTimeoutMs?: number
+}
+
+export interface TokensComponents {
+  libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol' | 'peerId'>
+  privateKey: PrivateKey
+  logger?: Logger
+  /** Told of every issue and revocation (for the audit log) */
+  onEvent?: (event: { type: 'token.issued' | 'token.revoked', peer: string, services?: string[], expiresAt?: number }) => void
+}
+
+export class CorruptTokenStateError extends Error {
+  static readonly code = 'CorruptTokenState'
+  readonly code = 'CorruptTokenState'
+  override name = 'CorruptTokenStateError'
+}
+
+interface HeldToken {
+  token: Uint8Array
+  issuedAt: number
+  expiresAt: number
+  refreshing?: Promise<void>
+}
+
+interface TokenState {
+  version: 1
+  /** tokens issued to a peer at or before this time (ms) are revoked */
+  revokedBefore: Record<string, number>
+}
+
+const MAX_SERVICES = 32
+const MAX_SERVICE_NAME = 128
+
+export class TokenService implements TokenProvider {
+  private readonly components: TokensComponents
+  private readonly init: Required<TokensInit>
+  private readonly protectedServices: Set<string>
+  private state: TokenState = { version: 1, revokedBefore: {} }
+  private readonly held = new Map<string, HeldToken>()
+  private readonly requestCounts = new Map<string, { windowStart: number, count: number }>()
+  private saving: Promise<void> = Promise.resolve()
+
+  constructor (components: TokensComponents, init: TokensInit) {
+    this.components = components
+    this.init = {
+      protectedServices: [],
+      lifetimeMs: 60_000,
+      maxLifetimeMs: 3_600_000,
+      maxRequestsPerMinute: 60,
+      requestTimeoutMs: 5_000,
+      ...init
+    }
+    this.protectedServices = new Set(this.init.protectedServices)
+  }
+
+  async start (): Promise<void> {
+    this.state = await loadState(join(this.init.home, TOKENS_FILE))
+    await this.components.libp2p.handle(TOKEN_PROTOCOL, (stream, connection) => this.serve(stream, connection.remotePeer), { maxInboundStreams: 8, runOnLimitedConnection: true })
+  }
+
+  async stop (): Promise<void> {
+    await this.components.libp2p.unhandle(TOKEN_PROTOCOL).catch(() => {})
+    await this.saving
+  }
+
+  isProtected (service: string): boolean {
+    return this.protectedServices.has(service)
+  }
+
+  /** Issue a token for `audience` (used by the protocol handler and by tests) */
+  issue (audience: PeerId, services: string[], lifetimeMs = this.init.lifetimeMs): { token: Uint8Array, expiresAt: number } {
+    const aud = audience.toString()
+    // strictly after any revocation, even within the same millisecond
+    const iat = Math.max(Date.now(), (this.state.revokedBefore[aud] ?? 0) + 1)
+    const exp = iat + Math.min(lifetimeMs, this.init.maxLifetimeMs)
+    const token = encodeToken({ iss: this.components.libp2p.peerId.toString(), aud, svc: services, iat, exp, jti: randomBytes(8).toString('hex') }, this.components.privateKey)
+    this.components.onEvent?.({ type: 'token.issued', peer: aud, services, expiresAt: exp })
+    return { token, expiresAt: exp }
+  }
+
+  /** Invalidate every token issued to `peer` so far; persisted before it returns */
+  async revoke (peer: PeerId): Promise<{ peerId: string, revokedBefore: number }> {
+    const key = peer.toString()
+    const revokedBefore = Date.now()
+    this.state.revokedBefore[key] = revokedBefore
+    await this.save()
+    this.components.onEvent?.({ type: 'token.revoked', peer: key })
+    return { peerId: key, revokedBefore }
+  }
+
+  /**
+   * The inbound check: a message to a protected service must carry a token
+   * this node issued, to the message's sender, for that service, unexpired and
+   * not revoked. Runs after the envelope's signature and replay checks.
+   */
+  readonly gate = (message: Message, remotePeer: PeerId): void => {
+    if (!this.protectedServices.has(message.service)) {
+      return
+    }
+    if (message.token.length === 0) {
+      throw new TokenError('TokenRequired', `service ${JSON.stringify(message.service)} requires a session token`)
+    }
+    const claims = decodeToken(message.token, this.components.libp2p.peerId)
+    const sender = remotePeer.toString()
+    if (claims.aud !== sender) {
+      throw new TokenError('TokenAudience', 'session token was issued to another peer')
+    }
+    if (!claims.svc.includes(message.service)) {
+      throw new TokenError('TokenScope', `session token does not cover service ${JSON.stringify(message.service)}`)
+    }
+    if (Date.now() >= claims.exp) {
+      throw new TokenError('TokenExpired', 'session token has expired')
+    }
+    if (claims.iat <= (this.state.revokedBefore[sender] ?? -1)) {
+      throw new TokenError('TokenRevoked', 'session token has been revoked')
+    }
+  }
+
+  // --- holder side (TokenProvider) ---
+
+  async tokenFor (peer: PeerId, service: string, signal?: AbortSignal): Promise<Uint8Array | undefined> {
+    const key = `${peer.toString()}/${service}`
+    const held = this.held.get(key)
+    if (held == null) {
+      return undefined
+    }
+    const now = Date.now()
+    if (now >= held.expiresAt - 1000) {
+      this.held.delete(key)
+      await this.fetch(peer, service, signal)
+      return this.held.get(key)?.token
+    }
+    if (now > held.expiresAt - (held.expiresAt - held.issuedAt) / 3 && held.refreshing == null) {
+      held.refreshing = this.fetch(peer, service).catch(err => {
+        this.components.logger?.debug({ err, peer: peer.toString() }, 'token refresh failed')
+      }).finally(() => { held.refreshing = undefined })
+    }
+    return held.token
+  }
+
+  async renew (peer: PeerId, service: string, signal?: AbortSignal): Promise<void> {
+    this.held.delete(`${peer.toString()}/${service}`)
+    await this.fetch(peer, service, signal)
+  }
+
+  isTokenError (code: string): boolean {
+    return TOKEN_ERROR_CODES.has(code)
+  }
+
+  /** Ask `peer` for a token for `service` and hold it for later messages */
+  async fetch (peer: PeerId, service: string, signal?: AbortSignal): Promise<void> {
+    const timeout = AbortSignal.timeout(this.init.requestTimeoutMs)
+    const options = { signal: signal == null ? timeout : AbortSignal.any([signal, timeout]) }
+    const stream = await this.components.libp2p.dialProtocol(peer, TOKEN_PROTOCOL, { ...options, runOnLimitedConnection: true })
+    const lp = lpStream(stream, { maxDataLength: 16 * 1024 })
+    try {
+      await lp.write(new TextEncoder().encode(JSON.stringify({ services: [service] })), options)
+      const reply = JSON.parse(new TextDecoder().decode((await lp.read(options)).subarray())) as { token?: string, expiresAt?: number, error?: { code: string, message: string } }
+      if (reply.error != null || typeof reply.token !== 'string' || typeof reply.expiresAt !== 'number') {
+        throw new TokenError('TokenInvalid', `token request refused: ${reply.error?.message ?? 'bad reply'}`)
+      }
+      const token = Buffer.from(reply.token, 'base64')
+      this.held.set(`${peer.toString()}/${service}`, { token, issuedAt: Date.now(), expiresAt: reply.expiresAt })
+    } finally {
+      await stream.close().catch(() => {})
+    }
+  }
+
+  private async serve (stream: Stream, remotePeer: PeerId): Promise<void> {
+    const options = { signal: AbortSignal.timeout(this.init.requestTimeoutMs) }
+    const lp = lpStream(stream, { maxDataLength: 16 * 1024 })
+    const respond = async (value: unknown): Promise<void> => {
+      await lp.write(new TextEncoder().encode(JSON.stringify(value)), options)
+      await stream.close(options).catch(() => {})
+    }
+    try {
+      if (!this.allowRequest(remotePeer.toString())) {
+        await respond({ error: { code: 'RateLimited', message: 'too many token requests' } })
+        return
+      }
+      const request = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode((await lp.read(options)).subarray())) as { services?: unknown, lifetimeMs?: unknown }
+      const services = request.services
+      if (!Array.isArray(services) || services.length === 0 || services.length > MAX_SERVICES ||
+          !services.every(s => typeof s === 'string' && s.length > 0 && s.length <= MAX_SERVICE_NAME)) {
+        await respond({ error: { code: 'InvalidRequest', message: 'services must be 1–32 service names' } })
+        return
+      }
+      const lifetime = typeof request.lifetimeMs === 'number' && request.lifetimeMs > 0 ? request.lifetimeMs : this.init.lifetimeMs
+      const { token, expiresAt } = this.issue(remotePeer, services as string[], lifetime)
+      await respond({ token: Buffer.from(token).toString('base64'), expiresAt })
+    } catch (err) {
+      this.components.logger?.debug({ err, peer: remotePeer.toString() }, 'token request failed')
+      stream.abort(err as Error)
+    }
+  }
+
+  private allowRequest (peer: string): boolean {
+    const now = Date.now()
+    const entry = this.requestCounts.get(peer)
+    if (entry == null || now - entry.windowStart >= 60_000) {
+      if (this.requestCounts.size > 10_000) {
+        this.requestCounts.clear()
+      }
+      this.requestCounts.set(peer, { windowStart: now, count: 1 })
+      return true
+    }
+    entry.count++
+    return entry.count <= this.init.maxRequestsPerMinute
+  }
+
+  private async save (): Promise<void> {
+    const write = this.saving.then(async () => {
+      await writeFileAtomic(join(this.init.home, TOKENS_FILE), JSON.stringify(this.state, null, 2) + '\n')
+    })
+    this.saving = write.catch(() => {})
+    await write
+  }
+}
+
+async function loadState (file: string): Promise<TokenState> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      return { version: 1, revokedBefore: {} }
+    }
+    throw err
+  }
+  try {
+    const parsed = JSON.parse(text) as TokenState
+    if (parsed.version !== 1 || typeof parsed.revokedBefore !== 'object' || parsed.revokedBefore === null ||
+        !Object.entries(parsed.revokedBefore).every(([k, v]) => Number.isSafeInteger(v) && isPeerId(k))) {
+      throw new Error('unexpected shape')
+    }
+    return parsed
+  } catch (err) {
+    throw new CorruptTokenStateError(`${file} is corrupt (${(err as Error).message}); it holds token revocations, so the node will not start without it: restore it or remove it to forget them`)
+  }
+}
+
+function isPeerId (text: string): boolean {
+  try {
+    peerIdFromString(text)
+    return true
+  } catch {
+    return false
+  }
+}
+
+export function tokens (init: TokensInit): (components: TokensComponents) => TokenService {
+  return (components) => new TokenService(components, init)
+}
