@@ -6,7 +6,6 @@ import { main } from '../src/cli/index.ts'
 process.umask(0o077)
 const code = await main(process.argv.slice(2))
 process.exitCode = code
-if (process.argv[2] !== 'start') {
-  // a CLI client must not linger on open handles once it has answered
-  process.exit(code)
-}
+// exit once the work is done: a CLI client must not linger on open handles,
+// and a stopped node need not wait for libp2p's internal debounce timers
+process.exit(code)

@@ -146,7 +146,66 @@ export function buildProgram (): Command {
       print(opts.json, result, () => `${result.peerId}: ${result.rttMs} ms`)
     })
 
+  withCommon(program.command('send').description('send a message to a peer\'s service and print the reply'))
+    .argument('<peer>', 'peer ID or agentnet:// URL')
+    .argument('<service>', 'service name')
+    .argument('<text>', 'message body (sent as UTF-8 text)')
+    .option('--oneway', 'do not wait for a reply, only for the receiving node to accept it')
+    .option('--timeout <seconds>', 'give up after this many seconds (retries included)', parseSeconds)
+    .action(async (peer: string, service: string, text: string, opts: GlobalOptions & { oneway?: boolean, timeout?: number }) => {
+      const result = await withClient(opts, async client => client.send({
+        to: peer,
+        service,
+        body: text,
+        oneway: opts.oneway === true,
+        timeoutMs: opts.timeout
+      }))
+      const { from, id } = result
+      const out = result.accepted === true ? { from, id, accepted: true } : { from, id, body: result.body ?? result.bodyBase64 }
+      print(opts.json, out, () => result.accepted === true ? `accepted by ${from}` : typeof out.body === 'string' ? out.body : JSON.stringify(out.body))
+    })
+
+  withCommon(program.command('listen').description('serve a service: print inbound messages as NDJSON until interrupted'), false)
+    .argument('<service>', 'service name to register')
+    .option('--echo', 'answer each request with its own body')
+    .action(async (service: string, opts: GlobalOptions & { echo?: boolean }) => {
+      const client = await connectClient({ home: resolveHome(opts.home) })
+      client.on('message', message => {
+        process.stdout.write(JSON.stringify(message) + '\n')
+        if (message.kind !== 'request') {
+          return
+        }
+        const answer = opts.echo === true
+          ? { id: message.id, ...(message.bodyBase64 !== undefined ? { bodyBase64: message.bodyBase64 } : { body: message.body }) }
+          : { id: message.id, error: { code: 'NotImplemented', message: 'this listener does not answer requests' } }
+        client.reply(answer).catch((err: Error) => { process.stderr.write(`agentnet: reply failed: ${err.message}\n`) })
+      })
+      await client.registerService(service)
+      process.stderr.write(`listening on service ${service}\n`)
+      await new Promise<void>((resolve, reject) => {
+        client.once('close', () => { reject(new CliError('the node closed the connection')) })
+        process.once('SIGINT', () => { resolve() })
+        process.once('SIGTERM', () => { resolve() })
+      })
+      client.close()
+    })
+
+  const token = program.command('token').description('session tokens this node issues')
+  withCommon(token.command('revoke').description('invalidate every session token issued to a peer').argument('<peer>', 'peer ID'))
+    .action(async (peer: string, opts: GlobalOptions) => {
+      const result = await withClient(opts, async client => client.revokeTokens(peer))
+      print(opts.json, result, () => `revoked every token issued to ${result.peerId}`)
+    })
+
   return program
+}
+
+function parseSeconds (value: string): number {
+  const seconds = Number(value)
+  if (!Number.isFinite(seconds) || seconds <= 0) {
+    throw new CliError(`--timeout must be a positive number of seconds, got ${JSON.stringify(value)}`, 'UsageError', 2)
+  }
+  return Math.round(seconds * 1000)
 }
 
 /** Run the CLI; resolves to the process exit code */

@@ -81,7 +81,55 @@ interface Pending {
 export interface AgentnetClientEvents {
   /** A JSON-RPC notification from the node */
   notification: [method: string, params: unknown]
+  /** An inbound message for a service this client registered (`msg.received`) */
+  message: [message: ReceivedMessage]
   close: []
+}
+
+export interface SendParams {
+  /** Peer ID or `agentnet://<peerId>/<service>` */
+  to: string
+  service?: string
+  body?: unknown
+  bodyBase64?: string
+  oneway?: boolean
+  timeoutMs?: number
+}
+
+export interface SendResult {
+  from: string
+  /** The request ID */
+  id: string
+  body?: unknown
+  bodyBase64?: string
+  contentType?: string
+  /** true for an accepted one-way message */
+  accepted?: boolean
+}
+
+export interface ReceivedMessage {
+  /** Delivery ID on this node: answer with `reply({ id, … })` */
+  id: string
+  /** The sender's request ID */
+  requestId: string
+  from: string
+  service: string
+  kind: 'request' | 'oneway'
+  body?: unknown
+  bodyBase64?: string
+  contentType: string
+}
+
+export interface ReplyParams {
+  id: string
+  body?: unknown
+  bodyBase64?: string
+  error?: { code?: string, message: string }
+}
+
+export interface NodeMetrics {
+  messaging: { sent: number, received: number, rejected: Record<string, number>, retries: number, duplicates: number }
+  replayCache: { entries: number }
 }
 
 export class AgentnetClient extends EventEmitter<AgentnetClientEvents> {
@@ -156,6 +204,38 @@ export class AgentnetClient extends EventEmitter<AgentnetClientEvents> {
     return this.request('peer.ping', { target }, options)
   }
 
+  async metrics (options?: RequestOptions): Promise<NodeMetrics> {
+    return this.request<NodeMetrics>('node.metrics', {}, options)
+  }
+
+  /** Serve `service`: inbound messages arrive as `message` events until unregistered */
+  async registerService (service: string, options?: RequestOptions): Promise<{ service: string }> {
+    return this.request('service.register', { service }, options)
+  }
+
+  async unregisterService (service: string, options?: RequestOptions): Promise<{ service: string, removed: boolean }> {
+    return this.request('service.unregister', { service }, options)
+  }
+
+  /**
+   * Send to a peer's service. `body` strings travel as text, other JSON values
+   * as JSON; pass `bodyBase64` for bytes. Resolves with the reply, or with
+   * `{accepted: true}` for a one-way message the receiving node accepted.
+   */
+  async send (params: SendParams, options?: RequestOptions): Promise<SendResult> {
+    return this.request<SendResult>('msg.send', params, options)
+  }
+
+  /** Answer an inbound request (by the `id` of its `msg.received` notification) */
+  async reply (params: ReplyParams, options?: RequestOptions): Promise<void> {
+    await this.request('msg.reply', params, options)
+  }
+
+  /** Invalidate every session token this node has issued to `peer` */
+  async revokeTokens (peer: string, options?: RequestOptions): Promise<{ peerId: string, revokedBefore: number }> {
+    return this.request('token.revoke', { peer }, options)
+  }
+
   close (): void {
     this.socket.end()
     this.socket.destroy()
@@ -170,6 +250,9 @@ export class AgentnetClient extends EventEmitter<AgentnetClientEvents> {
     }
     if (typeof message.method === 'string' && message.id === undefined) {
       this.emit('notification', message.method, message.params)
+      if (message.method === 'msg.received') {
+        this.emit('message', message.params as ReceivedMessage)
+      }
       return
     }
     const id = message.id
