@@ -11,52 +11,13 @@ import { Command, CommanderError, Option } from 'commander'
 import { pino } from 'pino'
 import { loadConfig } from '../config/index.ts'
 import { connectClient, NodeNotRunningError } from '../client/index.ts'
+import { CliError, collect, print, withClient, withCommon } from './common.ts'
+import type { GlobalOptions } from './common.ts'
 import { startDaemon } from '../daemon/index.ts'
 import { createIdentity, loadIdentity, resolveHome } from '../identity/index.ts'
-import type { AgentnetClient } from '../client/index.ts'
 import type { LogLevel } from '../config/index.ts'
 
-interface GlobalOptions {
-  home?: string
-  json?: boolean
-}
-
-/** A failure the CLI reports as one line; `exitCode` 2 means bad usage */
-export class CliError extends Error {
-  readonly exitCode: number
-  readonly code: string
-  constructor (message: string, code = 'CliError', exitCode = 1) {
-    super(message)
-    this.name = 'CliError'
-    this.code = code
-    this.exitCode = exitCode
-  }
-}
-
-function collect (value: string, previous: string[] = []): string[] {
-  return [...previous, value]
-}
-
-function print (json: boolean | undefined, value: unknown, human: () => string): void {
-  process.stdout.write(json === true ? JSON.stringify(value) + '\n' : human() + '\n')
-}
-
-async function withClient<T> (opts: GlobalOptions, fn: (client: AgentnetClient) => Promise<T>): Promise<T> {
-  const client = await connectClient({ home: resolveHome(opts.home) })
-  try {
-    return await fn(client)
-  } finally {
-    client.close()
-  }
-}
-
-function withCommon (command: Command, printsOutput = true): Command {
-  command.option('--home <dir>', 'node home folder (default: $AGENTNET_HOME or ~/.agentnet)')
-  if (printsOutput) {
-    command.option('--json', 'print machine-readable JSON')
-  }
-  return command
-}
+export { CliError } from './common.ts'
 
 export function buildProgram (): Command {
   const program = new Command()
