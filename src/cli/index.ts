@@ -9,13 +9,13 @@
 
 import { Command, CommanderError, Option } from 'commander'
 import { pino } from 'pino'
-import { loadConfig } from '../config/index.ts'
+import { loadConfig, profilePath } from '../config/index.ts'
 import { connectClient, NodeNotRunningError } from '../client/index.ts'
 import { CliError, collect, print, withClient, withCommon } from './common.ts'
 import type { GlobalOptions } from './common.ts'
 import { startDaemon } from '../daemon/index.ts'
 import { createIdentity, loadIdentity, resolveHome } from '../identity/index.ts'
-import type { LogLevel } from '../config/index.ts'
+import type { LogLevel, Profile } from '../config/index.ts'
 
 export { CliError } from './common.ts'
 
@@ -39,12 +39,15 @@ export function buildProgram (): Command {
   withCommon(program.command('start').description('run a node in the foreground (creates an identity if the home has none)'), false)
     .option('--config <file>', 'JSON config merged over the defaults')
     .option('--listen <multiaddr>', 'listen address (repeatable; replaces the configured list)', collect)
+    .option('--bootstrap <multiaddr>', 'bootstrap peer /…/p2p/<id> (repeatable; replaces the configured list)', collect)
+    .addOption(new Option('--profile <name>', 'set of defaults: default (an agent) or bootstrap (DHT server, relay, AutoNAT server)').choices(['default', 'bootstrap']).default('default'))
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
-    .action(async (opts: GlobalOptions & { config?: string, listen?: string[], logLevel?: LogLevel }) => {
+    .action(async (opts: GlobalOptions & { config?: string, listen?: string[], bootstrap?: string[], logLevel?: LogLevel, profile: Profile }) => {
       const home = resolveHome(opts.home)
       const config = await loadConfig({
+        defaultsFile: profilePath(opts.profile),
         file: opts.config,
-        overrides: { listen: opts.listen, logLevel: opts.logLevel }
+        overrides: { listen: opts.listen, bootstrap: opts.bootstrap, logLevel: opts.logLevel }
       })
       const logger = pino({ level: config.logLevel, base: undefined }, pino.destination({ dest: 2, sync: true }))
       const daemon = await startDaemon({ home, config, logger })

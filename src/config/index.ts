@@ -60,13 +60,53 @@ export interface TokensConfig {
   maxLifetimeMs: number
 }
 
+export interface DhtConfig {
+  enabled: boolean
+  /** `server` answers DHT queries; `client` only asks; `auto` becomes a server once a public address is confirmed */
+  mode: 'auto' | 'server' | 'client'
+  /** Which peer addresses the DHT keeps and hands out: `all` (loopback, LAN and internet), `public` (internet only), `private` (LAN only) */
+  addressFilter: 'all' | 'public' | 'private'
+}
+
+export interface RelayConfig {
+  /** Reserve a slot on a circuit relay (v2) so peers can reach us behind NAT */
+  reserve: boolean
+  /** Serve as a circuit relay for others */
+  server: boolean
+  /** Reservations a relay server holds at once */
+  maxReservations: number
+  reservationTtlMs: number
+  /** How long one relayed connection may stay open, ms */
+  limitDurationMs: number
+  /** How many bytes one relayed connection may carry */
+  limitDataBytes: number
+}
+
+export interface NatConfig {
+  /** AutoNAT v2: learn (and help others learn) reachability */
+  autonat: boolean
+  /** DCUtR hole punching (cannot punch TCP on Node; kept for peers that can) */
+  dcutr: boolean
+  /** Map a port on the LAN router with UPnP (multicasts on the LAN) */
+  upnp: boolean
+  /** WebRTC private-to-private connections, signalled over a relay */
+  webrtc: boolean
+  /** STUN/TURN servers for WebRTC, e.g. `stun:stun.example.org:3478`; none are contacted unless listed */
+  stunServers: string[]
+}
+
 export interface Config {
   /** Multiaddrs to listen on */
   listen: string[]
   /** Multiaddrs to announce instead of the listen addresses (empty: announce what we listen on) */
   announce: string[]
+  /** Bootstrap peers (multiaddrs ending in /p2p/<peerId>) to join the network through */
+  bootstrap: string[]
   logLevel: LogLevel
   connections: ConnectionsConfig
+  dht: DhtConfig
+  relay: RelayConfig
+  nat: NatConfig
   ipc: IpcConfig
   messaging: MessagingConfig
   tokens: TokensConfig
@@ -121,6 +161,35 @@ const serviceList: Check = (value, path) => {
   }
 }
 
+function oneOf (...choices: string[]): Check {
+  return (value, path) => {
+    if (typeof value !== 'string' || !choices.includes(value)) {
+      throw new ConfigError(`config: ${path} must be one of ${choices.join(', ')}, got ${JSON.stringify(value)}`)
+    }
+  }
+}
+
+const bool: Check = (value, path) => {
+  if (typeof value !== 'boolean') {
+    throw new ConfigError(`config: ${path} must be true or false, got ${JSON.stringify(value)}`)
+  }
+}
+
+const peerMultiaddrList: Check = (value, path) => {
+  multiaddrList(value, path)
+  ;(value as string[]).forEach((item, i) => {
+    if (!multiaddr(item).getComponents().some(c => c.name === 'p2p')) {
+      throw new ConfigError(`config: ${path}[${i}] must end in /p2p/<peerId>: ${JSON.stringify(item)}`)
+    }
+  })
+}
+
+const urlList: Check = (value, path) => {
+  if (!Array.isArray(value) || !value.every(item => typeof item === 'string' && /^(stun|stuns|turn|turns):/.test(item))) {
+    throw new ConfigError(`config: ${path} must be an array of stun:/turn: URLs`)
+  }
+}
+
 const logLevel: Check = (value, path) => {
   if (typeof value !== 'string' || !LOG_LEVELS.includes(value as LogLevel)) {
     throw new ConfigError(`config: ${path} must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(value)}`)
@@ -131,7 +200,28 @@ const logLevel: Check = (value, path) => {
 const SCHEMA: Record<string, Check | Record<string, Check>> = {
   listen: multiaddrList,
   announce: multiaddrList,
+  bootstrap: peerMultiaddrList,
   logLevel,
+  dht: {
+    enabled: bool,
+    mode: oneOf('auto', 'server', 'client'),
+    addressFilter: oneOf('all', 'public', 'private')
+  },
+  relay: {
+    reserve: bool,
+    server: bool,
+    maxReservations: integer(1, 100_000),
+    reservationTtlMs: integer(60_000, 86_400_000),
+    limitDurationMs: integer(1_000, 86_400_000),
+    limitDataBytes: integer(1024, 2 ** 40)
+  },
+  nat: {
+    autonat: bool,
+    dcutr: bool,
+    upnp: bool,
+    webrtc: bool,
+    stunServers: urlList
+  },
   connections: {
     maxConnections: integer(1, 100_000),
     dialTimeoutMs: integer(100, 600_000),
@@ -222,6 +312,14 @@ async function readJson (file: string): Promise<unknown> {
   } catch (err) {
     throw new ConfigError(`config file ${file} is not valid JSON: ${(err as Error).message}`)
   }
+}
+
+/** Named sets of defaults: `configs/<name>.json` */
+export const PROFILES = ['default', 'bootstrap'] as const
+export type Profile = typeof PROFILES[number]
+
+export function profilePath (profile: Profile): string {
+  return fileURLToPath(new URL(`../../configs/${profile}.json`, import.meta.url))
 }
 
 export interface LoadConfigOptions {

@@ -23,28 +23,22 @@
  * ```
  */
 
-import { identify } from '@libp2p/identify'
-import { noise } from '@libp2p/noise'
-import { ping } from '@libp2p/ping'
-import { tcp } from '@libp2p/tcp'
-import { yamux } from '@libp2p/yamux'
-import { createLibp2p } from 'libp2p'
 import { MessagingService } from '../messaging/index.ts'
 import { ReplayCache } from '../protocol/index.ts'
 import { TokenService } from '../tokens/index.ts'
 import { parseTarget } from './target.ts'
 import { loadReplayCache, saveReplayCache } from './replay-state.ts'
+import { createAgentLibp2p } from './libp2p.ts'
 import type { Config } from '../config/index.ts'
-import type { Identify } from '@libp2p/identify'
-import type { Connection, Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
-import type { Libp2pOptions } from 'libp2p'
-import type { Ping } from '@libp2p/ping'
+import type { AgentLibp2p } from './libp2p.ts'
+import type { Connection, PeerId, PrivateKey } from '@libp2p/interface'
 import type { Logger } from 'pino'
 
 export { parseTarget, parsePeerId, InvalidTargetError } from './target.ts'
 export type { Target } from './target.ts'
 
-export type AgentLibp2p = Libp2p<{ identify: Identify, ping: Ping }>
+export { createAgentLibp2p, effectiveListen, DHT_PROTOCOL } from './libp2p.ts'
+export type { AgentLibp2p, AgentServices } from './libp2p.ts'
 
 export interface NodeInfo {
   peerId: string
@@ -212,33 +206,7 @@ export function summarizeConnection (connection: Connection): ConnectionSummary 
 /** Assemble (but do not start) the libp2p node described by `config` */
 export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> {
   const { config } = init
-  const transports: NonNullable<Libp2pOptions['transports']> = [tcp()]
-  if (config.listen.some(a => a.includes('/webrtc-direct'))) {
-    // loaded only when configured: the module costs ~150 ms and ~17 MiB at start
-    const { webRTCDirect } = await import('@libp2p/webrtc')
-    transports.push(webRTCDirect())
-  }
-  const libp2p = await createLibp2p({
-    start: false,
-    privateKey: init.privateKey,
-    nodeInfo: { userAgent: AGENT_VERSION },
-    addresses: {
-      listen: config.listen,
-      announce: config.announce
-    },
-    transports,
-    connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
-    connectionManager: {
-      maxConnections: config.connections.maxConnections,
-      dialTimeout: config.connections.dialTimeoutMs,
-      inboundConnectionThreshold: config.connections.inboundConnectionThreshold
-    },
-    services: {
-      identify: identify(),
-      ping: ping()
-    }
-  })
+  const libp2p = await createAgentLibp2p({ config, privateKey: init.privateKey, userAgent: AGENT_VERSION })
   const replayCache: ReplayCache = await loadReplayCache(init.home, {
     windowMs: config.messaging.replayWindowMs,
     afterCrash: init.afterCrash === true,

@@ -1,0 +1,160 @@
+/**
+ * Errors of the agent message protocol.
+ *
+ * Every rejection of an inbound frame is a distinct class with a stable
+ * `code`, so the stream layer can answer with a typed error (the `code` is the
+ * wire error code) and tests and metrics can tell rejections apart without
+ * parsing messages. `code` is also available statically (`ReplayError.code`)
+ * for comparisons that do not need an instance.
+ *
+ * The first group (up to `ReplayError`) are wire codes: the outcome of checking
+ * an inbound frame. `InvalidArgumentError` and `CorruptSnapshotError` are local
+ * errors (a caller mistake, a damaged file) and are never sent to a peer.
+ */
+
+/** Every `code` a {@link ProtocolError} can carry. */
+export type ProtocolErrorCode =
+  | 'MalformedFrame'
+  | 'UnsupportedVersion'
+  | 'BodyTooLarge'
+  | 'SenderMismatch'
+  | 'WrongRecipient'
+  | 'BadSignature'
+  | 'UnsupportedKey'
+  | 'StaleMessage'
+  | 'FutureMessage'
+  | 'Replay'
+  | 'InvalidArgument'
+  | 'CorruptSnapshot'
+
+/** Common base: `err instanceof ProtocolError` catches every error of this module. */
+export abstract class ProtocolError extends Error {
+  abstract readonly code: ProtocolErrorCode
+}
+
+/**
+ * The frame is not a canonical encoding of a `SignedMessage` wrapping a
+ * `Message` (truncated, bad varint, unknown or repeated field, fields out of
+ * order, invalid UTF-8, nonce of the wrong size, ...).
+ */
+export class MalformedFrameError extends ProtocolError {
+  static readonly code = 'MalformedFrame'
+  readonly code = 'MalformedFrame'
+  override name = 'MalformedFrameError'
+}
+
+/** The payload's `version` field is not one this implementation speaks. */
+export class UnsupportedVersionError extends ProtocolError {
+  static readonly code = 'UnsupportedVersion'
+  readonly code = 'UnsupportedVersion'
+  override name = 'UnsupportedVersionError'
+  /** The version the peer sent (0 when the field was absent). */
+  readonly version: number
+
+  constructor (version: number, message = `Unsupported message version ${version}`) {
+    super(message)
+    this.version = version
+  }
+}
+
+/** The body is larger than the receiver accepts. */
+export class BodyTooLargeError extends ProtocolError {
+  static readonly code = 'BodyTooLarge'
+  readonly code = 'BodyTooLarge'
+  override name = 'BodyTooLargeError'
+  readonly size: number
+  readonly limit: number
+
+  constructor (size: number, limit: number) {
+    super(`Body of ${size} bytes exceeds the limit of ${limit} bytes`)
+    this.size = size
+    this.limit = limit
+  }
+}
+
+/** `from` is not the peer that the secure channel (Noise) authenticated. */
+export class SenderMismatchError extends ProtocolError {
+  static readonly code = 'SenderMismatch'
+  readonly code = 'SenderMismatch'
+  override name = 'SenderMismatchError'
+}
+
+/** `to` is not this node: the frame was meant for someone else (or replayed to us). */
+export class WrongRecipientError extends ProtocolError {
+  static readonly code = 'WrongRecipient'
+  readonly code = 'WrongRecipient'
+  override name = 'WrongRecipientError'
+}
+
+/** The Ed25519 signature does not verify over the received payload bytes. */
+export class BadSignatureError extends ProtocolError {
+  static readonly code = 'BadSignature'
+  readonly code = 'BadSignature'
+  override name = 'BadSignatureError'
+}
+
+/**
+ * The key is not Ed25519 (e.g. an RSA or secp256k1 peer ID, or a private key
+ * of another type). Thrown at the signature step of verification.
+ */
+export class UnsupportedKeyError extends ProtocolError {
+  static readonly code = 'UnsupportedKey'
+  readonly code = 'UnsupportedKey'
+  override name = 'UnsupportedKeyError'
+}
+
+/** The timestamp is older than the replay window. */
+export class StaleMessageError extends ProtocolError {
+  static readonly code = 'StaleMessage'
+  readonly code = 'StaleMessage'
+  override name = 'StaleMessageError'
+  readonly timestamp: number
+  readonly now: number
+
+  constructor (timestamp: number, now: number, windowMs: number) {
+    super(`Message timestamp ${timestamp} is more than ${windowMs} ms before ${now}`)
+    this.timestamp = timestamp
+    this.now = now
+  }
+}
+
+/** The timestamp is further in the future than the allowed clock skew. */
+export class FutureMessageError extends ProtocolError {
+  static readonly code = 'FutureMessage'
+  readonly code = 'FutureMessage'
+  override name = 'FutureMessageError'
+  readonly timestamp: number
+  readonly now: number
+
+  constructor (timestamp: number, now: number, maxSkewMs: number) {
+    super(`Message timestamp ${timestamp} is more than ${maxSkewMs} ms after ${now}`)
+    this.timestamp = timestamp
+    this.now = now
+  }
+}
+
+/**
+ * The message may have been seen before: its nonce is in the replay cache, or
+ * its timestamp is at or below a point the cache can no longer vouch for
+ * (a peer's eviction watermark, the `notBefore` floor after a crash, or the
+ * purge horizon).
+ */
+export class ReplayError extends ProtocolError {
+  static readonly code = 'Replay'
+  readonly code = 'Replay'
+  override name = 'ReplayError'
+}
+
+/** A caller passed an invalid option or field (local programming error, not a wire code). */
+export class InvalidArgumentError extends ProtocolError {
+  static readonly code = 'InvalidArgument'
+  readonly code = 'InvalidArgument'
+  override name = 'InvalidArgumentError'
+}
+
+/** A replay-cache snapshot is damaged, truncated or of an unknown format. */
+export class CorruptSnapshotError extends ProtocolError {
+  static readonly code = 'CorruptSnapshot'
+  readonly code = 'CorruptSnapshot'
+  override name = 'CorruptSnapshotError'
+}

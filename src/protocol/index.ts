@@ -1,0 +1,116 @@
+/**
+ * @packageDocumentation
+ *
+ * The signed agent message protocol `/agentnet/msg/1.0.0`, without the
+ * network: the envelope codec, Ed25519 signing, the replay cache, and
+ * {@link openEnvelope}, the one function that decides whether an inbound frame
+ * is accepted.
+ *
+ * Each frame is a protobuf `SignedMessage { payload, signature }` where
+ * `payload` is a canonical protobuf `Message` and `signature` is Ed25519 over
+ * the libp2p signed-envelope input (RFC 0002) with domain `"agentnet-msg"` and
+ * payload type `"/agentnet/msg/1.0.0"`. A frame is accepted only if it is
+ * well formed, of a known version, within the body limit, sent by the peer the
+ * secure channel authenticated, addressed to this node, correctly signed,
+ * fresh, and not seen before; each failure is its own error class with a
+ * stable `code`.
+ *
+ * @example
+ *
+ * ```TypeScript
+ * import { generateKeyPair } from '@libp2p/crypto/keys'
+ * import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+ * import { createSigner, openEnvelope, ReplayCache, ReplayError, sealEnvelope } from './src/protocol/index.ts'
+ *
+ * const aliceKey = await generateKeyPair('Ed25519')
+ * const bobKey = await generateKeyPair('Ed25519')
+ * const alice = peerIdFromPrivateKey(aliceKey)
+ * const bob = peerIdFromPrivateKey(bobKey)
+ *
+ * // Alice seals a request for Bob's "echo" service
+ * const frame = sealEnvelope({
+ *   to: bob,
+ *   service: 'echo',
+ *   kind: 'request',
+ *   id: 'req-1',
+ *   contentType: 'text/plain; charset=utf-8',
+ *   body: new TextEncoder().encode('hello')
+ * }, createSigner(aliceKey))
+ *
+ * // Bob, on a stream whose Noise handshake authenticated Alice, opens it
+ * const replayCache = new ReplayCache()
+ * const { message, fromPeer } = openEnvelope(frame, { localPeer: bob, remotePeer: alice, replayCache })
+ * console.log(fromPeer.equals(alice), message.service, new TextDecoder().decode(message.body)) // true echo hello
+ *
+ * // the same frame a second time is a replay
+ * try {
+ *   openEnvelope(frame, { localPeer: bob, remotePeer: alice, replayCache })
+ * } catch (err) {
+ *   console.log(err instanceof ReplayError, (err as ReplayError).code) // true Replay
+ * }
+ * ```
+ */
+
+export {
+  decodeMessage,
+  decodeSignedMessage,
+  encodeMessage,
+  encodeSignedMessage,
+  MAX_NONCE_BYTES,
+  MIN_NONCE_BYTES,
+  PROTOCOL_VERSION,
+  SIGNATURE_BYTES
+} from './envelope.ts'
+export type { Message, MessageKind, SignedMessage } from './envelope.ts'
+
+export {
+  createSigner,
+  MESSAGE_SIGNATURE_SCHEME,
+  PAYLOAD_TYPE,
+  PUBLIC_KEY_CACHE_SIZE,
+  signatureScheme,
+  signedData,
+  SIGNING_DOMAIN,
+  TOKEN_SIGNATURE_SCHEME,
+  verifySignature
+} from './signing.ts'
+export type { MessageSigner, SignatureScheme } from './signing.ts'
+
+export {
+  DEFAULT_MAX_PER_PEER,
+  DEFAULT_MAX_TOTAL,
+  DEFAULT_WINDOW_MS,
+  ReplayCache
+} from './replay-cache.ts'
+export type { ReplayCacheInit, RestoreOptions } from './replay-cache.ts'
+
+export {
+  DEFAULT_CONTENT_TYPE,
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_MAX_SKEW_MS,
+  MAX_WINDOW_MS,
+  MIN_WINDOW_MS,
+  openEnvelope,
+  sealEnvelope
+} from './verify.ts'
+export type { OpenContext, OpenedEnvelope, SealFields } from './verify.ts'
+
+export {
+  BadSignatureError,
+  BodyTooLargeError,
+  CorruptSnapshotError,
+  FutureMessageError,
+  InvalidArgumentError,
+  MalformedFrameError,
+  ProtocolError,
+  ReplayError,
+  SenderMismatchError,
+  StaleMessageError,
+  UnsupportedKeyError,
+  UnsupportedVersionError,
+  WrongRecipientError
+} from './errors.ts'
+export type { ProtocolErrorCode } from './errors.ts'
+
+/** The libp2p protocol ID that carries these frames. */
+export const PROTOCOL_ID = '/agentnet/msg/1.0.0'

@@ -1,0 +1,208 @@
+/**
+ * Ed25519 signatures over message payloads.
+ *
+ * The bytes signed follow libp2p's signed-envelope convention (libp2p specs,
+ * RFC 0002 "Signed Envelopes"):
+ *
+ * ```
+ * uvarint(len(domain)) || domain || uvarint(len(payloadType)) || payloadType || uvarint(len(payload)) || payload
+ * ```
+ *
+ * with `domain = "agentnet-msg"` and `payloadType = "/agentnet/msg/1.0.0"`
+ * (both UTF-8). The domain string keeps a signature made for this protocol
+ * from being valid in any other libp2p context that signs with the same
+ * identity key (peer records, other protocols), and vice versa. Only the
+ * signature input follows RFC 0002; the frame does not carry the public key
+ * or payload type, since the key is implied by `from` (which must equal the
+ * Noise-authenticated peer) and the type by the protocol ID.
+ *
+ * Signing and verification use node:crypto with cached `KeyObject`s, which is
+ * about twice as fast as `@libp2p/crypto` for signing on Node.
+ *
+ * @module
+ */
+
+import { Buffer } from 'node:buffer'
+import { createPrivateKey, createPublicKey, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { InvalidArgumentError, UnsupportedKeyError } from './errors.ts'
+import type { PeerId, PrivateKey } from '@libp2p/interface'
+import type { KeyObject } from 'node:crypto'
+
+/** Domain-separation string of agent message signatures. */
+export const SIGNING_DOMAIN = 'agentnet-msg'
+
+/**
+ * Payload type bound into every message signature. It equals the protocol ID
+ * today but is a separate constant: changing it invalidates every signature,
+ * so it must only change together with the payload format.
+ */
+export const PAYLOAD_TYPE = '/agentnet/msg/1.0.0'
+
+/** How many public keys {@link verifySignature} keeps ready. */
+export const PUBLIC_KEY_CACHE_SIZE = 1024
+
+const ED25519_PUBLIC_KEY_BYTES = 32
+const ED25519_SEED_BYTES = 32
+const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
+const SPKI_ED25519_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
+
+function uvarint (value: number): number[] {
+  const out: number[] = []
+  while (value >= 0x80) {
+    out.push((value % 0x80) | 0x80)
+    value = Math.floor(value / 0x80)
+  }
+  out.push(value)
+  return out
+}
+
+function lengthPrefixed (s: string): number[] {
+  const bytes = new TextEncoder().encode(s)
+  return [...uvarint(bytes.length), ...bytes]
+}
+
+/**
+ * A (domain, payload type) pair: what a signature is for. Every agentnet
+ * signature scheme is defined in this file so that their domains are
+ * guaranteed distinct, and a signature made for one kind of object is never
+ * valid as another.
+ */
+export interface SignatureScheme {
+  readonly domain: string
+  readonly payloadType: string
+  /** `uvarint(len(domain)) || domain || uvarint(len(payloadType)) || payloadType`, precomputed. */
+  readonly prefix: Uint8Array
+}
+
+/** Make a {@link SignatureScheme}; the constant part of the signed bytes is computed once here. */
+export function signatureScheme (domain: string, payloadType: string): SignatureScheme {
+  if (domain.length === 0 || payloadType.length === 0) throw new InvalidArgumentError('domain and payloadType must not be empty')
+  return Object.freeze({
+    domain,
+    payloadType,
+    prefix: Uint8Array.from([...lengthPrefixed(domain), ...lengthPrefixed(payloadType)])
+  })
+}
+
+/** Agent messages (`/agentnet/msg/1.0.0`): the default of every function here. */
+export const MESSAGE_SIGNATURE_SCHEME = signatureScheme(SIGNING_DOMAIN, PAYLOAD_TYPE)
+
+/** Session tokens (`/agentnet/token/1.0.0`), used by the tokens layer. */
+export const TOKEN_SIGNATURE_SCHEME = signatureScheme('agentnet-token', '/agentnet/token/1.0.0')
+
+/**
+ * The exact bytes that are signed for `payload` (see the module doc):
+ * `scheme.prefix || uvarint(len(payload)) || payload`.
+ */
+export function signedData (payload: Uint8Array, scheme: SignatureScheme = MESSAGE_SIGNATURE_SCHEME): Uint8Array {
+  const prefix = scheme.prefix
+  const len = uvarint(payload.length)
+  const out = new Uint8Array(prefix.length + len.length + payload.length)
+  out.set(prefix, 0)
+  out.set(len, prefix.length)
+  out.set(payload, prefix.length + len.length)
+  return out
+}
+
+/** Signs payloads of one {@link SignatureScheme} as one local identity. */
+export interface MessageSigner {
+  /** The identity that signs; the `from` of every message it seals. */
+  readonly peerId: PeerId
+  /** `peerId` as multihash bytes, ready for `Message.from`. */
+  readonly from: Uint8Array
+  /** Ed25519 signature (64 bytes) over {@link signedData}(payload, scheme). */
+  sign(payload: Uint8Array): Uint8Array
+}
+
+/**
+ * Make a {@link MessageSigner} from a libp2p Ed25519 private key. The node:crypto
+ * key is built once here, not per message.
+ *
+ * @throws {UnsupportedKeyError} when the key is not Ed25519
+ * @throws {InvalidArgumentError} when the key bytes are inconsistent
+ */
+export function createSigner (privateKey: PrivateKey, scheme: SignatureScheme = MESSAGE_SIGNATURE_SCHEME): MessageSigner {
+  if (privateKey.type !== 'Ed25519') throw new UnsupportedKeyError(`Only Ed25519 keys can sign agent messages, not ${privateKey.type}`)
+  const raw = privateKey.raw
+  if (raw.length !== ED25519_SEED_BYTES + ED25519_PUBLIC_KEY_BYTES) throw new InvalidArgumentError('Ed25519 private key must be 64 bytes (seed || public key)')
+  const keyObject = createPrivateKey({
+    key: Buffer.concat([PKCS8_ED25519_PREFIX, raw.subarray(0, ED25519_SEED_BYTES)]),
+    format: 'der',
+    type: 'pkcs8'
+  })
+  // The public half of libp2p's raw key is stored, not derived: check that it
+  // matches the seed, or we would sign as a peer we are not.
+  const spki = createPublicKey(keyObject).export({ format: 'der', type: 'spki' })
+  if (!Buffer.from(raw.subarray(ED25519_SEED_BYTES)).equals(spki.subarray(SPKI_ED25519_PREFIX.length))) {
+    throw new InvalidArgumentError('Ed25519 private key seed does not match its public key')
+  }
+  const peerId = peerIdFromPrivateKey(privateKey)
+  const from = peerId.toMultihash().bytes
+  return {
+    peerId,
+    from,
+    sign (payload: Uint8Array): Uint8Array {
+      const sig = cryptoSign(null, signedData(payload, scheme), keyObject)
+      return new Uint8Array(sig.buffer, sig.byteOffset, sig.byteLength)
+    }
+  }
+}
+
+/**
+ * A small LRU of public KeyObjects, keyed by the raw public key itself (not
+ * the peer ID string) so an entry can never belong to a different key, and
+ * sharing one cache process-wide is safe.
+ */
+class PublicKeyCache {
+  private readonly entries = new Map<string, KeyObject>()
+  private readonly maxSize: number
+
+  constructor (maxSize: number) {
+    this.maxSize = maxSize
+  }
+
+  get (raw: Uint8Array): KeyObject {
+    const id = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('latin1')
+    let key = this.entries.get(id)
+    if (key !== undefined) {
+      // refresh recency
+      this.entries.delete(id)
+      this.entries.set(id, key)
+      return key
+    }
+    key = createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, raw]), format: 'der', type: 'spki' })
+    if (this.entries.size >= this.maxSize) {
+      const oldest = this.entries.keys().next()
+      if (oldest.done !== true) this.entries.delete(oldest.value)
+    }
+    this.entries.set(id, key)
+    return key
+  }
+}
+
+const publicKeys = new PublicKeyCache(PUBLIC_KEY_CACHE_SIZE)
+
+/**
+ * Whether `signature` is `peer`'s Ed25519 signature over {@link signedData}(payload, scheme).
+ * `payload` must be the bytes as received: nothing is re-encoded.
+ *
+ * @throws {UnsupportedKeyError} when `peer` is not an Ed25519 peer ID
+ */
+export function verifySignature (peer: PeerId, payload: Uint8Array, signature: Uint8Array, scheme: SignatureScheme = MESSAGE_SIGNATURE_SCHEME): boolean {
+  if (peer.type !== 'Ed25519' || peer.publicKey?.raw.length !== ED25519_PUBLIC_KEY_BYTES) {
+    throw new UnsupportedKeyError(`Only Ed25519 peers can send agent messages, not ${peer.type}`)
+  }
+  let key: KeyObject
+  try {
+    key = publicKeys.get(peer.publicKey.raw)
+  } catch {
+    // not a point node:crypto accepts as an Ed25519 key
+    return false
+  }
+  try {
+    return cryptoVerify(null, signedData(payload, scheme), key, signature)
+  } catch {
+    return false
+  }
+}

@@ -1,0 +1,210 @@
+/**
+ * Sealing outbound frames and the one place where inbound frames are checked.
+ *
+ * @module
+ */
+
+import { randomBytes } from 'node:crypto'
+import { decodeMessage, decodeSignedMessage, encodeMessage, encodeSignedMessage, MIN_NONCE_BYTES, PROTOCOL_VERSION } from './envelope.ts'
+import {
+  BadSignatureError,
+  BodyTooLargeError,
+  FutureMessageError,
+  InvalidArgumentError,
+  SenderMismatchError,
+  StaleMessageError,
+  WrongRecipientError
+} from './errors.ts'
+import { verifySignature } from './signing.ts'
+import type { Message, MessageKind } from './envelope.ts'
+import type { ReplayCache } from './replay-cache.ts'
+import type { MessageSigner } from './signing.ts'
+import type { PeerId } from '@libp2p/interface'
+
+/** Default {@link OpenContext.maxBodyBytes}: 1 MiB. */
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+/** Default {@link OpenContext.maxSkewMs}. */
+export const DEFAULT_MAX_SKEW_MS = 30_000
+/** Smallest accepted {@link OpenContext.windowMs}: tighter windows reject honest peers with ordinary clock drift. */
+export const MIN_WINDOW_MS = 30_000
+/** Largest accepted {@link OpenContext.windowMs}: longer windows make the replay cache hold nonces for longer. */
+export const MAX_WINDOW_MS = 300_000
+/** Content type sealed when none is given. */
+export const DEFAULT_CONTENT_TYPE = 'application/octet-stream'
+
+/** What {@link openEnvelope} needs to know about the receiving side. */
+export interface OpenContext {
+  /** This node: a peer ID or its multihash bytes. `to` must equal it. */
+  localPeer: PeerId | Uint8Array
+  /** The peer the secure channel (Noise) authenticated. `from` must equal it. */
+  remotePeer: PeerId
+  /** Where seen nonces are kept; the nonce is recorded only if every check passes. */
+  replayCache: ReplayCache
+  /**
+   * Current time, ms since the epoch.
+   *
+   * @default Date.now()
+   */
+  now?: number
+  /**
+   * Largest body accepted, in bytes.
+   *
+   * @default 1_048_576
+   */
+  maxBodyBytes?: number
+  /**
+   * Messages with a timestamp more than this many ms before `now` are stale.
+   * Must lie in 30_000..300_000 and must not exceed `replayCache.windowMs`
+   * (a longer verifier window than the cache's would accept messages whose
+   * nonces the cache has already forgotten).
+   *
+   * @default replayCache.windowMs (60_000 for a default cache)
+   */
+  windowMs?: number
+  /**
+   * Messages with a timestamp more than this many ms after `now` are from the future.
+   *
+   * @default 30_000
+   */
+  maxSkewMs?: number
+}
+
+/** A frame that passed every check. */
+export interface OpenedEnvelope {
+  /** The decoded payload. Byte fields are views into the frame. */
+  message: Message
+  /** The sender; the same object as `ctx.remotePeer`, which `message.from` was checked to equal. */
+  fromPeer: PeerId
+  /** The payload bytes exactly as signed (e.g. for an audit log). */
+  payload: Uint8Array
+  /** The Ed25519 signature over `payload`. */
+  signature: Uint8Array
+}
+
+function nonNegativeInteger (name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback
+  if (!Number.isSafeInteger(value) || value < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer`)
+  return value
+}
+
+function equalBytes (a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i]) return false
+  }
+  return true
+}
+
+function peerBytes (peer: PeerId | Uint8Array): Uint8Array {
+  return peer instanceof Uint8Array ? peer : peer.toMultihash().bytes
+}
+
+/**
+ * Check an inbound frame and return its message. The checks run in exactly
+ * this order, and the first failure throws:
+ *
+ * 1. the frame and payload are a canonical encoding — {@link MalformedFrameError}
+ * 2. the version is supported — {@link UnsupportedVersionError}
+ * 3. the body is within `maxBodyBytes` — {@link BodyTooLargeError}
+ * 4. `from` is the authenticated remote peer — {@link SenderMismatchError}
+ * 5. `to` is the local peer — {@link WrongRecipientError}
+ * 6. the signature verifies over the received payload bytes — {@link BadSignatureError}
+ *    ({@link UnsupportedKeyError} if the remote peer's key is not Ed25519)
+ * 7. `now - windowMs <= timestamp <= now + maxSkewMs` —
+ *    {@link StaleMessageError} / {@link FutureMessageError} (both bounds inclusive)
+ * 8. the nonce is new — {@link ReplayError}; only now is it recorded.
+ *
+ * The cheap structural and identity checks come before the signature, which
+ * is the expensive step, and nothing is recorded for a frame that fails, so a
+ * forged frame cannot use up a nonce slot.
+ *
+ * @throws {InvalidArgumentError} when `ctx` holds invalid options
+ */
+export function openEnvelope (frame: Uint8Array, ctx: OpenContext): OpenedEnvelope {
+  const now = ctx.now ?? Date.now()
+  const maxBodyBytes = nonNegativeInteger('maxBodyBytes', ctx.maxBodyBytes, DEFAULT_MAX_BODY_BYTES)
+  const maxSkewMs = nonNegativeInteger('maxSkewMs', ctx.maxSkewMs, DEFAULT_MAX_SKEW_MS)
+  const windowMs = nonNegativeInteger('windowMs', ctx.windowMs, ctx.replayCache.windowMs)
+  if (windowMs < MIN_WINDOW_MS || windowMs > MAX_WINDOW_MS) throw new InvalidArgumentError(`windowMs must be in ${MIN_WINDOW_MS}..${MAX_WINDOW_MS}`)
+  if (windowMs > ctx.replayCache.windowMs) throw new InvalidArgumentError('windowMs must not exceed the replay cache window')
+  if (!Number.isSafeInteger(now)) throw new InvalidArgumentError('now must be an integer')
+
+  const { payload, signature } = decodeSignedMessage(frame)
+  const message = decodeMessage(payload)
+
+  if (message.body.length > maxBodyBytes) throw new BodyTooLargeError(message.body.length, maxBodyBytes)
+
+  const remote = ctx.remotePeer
+  if (!equalBytes(message.from, remote.toMultihash().bytes)) {
+    throw new SenderMismatchError('Message sender is not the authenticated remote peer')
+  }
+  if (!equalBytes(message.to, peerBytes(ctx.localPeer))) {
+    throw new WrongRecipientError('Message is addressed to another peer')
+  }
+  if (!verifySignature(remote, payload, signature)) {
+    throw new BadSignatureError('Message signature is invalid')
+  }
+
+  const ts = message.timestamp
+  if (ts < now - windowMs) throw new StaleMessageError(ts, now, windowMs)
+  if (ts > now + maxSkewMs) throw new FutureMessageError(ts, now, maxSkewMs)
+
+  ctx.replayCache.checkAndRecord(remote.toString(), message.nonce, ts, now)
+
+  return { message, fromPeer: remote, payload, signature }
+}
+
+/** The caller's part of an outbound message; {@link sealEnvelope} fills in the rest. */
+export interface SealFields {
+  /** The recipient: a peer ID or its multihash bytes. */
+  to: PeerId | Uint8Array
+  service: string
+  kind: MessageKind
+  /** Request ID, unique per sender. */
+  id: string
+  /** @default '' */
+  inReplyTo?: string
+  /** @default 0 (no deadline) */
+  ttl?: number
+  /** @default 'application/octet-stream' */
+  contentType?: string
+  /** @default empty (no token) */
+  token?: Uint8Array
+  /** @default empty */
+  body?: Uint8Array
+  /**
+   * ms since the epoch; set it only to seal at a controlled time (tests).
+   *
+   * @default Date.now()
+   */
+  timestamp?: number
+}
+
+const EMPTY = new Uint8Array(0)
+
+/**
+ * Build, sign and encode an outbound frame: fills in `version`, `from` (the
+ * signer), a fresh 16-byte random `nonce` and `timestamp`, then returns the
+ * `SignedMessage` bytes (to be length-prefixed by the stream layer).
+ *
+ * @throws {InvalidArgumentError} when a field cannot be encoded
+ */
+export function sealEnvelope (fields: SealFields, signer: MessageSigner): Uint8Array {
+  const nonce = randomBytes(MIN_NONCE_BYTES)
+  const payload = encodeMessage({
+    version: PROTOCOL_VERSION,
+    from: signer.from,
+    to: peerBytes(fields.to),
+    service: fields.service,
+    kind: fields.kind,
+    id: fields.id,
+    inReplyTo: fields.inReplyTo ?? '',
+    nonce: new Uint8Array(nonce.buffer, nonce.byteOffset, nonce.byteLength),
+    timestamp: fields.timestamp ?? Date.now(),
+    ttl: fields.ttl ?? 0,
+    contentType: fields.contentType ?? DEFAULT_CONTENT_TYPE,
+    token: fields.token ?? EMPTY,
+    body: fields.body ?? EMPTY
+  })
+  return encodeSignedMessage({ payload, signature: signer.sign(payload) })
+}
