@@ -22,7 +22,7 @@
 
 import { MessagingService } from './messaging.ts'
 import type { ReplayCache } from '../protocol/index.ts'
-import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
+import type { Connection, Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
 import type { Message } from '../protocol/index.ts'
 import type { Logger } from 'pino'
 
@@ -71,7 +71,9 @@ export interface RejectionEvent {
 }
 
 export interface MessagingComponents {
-  libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol'>
+  libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dial' | 'addEventListener' | 'removeEventListener'>
+  /** How to reach a peer; the node prefers a direct (e.g. WebRTC) connection over a relayed one. Default: `libp2p.dial` */
+  connect?: (peer: PeerId, signal: AbortSignal) => Promise<Connection>
   privateKey: PrivateKey
   logger?: Logger
   tokenProvider?: TokenProvider

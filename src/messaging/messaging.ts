@@ -39,6 +39,8 @@ class Channel {
   readonly remotePeer: PeerId
   readonly remote: string
   closed = false
+  /** runs over a relayed (limited) connection: replaced once a direct one opens */
+  limited = false
 
   constructor (stream: Stream, remotePeer: PeerId) {
     this.stream = stream
@@ -111,10 +113,29 @@ export class MessagingService {
     this.replayCache = init.replayCache ?? new ReplayCache({ windowMs: this.init.replayWindowMs })
   }
 
+  /** A direct connection to a peer we reach through a relay: move our stream onto it */
+  private readonly onConnectionOpen = (evt: CustomEvent<Connection>): void => {
+    const connection = evt.detail
+    if (connection.limits != null) {
+      return
+    }
+    const key = connection.remotePeer.toString()
+    void this.outbound.get(key)?.then(channel => {
+      if (channel.limited && !channel.closed) {
+        this.components.logger?.debug({ peer: key }, 'direct connection appeared; leaving the relayed stream')
+        this.outbound.delete(key)
+        channel.closed = true
+        // in-flight requests on the old stream still get their answers on it
+        void channel.stream.close().catch(() => {})
+      }
+    }, () => {})
+  }
+
   async start (): Promise<void> {
     if (this.started) {
       return
     }
+    this.components.libp2p.addEventListener('connection:open', this.onConnectionOpen)
     await this.components.libp2p.handle(MSG_PROTOCOL, (stream, connection) => {
       this.attach(stream, connection.remotePeer)
     }, { maxInboundStreams: this.init.maxInboundStreams, runOnLimitedConnection: true })
@@ -123,6 +144,7 @@ export class MessagingService {
 
   async stop (): Promise<void> {
     this.started = false
+    this.components.libp2p.removeEventListener('connection:open', this.onConnectionOpen)
     await this.components.libp2p.unhandle(MSG_PROTOCOL).catch(() => {})
     for (const channel of this.channels) {
       channel.closed = true
@@ -242,8 +264,13 @@ export class MessagingService {
     let channel = this.outbound.get(key)
     if (channel == null) {
       channel = (async () => {
-        const stream = await this.components.libp2p.dialProtocol(peer, MSG_PROTOCOL, { signal, runOnLimitedConnection: true })
-        return this.attach(stream, peer)
+        const connection = this.components.connect != null
+          ? await this.components.connect(peer, signal)
+          : await this.components.libp2p.dial(peer, { signal })
+        const stream = await connection.newStream(MSG_PROTOCOL, { signal, runOnLimitedConnection: true })
+        const channel = this.attach(stream, peer)
+        channel.limited = connection.limits != null
+        return channel
       })()
       this.outbound.set(key, channel)
       channel.catch(() => { this.outbound.delete(key) })

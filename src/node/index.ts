@@ -26,12 +26,14 @@
 import { MessagingService } from '../messaging/index.ts'
 import { ReplayCache } from '../protocol/index.ts'
 import { TokenService } from '../tokens/index.ts'
+import { isLoopback, isPrivate } from '@libp2p/utils'
 import { parseTarget } from './target.ts'
 import { loadReplayCache, saveReplayCache } from './replay-state.ts'
 import { createAgentLibp2p } from './libp2p.ts'
 import type { Config } from '../config/index.ts'
 import type { AgentLibp2p } from './libp2p.ts'
 import type { Connection, PeerId, PrivateKey } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from 'pino'
 
 export { parseTarget, parsePeerId, InvalidTargetError } from './target.ts'
@@ -58,12 +60,23 @@ export interface ConnectionSummary {
   address: string
   /** false when the connection runs through a relay */
   direct: boolean
+  transport: 'tcp' | 'webrtc' | 'webrtc-direct' | 'relay'
   direction: 'inbound' | 'outbound'
 }
+
+export type Reachability = 'public' | 'private' | 'unknown'
 
 export interface NodeStatus {
   peerId: string
   addresses: string[]
+  /**
+   * `public` when the node announces a direct address on a public IP (a
+   * listen address, or one AutoNAT confirmed); `private` when it has only
+   * private, loopback or relayed addresses; `unknown` before it listens
+   */
+  reachability: Reachability
+  /** Peer IDs of the relays holding a reservation for us */
+  relayReservations: string[]
   connections: ConnectionSummary[]
 }
 
@@ -159,9 +172,12 @@ export class AgentNode {
   }
 
   status (): NodeStatus {
+    const addresses = this.libp2p.getMultiaddrs()
     return {
       peerId: this.peerId.toString(),
-      addresses: this.addresses(),
+      addresses: addresses.map(ma => ma.toString()),
+      reachability: reachabilityOf(addresses),
+      relayReservations: relaysOf(addresses),
       connections: this.libp2p.getConnections().map(summarizeConnection)
     }
   }
@@ -169,13 +185,55 @@ export class AgentNode {
   /** Open (or reuse) a connection to a multiaddr, peer ID or agentnet URL */
   async connect (target: string, signal?: AbortSignal): Promise<Connection> {
     const parsed = parseTarget(target)
-    const dialTarget = parsed.kind === 'multiaddr' ? parsed.multiaddr : parsed.peerId
+    if (parsed.kind === 'peer') {
+      return this.reach(parsed.peerId, signal)
+    }
     const timeout = AbortSignal.timeout(this.config.connections.dialTimeoutMs)
     try {
-      return await this.libp2p.dial(dialTarget, { signal: signal == null ? timeout : AbortSignal.any([signal, timeout]) })
+      return await this.libp2p.dial(parsed.multiaddr, { signal: signal == null ? timeout : AbortSignal.any([signal, timeout]) })
     } catch (err) {
       throw new PeerUnreachableError(`cannot connect to ${target}: ${(err as Error).message}`)
     }
+  }
+
+  /**
+   * A connection to `peer` by ID alone (peer store, then the DHT), preferring
+   * a direct one: when the only way in is a relay and the peer listens on
+   * WebRTC, try a WebRTC connection (signalled over the relay) before
+   * settling for the relayed, limited one.
+   */
+  async reach (peer: PeerId, signal?: AbortSignal): Promise<Connection> {
+    const timeout = AbortSignal.timeout(this.config.connections.dialTimeoutMs)
+    const dialSignal = signal == null ? timeout : AbortSignal.any([signal, timeout])
+    const open = this.libp2p.getConnections(peer).filter(c => c.status === 'open')
+    const direct = open.find(c => c.limits == null)
+    if (direct != null) {
+      return direct
+    }
+    let connection = open[0]
+    if (connection == null) {
+      try {
+        connection = await this.libp2p.dial(peer, { signal: dialSignal })
+      } catch (err) {
+        throw new PeerUnreachableError(`cannot reach ${peer.toString()}: ${(err as Error).message}`)
+      }
+    }
+    if (connection.limits == null || !this.config.nat.webrtc) {
+      return connection
+    }
+    const addresses = await this.libp2p.peerStore.get(peer).then(p => p.addresses.map(a => a.multiaddr), () => [])
+    for (const address of addresses.filter(isWebRTCAddress)) {
+      try {
+        const upgraded = await this.libp2p.dial(address, { signal: dialSignal })
+        if (upgraded.limits == null) {
+          this.logger?.debug({ peer: peer.toString(), address: address.toString() }, 'direct WebRTC connection')
+          return upgraded
+        }
+      } catch (err) {
+        this.logger?.debug({ peer: peer.toString(), err: (err as Error).message }, 'WebRTC upgrade failed; staying on the relay')
+      }
+    }
+    return connection
   }
 
   /** Round-trip time in ms to a peer over the libp2p ping protocol */
@@ -194,11 +252,46 @@ export class AgentNode {
   }
 }
 
+function isRelayed (address: Multiaddr): boolean {
+  return address.getComponents().some(c => c.name === 'p2p-circuit')
+}
+
+export function reachabilityOf (addresses: Multiaddr[]): Reachability {
+  if (addresses.length === 0) {
+    return 'unknown'
+  }
+  const direct = addresses.filter(a => !isRelayed(a))
+  return direct.some(a => !isPrivate(a) && !isLoopback(a)) ? 'public' : 'private'
+}
+
+/** The relay of a circuit address is the peer named before `/p2p-circuit` */
+export function relaysOf (addresses: Multiaddr[]): string[] {
+  const relays = new Set<string>()
+  for (const address of addresses) {
+    const components = address.getComponents()
+    const circuit = components.findIndex(c => c.name === 'p2p-circuit')
+    const relay = components.slice(0, Math.max(circuit, 0)).findLast(c => c.name === 'p2p')?.value
+    if (circuit > 0 && relay != null) {
+      relays.add(relay)
+    }
+  }
+  return [...relays]
+}
+
+/** A WebRTC private-to-private address: `…/p2p-circuit/webrtc/p2p/<peer>` */
+export function isWebRTCAddress (address: Multiaddr): boolean {
+  return address.getComponents().some(c => c.name === 'webrtc')
+}
+
 export function summarizeConnection (connection: Connection): ConnectionSummary {
+  // a WebRTC connection signalled over a relay may keep the circuit in its
+  // address; the data path is direct when libp2p put no relay limits on it
+  const relayed = connection.limits != null || (isRelayed(connection.remoteAddr) && !isWebRTCAddress(connection.remoteAddr))
   return {
     peerId: connection.remotePeer.toString(),
     address: connection.remoteAddr.toString(),
-    direct: connection.limits == null && !connection.remoteAddr.toString().includes('/p2p-circuit'),
+    direct: !relayed,
+    transport: relayed ? 'relay' : isWebRTCAddress(connection.remoteAddr) ? 'webrtc' : connection.remoteAddr.getComponents().some(c => c.name === 'webrtc-direct') ? 'webrtc-direct' : 'tcp',
     direction: connection.direction
   }
 }
@@ -219,7 +312,17 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     lifetimeMs: config.tokens.lifetimeMs,
     maxLifetimeMs: config.tokens.maxLifetimeMs
   })
-  const messaging = new MessagingService({ libp2p, privateKey: init.privateKey, logger: init.logger, tokenProvider: tokens }, {
+  let node: AgentNode | undefined
+  const messaging = new MessagingService({
+    libp2p,
+    privateKey: init.privateKey,
+    logger: init.logger,
+    tokenProvider: tokens,
+    connect: async (peer, signal) => {
+      if (node == null) throw new Error('node not assembled')
+      return node.reach(peer, signal)
+    }
+  }, {
     maxBodyBytes: config.messaging.maxBodyBytes,
     replayWindowMs: config.messaging.replayWindowMs,
     maxClockSkewMs: config.messaging.maxClockSkewMs,
@@ -228,5 +331,6 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     replayCache
   })
   messaging.addInboundGate(tokens.gate)
-  return new AgentNode({ libp2p, messaging, tokens, config, home: init.home, logger: init.logger })
+  node = new AgentNode({ libp2p, messaging, tokens, config, home: init.home, logger: init.logger })
+  return node
 }
