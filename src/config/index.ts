@@ -110,6 +110,17 @@ export interface Config {
   ipc: IpcConfig
   messaging: MessagingConfig
   tokens: TokensConfig
+  /** The agent card this node publishes in the DHT */
+  card: CardConfig
+}
+
+export interface CardConfig {
+  /** Display name (at most 64 characters) */
+  name: string
+  /** Services the agent offers */
+  services: string[]
+  /** Free-form JSON metadata */
+  metadata: Record<string, unknown>
 }
 
 export type ConfigOverrides = { [K in keyof Config]?: Config[K] extends object ? (Config[K] extends unknown[] ? Config[K] : Partial<Config[K]>) : Config[K] }
@@ -237,6 +248,19 @@ const SCHEMA: Record<string, Check | Record<string, Check>> = {
     maxClockSkewMs: integer(0, 300_000),
     requestTimeoutMs: integer(100, 3_600_000),
     retries: integer(0, 10)
+  },
+  card: {
+    name: (value, path) => {
+      if (typeof value !== 'string' || value.length > 64) {
+        throw new ConfigError(`config: ${path} must be a string of at most 64 characters`)
+      }
+    },
+    services: serviceList,
+    metadata: (value, path) => {
+      if (!isPlainObject(value) || JSON.stringify(value).length > 2048) {
+        throw new ConfigError(`config: ${path} must be a JSON object of at most 2 KiB`)
+      }
+    }
   },
   tokens: {
     protectedServices: serviceList,

@@ -66,7 +66,7 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
     await node.start()
     ipc = createIpcServer({
       socketPath,
-      methods: createMethods(node),
+      methods: createMethods(node, home),
       maxLineBytes: config.ipc.maxLineBytes,
       maxConnections: config.ipc.maxConnections,
       logger
@@ -87,7 +87,13 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
     stop: async () => {
       stopping ??= (async () => {
         await startedIpc.stop().catch(err => logger?.warn({ err }, 'ipc stop failed'))
-        await startedNode.stop().catch(err => logger?.warn({ err }, 'node stop failed'))
+        try {
+          await startedNode.stop()
+        } catch (err) {
+          // keep the lock: the next start then sees an unclean stop and protects itself as after a crash
+          logger?.error({ err }, 'node did not stop cleanly')
+          return
+        }
         await releaseLock()
       })()
       await stopping

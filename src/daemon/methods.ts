@@ -1,6 +1,7 @@
 import { decodeBody, encodeBody } from '../messaging/index.ts'
 import { invalidParams } from '../ipc/index.ts'
 import { parsePeerId, parseTarget } from '../node/index.ts'
+import { AddressBook } from '../addressbook/index.ts'
 import { LocalServices } from './services.ts'
 import type { MethodHandler } from '../ipc/index.ts'
 import type { AgentNode } from '../node/index.ts'
@@ -46,8 +47,20 @@ function requireService (params: unknown, key = 'service'): string {
 }
 
 /** The JSON-RPC methods of the local socket; the README's "Local API" documents each */
-export function createMethods (node: AgentNode): Record<string, MethodHandler> {
+export function createMethods (node: AgentNode, home: string): Record<string, MethodHandler> {
   const services = new LocalServices(node.messaging)
+  const book = new AddressBook(home)
+  /** A peer reference with any petname replaced by its peer ID */
+  const target = async (params: unknown, key: string): Promise<string> => {
+    const text = requireString(params, key)
+    if (text.startsWith('agentnet://')) {
+      const rest = text.slice('agentnet://'.length)
+      const slash = rest.indexOf('/')
+      const host = slash === -1 ? rest : rest.slice(0, slash)
+      return `agentnet://${await book.resolve(host)}${slash === -1 ? '' : rest.slice(slash)}`
+    }
+    return book.resolve(text)
+  }
   return {
     'node.info': async (params) => {
       paramsObject(params)
@@ -66,11 +79,11 @@ export function createMethods (node: AgentNode): Record<string, MethodHandler> {
       return node.peers()
     },
     'peer.connect': async (params, { signal }) => {
-      const connection = await node.connect(requireString(params, 'target'), signal)
+      const connection = await node.connect(await target(params, 'target'), signal)
       return { peerId: connection.remotePeer.toString(), address: connection.remoteAddr.toString() }
     },
     'peer.ping': async (params, { signal }) => {
-      return node.ping(requireString(params, 'target'), signal)
+      return node.ping(await target(params, 'target'), signal)
     },
     'service.register': async (params, { session }) => {
       const service = requireService(params)
@@ -83,18 +96,18 @@ export function createMethods (node: AgentNode): Record<string, MethodHandler> {
     },
     'msg.send': async (params, { signal }) => {
       const p = paramsObject(params)
-      const target = parseTarget(requireString(p, 'to'))
-      if (target.kind !== 'peer') {
-        throw invalidParams('params.to must be a peer ID or agentnet:// URL')
+      const to = parseTarget(await target(p, 'to'))
+      if (to.kind !== 'peer') {
+        throw invalidParams('params.to must be a peer ID, petname or agentnet:// URL')
       }
-      const service = p.service === undefined && target.service != null ? target.service : requireService(p)
+      const service = p.service === undefined && to.service != null ? to.service : requireService(p)
       let encoded
       try {
         encoded = encodeBody({ body: p.body, bodyBase64: p.bodyBase64 as string | undefined })
       } catch (err) {
         throw invalidParams((err as Error).message)
       }
-      const reply = await node.messaging.send(target.peerId, service, encoded.body, encoded.contentType, {
+      const reply = await node.messaging.send(to.peerId, service, encoded.body, encoded.contentType, {
         oneway: p.oneway === true,
         timeoutMs: optionalPositive(p, 'timeoutMs'),
         signal
@@ -109,7 +122,26 @@ export function createMethods (node: AgentNode): Record<string, MethodHandler> {
       return { ok: true }
     },
     'token.revoke': async (params) => {
-      return node.tokens.revoke(parsePeerId(requireString(params, 'peer')))
-    }
+      return node.tokens.revoke(parsePeerId(await target(params, 'peer')))
+    },
+    'card.lookup': async (params, { signal }) => {
+      return node.lookupCard(parsePeerId(await target(params, 'peer')), signal)
+    },
+    'card.publish': async (params, { signal }) => {
+      const p = paramsObject(params)
+      const content: Record<string, unknown> = {}
+      for (const key of ['name', 'services', 'metadata']) {
+        if (p[key] !== undefined) content[key] = p[key]
+      }
+      try {
+        return await node.publishCard(content, signal)
+      } catch (err) {
+        if ((err as { code?: unknown }).code === 'InvalidCard') throw invalidParams((err as Error).message)
+        throw err
+      }
+    },
+    'alias.list': async () => book.list(),
+    'alias.add': async (params) => book.add(requireString(params, 'name'), requireString(params, 'peerId')),
+    'alias.remove': async (params) => ({ removed: await book.remove(requireString(params, 'name')) })
   }
 }

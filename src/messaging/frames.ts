@@ -1,4 +1,5 @@
 import * as varint from 'uint8-varint'
+import { MalformedFrameError } from '../protocol/index.ts'
 import type { Uint8ArrayList } from 'uint8arraylist'
 
 export class FrameTooLargeError extends Error {
@@ -35,7 +36,7 @@ export class FrameDecoder {
     this.maxFrameBytes = maxFrameBytes
   }
 
-  /** Feed received bytes; returns every frame they complete. Throws {@link FrameTooLargeError}. */
+  /** Feed received bytes; returns every frame they complete. Throws {@link FrameTooLargeError} or `MalformedFrameError`. */
   push (data: Uint8Array | Uint8ArrayList): Uint8Array[] {
     const bytes = data instanceof Uint8Array ? data : data.subarray()
     if (bytes.byteLength === 0) {
@@ -69,7 +70,7 @@ export class FrameDecoder {
       }
       if (!complete) {
         if (i - offset >= MAX_LENGTH_BYTES) {
-          throw new FrameTooLargeError('frame length prefix too long')
+          throw new MalformedFrameError('frame length prefix is not a valid varint')
         }
         break
       }

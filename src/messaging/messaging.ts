@@ -41,6 +41,24 @@ class Channel {
   closed = false
   /** runs over a relayed (limited) connection: replaced once a direct one opens */
   limited = false
+  /** requests received on this stream and not yet answered */
+  inFlight = 0
+  /** the peer closed its writing side */
+  remoteDone = false
+
+  /** Close our side once nothing more can arrive or leave */
+  finish (): void {
+    this.closed = true
+    void this.stream.close().catch(() => { this.stream.abort(new Error('close failed')) })
+  }
+
+  /** A reply was written: close when the peer is done and nothing is left */
+  settled (): void {
+    this.inFlight--
+    if (this.remoteDone && this.inFlight === 0) {
+      this.finish()
+    }
+  }
 
   constructor (stream: Stream, remotePeer: PeerId) {
     this.stream = stream
@@ -303,6 +321,13 @@ export class MessagingService {
       }
     }
     stream.addEventListener('message', onMessage)
+    stream.addEventListener('remoteCloseWrite', () => {
+      // the peer sends nothing more on this stream: answer what is in flight, then close our side
+      channel.remoteDone = true
+      if (channel.inFlight === 0) {
+        channel.finish()
+      }
+    })
     stream.addEventListener('close', () => {
       channel.closed = true
       this.channels.delete(channel)
@@ -349,7 +374,8 @@ export class MessagingService {
       }
       case 'request':
       case 'oneway':
-        void this.onRequest(channel, message)
+        channel.inFlight++
+        void this.onRequest(channel, message).finally(() => { channel.settled() })
     }
   }
 
@@ -395,8 +421,13 @@ export class MessagingService {
       } else if (existing.reply != null) {
         this.replyTo(channel, message, existing.reply)
       } else {
-        existing.waiters ??= []
-        existing.waiters.push(reply => { this.replyTo(channel, message, reply) })
+        const waiters = existing.waiters ??= []
+        await new Promise<void>(resolve => {
+          waiters.push(reply => {
+            this.replyTo(channel, message, reply)
+            resolve()
+          })
+        })
       }
       return
     }

@@ -27,6 +27,9 @@ import { MessagingService } from '../messaging/index.ts'
 import { ReplayCache } from '../protocol/index.ts'
 import { TokenService } from '../tokens/index.ts'
 import { isLoopback, isPrivate } from '@libp2p/utils'
+import { MemoryDatastore } from 'datastore-core'
+import { CARD_NAMESPACE, cardKey, createCardValidator, decodeCard, encodeCard, selectCard } from '../cards/index.ts'
+import type { AgentCard, CardContent } from '../cards/index.ts'
 import { parseTarget } from './target.ts'
 import { loadReplayCache, saveReplayCache } from './replay-state.ts'
 import { createAgentLibp2p } from './libp2p.ts'
@@ -97,6 +100,12 @@ export interface AgentNodeInit {
 /** The agentnet version reported to peers by identify */
 export const AGENT_VERSION = 'agentnet/0.1.0'
 
+export class CardNotFoundError extends Error {
+  static readonly code = 'CardNotFound'
+  readonly code = 'CardNotFound'
+  override name = 'CardNotFoundError'
+}
+
 export class PeerUnreachableError extends Error {
   static readonly code = 'PeerUnreachable'
   readonly code = 'PeerUnreachable'
@@ -105,6 +114,7 @@ export class PeerUnreachableError extends Error {
 
 export interface AgentNodeParts {
   libp2p: AgentLibp2p
+  privateKey: PrivateKey
   messaging: MessagingService
   tokens: TokenService
   config: Config
@@ -117,6 +127,7 @@ export class AgentNode {
   readonly peerId: PeerId
   readonly messaging: MessagingService
   readonly tokens: TokenService
+  private readonly privateKey: PrivateKey
   private readonly config: Config
   private readonly home: string
   private readonly logger: Logger | undefined
@@ -126,24 +137,84 @@ export class AgentNode {
     this.peerId = parts.libp2p.peerId
     this.messaging = parts.messaging
     this.tokens = parts.tokens
+    this.privateKey = parts.privateKey
     this.config = parts.config
+    this.card = { ...parts.config.card }
     this.home = parts.home
     this.logger = parts.logger
+  }
+
+  private card: CardContent
+  private lastCardSeq = 0
+  private cardTimer: ReturnType<typeof setTimeout> | undefined
+
+  /**
+   * Sign and publish our agent card in the DHT (replacing the content when
+   * given). Resolves once at least one DHT peer stored it.
+   */
+  async publishCard (content?: Partial<CardContent>, signal?: AbortSignal): Promise<AgentCard> {
+    if (this.libp2p.services.dht == null) {
+      throw new PeerUnreachableError('the DHT is disabled in this node\'s config')
+    }
+    const next = { ...this.card, ...content }
+    const seq = Math.max(Date.now(), this.lastCardSeq + 1)
+    const value = encodeCard(next, this.privateKey, seq)
+    this.card = next
+    this.lastCardSeq = seq
+    await this.libp2p.contentRouting.put(cardKey(this.peerId), value, { signal: signal ?? AbortSignal.timeout(30_000) })
+    return { peerId: this.peerId.toString(), seq, ...next }
+  }
+
+  /** Fetch a peer's card from the DHT and verify it (every DHT hop validated it too) */
+  async lookupCard (peer: PeerId, signal?: AbortSignal): Promise<AgentCard> {
+    if (this.libp2p.services.dht == null) {
+      throw new PeerUnreachableError('the DHT is disabled in this node\'s config')
+    }
+    const key = cardKey(peer)
+    let value: Uint8Array
+    try {
+      value = await this.libp2p.contentRouting.get(key, { signal: signal ?? AbortSignal.timeout(30_000) })
+    } catch (err) {
+      throw new CardNotFoundError(`no card found for ${peer.toString()}: ${(err as Error).message}`)
+    }
+    return decodeCard(key, value)
+  }
+
+  /** Publish soon after start (once peers are known), then every 30 minutes */
+  private scheduleCardPublish (delayMs: number): void {
+    this.cardTimer = setTimeout(() => {
+      this.publishCard().then(() => {
+        this.scheduleCardPublish(30 * 60_000)
+      }, (err: Error) => {
+        this.logger?.debug({ err: err.message }, 'card publish failed; retrying')
+        this.scheduleCardPublish(Math.min(delayMs * 2, 60_000))
+      })
+    }, delayMs)
+    this.cardTimer.unref()
   }
 
   async start (): Promise<void> {
     await this.libp2p.start()
     await this.tokens.start()
     await this.messaging.start()
+    if (this.libp2p.services.dht != null) {
+      this.scheduleCardPublish(1000)
+    }
     this.logger?.info({ peerId: this.peerId.toString(), addresses: this.addresses() }, 'node listening')
   }
 
   async stop (): Promise<void> {
+    clearTimeout(this.cardTimer)
     await this.messaging.stop()
     await this.tokens.stop()
     await this.libp2p.stop()
     // only a clean stop leaves a snapshot; its absence at the next start means a crash
-    await saveReplayCache(this.home, this.messaging.replayCache).catch(err => this.logger?.error({ err }, 'could not save the replay cache'))
+    try {
+      await saveReplayCache(this.home, this.messaging.replayCache)
+    } catch (err) {
+      this.logger?.error({ err }, 'could not save the replay cache; the next start will treat this stop as a crash')
+      throw err
+    }
     this.logger?.info('node stopped')
   }
 
@@ -299,7 +370,16 @@ export function summarizeConnection (connection: Connection): ConnectionSummary 
 /** Assemble (but do not start) the libp2p node described by `config` */
 export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> {
   const { config } = init
-  const libp2p = await createAgentLibp2p({ config, privateKey: init.privateKey, userAgent: AGENT_VERSION })
+  // the DHT's records live here; the card validator reads it to refuse older cards
+  const datastore = new MemoryDatastore()
+  const libp2p = await createAgentLibp2p({
+    config,
+    privateKey: init.privateKey,
+    userAgent: AGENT_VERSION,
+    datastore,
+    dhtValidators: { [CARD_NAMESPACE]: createCardValidator(datastore) },
+    dhtSelectors: { [CARD_NAMESPACE]: selectCard }
+  })
   const replayCache: ReplayCache = await loadReplayCache(init.home, {
     windowMs: config.messaging.replayWindowMs,
     afterCrash: init.afterCrash === true,
@@ -331,6 +411,6 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     replayCache
   })
   messaging.addInboundGate(tokens.gate)
-  node = new AgentNode({ libp2p, messaging, tokens, config, home: init.home, logger: init.logger })
+  node = new AgentNode({ libp2p, privateKey: init.privateKey, messaging, tokens, config, home: init.home, logger: init.logger })
   return node
 }

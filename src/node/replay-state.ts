@@ -28,9 +28,13 @@ export async function loadReplayCache (home: string, options: LoadReplayOptions)
   const file = join(home, REPLAY_FILE)
   const now = Date.now()
   let snapshot: Uint8Array | undefined
+  let unreadable = false
   try {
     snapshot = await readFile(file)
-  } catch {}
+  } catch (err) {
+    // a snapshot that exists but cannot be read is no better than a corrupt one
+    unreadable = (err as NodeJS.ErrnoException).code !== 'ENOENT'
+  }
   if (snapshot != null) {
     await unlink(file).catch(() => {})
     try {
@@ -43,7 +47,7 @@ export async function loadReplayCache (home: string, options: LoadReplayOptions)
       return new ReplayCache({ windowMs: options.windowMs, notBefore: now + options.maxSkewMs })
     }
   }
-  if (options.afterCrash) {
+  if (options.afterCrash || unreadable) {
     options.logger?.warn('previous node did not stop cleanly; refusing messages timestamped before start + skew')
     return new ReplayCache({ windowMs: options.windowMs, notBefore: now + options.maxSkewMs })
   }

@@ -13,13 +13,11 @@
  * ```
  */
 
-import { createSigner, verifySignature, TOKEN_SIGNATURE_SCHEME } from '../protocol/index.ts'
+import { createSigner, decodeSignedBlob, encodeSignedBlob, verifySignature, TOKEN_SIGNATURE_SCHEME } from '../protocol/index.ts'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 
-export const TOKEN_VERSION = 1
 /** Tokens are small; anything larger is refused before parsing */
 export const MAX_TOKEN_BYTES = 4096
-const SIGNATURE_BYTES = 64
 
 export interface TokenClaims {
   /** issuer peer ID */
@@ -53,42 +51,19 @@ export class TokenError extends Error {
 const encoder = new TextEncoder()
 const decoder = new TextDecoder('utf-8', { fatal: true })
 
-function uvarint (value: number): number[] {
-  const out: number[] = []
-  while (value >= 0x80) {
-    out.push((value % 0x80) | 0x80)
-    value = Math.floor(value / 0x80)
-  }
-  out.push(value)
-  return out
-}
-
 export function encodeToken (claims: TokenClaims, privateKey: PrivateKey): Uint8Array {
-  const payload = encoder.encode(JSON.stringify(claims))
-  const signature = createSigner(privateKey, TOKEN_SIGNATURE_SCHEME).sign(payload)
-  return Uint8Array.from([TOKEN_VERSION, ...uvarint(payload.length), ...payload, ...signature])
+  return encodeSignedBlob(encoder.encode(JSON.stringify(claims)), createSigner(privateKey, TOKEN_SIGNATURE_SCHEME))
 }
 
 /** Parse a token and check the issuer's signature; throws `TokenInvalid` */
 export function decodeToken (token: Uint8Array, issuer: PeerId): TokenClaims {
-  if (token.length > MAX_TOKEN_BYTES || token.length < 3 + SIGNATURE_BYTES || token[0] !== TOKEN_VERSION) {
+  let payload: Uint8Array
+  let signature: Uint8Array
+  try {
+    ({ payload, signature } = decodeSignedBlob(token, MAX_TOKEN_BYTES))
+  } catch {
     throw new TokenError('TokenInvalid', 'malformed session token')
   }
-  // the payload length: a uvarint of at most 2 bytes (MAX_TOKEN_BYTES < 2^14)
-  let length = (token[1] as number) & 0x7f
-  let i = 2
-  if (((token[1] as number) & 0x80) !== 0) {
-    length += ((token[2] as number) & 0x7f) * 128
-    i = 3
-    if (((token[2] as number) & 0x80) !== 0) {
-      throw new TokenError('TokenInvalid', 'malformed session token')
-    }
-  }
-  if (i + length + SIGNATURE_BYTES !== token.length) {
-    throw new TokenError('TokenInvalid', 'malformed session token')
-  }
-  const payload = token.subarray(i, i + length)
-  const signature = token.subarray(i + length)
   let valid = false
   try {
     valid = verifySignature(issuer, payload, signature, TOKEN_SIGNATURE_SCHEME)
