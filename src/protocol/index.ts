@@ -72,6 +72,8 @@ export {
   signedData,
   SIGNING_DOMAIN,
   TOKEN_SIGNATURE_SCHEME,
+  TRUST_SIGNATURE_SCHEME,
+  CARD_SIGNATURE_SCHEME,
   verifySignature
 } from './signing.ts'
 export type { MessageSigner, SignatureScheme } from './signing.ts'
@@ -114,3 +116,5 @@ export type { ProtocolErrorCode } from './errors.ts'
 
 /** The libp2p protocol ID that carries these frames. */
 export const PROTOCOL_ID = '/agentnet/msg/1.0.0'
+
+export { encodeSignedBlob, decodeSignedBlob, SIGNED_BLOB_VERSION } from './signed-blob.ts'

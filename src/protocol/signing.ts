@@ -91,6 +91,16 @@ export const MESSAGE_SIGNATURE_SCHEME = signatureScheme(SIGNING_DOMAIN, PAYLOAD_
 /** Session tokens (`/agentnet/token/1.0.0`), used by the tokens layer. */
 export const TOKEN_SIGNATURE_SCHEME = signatureScheme('agentnet-token', '/agentnet/token/1.0.0')
 
+/** Agent cards published in the DHT, used by `src/cards`. */
+export const CARD_SIGNATURE_SCHEME = signatureScheme('agentnet-card', '/agentnet/card/1.0.0')
+
+/**
+ * Trust handshake messages (`/agentnet/trust/1.0.0`), used by the trust layer.
+ * Its invite codes sign under the same domain with payload type
+ * `/agentnet/trust/invite/1.0.0` (`INVITE_SIGNATURE_SCHEME` in `src/trust`).
+ */
+export const TRUST_SIGNATURE_SCHEME = signatureScheme('agentnet-trust', '/agentnet/trust/1.0.0')
+
 /**
  * The exact bytes that are signed for `payload` (see the module doc):
  * `scheme.prefix || uvarint(len(payload)) || payload`.
