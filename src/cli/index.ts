@@ -14,7 +14,8 @@ import { connectClient, NodeNotRunningError } from '../client/index.ts'
 import { CliError, collect, print, withClient, withCommon } from './common.ts'
 import type { GlobalOptions } from './common.ts'
 import { startDaemon } from '../daemon/index.ts'
-import { createIdentity, loadIdentity, resolveHome } from '../identity/index.ts'
+import { createIdentity, ensureHome, loadIdentity, resolveHome } from '../identity/index.ts'
+import { AddressBook } from '../addressbook/index.ts'
 import type { LogLevel, Profile } from '../config/index.ts'
 
 export { CliError } from './common.ts'
@@ -154,6 +155,37 @@ export function buildProgram (): Command {
       client.close()
     })
 
+  withCommon(program.command('lookup').description('fetch and verify a peer\'s agent card from the DHT').argument('<peer>', 'peer ID or petname'))
+    .action(async (peer: string, opts: GlobalOptions) => {
+      const card = await withClient(opts, async client => client.lookupCard(peer))
+      print(opts.json, card, () => [
+        `${card.peerId}  (seq ${card.seq})`,
+        `name:     ${card.name}`,
+        `services: ${card.services.join(', ')}`,
+        `metadata: ${JSON.stringify(card.metadata)}`
+      ].join('\n'))
+    })
+
+  const alias = program.command('alias').description('petnames: local names for peer IDs, usable wherever a peer is expected')
+  withCommon(alias.command('add').description('name a peer').argument('<name>').argument('<peerId>'))
+    .action(async (name: string, peerId: string, opts: GlobalOptions) => {
+      const added = await new AddressBook(await ensureHomeDir(opts)).add(name, peerId)
+      print(opts.json, added, () => `${added.name} → ${added.peerId}`)
+    })
+  withCommon(alias.command('list').description('list petnames'))
+    .action(async (opts: GlobalOptions) => {
+      const aliases = await new AddressBook(resolveHome(opts.home)).list()
+      print(opts.json, aliases, () => aliases.length === 0 ? 'no petnames' : aliases.map(a => `${a.name}\t${a.peerId}`).join('\n'))
+    })
+  withCommon(alias.command('rm').description('forget a petname').argument('<name>'))
+    .action(async (name: string, opts: GlobalOptions) => {
+      const removed = await new AddressBook(resolveHome(opts.home)).remove(name)
+      if (!removed) {
+        throw new CliError(`no petname ${JSON.stringify(name)}`, 'NoSuchAlias')
+      }
+      print(opts.json, { name, removed }, () => `removed ${name}`)
+    })
+
   const token = program.command('token').description('session tokens this node issues')
   withCommon(token.command('revoke').description('invalidate every session token issued to a peer').argument('<peer>', 'peer ID'))
     .action(async (peer: string, opts: GlobalOptions) => {
@@ -162,6 +194,12 @@ export function buildProgram (): Command {
     })
 
   return program
+}
+
+async function ensureHomeDir (opts: GlobalOptions): Promise<string> {
+  const home = resolveHome(opts.home)
+  await ensureHome(home)
+  return home
 }
 
 function parseSeconds (value: string): number {

@@ -22,9 +22,11 @@ import { join } from 'node:path'
 import { LineSplitter } from '../ipc/lines.ts'
 import type { JsonRpcErrorObject } from '../ipc/rpc.ts'
 import type { ConnectionSummary, NodeInfo, NodeStatus, PeerSummary } from '../node/index.ts'
+import type { AgentCard } from '../cards/index.ts'
 import type { Socket } from 'node:net'
 
 export type { ConnectionSummary, NodeInfo, NodeStatus, PeerSummary } from '../node/index.ts'
+export type { AgentCard } from '../cards/index.ts'
 
 /** File name of the node's socket inside its home folder */
 export const SOCKET_FILE = 'agentnet.sock'
@@ -234,6 +236,16 @@ export class AgentnetClient extends EventEmitter<AgentnetClientEvents> {
   /** Invalidate every session token this node has issued to `peer` */
   async revokeTokens (peer: string, options?: RequestOptions): Promise<{ peerId: string, revokedBefore: number }> {
     return this.request('token.revoke', { peer }, options)
+  }
+
+  /** Fetch and verify a peer's agent card from the DHT */
+  async lookupCard (peer: string, options?: RequestOptions): Promise<AgentCard> {
+    return this.request<AgentCard>('card.lookup', { peer }, options)
+  }
+
+  /** Update and republish this node's agent card */
+  async publishCard (content: Partial<Pick<AgentCard, 'name' | 'services' | 'metadata'>>, options?: RequestOptions): Promise<AgentCard> {
+    return this.request<AgentCard>('card.publish', content, options)
   }
 
   close (): void {

@@ -67,11 +67,18 @@ class Channel {
   }
 
   async write (frame: Uint8Array): Promise<void> {
-    if (this.closed) {
+    if (this.closed || this.stream.writeStatus !== 'writable') {
+      this.closed = true
       throw new MessagingError('StreamClosed', 'stream to peer closed')
     }
-    if (!this.stream.send(encodeFrame(frame))) {
-      await this.stream.onDrain({ signal: AbortSignal.timeout(30_000) })
+    try {
+      if (!this.stream.send(encodeFrame(frame))) {
+        await this.stream.onDrain({ signal: AbortSignal.timeout(30_000) })
+      }
+    } catch (err) {
+      // a dead stream must not be handed out again: the next attempt opens a new one
+      this.closed = true
+      throw err
     }
   }
 }

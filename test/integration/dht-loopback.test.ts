@@ -2,7 +2,13 @@ import assert from 'node:assert/strict'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { makeHome, removeHome, runJson, startNode } from '../helpers/cli.ts'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { cardKey, encodeCard } from '../../src/cards/index.ts'
+import { loadConfig } from '../../src/config/index.ts'
+import { createAgentLibp2p } from '../../src/node/index.ts'
+import { makeHome, removeHome, runCli, runJson, startNode } from '../helpers/cli.ts'
 import { RawSocket } from '../helpers/raw-socket.ts'
 import type { RunningNode } from '../helpers/cli.ts'
 
@@ -13,9 +19,9 @@ describe('dial by peer ID alone: 10 agents that know only 2 bootstrap nodes', ()
   const nodes: RunningNode[] = []
   const sockets: RawSocket[] = []
   const peerIds: string[] = []
+  const bootstrapAddrs: string[] = []
 
   before(async () => {
-    const bootstrapAddrs: string[] = []
     for (let i = 0; i < 2; i++) {
       const home = await makeHome('an-boot-')
       homes.push(home)
@@ -67,5 +73,55 @@ describe('dial by peer ID alone: 10 agents that know only 2 bootstrap nodes', ()
     const failures = results.filter(r => r !== 'ok' && r !== 'self')
     assert.deepEqual(failures, [], `${failures.length} of 90 failed`)
     assert.equal(results.filter(r => r === 'ok').length, 90)
+  })
+
+  it('agent cards: published at start, found and verified by peer ID; forged and replayed-older cards do not stick', async () => {
+    const home = (i: number): string => homes[i + 2] ?? ''
+    const victim = peerIds[3] ?? ''
+    const updated = await runJson<{ seq: number, name: string }>(['lookup', victim, '--home', home(0)]).catch(() => undefined)
+    // the start-up publication happens in the background; it must be there by now
+    assert.ok(updated != null, 'card published at start')
+    const socket = await RawSocket.connect(join(home(3), 'agentnet.sock'))
+    const published = await socket.call('card.publish', { name: 'agent-3', services: ['echo'], metadata: { model: 'test' } })
+    socket.close()
+    assert.equal(published.result.name, 'agent-3')
+    const seen = await runJson<{ peerId: string, seq: number, name: string, services: string[], metadata: unknown }>(['lookup', victim, '--home', home(7)])
+    assert.deepEqual(seen, { peerId: victim, seq: published.result.seq, name: 'agent-3', services: ['echo'], metadata: { model: 'test' } })
+
+    // an attacker node on the same DHT that accepts anything locally tries to overwrite the card
+    const config = await loadConfig({ overrides: { listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: bootstrapAddrs, nat: { autonat: false, webrtc: false, dcutr: false, upnp: false, stunServers: [] }, relay: { reserve: false } } })
+    const attackerKey = await generateKeyPair('Ed25519')
+    const attacker = await createAgentLibp2p({ config, privateKey: attackerKey, userAgent: 'attacker', dhtValidators: { 'agentnet-card': async () => {} } })
+    await attacker.start()
+    try {
+      for (const addr of bootstrapAddrs) await attacker.dial(multiaddr(addr))
+      const forged = encodeCard({ name: 'evil', services: [], metadata: {} }, attackerKey, Date.now() + 1_000_000)
+      const older = encodeCard({ name: 'older', services: [], metadata: {} }, attackerKey, 1)
+      for (const value of [forged, older]) {
+        await attacker.contentRouting.put(cardKey(peerIdFromString(victim)), value, { signal: AbortSignal.timeout(10_000) }).catch(() => {})
+      }
+    } finally {
+      await attacker.stop()
+    }
+    const after = await runJson<{ name: string, seq: number }>(['lookup', victim, '--home', home(5)])
+    assert.equal(after.name, 'agent-3')
+    assert.equal(after.seq, published.result.seq)
+  })
+
+  it('petnames stand in for peer IDs', async () => {
+    const home = homes[2] ?? ''
+    const target = peerIds[4] ?? ''
+    assert.deepEqual(await runJson(['alias', 'add', 'bob', target, '--home', home]), { name: 'bob', peerId: target })
+    assert.deepEqual(await runJson(['alias', 'list', '--home', home]), [{ name: 'bob', peerId: target }])
+    const reply = await runJson<{ from: string, body: string }>(['send', 'bob', 'echo', 'hi bob', '--home', home])
+    assert.equal(reply.from, target)
+    assert.equal(reply.body, 'hi bob')
+    const pong = await runJson<{ peerId: string }>(['ping', 'bob', '--home', home])
+    assert.equal(pong.peerId, target)
+    const bad = await runCli(['alias', 'add', '12D3KooWnot', target, '--home', home])
+    assert.equal(bad.code, 1)
+    assert.deepEqual(await runJson(['alias', 'rm', 'bob', '--home', home]), { name: 'bob', removed: true })
+    const gone = await runCli(['send', 'bob', 'echo', 'x', '--home', home])
+    assert.equal(gone.code, 1)
   })
 })
