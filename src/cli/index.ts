@@ -16,6 +16,8 @@ import type { GlobalOptions } from './common.ts'
 import { startDaemon } from '../daemon/index.ts'
 import { createIdentity, ensureHome, loadIdentity, resolveHome } from '../identity/index.ts'
 import { AddressBook } from '../addressbook/index.ts'
+import { AUDIT_LOG_FILE, tailAuditLog, verifyAuditLog } from '../audit/index.ts'
+import { join } from 'node:path'
 import type { LogLevel, Profile } from '../config/index.ts'
 
 export { CliError } from './common.ts'
@@ -186,6 +188,31 @@ export function buildProgram (): Command {
       print(opts.json, { name, removed }, () => `removed ${name}`)
     })
 
+  const audit = program.command('audit').description('the hash-chained audit log of security events (works whether or not the node runs)')
+  withCommon(audit.command('verify').description('check the whole chain; names the first bad record'))
+    .action(async (opts: GlobalOptions) => {
+      const home = resolveHome(opts.home)
+      const result = await verifyAuditLog(join(home, AUDIT_LOG_FILE))
+      print(opts.json, result, () => result.ok
+        ? `audit log ok: ${result.records} records`
+        : `audit log damaged at line ${result.firstBad?.line ?? '?'}${result.firstBad?.seq != null ? ` (seq ${result.firstBad.seq})` : ''}: ${result.firstBad?.reason ?? 'unknown'}`)
+      if (!result.ok) {
+        process.exitCode = 1
+        throw new SilentExit(1)
+      }
+    })
+  withCommon(audit.command('tail').description('print the last records'))
+    .option('-n, --lines <n>', 'how many records', parseCount, 20)
+    .action(async (opts: GlobalOptions & { lines: number }) => {
+      const home = resolveHome(opts.home)
+      const records = await tailAuditLog(join(home, AUDIT_LOG_FILE), opts.lines)
+      if (opts.json === true) {
+        print(true, records, () => '')
+      } else {
+        process.stdout.write(records.map(r => `${r.seq}\t${r.time}\t${r.type}\t${JSON.stringify(r.data)}`).join('\n') + (records.length > 0 ? '\n' : ''))
+      }
+    })
+
   const token = program.command('token').description('session tokens this node issues')
   withCommon(token.command('revoke').description('invalidate every session token issued to a peer').argument('<peer>', 'peer ID'))
     .action(async (peer: string, opts: GlobalOptions) => {
@@ -200,6 +227,24 @@ async function ensureHomeDir (opts: GlobalOptions): Promise<string> {
   const home = resolveHome(opts.home)
   await ensureHome(home)
   return home
+}
+
+function parseCount (value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 1 || n > 10_000) {
+    throw new CliError(`-n must be an integer from 1 to 10000, got ${JSON.stringify(value)}`, 'UsageError', 2)
+  }
+  return n
+}
+
+/** Ends a command with an exit code after it printed its own result */
+export class SilentExit extends Error {
+  readonly exitCode: number
+  constructor (exitCode: number) {
+    super('')
+    this.name = 'SilentExit'
+    this.exitCode = exitCode
+  }
 }
 
 function parseSeconds (value: string): number {
@@ -223,6 +268,9 @@ export async function main (argv: string[]): Promise<number> {
         return 0
       }
       return reportError(json, err.message.replace(/^error: /, ''), 'UsageError', 2)
+    }
+    if (err instanceof SilentExit) {
+      return err.exitCode
     }
     const error = err as Error & { code?: unknown, exitCode?: number }
     const code = typeof error.code === 'string' ? error.code : error.name

@@ -32,6 +32,9 @@ import { CARD_NAMESPACE, cardKey, createCardValidator, decodeCard, encodeCard, s
 import type { AgentCard, CardContent } from '../cards/index.ts'
 import { parseTarget } from './target.ts'
 import { loadReplayCache, saveReplayCache } from './replay-state.ts'
+import { AuditSink } from './audit-sink.ts'
+import { AUDIT_LOG_FILE, openAuditLog } from '../audit/index.ts'
+import { join } from 'node:path'
 import { createAgentLibp2p } from './libp2p.ts'
 import type { Config } from '../config/index.ts'
 import type { AgentLibp2p } from './libp2p.ts'
@@ -114,6 +117,7 @@ export class PeerUnreachableError extends Error {
 
 export interface AgentNodeParts {
   libp2p: AgentLibp2p
+  audit: AuditSink
   privateKey: PrivateKey
   messaging: MessagingService
   tokens: TokenService
@@ -127,6 +131,7 @@ export class AgentNode {
   readonly peerId: PeerId
   readonly messaging: MessagingService
   readonly tokens: TokenService
+  readonly audit: AuditSink
   private readonly privateKey: PrivateKey
   private readonly config: Config
   private readonly home: string
@@ -137,6 +142,7 @@ export class AgentNode {
     this.peerId = parts.libp2p.peerId
     this.messaging = parts.messaging
     this.tokens = parts.tokens
+    this.audit = parts.audit
     this.privateKey = parts.privateKey
     this.config = parts.config
     this.card = { ...parts.config.card }
@@ -208,6 +214,7 @@ export class AgentNode {
     await this.messaging.stop()
     await this.tokens.stop()
     await this.libp2p.stop()
+    await this.audit.close().catch(err => this.logger?.error({ err }, 'could not close the audit log'))
     // only a clean stop leaves a snapshot; its absence at the next start means a crash
     try {
       await saveReplayCache(this.home, this.messaging.replayCache)
@@ -386,7 +393,17 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     maxSkewMs: config.messaging.maxClockSkewMs,
     logger: init.logger
   })
-  const tokens = new TokenService({ libp2p, privateKey: init.privateKey, logger: init.logger }, {
+  const auditLog = await openAuditLog({ path: join(init.home, AUDIT_LOG_FILE) })
+  for (const warning of auditLog.recovery.warnings) {
+    init.logger?.warn({ warning }, 'audit log')
+  }
+  const audit = new AuditSink(auditLog, init.logger)
+  const tokens = new TokenService({
+    libp2p,
+    privateKey: init.privateKey,
+    logger: init.logger,
+    onEvent: ({ type, ...data }) => { audit.record(type, { ...data }) }
+  }, {
     home: init.home,
     protectedServices: config.tokens.protectedServices,
     lifetimeMs: config.tokens.lifetimeMs,
@@ -398,6 +415,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     privateKey: init.privateKey,
     logger: init.logger,
     tokenProvider: tokens,
+    onReject: event => { audit.rejectedMessage(event) },
     connect: async (peer, signal) => {
       if (node == null) throw new Error('node not assembled')
       return node.reach(peer, signal)
@@ -411,6 +429,6 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     replayCache
   })
   messaging.addInboundGate(tokens.gate)
-  node = new AgentNode({ libp2p, privateKey: init.privateKey, messaging, tokens, config, home: init.home, logger: init.logger })
+  node = new AgentNode({ libp2p, audit, privateKey: init.privateKey, messaging, tokens, config, home: init.home, logger: init.logger })
   return node
 }

@@ -2,7 +2,7 @@ import { autoNATv2 } from '@libp2p/autonat-v2'
 import { bootstrap } from '@libp2p/bootstrap'
 import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { dcutr } from '@libp2p/dcutr'
-import { identify } from '@libp2p/identify'
+import { identify, identifyPush } from '@libp2p/identify'
 import { kadDHT, passthroughMapper, removePrivateAddressesMapper, removePublicAddressesMapper } from '@libp2p/kad-dht'
 import { noise } from '@libp2p/noise'
 import { ping } from '@libp2p/ping'
@@ -80,6 +80,7 @@ export async function createAgentLibp2p (init: Libp2pAssembly): Promise<AgentLib
 
   const services: Record<string, (components: any) => unknown> = {
     identify: identify(),
+    identifyPush: identifyPush(),
     ping: ping()
   }
   if (config.dht.enabled) {
