@@ -77,6 +77,8 @@ export interface MessagingComponents {
   privateKey: PrivateKey
   logger?: Logger
   tokenProvider?: TokenProvider
+  /** Runs before every send; throws a typed error to refuse it (e.g. the peer revoked us) */
+  outboundGate?: (peer: PeerId) => void
   /** Called for every rejected frame (for the audit log) */
   onReject?: (event: RejectionEvent) => void
 }

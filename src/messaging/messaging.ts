@@ -66,21 +66,118 @@ class Channel {
     this.remote = remotePeer.toString()
   }
 
+  private queue: Uint8Array[] = []
+  private queuedBytes = 0
+  private flushScheduled = false
+  /** a frame went out in this tick: gather any more until the tick ends */
+  private recentlyFlushed = false
+  private draining = false
+  private nextFlush = Channel.flushPromise()
+
+  private static flushPromise (): PromiseWithResolvers<void> {
+    const flush = Promise.withResolvers<void>()
+    // nobody may be waiting on a given flush; its failure surfaces on the next write
+    flush.promise.catch(() => {})
+    return flush
+  }
+
+  /**
+   * Queue a frame. Frames written in the same tick go out together in one
+   * `stream.send` (at most {@link MAX_BATCH_FRAMES} at a time): one yamux
+   * frame, one Noise encryption and one socket write for a burst instead of
+   * one each. Resolves once the frame is handed to the stream.
+   */
   async write (frame: Uint8Array): Promise<void> {
     if (this.closed || this.stream.writeStatus !== 'writable') {
       this.closed = true
       throw new MessagingError('StreamClosed', 'stream to peer closed')
     }
+    if (this.queuedBytes > MAX_QUEUED_BYTES) {
+      throw new BusyError('too much unsent data queued for this peer')
+    }
+    const encoded = encodeFrame(frame)
+    this.queue.push(encoded)
+    this.queuedBytes += encoded.byteLength
+    const flushed = this.nextFlush.promise
+    if (!this.draining) {
+      if (this.queue.length >= MAX_BATCH_FRAMES || (this.queue.length === 1 && !this.flushScheduled && !this.recentlyFlushed)) {
+        // a lone frame goes out at once (latency); a burst is gathered until the end of the tick (throughput)
+        this.flush()
+        this.recentlyFlushed = true
+        if (!this.flushScheduled) {
+          this.flushScheduled = true
+          queueMicrotask(() => {
+            this.flushScheduled = false
+            this.recentlyFlushed = false
+            this.flush()
+          })
+        }
+      } else if (!this.flushScheduled) {
+        this.flushScheduled = true
+        queueMicrotask(() => {
+          this.flushScheduled = false
+          this.flush()
+        })
+      }
+    }
+    await flushed
+  }
+
+  private flush (): void {
+    if (this.draining || this.queue.length === 0) {
+      return
+    }
+    const done = this.nextFlush
+    this.nextFlush = Channel.flushPromise()
     try {
-      if (!this.stream.send(encodeFrame(frame))) {
-        await this.stream.onDrain({ signal: AbortSignal.timeout(30_000) })
+      let writable = true
+      while (this.queue.length > 0 && writable) {
+        const batch = this.queue.splice(0, MAX_BATCH_FRAMES)
+        let total = 0
+        for (const f of batch) total += f.byteLength
+        this.queuedBytes -= total
+        const buf = batch.length === 1 ? batch[0] as Uint8Array : concatFrames(batch, total)
+        writable = this.stream.send(buf)
+      }
+      done.resolve()
+      if (!writable) {
+        // backpressure: hold the rest until the stream drains
+        this.draining = true
+        this.stream.onDrain({ signal: AbortSignal.timeout(30_000) }).then(() => {
+          this.draining = false
+          this.flush()
+        }, (err: Error) => { this.fail(err) })
       }
     } catch (err) {
-      // a dead stream must not be handed out again: the next attempt opens a new one
-      this.closed = true
-      throw err
+      done.reject(err)
+      this.fail(err as Error)
     }
   }
+
+  private fail (err: Error): void {
+    // a dead stream must not be handed out again: the next attempt opens a new one
+    this.closed = true
+    this.draining = false
+    this.queue = []
+    this.queuedBytes = 0
+    this.nextFlush.reject(err)
+    this.nextFlush = Channel.flushPromise()
+  }
+}
+
+/** Frames joined into one `stream.send` at most */
+const MAX_BATCH_FRAMES = 32
+/** Unsent bytes one channel may hold before writes are refused with `Busy` */
+const MAX_QUEUED_BYTES = 16 * 1024 * 1024
+
+function concatFrames (frames: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total)
+  let offset = 0
+  for (const f of frames) {
+    out.set(f, offset)
+    offset += f.byteLength
+  }
+  return out
 }
 
 export function encodeAck (id: string): Uint8Array {
@@ -215,6 +312,7 @@ export class MessagingService {
     if (body.byteLength > this.init.maxBodyBytes) {
       throw new MessagingError('BodyTooLarge', `body of ${body.byteLength} bytes exceeds the ${this.init.maxBodyBytes}-byte limit`)
     }
+    this.components.outboundGate?.(to)
     const kind: MessageKind = options.oneway === true ? 'oneway' : 'request'
     const id = randomUUID()
     const timeoutMs = options.timeoutMs ?? this.init.requestTimeoutMs
@@ -248,7 +346,10 @@ export class MessagingService {
           token,
           body
         }, this.signer)
-        const signal = options.signal == null ? AbortSignal.timeout(attemptMs) : AbortSignal.any([options.signal, AbortSignal.timeout(attemptMs)])
+        // a clearable timer: AbortSignal.timeout cannot be cancelled and would fire for every message
+        const attemptController = new AbortController()
+        const timer = setTimeout(() => { attemptController.abort(new RequestTimeoutError('attempt timed out')) }, attemptMs)
+        const signal = options.signal == null ? attemptController.signal : AbortSignal.any([options.signal, attemptController.signal])
         try {
           const channel = await this.channelTo(to, signal)
           await channel.write(frame)
@@ -276,6 +377,8 @@ export class MessagingService {
           }
           lastError = err as Error
           this.components.logger?.debug({ id, attempt, err: lastError.message }, 'message attempt failed')
+        } finally {
+          clearTimeout(timer)
         }
       }
       throw new RequestTimeoutError(`no answer from ${remote} for ${service} within ${timeoutMs} ms${lastError != null ? ` (${lastError.message})` : ''}`)

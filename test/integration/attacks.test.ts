@@ -58,7 +58,8 @@ class Fixture {
   async node (options: { home?: string, key?: PrivateKey, afterCrash?: boolean, overrides?: ConfigOverrides, calls?: string[] } = {}): Promise<AgentNode> {
     const home = options.home ?? await this.home()
     const key = options.key ?? await generateKeyPair('Ed25519')
-    const config = await loadConfig({ overrides: { ...options.overrides, listen: ['/ip4/127.0.0.1/tcp/0'] } })
+    // the services under attack answer untrusted peers: these tests are about the message checks, not trust
+    const config = await loadConfig({ overrides: { trust: { publicServices: ['echo', 'vault', 'vault2'] }, ...options.overrides, listen: ['/ip4/127.0.0.1/tcp/0'] } })
     const node = await createAgentNode({ config, privateKey: key, home, afterCrash: options.afterCrash })
     await node.start()
     this.nodes.add(node)

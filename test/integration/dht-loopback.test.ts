@@ -34,7 +34,7 @@ describe('dial by peer ID alone: 10 agents that know only 2 bootstrap nodes', ()
       homes.push(home)
       const config = join(home, 'config.json')
       // loopback: no NAT to learn about, and no relay needed between local processes
-      await writeFile(config, JSON.stringify({ nat: { autonat: false, webrtc: false, dcutr: false }, relay: { reserve: false } }))
+      await writeFile(config, JSON.stringify({ nat: { autonat: false, webrtc: false, dcutr: false }, relay: { reserve: false }, trust: { publicServices: ['echo'] } }))
       nodes.push(await startNode(home, ['--config', config, ...bootstrapAddrs.flatMap(a => ['--bootstrap', a])]))
       peerIds.push((await runJson<{ peerId: string }>(['id', '--home', home])).peerId)
       const socket = await RawSocket.connect(join(home, 'agentnet.sock'))

@@ -26,6 +26,9 @@ describe('agents on two nodes talk through plain IPC sockets', () => {
     peerB = idB.peerId
     peerA = (await runJson<{ peerId: string }>(['id', '--home', homeA])).peerId
     await runJson(['connect', idB.addresses[0] ?? '', '--home', homeA])
+    // private by default: A asks B for trust, B's operator approves
+    assert.equal((await runJson<{ state: string }>(['trust', 'request', peerB, '--reason', 'integration test', '--home', homeA])).state, 'pending-outbound')
+    assert.equal((await runJson<{ state: string }>(['trust', 'approve', peerA, '--home', homeB])).state, 'trusted')
     x = await RawSocket.connect(join(homeA, 'agentnet.sock'))
     y = await RawSocket.connect(join(homeB, 'agentnet.sock'))
     z = await RawSocket.connect(join(homeB, 'agentnet.sock'))
