@@ -188,6 +188,55 @@ export function buildProgram (): Command {
       print(opts.json, { name, removed }, () => `removed ${name}`)
     })
 
+  const trust = program.command('trust').description('who may talk to this node\'s agents (private by default)')
+  withCommon(trust.command('request').description('ask a peer to trust this node').argument('<peer>', 'peer ID or petname'))
+    .requiredOption('--reason <text>', 'justification shown to the peer\'s operator (at most 1 KiB)')
+    .action(async (peer: string, opts: GlobalOptions & { reason: string }) => {
+      const result = await withClient(opts, async client => client.trustRequest(peer, opts.reason))
+      print(opts.json, result, () => result.state === 'trusted' ? `${result.peerId} trusts us (mutual request)` : `request sent to ${result.peerId}; waiting for its approval`)
+    })
+  withCommon(trust.command('pending').description('requests waiting for a decision'))
+    .action(async (opts: GlobalOptions) => {
+      const pending = await withClient(opts, async client => client.trustPending())
+      print(opts.json, pending, () => pending.length === 0 ? 'no pending requests' : pending.map(p => `${p.peerId}\t${new Date(p.since).toISOString()}\t${p.reason}`).join('\n'))
+    })
+  withCommon(trust.command('approve').description('trust a peer that asked').argument('<peer>', 'peer ID or petname'))
+    .action(async (peer: string, opts: GlobalOptions) => {
+      const result = await withClient(opts, async client => client.trustApprove(peer))
+      print(opts.json, result, () => `${result.peerId} is ${result.state}${result.delivered ? '' : ` (not told: ${result.error ?? 'unreachable'})`}`)
+    })
+  withCommon(trust.command('reject').description('refuse a peer\'s request').argument('<peer>', 'peer ID or petname'))
+    .option('--reason <text>', 'told to the peer')
+    .action(async (peer: string, opts: GlobalOptions & { reason?: string }) => {
+      const result = await withClient(opts, async client => client.trustReject(peer, opts.reason))
+      print(opts.json, result, () => `${result.peerId} is ${result.state}`)
+    })
+  withCommon(trust.command('revoke').description('withdraw trust: tells the peer, closes its connections, revokes its tokens').argument('<peer>', 'peer ID or petname'))
+    .option('--reason <text>', 'told to the peer')
+    .action(async (peer: string, opts: GlobalOptions & { reason?: string }) => {
+      const result = await withClient(opts, async client => client.trustRevoke(peer, opts.reason))
+      print(opts.json, result, () => `${result.peerId} revoked; ${result.closedConnections} connection(s) closed`)
+    })
+  withCommon(trust.command('list').description('every peer the trust store knows'))
+    .action(async (opts: GlobalOptions) => {
+      const entries = await withClient(opts, async client => client.trustList())
+      print(opts.json, entries, () => entries.length === 0 ? 'no peers' : entries.map(e => `${e.peerId}\t${e.state}\t${new Date(e.since).toISOString()}\t${e.reason}`).join('\n'))
+    })
+
+  const invite = program.command('invite').description('invite codes: trust whoever presents the code')
+  withCommon(invite.command('create').description('create a signed invite code'))
+    .option('--ttl <duration>', 'lifetime: 90s, 30m, 12h, 7d (default 1d)', parseDuration)
+    .option('--uses <n>', 'how many peers may use it (default 1)', parseUses)
+    .action(async (opts: GlobalOptions & { ttl?: number, uses?: number }) => {
+      const created = await withClient(opts, async client => client.inviteCreate({ ttlMs: opts.ttl, uses: opts.uses }))
+      print(opts.json, { code: created.code, expiresAt: created.expiresAt, uses: created.uses }, () => created.code)
+    })
+  withCommon(invite.command('accept').description('connect to the inviter and present its code').argument('<code>'))
+    .action(async (code: string, opts: GlobalOptions) => {
+      const accepted = await withClient(opts, async client => client.inviteAccept(code))
+      print(opts.json, accepted, () => `trusted by and trusting ${accepted.peerId}`)
+    })
+
   const audit = program.command('audit').description('the hash-chained audit log of security events (works whether or not the node runs)')
   withCommon(audit.command('verify').description('check the whole chain; names the first bad record'))
     .action(async (opts: GlobalOptions) => {
@@ -227,6 +276,28 @@ async function ensureHomeDir (opts: GlobalOptions): Promise<string> {
   const home = resolveHome(opts.home)
   await ensureHome(home)
   return home
+}
+
+/** `90s`, `30m`, `12h`, `7d`, or plain seconds, to ms */
+function parseDuration (value: string): number {
+  const match = /^(\d+(?:\.\d+)?)(s|m|h|d)?$/.exec(value.trim())
+  const unit = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }
+  if (match == null) {
+    throw new CliError(`invalid duration ${JSON.stringify(value)}: use e.g. 90s, 30m, 12h, 7d`, 'UsageError', 2)
+  }
+  const ms = Math.round(Number(match[1]) * unit[(match[2] ?? 's') as keyof typeof unit])
+  if (ms < 1000) {
+    throw new CliError(`duration ${JSON.stringify(value)} is shorter than a second`, 'UsageError', 2)
+  }
+  return ms
+}
+
+function parseUses (value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 1 || n > 1000) {
+    throw new CliError(`--uses must be an integer from 1 to 1000, got ${JSON.stringify(value)}`, 'UsageError', 2)
+  }
+  return n
 }
 
 function parseCount (value: string): number {

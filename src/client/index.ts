@@ -129,6 +129,33 @@ export interface ReplyParams {
   error?: { code?: string, message: string }
 }
 
+export interface TrustPending {
+  peerId: string
+  reason: string
+  since: number
+  updatedAt: number
+}
+
+export interface TrustEntry {
+  peerId: string
+  /** trusted, pending-inbound, pending-outbound, rejected, rejected-by-peer, revoked, revoked-by-peer */
+  state: string
+  since: number
+  updatedAt: number
+  reason: string
+  direction: string
+  via: string
+  note?: string
+  static: boolean
+}
+
+export interface TrustDecision {
+  peerId: string
+  state: string
+  delivered: boolean
+  error?: string
+}
+
 export interface NodeMetrics {
   messaging: { sent: number, received: number, rejected: Record<string, number>, retries: number, duplicates: number }
   replayCache: { entries: number }
@@ -246,6 +273,44 @@ export class AgentnetClient extends EventEmitter<AgentnetClientEvents> {
   /** Update and republish this node's agent card */
   async publishCard (content: Partial<Pick<AgentCard, 'name' | 'services' | 'metadata'>>, options?: RequestOptions): Promise<AgentCard> {
     return this.request<AgentCard>('card.publish', content, options)
+  }
+
+  /** Ask a peer to trust us; `reason` (≤ 1 KiB) is shown to its operator */
+  async trustRequest (peer: string, reason: string, options?: RequestOptions): Promise<{ peerId: string, state: string }> {
+    return this.request('trust.request', { peer, reason }, options)
+  }
+
+  async trustPending (options?: RequestOptions): Promise<TrustPending[]> {
+    return this.request('trust.pending', {}, options)
+  }
+
+  async trustList (options?: RequestOptions): Promise<TrustEntry[]> {
+    return this.request('trust.list', {}, options)
+  }
+
+  async trustApprove (peer: string, options?: RequestOptions): Promise<TrustDecision> {
+    return this.request('trust.approve', { peer }, options)
+  }
+
+  async trustReject (peer: string, reason?: string, options?: RequestOptions): Promise<TrustDecision> {
+    return this.request('trust.reject', { peer, reason }, options)
+  }
+
+  async trustRevoke (peer: string, reason?: string, options?: RequestOptions): Promise<TrustDecision & { closedConnections: number }> {
+    return this.request('trust.revoke', { peer, reason }, options)
+  }
+
+  /** New pending trust requests then arrive as `trust.pending` notifications */
+  async trustSubscribe (options?: RequestOptions): Promise<{ subscribed: true, pending: TrustPending[] }> {
+    return this.request('trust.subscribe', {}, options)
+  }
+
+  async inviteCreate (params: { ttlMs?: number, uses?: number } = {}, options?: RequestOptions): Promise<{ code: string, id: string, expiresAt: number, uses: number, addresses: string[] }> {
+    return this.request('invite.create', params, options)
+  }
+
+  async inviteAccept (code: string, options?: RequestOptions): Promise<{ peerId: string, state: 'trusted', addresses: string[] }> {
+    return this.request('invite.accept', { code }, options)
   }
 
   close (): void {

@@ -18,6 +18,7 @@
 
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
@@ -112,6 +113,16 @@ export interface Config {
   tokens: TokensConfig
   /** The agent card this node publishes in the DHT */
   card: CardConfig
+  trust: TrustConfig
+}
+
+export interface TrustConfig {
+  /** Peer IDs trusted without a handshake (a fleet provisioned together) */
+  peers: string[]
+  /** Services that answer untrusted peers too; everything else is private */
+  publicServices: string[]
+  /** Refuse connections from peers that are neither trusted nor bootstrap/relay peers */
+  strict: boolean
 }
 
 export interface CardConfig {
@@ -261,6 +272,22 @@ const SCHEMA: Record<string, Check | Record<string, Check>> = {
         throw new ConfigError(`config: ${path} must be a JSON object of at most 2 KiB`)
       }
     }
+  },
+  trust: {
+    peers: (value, path) => {
+      if (!Array.isArray(value)) {
+        throw new ConfigError(`config: ${path} must be an array of peer IDs`)
+      }
+      value.forEach((item, i) => {
+        try {
+          peerIdFromString(String(item))
+        } catch {
+          throw new ConfigError(`config: ${path}[${i}] is not a peer ID: ${JSON.stringify(item)}`)
+        }
+      })
+    },
+    publicServices: serviceList,
+    strict: bool
   },
   tokens: {
     protectedServices: serviceList,

@@ -24,6 +24,17 @@ function requireString (params: unknown, key: string): string {
   return value
 }
 
+function optionalString (params: unknown, key: string): string | undefined {
+  const value = paramsObject(params)[key]
+  if (value === undefined || value === null) {
+    return undefined
+  }
+  if (typeof value !== 'string') {
+    throw invalidParams(`params.${key} must be a string`)
+  }
+  return value
+}
+
 function optionalPositive (params: Record<string, unknown>, key: string): number | undefined {
   const value = params[key]
   if (value === undefined || value === null) {
@@ -140,6 +151,27 @@ export function createMethods (node: AgentNode, home: string): Record<string, Me
         throw err
       }
     },
+    'trust.request': async (params, { signal }) => {
+      const reason = requireString(params, 'reason')
+      return node.trust.request(await target(params, 'peer'), reason, { signal })
+    },
+    'trust.pending': async () => node.trust.pending(),
+    'trust.list': async () => node.trust.list(),
+    'trust.approve': async (params, { signal }) => node.trust.approve(await target(params, 'peer'), { signal }),
+    'trust.reject': async (params, { signal }) => node.trust.reject(await target(params, 'peer'), optionalString(params, 'reason'), { signal }),
+    'trust.revoke': async (params, { signal }) => node.trust.revoke(await target(params, 'peer'), optionalString(params, 'reason'), { signal }),
+    'trust.subscribe': async (_params, { session }) => {
+      // new pending requests arrive as `trust.pending` notifications until the client disconnects
+      const onPending = (request: unknown): void => { session.notify('trust.pending', request) }
+      node.trust.on('pending', onPending)
+      session.events.once('close', () => { node.trust.off('pending', onPending) })
+      return { subscribed: true, pending: node.trust.pending() }
+    },
+    'invite.create': async (params) => {
+      const p = paramsObject(params)
+      return node.trust.createInvite({ ttlMs: optionalPositive(p, 'ttlMs'), uses: optionalPositive(p, 'uses') })
+    },
+    'invite.accept': async (params, { signal }) => node.trust.acceptInvite(requireString(params, 'code'), { signal }),
     'alias.list': async () => book.list(),
     'alias.add': async (params) => book.add(requireString(params, 'name'), requireString(params, 'peerId')),
     'alias.remove': async (params) => ({ removed: await book.remove(requireString(params, 'name')) })

@@ -34,6 +34,9 @@ import { parseTarget } from './target.ts'
 import { loadReplayCache, saveReplayCache } from './replay-state.ts'
 import { AuditSink } from './audit-sink.ts'
 import { AUDIT_LOG_FILE, openAuditLog } from '../audit/index.ts'
+import { createTrustGater, TrustService } from '../trust/index.ts'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { AuditData } from '../audit/index.ts'
 import { join } from 'node:path'
 import { createAgentLibp2p } from './libp2p.ts'
 import type { Config } from '../config/index.ts'
@@ -117,6 +120,7 @@ export class PeerUnreachableError extends Error {
 
 export interface AgentNodeParts {
   libp2p: AgentLibp2p
+  trust: TrustService
   audit: AuditSink
   privateKey: PrivateKey
   messaging: MessagingService
@@ -131,6 +135,7 @@ export class AgentNode {
   readonly peerId: PeerId
   readonly messaging: MessagingService
   readonly tokens: TokenService
+  readonly trust: TrustService
   readonly audit: AuditSink
   private readonly privateKey: PrivateKey
   private readonly config: Config
@@ -142,6 +147,7 @@ export class AgentNode {
     this.peerId = parts.libp2p.peerId
     this.messaging = parts.messaging
     this.tokens = parts.tokens
+    this.trust = parts.trust
     this.audit = parts.audit
     this.privateKey = parts.privateKey
     this.config = parts.config
@@ -200,6 +206,7 @@ export class AgentNode {
   }
 
   async start (): Promise<void> {
+    await this.trust.start()
     await this.libp2p.start()
     await this.tokens.start()
     await this.messaging.start()
@@ -213,6 +220,7 @@ export class AgentNode {
     clearTimeout(this.cardTimer)
     await this.messaging.stop()
     await this.tokens.stop()
+    await this.trust.stop()
     await this.libp2p.stop()
     await this.audit.close().catch(err => this.logger?.error({ err }, 'could not close the audit log'))
     // only a clean stop leaves a snapshot; its absence at the next start means a crash
@@ -379,8 +387,12 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
   const { config } = init
   // the DHT's records live here; the card validator reads it to refuse older cards
   const datastore = new MemoryDatastore()
+  // strict mode needs the gater at creation, before the trust service exists
+  let trustService: TrustService | undefined
+  const infrastructurePeers = config.bootstrap.map(a => multiaddr(a).getComponents().findLast(c => c.name === 'p2p')?.value).filter((p): p is string => p != null)
   const libp2p = await createAgentLibp2p({
     config,
+    connectionGater: config.trust.strict ? createTrustGater(() => trustService, { allowPeers: () => infrastructurePeers }) : undefined,
     privateKey: init.privateKey,
     userAgent: AGENT_VERSION,
     datastore,
@@ -398,10 +410,27 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     init.logger?.warn({ warning }, 'audit log')
   }
   const audit = new AuditSink(auditLog, init.logger)
-  const tokens = new TokenService({
+  const trust = new TrustService({
     libp2p,
     privateKey: init.privateKey,
     logger: init.logger,
+    audit: { append: async (type, data) => { audit.record(type, data as AuditData) } },
+    onRevoke: async peer => { await tokens.revoke(peer) }
+  }, {
+    home: init.home,
+    staticPeers: config.trust.peers,
+    publicServices: config.trust.publicServices,
+    strict: config.trust.strict,
+    allowPeers: () => infrastructurePeers
+  })
+  trustService = trust
+  const publicServices = new Set(config.trust.publicServices)
+  const tokens: TokenService = new TokenService({
+    libp2p,
+    privateKey: init.privateKey,
+    logger: init.logger,
+    // a token opens a private service only for a peer that is trusted anyway
+    mayIssue: (peer, services) => trust.isTrusted(peer) || services.every(s => publicServices.has(s)),
     onEvent: ({ type, ...data }) => { audit.record(type, { ...data }) }
   }, {
     home: init.home,
@@ -415,6 +444,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     privateKey: init.privateKey,
     logger: init.logger,
     tokenProvider: tokens,
+    outboundGate: peer => { trust.outboundCheck(peer) },
     onReject: event => { audit.rejectedMessage(event) },
     connect: async (peer, signal) => {
       if (node == null) throw new Error('node not assembled')
@@ -428,7 +458,9 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     retries: config.messaging.retries,
     replayCache
   })
+  // who first (trust), then with what (token)
+  messaging.addInboundGate(trust.gate)
   messaging.addInboundGate(tokens.gate)
-  node = new AgentNode({ libp2p, audit, privateKey: init.privateKey, messaging, tokens, config, home: init.home, logger: init.logger })
+  node = new AgentNode({ libp2p, audit, trust, privateKey: init.privateKey, messaging, tokens, config, home: init.home, logger: init.logger })
   return node
 }

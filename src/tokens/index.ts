@@ -64,6 +64,8 @@ export interface TokensComponents {
   libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol' | 'peerId'>
   privateKey: PrivateKey
   logger?: Logger
+  /** Who may be issued a token for these services (e.g. trusted peers); default: anyone */
+  mayIssue?: (peer: PeerId, services: string[]) => boolean
   /** Told of every issue and revocation (for the audit log) */
   onEvent?: (event: { type: 'token.issued' | 'token.revoked', peer: string, services?: string[], expiresAt?: number }) => void
 }
@@ -242,6 +244,10 @@ export class TokenService implements TokenProvider {
       if (!Array.isArray(services) || services.length === 0 || services.length > MAX_SERVICES ||
           !services.every(s => typeof s === 'string' && s.length > 0 && s.length <= MAX_SERVICE_NAME)) {
         await respond({ error: { code: 'InvalidRequest', message: 'services must be 1–32 service names' } })
+        return
+      }
+      if (this.components.mayIssue?.(remotePeer, services as string[]) === false) {
+        await respond({ error: { code: 'UntrustedPeer', message: 'this node issues tokens to trusted peers only' } })
         return
       }
       const lifetime = typeof request.lifetimeMs === 'number' && request.lifetimeMs > 0 ? request.lifetimeMs : this.init.lifetimeMs

@@ -89,6 +89,8 @@ async function oneRun (lab: NatLab, run: number): Promise<Run> {
         break
       }
       error = String(reply.error?.message ?? JSON.stringify(reply)).slice(0, 200)
+      // only a timeout or an unreachable peer is worth sending again
+      if (!['RequestTimeout', 'PeerUnreachable'].includes(reply.error?.data?.code)) break
     }
     const conns = (await status(b)).connections.filter(c => c.peerId === a.peerId)
     const direct = conns.some(c => c.direct && c.transport === 'webrtc')

@@ -1,0 +1,215 @@
+/**
+ * Errors of the trust layer. Each class has a stable `code` (also static:
+ * `UntrustedPeerError.code`). The codes marked *wire* also travel in the
+ * `error` replies of the handshake protocol, and a node that receives one
+ * throws the class of that code (with `remote` set to the peer that refused).
+ * Frame-check failures of handshake messages reuse the protocol layer's
+ * classes (`MalformedFrameError`, `BadSignatureError`, `ReplayError`, …) and
+ * codes; a remote refusal with such a code arrives as {@link HandshakeRefusedError}.
+ *
+ * @module
+ */
+
+/** Every `code` of a {@link TrustError}. */
+export type TrustErrorCode =
+  | 'UntrustedPeer'
+  | 'RevokedByPeer'
+  | 'ReasonTooLong'
+  | 'InvalidReason'
+  | 'PendingFull'
+  | 'RateLimited'
+  | 'Busy'
+  | 'Refused'
+  | 'NotRequested'
+  | 'NotPending'
+  | 'InviteExpired'
+  | 'InviteUsedUp'
+  | 'InviteInvalid'
+  | 'InviteLimit'
+  | 'CorruptTrustStore'
+  | 'PeerUnreachable'
+  | 'HandshakeRefused'
+  | 'NotStarted'
+
+/** Common base: `err instanceof TrustError` catches every error of this module. */
+export abstract class TrustError extends Error {
+  abstract readonly code: TrustErrorCode
+  /** Set when the error is a refusal received from this peer (string peer ID). */
+  remote?: string
+}
+
+/**
+ * Local gate: the sender is not trusted and the service is not public, or the
+ * sender revoked us or we revoked it.
+ */
+export class UntrustedPeerError extends TrustError {
+  static readonly code = 'UntrustedPeer'
+  readonly code = 'UntrustedPeer'
+  override name = 'UntrustedPeerError'
+}
+
+/** Outbound check: the peer revoked its trust in us; do not send to it. */
+export class RevokedByPeerError extends TrustError {
+  static readonly code = 'RevokedByPeer'
+  readonly code = 'RevokedByPeer'
+  override name = 'RevokedByPeerError'
+}
+
+/** *Wire.* A justification longer than 1 KiB (UTF-8). */
+export class ReasonTooLongError extends TrustError {
+  static readonly code = 'ReasonTooLong'
+  readonly code = 'ReasonTooLong'
+  override name = 'ReasonTooLongError'
+}
+
+/** *Wire.* A justification holding control or bidirectional-override characters, or not a string. */
+export class InvalidReasonError extends TrustError {
+  static readonly code = 'InvalidReason'
+  readonly code = 'InvalidReason'
+  override name = 'InvalidReasonError'
+}
+
+/** *Wire.* The recipient holds its maximum of pending requests; existing ones are kept. */
+export class PendingFullError extends TrustError {
+  static readonly code = 'PendingFull'
+  readonly code = 'PendingFull'
+  override name = 'PendingFullError'
+}
+
+/** *Wire.* Too many handshake messages from this peer (token bucket). */
+export class RateLimitedError extends TrustError {
+  static readonly code = 'RateLimited'
+  readonly code = 'RateLimited'
+  override name = 'RateLimitedError'
+}
+
+/** *Wire.* Too many handshakes in progress on the recipient. */
+export class BusyError extends TrustError {
+  static readonly code = 'Busy'
+  readonly code = 'Busy'
+  override name = 'BusyError'
+}
+
+/** *Wire.* The recipient rejected or revoked us and refuses requests from us. */
+export class RefusedError extends TrustError {
+  static readonly code = 'Refused'
+  readonly code = 'Refused'
+  override name = 'RefusedError'
+}
+
+/** *Wire.* An approval or rejection for a request the recipient never sent. */
+export class NotRequestedError extends TrustError {
+  static readonly code = 'NotRequested'
+  readonly code = 'NotRequested'
+  override name = 'NotRequestedError'
+}
+
+/** Local: `approve`/`reject` of a peer that has no pending request. */
+export class NotPendingError extends TrustError {
+  static readonly code = 'NotPending'
+  readonly code = 'NotPending'
+  override name = 'NotPendingError'
+}
+
+/** *Wire.* The invite's expiry has passed. */
+export class InviteExpiredError extends TrustError {
+  static readonly code = 'InviteExpired'
+  readonly code = 'InviteExpired'
+  override name = 'InviteExpiredError'
+}
+
+/** *Wire.* The invite has no uses left. */
+export class InviteUsedUpError extends TrustError {
+  static readonly code = 'InviteUsedUp'
+  readonly code = 'InviteUsedUp'
+  override name = 'InviteUsedUpError'
+}
+
+/**
+ * *Wire.* The invite code is malformed, altered, not signed by the peer it
+ * names, not issued by the recipient, unknown to it, or withdrawn.
+ */
+export class InviteInvalidError extends TrustError {
+  static readonly code = 'InviteInvalid'
+  readonly code = 'InviteInvalid'
+  override name = 'InviteInvalidError'
+}
+
+/** Local: this node already holds its maximum of live invites. */
+export class InviteLimitError extends TrustError {
+  static readonly code = 'InviteLimit'
+  readonly code = 'InviteLimit'
+  override name = 'InviteLimitError'
+}
+
+/** Local: `trust.json` cannot be read as a trust store. It is left untouched. */
+export class CorruptTrustStoreError extends TrustError {
+  static readonly code = 'CorruptTrustStore'
+  readonly code = 'CorruptTrustStore'
+  override name = 'CorruptTrustStoreError'
+  /** The file that failed to load. */
+  readonly file: string
+
+  constructor (file: string, message: string) {
+    super(message)
+    this.file = file
+  }
+}
+
+/** Local: the peer could not be dialled or did not answer in time. */
+export class PeerUnreachableError extends TrustError {
+  static readonly code = 'PeerUnreachable'
+  readonly code = 'PeerUnreachable'
+  override name = 'PeerUnreachableError'
+}
+
+/**
+ * Local: the peer refused a handshake message with a code that has no class
+ * here (a frame-check code such as `Replay`, `BadSignature` or `StaleMessage`,
+ * or `Internal`), or answered with something that is not a valid reply.
+ */
+export class HandshakeRefusedError extends TrustError {
+  static readonly code = 'HandshakeRefused'
+  readonly code = 'HandshakeRefused'
+  override name = 'HandshakeRefusedError'
+  /** The code the peer sent (`InvalidReply` when its answer was unusable). */
+  readonly remoteCode: string
+
+  constructor (remoteCode: string, message: string) {
+    super(message)
+    this.remoteCode = remoteCode
+  }
+}
+
+/** Local: the service is not started (or is stopping). */
+export class NotStartedError extends TrustError {
+  static readonly code = 'NotStarted'
+  readonly code = 'NotStarted'
+  override name = 'NotStartedError'
+}
+
+type WireErrorClass = new (message: string) => TrustError
+
+const WIRE_ERRORS: ReadonlyMap<string, WireErrorClass> = new Map<string, WireErrorClass>([
+  ['ReasonTooLong', ReasonTooLongError],
+  ['InvalidReason', InvalidReasonError],
+  ['PendingFull', PendingFullError],
+  ['RateLimited', RateLimitedError],
+  ['Busy', BusyError],
+  ['Refused', RefusedError],
+  ['NotRequested', NotRequestedError],
+  ['InviteExpired', InviteExpiredError],
+  ['InviteUsedUp', InviteUsedUpError],
+  ['InviteInvalid', InviteInvalidError],
+  ['UntrustedPeer', UntrustedPeerError]
+])
+
+/** The error to throw for an `error` reply with `code` from `remote`. */
+export function errorFromWire (code: string, message: string, remote: string): TrustError {
+  const Class = WIRE_ERRORS.get(code)
+  const err = Class === undefined
+    ? new HandshakeRefusedError(code, `${remote} refused: ${code}: ${message}`)
+    : new Class(`${remote} refused: ${message}`)
+  err.remote = remote
+  return err
+}

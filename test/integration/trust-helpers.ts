@@ -1,0 +1,205 @@
+/**
+ * Fixtures for the trust integration tests: real libp2p nodes on 127.0.0.1
+ * (TCP, Noise, yamux, identify, ping) running the messaging service with the
+ * trust gate and the trust service, each on its own temporary home; and a
+ * raw sender that writes arbitrary handshake frames.
+ */
+
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { identify } from '@libp2p/identify'
+import { noise } from '@libp2p/noise'
+import { ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
+import { lpStream } from '@libp2p/utils'
+import { yamux } from '@libp2p/yamux'
+import { createLibp2p } from 'libp2p'
+import { MessagingService } from '../../src/messaging/index.ts'
+import { createSigner, TRUST_SIGNATURE_SCHEME } from '../../src/protocol/index.ts'
+import { createTrustGater, decodeHandshake, encodeHandshake, MAX_FRAME_BYTES, trust, TRUST_PROTOCOL } from '../../src/trust/index.ts'
+import type { MessageSigner } from '../../src/protocol/index.ts'
+import type { HandshakeFields, HandshakeMessage, TrustInit, TrustService } from '../../src/trust/index.ts'
+import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+
+export const encoder = new TextEncoder()
+export const decoder = new TextDecoder()
+
+/** Records what the trust service appends to the audit log */
+export class AuditRecorder {
+  readonly records: Array<{ type: string, data: Record<string, unknown> }> = []
+  async append (type: string, data: Record<string, unknown>): Promise<void> {
+    this.records.push({ type, data })
+  }
+
+  types (peer?: string): string[] {
+    return this.records.filter(r => peer === undefined || r.data.peer === peer).map(r => r.type)
+  }
+}
+
+export interface TestNode {
+  key: PrivateKey
+  home: string
+  libp2p: Libp2p
+  peerId: PeerId
+  id: string
+  addr: Multiaddr
+  trust: TrustService
+  messaging: MessagingService
+  audit: AuditRecorder
+  /** peers passed to onRevoke */
+  revoked: string[]
+  stop: () => Promise<void>
+}
+
+export interface NodeOptions {
+  key?: PrivateKey
+  home?: string
+  init?: Omit<TrustInit, 'home'>
+  /** install the strict-mode connection gater */
+  gater?: boolean
+  /** peers the gater admits before the service exists */
+  allowPeers?: string[]
+  /** listen addresses @default ['/ip4/127.0.0.1/tcp/0'] */
+  listen?: string[]
+}
+
+export async function makeHome (): Promise<string> {
+  return mkdtemp(join(tmpdir(), 'agentnet-trust-'))
+}
+
+export async function removeHome (home: string): Promise<void> {
+  await rm(home, { recursive: true, force: true })
+}
+
+export async function bareLibp2p (key: PrivateKey, gater?: ReturnType<typeof createTrustGater>, listen = ['/ip4/127.0.0.1/tcp/0']): Promise<Libp2p> {
+  return createLibp2p({
+    privateKey: key,
+    addresses: { listen },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionManager: { inboundConnectionThreshold: 10_000 },
+    ...(gater === undefined ? {} : { connectionGater: gater }),
+    services: { identify: identify(), ping: ping() }
+  })
+}
+
+/** A started node with the trust and messaging services; `echo` is registered, `card` is public if configured. */
+export async function startNode (options: NodeOptions = {}): Promise<TestNode> {
+  const key = options.key ?? await generateKeyPair('Ed25519')
+  const home = options.home ?? await makeHome()
+  let service: TrustService | undefined
+  const gater = options.gater === true ? createTrustGater(() => service, { allowPeers: () => options.allowPeers ?? [] }) : undefined
+  const libp2p = await bareLibp2p(key, gater, options.listen)
+  const audit = new AuditRecorder()
+  const revoked: string[] = []
+  service = trust({ home, ...options.init })({
+    libp2p,
+    privateKey: key,
+    audit,
+    onRevoke: (peer) => { revoked.push(peer.toString()) }
+  })
+  const messaging = new MessagingService({ libp2p, privateKey: key }, { requestTimeoutMs: 3000, retries: 0 })
+  messaging.addInboundGate(service.gate)
+  messaging.registerService('echo', m => ({ body: m.body, contentType: m.contentType }))
+  messaging.registerService('card', () => ({ body: encoder.encode('public card'), contentType: 'text/plain' }))
+  try {
+    await service.start()
+    await messaging.start()
+  } catch (err) {
+    await libp2p.stop()
+    throw err
+  }
+  const addr = libp2p.getMultiaddrs()[0]
+  if (addr === undefined) throw new Error('no listen address')
+  const trustService = service
+  return {
+    key,
+    home,
+    libp2p,
+    peerId: libp2p.peerId,
+    id: libp2p.peerId.toString(),
+    addr,
+    trust: trustService,
+    messaging,
+    audit,
+    revoked,
+    stop: async () => {
+      await messaging.stop()
+      await trustService.stop()
+      await libp2p.stop()
+    }
+  }
+}
+
+/** Stop a node and start a new one on the same key, home and listen address (as a node with a configured port). */
+export async function restart (node: TestNode, options: Omit<NodeOptions, 'key' | 'home'> = {}): Promise<TestNode> {
+  await node.stop()
+  const listen = [node.addr.toString().replace(`/p2p/${node.id}`, '')]
+  return startNode({ listen, ...options, key: node.key, home: node.home })
+}
+
+/** Connect a to b (so b's peer ID is dialable by ID from a, and vice versa). */
+export async function connect (a: { libp2p: Libp2p }, b: { libp2p: Libp2p }): Promise<void> {
+  const addr = b.libp2p.getMultiaddrs()[0]
+  if (addr === undefined) throw new Error('no address')
+  await a.libp2p.dial(addr)
+}
+
+/** Send a text request over the messaging service; resolves with the reply text or rejects with the typed error. */
+export async function send (from: TestNode, to: TestNode, service = 'echo', text = 'hi'): Promise<string> {
+  const reply = await from.messaging.send(to.peerId, service, encoder.encode(text), 'text/plain')
+  return decoder.decode(reply.body)
+}
+
+export async function codeOf (promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise
+  } catch (err) {
+    return String((err as { code?: unknown }).code ?? (err as Error).message)
+  }
+  return 'ok'
+}
+
+/** A libp2p node with no agentnet services: writes whatever handshake frames a test wants. */
+export class RawPeer {
+  readonly libp2p: Libp2p
+  readonly key: PrivateKey
+  readonly signer: MessageSigner
+
+  private constructor (libp2p: Libp2p, key: PrivateKey) {
+    this.libp2p = libp2p
+    this.key = key
+    this.signer = createSigner(key, TRUST_SIGNATURE_SCHEME)
+  }
+
+  static async create (): Promise<RawPeer> {
+    const key = await generateKeyPair('Ed25519')
+    return new RawPeer(await bareLibp2p(key), key)
+  }
+
+  get peerId (): PeerId {
+    return this.libp2p.peerId
+  }
+
+  frame (fields: HandshakeFields): Uint8Array {
+    return encodeHandshake(fields, this.signer)
+  }
+
+  /** Write one frame body on a new trust stream to `target` and return the decoded reply (not verified). */
+  async exchange (target: PeerId | Multiaddr, body: Uint8Array): Promise<HandshakeMessage> {
+    const stream = await this.libp2p.dialProtocol(target, TRUST_PROTOCOL, { signal: AbortSignal.timeout(5000) })
+    const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
+    await lp.write(body, { signal: AbortSignal.timeout(5000) })
+    const reply = await lp.read({ signal: AbortSignal.timeout(5000) })
+    await stream.close().catch(() => {})
+    return decodeHandshake(reply.subarray()).message
+  }
+
+  async stop (): Promise<void> {
+    await this.libp2p.stop()
+  }
+}
