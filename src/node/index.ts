@@ -414,7 +414,8 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     libp2p,
     privateKey: init.privateKey,
     logger: init.logger,
-    audit: { append: async (type, data) => { audit.record(type, data as AuditData) } },
+    // trust decisions are rare: the caller waits until its record is on disk
+    audit: { append: async (type, data) => { await audit.recordNow(type, JSON.parse(JSON.stringify(data)) as AuditData) } },
     onRevoke: async peer => { await tokens.revoke(peer) }
   }, {
     home: init.home,

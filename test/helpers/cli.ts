@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
+import { createConnection } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { ChildProcess } from 'node:child_process'
@@ -62,20 +63,21 @@ export async function startNode (home: string, extraArgs: string[] = [], options
   const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
   let stderr = ''
   const exited = new Promise<number | null>(resolve => child.on('close', resolve))
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => { reject(new Error(`node did not start in time: ${stderr}`)) }, 30_000)
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString()
-      if (stderr.includes('"agentnet node running"')) {
-        clearTimeout(timer)
-        resolve()
-      }
-    })
-    void exited.then(code => {
-      clearTimeout(timer)
-      reject(new Error(`node exited with ${code} before starting: ${stderr}`))
-    })
-  })
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+  let exitCode: number | null | undefined
+  void exited.then(code => { exitCode = code })
+  // ready once its socket answers (whatever the log level)
+  const deadline = Date.now() + 30_000
+  while (!(await socketAnswers(join(home, 'agentnet.sock')))) {
+    if (exitCode !== undefined) {
+      throw new Error(`node exited with ${exitCode} before starting: ${stderr}`)
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL')
+      throw new Error(`node did not start in time: ${stderr}`)
+    }
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
   child.stdout.resume()
   return {
     home,
@@ -88,4 +90,15 @@ export async function startNode (home: string, extraArgs: string[] = [], options
       return exited
     }
   }
+}
+
+async function socketAnswers (path: string): Promise<boolean> {
+  return new Promise(resolve => {
+    const socket = createConnection(path)
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once('error', () => { resolve(false) })
+  })
 }

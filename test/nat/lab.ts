@@ -15,6 +15,15 @@
  *                          10.77.1.2 (host A)          172.20.2.2 (host B)
  * ```
  *
+ * Each router masquerades what leaves `wan0`, forwards back in only
+ * established/related traffic, and drops new inbound connections on its input
+ * hook (`iifname "wan0" ct state new drop`: an unsolicited punch packet must
+ * not claim the conntrack tuple, else masquerade re-maps the port of our own
+ * outbound punch and the NAT turns symmetric). Routes to other sites' private
+ * ranges are `unreachable` (ICMP) or, with `foreignPrivate: 'blackhole'`,
+ * silently dropped. Hosts get the STUN fixture as `nat.stunServers` unless
+ * their config says otherwise.
+ *
  * Nothing in the lab is linked to the machine's own network namespace: every
  * namespace has loopback and its lab links only, so no route leads out.
  * Namespace names are `annat-<owner pid>-<random>-<role>`: parallel labs do
