@@ -94,6 +94,10 @@ export interface NatConfig {
   webrtc: boolean
   /** STUN/TURN servers for WebRTC, e.g. `stun:stun.example.org:3478`; none are contacted unless listed */
   stunServers: string[]
+  /** Also use the STUN responder of each configured bootstrap node (`stun:<its address>:3478`) */
+  stunFromBootstrap: boolean
+  /** Answer STUN binding requests on this UDP port (0: off; the bootstrap profile uses 3478) */
+  stunServerPort: number
 }
 
 export interface Config {
@@ -242,7 +246,9 @@ const SCHEMA: Record<string, Check | Record<string, Check>> = {
     dcutr: bool,
     upnp: bool,
     webrtc: bool,
-    stunServers: urlList
+    stunServers: urlList,
+    stunFromBootstrap: bool,
+    stunServerPort: integer(0, 65_535)
   },
   connections: {
     maxConnections: integer(1, 100_000),

@@ -325,34 +325,40 @@ export class MessagingService {
     promise.catch(() => {})
     let lastError: Error | undefined
     let tokenRetried = false
+    // finding and dialling the peer may use the whole deadline, not one attempt's share
+    const overall = new AbortController()
+    const overallTimer = setTimeout(() => { overall.abort(new RequestTimeoutError('request timed out')) }, timeoutMs)
+    const dialSignal = options.signal == null ? overall.signal : AbortSignal.any([options.signal, overall.signal])
     try {
       for (let attempt = 0; attempt < attempts; attempt++) {
         const left = deadline - Date.now()
         if (left <= 0) {
           break
         }
-        const attemptMs = Math.max(1, Math.ceil(left / (attempts - attempt)))
         if (attempt > 0) {
           this.metrics.retries++
         }
-        const token = await this.components.tokenProvider?.tokenFor(to, service, options.signal)
-        const frame = sealEnvelope({
-          to: to.toMultihash().bytes,
-          service,
-          kind,
-          id,
-          ttl: timeoutMs,
-          contentType,
-          token,
-          body
-        }, this.signer)
-        // a clearable timer: AbortSignal.timeout cannot be cancelled and would fire for every message
-        const attemptController = new AbortController()
-        const timer = setTimeout(() => { attemptController.abort(new RequestTimeoutError('attempt timed out')) }, attemptMs)
-        const signal = options.signal == null ? attemptController.signal : AbortSignal.any([options.signal, attemptController.signal])
+        let timer: ReturnType<typeof setTimeout> | undefined
         try {
-          const channel = await this.channelTo(to, signal)
+          const channel = await this.channelTo(to, dialSignal)
+          const token = await this.components.tokenProvider?.tokenFor(to, service, options.signal)
+          const frame = sealEnvelope({
+            to: to.toMultihash().bytes,
+            service,
+            kind,
+            id,
+            ttl: timeoutMs,
+            contentType,
+            token,
+            body
+          }, this.signer)
           await channel.write(frame)
+          // the attempt's share of the deadline runs from the moment the frame left
+          // (a clearable timer: AbortSignal.timeout cannot be cancelled and would fire for every message)
+          const attemptController = new AbortController()
+          const attemptMs = Math.max(1, Math.ceil((deadline - Date.now()) / (attempts - attempt)))
+          timer = setTimeout(() => { attemptController.abort(new RequestTimeoutError('attempt timed out')) }, attemptMs)
+          const signal = options.signal == null ? attemptController.signal : AbortSignal.any([options.signal, attemptController.signal])
           this.metrics.sent++
           const answer = await raceAbort(promise, signal)
           if (answer === 'ack') {
@@ -383,6 +389,7 @@ export class MessagingService {
       }
       throw new RequestTimeoutError(`no answer from ${remote} for ${service} within ${timeoutMs} ms${lastError != null ? ` (${lastError.message})` : ''}`)
     } finally {
+      clearTimeout(overallTimer)
       this.pending.delete(id)
     }
   }

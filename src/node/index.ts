@@ -35,6 +35,8 @@ import { loadReplayCache, saveReplayCache } from './replay-state.ts'
 import { AuditSink } from './audit-sink.ts'
 import { AUDIT_LOG_FILE, openAuditLog } from '../audit/index.ts'
 import { createTrustGater, TrustService } from '../trust/index.ts'
+import { startStunServer } from '../stun/index.ts'
+import type { StunServer } from '../stun/index.ts'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { AuditData } from '../audit/index.ts'
 import { join } from 'node:path'
@@ -159,6 +161,7 @@ export class AgentNode {
   private card: CardContent
   private lastCardSeq = 0
   private cardTimer: ReturnType<typeof setTimeout> | undefined
+  private stun: StunServer | undefined
 
   /**
    * Sign and publish our agent card in the DHT (replacing the content when
@@ -213,11 +216,16 @@ export class AgentNode {
     if (this.libp2p.services.dht != null) {
       this.scheduleCardPublish(1000)
     }
+    if (this.config.nat.stunServerPort > 0) {
+      this.stun = await startStunServer({ host: '0.0.0.0', port: this.config.nat.stunServerPort })
+      this.logger?.info({ port: this.stun.port }, 'answering STUN binding requests')
+    }
     this.logger?.info({ peerId: this.peerId.toString(), addresses: this.addresses() }, 'node listening')
   }
 
   async stop (): Promise<void> {
     clearTimeout(this.cardTimer)
+    await this.stun?.close().catch(() => {})
     await this.messaging.stop()
     await this.tokens.stop()
     await this.trust.stop()
@@ -301,7 +309,9 @@ export class AgentNode {
       try {
         connection = await this.libp2p.dial(peer, { signal: dialSignal })
       } catch (err) {
-        throw new PeerUnreachableError(`cannot reach ${peer.toString()}: ${(err as Error).message}`)
+        // the peer store's addresses may be stale or incomplete (e.g. learnt
+        // before the peer had a relay reservation): ask the DHT again, once
+        connection = await this.redial(peer, dialSignal, err as Error)
       }
     }
     if (connection.limits == null || !this.config.nat.webrtc) {
@@ -320,6 +330,19 @@ export class AgentNode {
       }
     }
     return connection
+  }
+
+  private async redial (peer: PeerId, signal: AbortSignal, first: Error): Promise<Connection> {
+    if (this.libp2p.services.dht == null || signal.aborted) {
+      throw new PeerUnreachableError(`cannot reach ${peer.toString()}: ${first.message}`)
+    }
+    try {
+      const found = await this.libp2p.peerRouting.findPeer(peer, { signal, useCache: false })
+      await this.libp2p.peerStore.merge(peer, { multiaddrs: found.multiaddrs })
+      return await this.libp2p.dial(peer, { signal })
+    } catch (err) {
+      throw new PeerUnreachableError(`cannot reach ${peer.toString()}: ${(err as Error).message}`)
+    }
   }
 
   /** Round-trip time in ms to a peer over the libp2p ping protocol */

@@ -8,6 +8,7 @@ import { noise } from '@libp2p/noise'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
+import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import type { Config } from '../config/index.ts'
 import type { Identify } from '@libp2p/identify'
@@ -61,12 +62,33 @@ export function effectiveListen (config: Config): string[] {
   return listen
 }
 
+/** The STUN port bootstrap nodes answer on (the profile's `nat.stunServerPort`) */
+export const BOOTSTRAP_STUN_PORT = 3478
+
+/**
+ * The STUN servers WebRTC may contact: those listed, plus (with
+ * `stunFromBootstrap`) the bootstrap nodes the config names — never a third
+ * party the user did not name.
+ */
+export function stunServersFor (config: Config): string[] {
+  const servers = new Set(config.nat.stunServers)
+  if (config.nat.stunFromBootstrap) {
+    for (const address of config.bootstrap) {
+      const host = multiaddr(address).getComponents().find(c => ['ip4', 'ip6', 'dns', 'dns4', 'dns6'].includes(c.name))
+      if (host?.value != null) {
+        servers.add(`stun:${host.name === 'ip6' ? `[${host.value}]` : host.value}:${BOOTSTRAP_STUN_PORT}`)
+      }
+    }
+  }
+  return [...servers]
+}
+
 /** Build (not start) the libp2p node a config describes */
 export async function createAgentLibp2p (init: Libp2pAssembly): Promise<AgentLibp2p> {
   const { config } = init
   const listen = effectiveListen(config)
   const transports: NonNullable<Libp2pOptions['transports']> = [tcp(), circuitRelayTransport()]
-  const iceServers = config.nat.stunServers.map(urls => ({ urls }))
+  const iceServers = stunServersFor(config).map(urls => ({ urls }))
   if (listen.some(a => a.includes('/webrtc-direct')) || config.nat.webrtc) {
     // loaded only when configured: the module costs ~150 ms and ~17 MiB at start
     const { webRTC, webRTCDirect } = await import('@libp2p/webrtc')

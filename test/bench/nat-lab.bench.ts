@@ -59,7 +59,7 @@ function log (msg: string): void {
 }
 
 async function oneRun (lab: NatLab, run: number): Promise<Run> {
-  const nat: Record<string, unknown> = args['no-stun'] ? { stunServers: [] } : {}
+  const nat: Record<string, unknown> = args['no-stun'] ? { stunServers: [], stunFromBootstrap: false } : {}
   const started = performance.now()
   const since = (): number => Math.round(performance.now() - started)
   const [a, b] = await Promise.all([
@@ -148,7 +148,7 @@ async function main (): Promise<void> {
     await lab.teardown()
   }
 
-  const variant = [args.eager ? 'eager' : 'wait-discoverable', args['no-stun'] ? 'no STUN' : 'STUN fixture', args.blackhole ? 'blackhole' : 'icmp-unreachable', args['webrtc-off'] ? 'B webrtc off' : 'webrtc both'].join(', ')
+  const variant = [args.eager ? 'eager' : 'wait-discoverable', args['no-stun'] ? 'no STUN' : 'bootstrap STUN', args.blackhole ? 'blackhole' : 'icmp-unreachable', args['webrtc-off'] ? 'B webrtc off' : 'webrtc both'].join(', ')
   const ok = runs.filter(r => r.firstMessageMs != null)
   const summary = {
     variant,

@@ -358,9 +358,8 @@ export async function createLab (options: LabOptions = {}): Promise<NatLab> {
       await nft(router, routerRuleset())
     }
 
-    const stun = spawnIn(ns.boot, 'stun', [process.execPath, STUN_SCRIPT, '--host', BOOTSTRAP_IP, '--port', String(STUN_PORT)])
-    processes.push(stun)
-    await waitFor(stun, l => l.stun === 'listening', 20_000)
+    // the bootstrap profile answers STUN itself (nat.stunServerPort 3478); hosts
+    // use it through nat.stunFromBootstrap, with no STUN server configured
 
     const bootHome = await mkdtemp(join(tmpdir(), `${LAB_PREFIX}${process.pid}-boot-`))
     homes.push(bootHome)
@@ -384,7 +383,7 @@ export async function createLab (options: LabOptions = {}): Promise<NatLab> {
         const home = await mkdtemp(join(tmpdir(), `${LAB_PREFIX}${process.pid}-h${side}-`))
         homes.push(home)
         const config: Record<string, any> = structuredClone(hostOptions.config ?? {})
-        config.nat = { stunServers: [lab.stunUrl], ...config.nat }
+        config.nat = { ...config.nat }
         // "private by default" trust gating, when the build has it: open the echo service
         if (defaults.trust != null && 'publicServices' in defaults.trust) {
           config.trust = { publicServices: ['echo'], ...config.trust }
