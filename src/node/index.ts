@@ -217,7 +217,12 @@ export class AgentNode {
       this.scheduleCardPublish(1000)
     }
     if (this.config.nat.stunServerPort > 0) {
-      this.stun = await startStunServer({ host: '0.0.0.0', port: this.config.nat.stunServerPort })
+      try {
+        this.stun = await startStunServer({ host: '0.0.0.0', port: this.config.nat.stunServerPort })
+      } catch (err) {
+        await this.stop().catch(() => {})
+        throw new Error(`cannot answer STUN on UDP port ${this.config.nat.stunServerPort}: ${(err as Error).message} (set nat.stunServerPort to another port, or 0 to turn it off)`)
+      }
       this.logger?.info({ port: this.stun.port }, 'answering STUN binding requests')
     }
     this.logger?.info({ peerId: this.peerId.toString(), addresses: this.addresses() }, 'node listening')
