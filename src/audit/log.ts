@@ -8,6 +8,7 @@ import { dirname } from 'node:path'
 import { AuditIOError, AuditInvalidArgumentError, AuditLogClosedError } from './errors.ts'
 import { headPathFor, readHead, writeHead } from './head.ts'
 import { linesBackward } from './lines.ts'
+import { fsyncDir } from '../utils/fs.ts'
 import { buildRecord, canonicalData, checkLine, checkType, MAX_DATA_BYTES_LIMIT, MAX_RECORD_BYTES, ZERO_HASH } from './record.ts'
 import type { HeadState } from './head.ts'
 import type { AuditRecord, LineCheck } from './record.ts'
@@ -339,14 +340,3 @@ async function exists (path: string): Promise<boolean> {
   }
 }
 
-async function fsyncDir (dir: string): Promise<void> {
-  let handle: FileHandle | undefined
-  try {
-    handle = await open(dir, 'r')
-    await handle.sync()
-  } catch {
-    // some file systems refuse fsync on directories
-  } finally {
-    await handle?.close()
-  }
-}

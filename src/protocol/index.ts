@@ -70,6 +70,7 @@ export {
   PUBLIC_KEY_CACHE_SIZE,
   signatureScheme,
   signedData,
+  uvarint,
   SIGNING_DOMAIN,
   TOKEN_SIGNATURE_SCHEME,
   TRUST_SIGNATURE_SCHEME,

@@ -8,19 +8,11 @@
 
 import { MalformedFrameError } from './errors.ts'
 import { SIGNATURE_BYTES } from './envelope.ts'
+import { uvarint } from './signing.ts'
 import type { MessageSigner } from './signing.ts'
 
 export const SIGNED_BLOB_VERSION = 1
 
-function uvarint (value: number): number[] {
-  const out: number[] = []
-  while (value >= 0x80) {
-    out.push((value % 0x80) | 0x80)
-    value = Math.floor(value / 0x80)
-  }
-  out.push(value)
-  return out
-}
 
 /** Sign `payload` with `signer` (whose scheme decides the domain) and wrap it */
 export function encodeSignedBlob (payload: Uint8Array, signer: MessageSigner): Uint8Array {

@@ -47,7 +47,8 @@ const ED25519_SEED_BYTES = 32
 const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
 const SPKI_ED25519_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
 
-function uvarint (value: number): number[] {
+/** Minimal unsigned LEB128 (the varint of protobuf and multiformats) */
+export function uvarint (value: number): number[] {
   const out: number[] = []
   while (value >= 0x80) {
     out.push((value % 0x80) | 0x80)

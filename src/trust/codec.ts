@@ -20,6 +20,7 @@ import {
   StaleMessageError,
   TRUST_SIGNATURE_SCHEME,
   UnsupportedVersionError,
+  uvarint,
   verifySignature,
   WrongRecipientError
 } from '../protocol/index.ts'
@@ -302,15 +303,6 @@ export interface Invite {
   secret: Uint8Array
 }
 
-function uvarint (value: number): number[] {
-  const out: number[] = []
-  while (value >= 0x80) {
-    out.push((value % 0x80) | 0x80)
-    value = Math.floor(value / 0x80)
-  }
-  out.push(value)
-  return out
-}
 
 class Reader {
   private pos = 0

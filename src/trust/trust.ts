@@ -419,17 +419,7 @@ export class TrustService extends EventEmitter<TrustEvents> {
     const id = remote.toString()
     if (reason !== undefined) checkReason(reason)
     const previous = this.effectiveState(id)
-    const now = Date.now()
-    const old = this.peers.get(id)
-    const record: StoredPeer = {
-      state: 'revoked',
-      since: now,
-      updatedAt: now,
-      reason: old?.reason ?? (this.staticPeers.has(id) ? 'static (config)' : ''),
-      direction: old?.direction ?? 'none',
-      via: old?.via ?? (this.staticPeers.has(id) ? 'static' : 'request')
-    }
-    if (reason !== undefined) record.note = reason
+    const record = this.revocationRecord(id, 'revoked', reason)
     // the gate refuses from here on, before any await
     this.setRecord(id, record)
     await this.persist()
@@ -452,6 +442,22 @@ export class TrustService extends EventEmitter<TrustEvents> {
     await this.audit('trust.revoked', id, { previous: previous ?? 'none', notified: told.delivered, closedConnections: connections.length, ...(reason === undefined ? {} : { reason }) })
     this.emitChange(id, previous)
     return { peerId: id, state: 'revoked', ...told, closedConnections: connections.length }
+  }
+
+  /** A revocation (either way) keeps what is known of how the peer came to be trusted */
+  private revocationRecord (id: string, state: 'revoked' | 'revoked-by-peer', reason: string | undefined): StoredPeer {
+    const now = Date.now()
+    const old = this.peers.get(id)
+    const record: StoredPeer = {
+      state,
+      since: now,
+      updatedAt: now,
+      reason: old?.reason ?? (this.staticPeers.has(id) ? 'static (config)' : ''),
+      direction: old?.direction ?? 'none',
+      via: old?.via ?? (this.staticPeers.has(id) ? 'static' : 'request')
+    }
+    if (reason !== undefined) record.note = reason
+    return record
   }
 
   /**
@@ -721,17 +727,7 @@ export class TrustService extends EventEmitter<TrustEvents> {
     // a peer we hold nothing about has nothing to revoke; one we revoked or
     // rejected stays so (else revoke-then-request would get around a rejection)
     if (state === undefined || state === 'revoked' || state === 'revoked-by-peer' || state === 'rejected') return { type: 'ok' }
-    const now = Date.now()
-    const old = this.peers.get(id)
-    const record: StoredPeer = {
-      state: 'revoked-by-peer',
-      since: now,
-      updatedAt: now,
-      reason: old?.reason ?? (this.staticPeers.has(id) ? 'static (config)' : ''),
-      direction: old?.direction ?? 'none',
-      via: old?.via ?? (this.staticPeers.has(id) ? 'static' : 'request')
-    }
-    if (reason !== undefined) record.note = reason
+    const record = this.revocationRecord(id, 'revoked-by-peer', reason)
     await this.commit(id, record, 'trust.revoked-by-peer', { previous: state, ...(reason === undefined ? {} : { reason }) })
     return { type: 'ok' }
   }

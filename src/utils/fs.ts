@@ -30,7 +30,8 @@ export async function writeFileAtomic (file: string, data: Uint8Array | string, 
   await fsyncDir(dir)
 }
 
-async function fsyncDir (dir: string): Promise<void> {
+/** fsync a directory so a rename or a new file in it is durable */
+export async function fsyncDir (dir: string): Promise<void> {
   let handle
   try {
     handle = await open(dir, 'r')
