@@ -105,6 +105,9 @@ export interface AgentNodeInit {
   logger?: Logger
 }
 
+/** How often a node with no connections re-dials its bootstrap nodes */
+export const REJOIN_INTERVAL_MS = 15_000
+
 /** The agentnet version reported to peers by identify */
 export const AGENT_VERSION = 'agentnet/0.1.0'
 
@@ -162,6 +165,20 @@ export class AgentNode {
   private lastCardSeq = 0
   private cardTimer: ReturnType<typeof setTimeout> | undefined
   private stun: StunServer | undefined
+  private bootstrapTimer: ReturnType<typeof setInterval> | undefined
+
+  /** Dial the bootstrap nodes again when the node has no connection left */
+  private rejoin (): void {
+    if (this.libp2p.getConnections().length > 0) {
+      return
+    }
+    this.logger?.info('no connections left; dialling the bootstrap nodes again')
+    for (const address of this.config.bootstrap) {
+      this.libp2p.dial(multiaddr(address), { signal: AbortSignal.timeout(this.config.connections.dialTimeoutMs) }).catch((err: Error) => {
+        this.logger?.debug({ address, err: err.message }, 'bootstrap dial failed')
+      })
+    }
+  }
 
   /**
    * Sign and publish our agent card in the DHT (replacing the content when
@@ -216,6 +233,12 @@ export class AgentNode {
     if (this.libp2p.services.dht != null) {
       this.scheduleCardPublish(1000)
     }
+    if (this.config.bootstrap.length > 0) {
+      // @libp2p/bootstrap dials its list once; a node that later loses every
+      // connection (network change, overloaded peers) must find its way back
+      this.bootstrapTimer = setInterval(() => { this.rejoin() }, REJOIN_INTERVAL_MS)
+      this.bootstrapTimer.unref()
+    }
     if (this.config.nat.stunServerPort > 0) {
       try {
         this.stun = await startStunServer({ host: '0.0.0.0', port: this.config.nat.stunServerPort })
@@ -230,6 +253,7 @@ export class AgentNode {
 
   async stop (): Promise<void> {
     clearTimeout(this.cardTimer)
+    clearInterval(this.bootstrapTimer)
     await this.stun?.close().catch(() => {})
     await this.messaging.stop()
     await this.tokens.stop()
