@@ -101,6 +101,8 @@ export interface AgentNodeInit {
    * snapshot is missing, so refuse anything timestamped before start + skew
    */
   afterCrash?: boolean
+  /** How often a node with no connections re-dials its bootstrap nodes, ms. @default 15000 */
+  rejoinIntervalMs?: number
   /** Structured logger; defaults to a silent one */
   logger?: Logger
 }
@@ -124,6 +126,7 @@ export class PeerUnreachableError extends Error {
 }
 
 export interface AgentNodeParts {
+  rejoinIntervalMs?: number
   libp2p: AgentLibp2p
   trust: TrustService
   audit: AuditSink
@@ -157,6 +160,7 @@ export class AgentNode {
     this.privateKey = parts.privateKey
     this.config = parts.config
     this.card = { ...parts.config.card }
+    this.rejoinIntervalMs = parts.rejoinIntervalMs ?? REJOIN_INTERVAL_MS
     this.home = parts.home
     this.logger = parts.logger
   }
@@ -166,6 +170,7 @@ export class AgentNode {
   private cardTimer: ReturnType<typeof setTimeout> | undefined
   private stun: StunServer | undefined
   private bootstrapTimer: ReturnType<typeof setInterval> | undefined
+  private readonly rejoinIntervalMs: number
 
   /** Dial the bootstrap nodes again when the node has no connection left */
   private rejoin (): void {
@@ -236,7 +241,7 @@ export class AgentNode {
     if (this.config.bootstrap.length > 0) {
       // @libp2p/bootstrap dials its list once; a node that later loses every
       // connection (network change, overloaded peers) must find its way back
-      this.bootstrapTimer = setInterval(() => { this.rejoin() }, REJOIN_INTERVAL_MS)
+      this.bootstrapTimer = setInterval(() => { this.rejoin() }, this.rejoinIntervalMs)
       this.bootstrapTimer.unref()
     }
     if (this.config.nat.stunServerPort > 0) {
@@ -514,6 +519,6 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
   // who first (trust), then with what (token)
   messaging.addInboundGate(trust.gate)
   messaging.addInboundGate(tokens.gate)
-  node = new AgentNode({ libp2p, audit, trust, privateKey: init.privateKey, messaging, tokens, config, home: init.home, logger: init.logger })
+  node = new AgentNode({ rejoinIntervalMs: init.rejoinIntervalMs, libp2p, audit, trust, privateKey: init.privateKey, messaging, tokens, config, home: init.home, logger: init.logger })
   return node
 }
