@@ -18,10 +18,10 @@
  * ```
  */
 
-import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { writeFileAtomic } from '../utils/fs.ts'
+import { isPeerId } from '../node/target.ts'
+import { readStateFile, writeFileAtomic } from '../utils/fs.ts'
 
 export const ALIASES_FILE = 'aliases.json'
 /** Letters, digits, `_` and `-`, starting with a letter; at most 64 characters */
@@ -41,14 +41,6 @@ interface AliasFile {
   aliases: Record<string, string>
 }
 
-function isPeerId (text: string): boolean {
-  try {
-    peerIdFromString(text)
-    return true
-  } catch {
-    return false
-  }
-}
 
 export class AddressBook {
   private readonly file: string
@@ -95,14 +87,9 @@ export class AddressBook {
   }
 
   private async load (): Promise<AliasFile> {
-    let text: string
-    try {
-      text = await readFile(this.file, 'utf8')
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        return { version: 1, aliases: {} }
-      }
-      throw err
+    const text = await readStateFile(this.file)
+    if (text === undefined) {
+      return { version: 1, aliases: {} }
     }
     try {
       const data = JSON.parse(text) as AliasFile

@@ -21,7 +21,7 @@ import { createConnection } from 'node:net'
 import { join } from 'node:path'
 import { LineSplitter } from '../ipc/lines.ts'
 import type { JsonRpcErrorObject } from '../ipc/rpc.ts'
-import type { ConnectionSummary, NodeInfo, NodeStatus, PeerSummary } from '../node/index.ts'
+import type { NodeInfo, NodeStatus, PeerSummary } from '../node/index.ts'
 import type { AgentCard } from '../cards/index.ts'
 import type { Socket } from 'node:net'
 

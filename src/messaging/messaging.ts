@@ -550,7 +550,9 @@ export class MessagingService {
     }
     try {
       for (const gate of this.gates) {
-        await gate(message, channel.remotePeer)
+        // gates are synchronous today; await only the ones that are not
+        const pending = gate(message, channel.remotePeer)
+        if (pending != null) await pending
       }
       const handler = this.services.get(message.service)
       if (handler == null) {
@@ -660,4 +662,3 @@ async function raceAbort<T> (promise: Promise<T>, signal: AbortSignal): Promise<
   })
 }
 
-export type { Connection }

@@ -54,3 +54,13 @@ export function parsePeerId (text: string): PeerId {
     throw new InvalidTargetError(`not a peer ID or multiaddr: ${JSON.stringify(text)}`)
   }
 }
+
+/** Whether `text` is a valid peer ID */
+export function isPeerId (text: string): boolean {
+  try {
+    peerIdFromString(text)
+    return true
+  } catch {
+    return false
+  }
+}

@@ -27,11 +27,11 @@
  */
 
 import { randomBytes } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
-import { writeFileAtomic } from '../utils/fs.ts'
+import { isPeerId } from '../node/target.ts'
+import { readStateFile, writeFileAtomic } from '../utils/fs.ts'
+import { RateLimiter } from '../utils/rate-limit.ts'
 import { decodeToken, encodeToken, TOKEN_ERROR_CODES, TokenError } from './token.ts'
 import type { TokenProvider } from '../messaging/index.ts'
 import type { Message } from '../protocol/index.ts'
@@ -98,7 +98,7 @@ export class TokenService implements TokenProvider {
   private readonly protectedServices: Set<string>
   private state: TokenState = { version: 1, revokedBefore: {} }
   private readonly held = new Map<string, HeldToken>()
-  private readonly requestCounts = new Map<string, { windowStart: number, count: number }>()
+  private readonly limiter: RateLimiter
   private saving: Promise<void> = Promise.resolve()
 
   constructor (components: TokensComponents, init: TokensInit) {
@@ -112,6 +112,8 @@ export class TokenService implements TokenProvider {
       ...init
     }
     this.protectedServices = new Set(this.init.protectedServices)
+    // a minute's worth of requests at once, refilled steadily; at most 10,000 peers tracked
+    this.limiter = new RateLimiter(this.init.maxRequestsPerMinute / 60, this.init.maxRequestsPerMinute, 10_000)
   }
 
   async start (): Promise<void> {
@@ -235,7 +237,7 @@ export class TokenService implements TokenProvider {
       await stream.close(options).catch(() => {})
     }
     try {
-      if (!this.allowRequest(remotePeer.toString())) {
+      if (!this.limiter.take(remotePeer.toString()).allowed) {
         await respond({ error: { code: 'RateLimited', message: 'too many token requests' } })
         return
       }
@@ -259,20 +261,6 @@ export class TokenService implements TokenProvider {
     }
   }
 
-  private allowRequest (peer: string): boolean {
-    const now = Date.now()
-    const entry = this.requestCounts.get(peer)
-    if (entry == null || now - entry.windowStart >= 60_000) {
-      if (this.requestCounts.size > 10_000) {
-        this.requestCounts.clear()
-      }
-      this.requestCounts.set(peer, { windowStart: now, count: 1 })
-      return true
-    }
-    entry.count++
-    return entry.count <= this.init.maxRequestsPerMinute
-  }
-
   private async save (): Promise<void> {
     const write = this.saving.then(async () => {
       await writeFileAtomic(join(this.init.home, TOKENS_FILE), JSON.stringify(this.state, null, 2) + '\n')
@@ -283,14 +271,9 @@ export class TokenService implements TokenProvider {
 }
 
 async function loadState (file: string): Promise<TokenState> {
-  let text: string
-  try {
-    text = await readFile(file, 'utf8')
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      return { version: 1, revokedBefore: {} }
-    }
-    throw err
+  const text = await readStateFile(file)
+  if (text === undefined) {
+    return { version: 1, revokedBefore: {} }
   }
   try {
     const parsed = JSON.parse(text) as TokenState
@@ -304,14 +287,6 @@ async function loadState (file: string): Promise<TokenState> {
   }
 }
 
-function isPeerId (text: string): boolean {
-  try {
-    peerIdFromString(text)
-    return true
-  } catch {
-    return false
-  }
-}
 
 export function tokens (init: TokensInit): (components: TokensComponents) => TokenService {
   return (components) => new TokenService(components, init)

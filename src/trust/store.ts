@@ -30,8 +30,8 @@
  * @module
  */
 
-import { readFile } from 'node:fs/promises'
 import { peerIdFromString } from '@libp2p/peer-id'
+import { readStateFile } from '../utils/fs.ts'
 import { TRUST_FILE_VERSION, MAX_INVITE_USES } from './constants.ts'
 import { CorruptTrustStoreError } from './errors.ts'
 import { checkReason } from './codec.ts'
@@ -150,13 +150,8 @@ export function checkDocument (parsed: unknown): TrustDocument {
  * @throws {CorruptTrustStoreError} when the file exists but is not a valid store (it is left as it is)
  */
 export async function loadDocument (file: string): Promise<TrustDocument> {
-  let text: string
-  try {
-    text = await readFile(file, 'utf8')
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return emptyDocument()
-    throw err
-  }
+  const text = await readStateFile(file)
+  if (text === undefined) return emptyDocument()
   try {
     return checkDocument(JSON.parse(text))
   } catch (err) {

@@ -68,7 +68,7 @@ import {
   TrustError,
   UntrustedPeerError
 } from './errors.ts'
-import { RateLimiter } from './rate-limit.ts'
+import { RateLimiter } from '../utils/rate-limit.ts'
 import { loadDocument, serializeDocument } from './store.ts'
 import type { HandshakeFields, HandshakeMessage, HandshakeType, InitiatorType } from './codec.ts'
 import type {

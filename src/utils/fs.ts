@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { open, rename, unlink } from 'node:fs/promises'
+import { open, readFile, rename, unlink } from 'node:fs/promises'
 import { dirname, join, basename } from 'node:path'
 
 /**
@@ -40,5 +40,17 @@ export async function fsyncDir (dir: string): Promise<void> {
     // some filesystems refuse fsync on directories; the rename is still atomic
   } finally {
     await handle?.close()
+  }
+}
+
+/** A state file's text, or undefined when it does not exist yet (any other error is thrown) */
+export async function readStateFile (file: string): Promise<string | undefined> {
+  try {
+    return await readFile(file, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      return undefined
+    }
+    throw err
   }
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { RateLimiter } from '../../../src/trust/rate-limit.ts'
+import { RateLimiter } from '../../../src/utils/rate-limit.ts'
 
 describe('RateLimiter', () => {
   it('allows a burst, then the refill rate; reports the first refusal of an episode', () => {

@@ -2,8 +2,8 @@
  * Per-peer token buckets with a bounded number of tracked peers.
  *
  * Each peer has a bucket of `burst` tokens that refills at `ratePerSecond`;
- * every handshake stream takes one, and a stream that finds the bucket empty
- * is refused. The map of buckets holds at most `maxPeers` entries, least
+ * every request (a trust handshake, a token request) takes one, and a request
+ * that finds the bucket empty is refused. The map of buckets holds at most `maxPeers` entries, least
  * recently used first out; an evicted peer starts again with a full bucket,
  * which only matters once more than `maxPeers` peers flood at the same time.
  *
