@@ -3,9 +3,12 @@
  * `err.code === AuditDataTooLargeError.code` checks).
  */
 
-export class AuditError extends Error {
-  static readonly code: string = 'AuditError'
-  readonly code: string = 'AuditError'
+import { AgentnetError } from '../errors/index.ts'
+import type { ErrorCode } from '../errors/index.ts'
+
+export class AuditError extends AgentnetError {
+  static override readonly code: ErrorCode = 'AuditError'
+  override readonly code: ErrorCode = 'AuditError'
   override name = 'AuditError'
 }
 

@@ -29,6 +29,7 @@
  * ```
  */
 
+import { AgentnetError } from '../errors/index.ts'
 import { Libp2pRecord } from '@libp2p/record'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { Key } from 'interface-datastore'
@@ -58,15 +59,15 @@ export interface AgentCard extends CardContent {
   seq: number
 }
 
-export class InvalidCardError extends Error {
-  static readonly code = 'InvalidCard'
-  readonly code = 'InvalidCard'
+export class InvalidCardError extends AgentnetError {
+  static override readonly code = 'InvalidCard'
+  override readonly code = 'InvalidCard'
   override name = 'InvalidCardError'
 }
 
-export class StaleCardError extends Error {
-  static readonly code = 'StaleCard'
-  readonly code = 'StaleCard'
+export class StaleCardError extends AgentnetError {
+  static override readonly code = 'StaleCard'
+  override readonly code = 'StaleCard'
   override name = 'StaleCardError'
 }
 

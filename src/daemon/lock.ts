@@ -1,9 +1,10 @@
+import { AgentnetError } from '../errors/index.ts'
 import { open, readFile, unlink } from 'node:fs/promises'
 import { connect } from 'node:net'
 
-export class NodeAlreadyRunningError extends Error {
-  static readonly code = 'NodeAlreadyRunning'
-  readonly code = 'NodeAlreadyRunning'
+export class NodeAlreadyRunningError extends AgentnetError {
+  static override readonly code = 'NodeAlreadyRunning'
+  override readonly code = 'NodeAlreadyRunning'
   override name = 'NodeAlreadyRunningError'
 }
 

@@ -2,6 +2,7 @@ import { decodeBody, encodeBody } from '../messaging/index.ts'
 import { invalidParams } from '../ipc/index.ts'
 import { parsePeerId, parseTarget } from '../node/index.ts'
 import { AddressBook } from '../addressbook/index.ts'
+import { InvalidCardError } from '../cards/index.ts'
 import { LocalServices } from './services.ts'
 import type { MethodHandler } from '../ipc/index.ts'
 import type { AgentNode } from '../node/index.ts'
@@ -147,7 +148,7 @@ export function createMethods (node: AgentNode, home: string): Record<string, Me
       try {
         return await node.publishCard(content, signal)
       } catch (err) {
-        if ((err as { code?: unknown }).code === 'InvalidCard') throw invalidParams((err as Error).message)
+        if (err instanceof InvalidCardError) throw invalidParams(err.message)
         throw err
       }
     },

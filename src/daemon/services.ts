@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { foreignCode } from '../errors/index.ts'
 import { decodeBody, encodeBody, MessagingError, ServiceError } from '../messaging/index.ts'
 import { invalidParams } from '../ipc/index.ts'
 import type { InboundMessage, MessagingService, ServiceReply } from '../messaging/index.ts'
@@ -73,7 +74,7 @@ export class LocalServices {
     if (error != null) {
       const e = typeof error === 'object' ? error as { code?: unknown, message?: unknown } : { message: String(error) }
       this.deliveries.delete(id)
-      pending.reject(new ServiceError(typeof e.code === 'string' ? e.code : 'ServiceError', typeof e.message === 'string' ? e.message : 'the service failed'))
+      pending.reject(new ServiceError(typeof e.code === 'string' ? foreignCode(e.code) : 'ServiceError', typeof e.message === 'string' ? e.message : 'the service failed'))
       return
     }
     let encoded

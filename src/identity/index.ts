@@ -17,6 +17,8 @@
  * ```
  */
 
+import { AgentnetError } from '../errors/index.ts'
+import type { ErrorCode } from '../errors/index.ts'
 import { chmod, mkdir, readFile, stat } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -28,9 +30,9 @@ import type { PeerId, PrivateKey } from '@libp2p/interface'
 /** File name of the private key inside the home folder */
 export const KEY_FILE = 'identity.key'
 
-export class IdentityError extends Error {
-  static readonly code: string = 'IdentityError'
-  readonly code: string = 'IdentityError'
+export class IdentityError extends AgentnetError {
+  static override readonly code: ErrorCode = 'IdentityError'
+  override readonly code: ErrorCode = 'IdentityError'
   override name = 'IdentityError'
 }
 

@@ -1,6 +1,8 @@
-export class LineTooLongError extends Error {
-  static readonly code = 'LineTooLong'
-  readonly code = 'LineTooLong'
+
+import { AgentnetError } from '../errors/index.ts'
+export class LineTooLongError extends AgentnetError {
+  static override readonly code = 'LineTooLong'
+  override readonly code = 'LineTooLong'
   override name = 'LineTooLongError'
 }
 

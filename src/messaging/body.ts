@@ -4,6 +4,8 @@
  * opaque bytes; the receiver sees the same form the sender used.
  */
 
+import { AgentnetError } from '../errors/index.ts'
+
 export const TEXT = 'text/plain; charset=utf-8'
 export const JSON_TYPE = 'application/json'
 export const BINARY = 'application/octet-stream'
@@ -19,9 +21,9 @@ export interface AgentBody {
   bodyBase64?: string
 }
 
-export class InvalidBodyError extends Error {
-  static readonly code = 'InvalidBody'
-  readonly code = 'InvalidBody'
+export class InvalidBodyError extends AgentnetError {
+  static override readonly code = 'InvalidBody'
+  override readonly code = 'InvalidBody'
   override name = 'InvalidBodyError'
 }
 

@@ -1,10 +1,11 @@
+import { AgentnetError } from '../errors/index.ts'
 import * as varint from 'uint8-varint'
 import { MalformedFrameError } from '../protocol/index.ts'
 import type { Uint8ArrayList } from 'uint8arraylist'
 
-export class FrameTooLargeError extends Error {
-  static readonly code = 'FrameTooLarge'
-  readonly code = 'FrameTooLarge'
+export class FrameTooLargeError extends AgentnetError {
+  static override readonly code = 'FrameTooLarge'
+  override readonly code = 'FrameTooLarge'
   override name = 'FrameTooLargeError'
 }
 

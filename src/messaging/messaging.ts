@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto'
+import { errorCodeOf, foreignCode } from '../errors/index.ts'
+import type { ErrorCode, ForeignCode } from '../errors/index.ts'
 import { createSigner, decodeMessage, decodeSignedMessage, openEnvelope, ProtocolError, ReplayCache, sealEnvelope } from '../protocol/index.ts'
 import { JSON_TYPE } from './body.ts'
 import { BusyError, MessagingError, NoSuchServiceError, RemoteMessageError, RequestTimeoutError, ServiceError, ServiceTakenError } from './errors.ts'
@@ -608,7 +610,7 @@ export class MessagingService {
       entry.waiters = undefined
       this.replyTo(channel, message, reply)
     } catch (err) {
-      const code = typeof (err as { code?: unknown }).code === 'string' ? (err as { code: string }).code : 'ServiceError'
+      const code = errorCodeOf(err) ?? 'ServiceError'
       this.reject(channel, undefined, code, (err as Error).message, message)
     }
   }
@@ -639,11 +641,11 @@ function errorBody (code: string, message: string): Uint8Array {
   return encoder.encode(JSON.stringify({ code, message }))
 }
 
-function parseErrorBody (body: Uint8Array): { code: string, message: string } {
+function parseErrorBody (body: Uint8Array): { code: ErrorCode | ForeignCode, message: string } {
   try {
     const parsed = JSON.parse(decoder.decode(body)) as { code?: unknown, message?: unknown }
     return {
-      code: typeof parsed.code === 'string' ? parsed.code : 'RemoteError',
+      code: typeof parsed.code === 'string' ? foreignCode(parsed.code) : 'RemoteError',
       message: typeof parsed.message === 'string' ? parsed.message : 'remote error'
     }
   } catch {

@@ -23,6 +23,9 @@
  * ```
  */
 
+import { AgentnetError, PeerUnreachableError } from '../errors/index.ts'
+
+export { PeerUnreachableError } from '../errors/index.ts'
 import { MessagingService } from '../messaging/index.ts'
 import { ReplayCache } from '../protocol/index.ts'
 import { TokenService } from '../tokens/index.ts'
@@ -113,16 +116,10 @@ export const REJOIN_INTERVAL_MS = 15_000
 /** The agentnet version reported to peers by identify */
 export const AGENT_VERSION = 'agentnet/0.1.0'
 
-export class CardNotFoundError extends Error {
-  static readonly code = 'CardNotFound'
-  readonly code = 'CardNotFound'
+export class CardNotFoundError extends AgentnetError {
+  static override readonly code = 'CardNotFound'
+  override readonly code = 'CardNotFound'
   override name = 'CardNotFoundError'
-}
-
-export class PeerUnreachableError extends Error {
-  static readonly code = 'PeerUnreachable'
-  readonly code = 'PeerUnreachable'
-  override name = 'PeerUnreachableError'
 }
 
 export interface AgentNodeParts {

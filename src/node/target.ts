@@ -1,11 +1,12 @@
+import { AgentnetError } from '../errors/index.ts'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
-export class InvalidTargetError extends Error {
-  static readonly code = 'InvalidTarget'
-  readonly code = 'InvalidTarget'
+export class InvalidTargetError extends AgentnetError {
+  static override readonly code = 'InvalidTarget'
+  override readonly code = 'InvalidTarget'
   override name = 'InvalidTargetError'
 }
 

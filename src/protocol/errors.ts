@@ -12,6 +12,8 @@
  * errors (a caller mistake, a damaged file) and are never sent to a peer.
  */
 
+import { AgentnetError } from '../errors/index.ts'
+
 /** Every `code` a {@link ProtocolError} can carry. */
 export type ProtocolErrorCode =
   | 'MalformedFrame'
@@ -28,8 +30,8 @@ export type ProtocolErrorCode =
   | 'CorruptSnapshot'
 
 /** Common base: `err instanceof ProtocolError` catches every error of this module. */
-export abstract class ProtocolError extends Error {
-  abstract readonly code: ProtocolErrorCode
+export abstract class ProtocolError extends AgentnetError {
+  abstract override readonly code: ProtocolErrorCode
 }
 
 /**
@@ -38,15 +40,15 @@ export abstract class ProtocolError extends Error {
  * order, invalid UTF-8, nonce of the wrong size, ...).
  */
 export class MalformedFrameError extends ProtocolError {
-  static readonly code = 'MalformedFrame'
-  readonly code = 'MalformedFrame'
+  static override readonly code = 'MalformedFrame'
+  override readonly code = 'MalformedFrame'
   override name = 'MalformedFrameError'
 }
 
 /** The payload's `version` field is not one this implementation speaks. */
 export class UnsupportedVersionError extends ProtocolError {
-  static readonly code = 'UnsupportedVersion'
-  readonly code = 'UnsupportedVersion'
+  static override readonly code = 'UnsupportedVersion'
+  override readonly code = 'UnsupportedVersion'
   override name = 'UnsupportedVersionError'
   /** The version the peer sent (0 when the field was absent). */
   readonly version: number
@@ -59,8 +61,8 @@ export class UnsupportedVersionError extends ProtocolError {
 
 /** The body is larger than the receiver accepts. */
 export class BodyTooLargeError extends ProtocolError {
-  static readonly code = 'BodyTooLarge'
-  readonly code = 'BodyTooLarge'
+  static override readonly code = 'BodyTooLarge'
+  override readonly code = 'BodyTooLarge'
   override name = 'BodyTooLargeError'
   readonly size: number
   readonly limit: number
@@ -74,22 +76,22 @@ export class BodyTooLargeError extends ProtocolError {
 
 /** `from` is not the peer that the secure channel (Noise) authenticated. */
 export class SenderMismatchError extends ProtocolError {
-  static readonly code = 'SenderMismatch'
-  readonly code = 'SenderMismatch'
+  static override readonly code = 'SenderMismatch'
+  override readonly code = 'SenderMismatch'
   override name = 'SenderMismatchError'
 }
 
 /** `to` is not this node: the frame was meant for someone else (or replayed to us). */
 export class WrongRecipientError extends ProtocolError {
-  static readonly code = 'WrongRecipient'
-  readonly code = 'WrongRecipient'
+  static override readonly code = 'WrongRecipient'
+  override readonly code = 'WrongRecipient'
   override name = 'WrongRecipientError'
 }
 
 /** The Ed25519 signature does not verify over the received payload bytes. */
 export class BadSignatureError extends ProtocolError {
-  static readonly code = 'BadSignature'
-  readonly code = 'BadSignature'
+  static override readonly code = 'BadSignature'
+  override readonly code = 'BadSignature'
   override name = 'BadSignatureError'
 }
 
@@ -98,15 +100,15 @@ export class BadSignatureError extends ProtocolError {
  * of another type). Thrown at the signature step of verification.
  */
 export class UnsupportedKeyError extends ProtocolError {
-  static readonly code = 'UnsupportedKey'
-  readonly code = 'UnsupportedKey'
+  static override readonly code = 'UnsupportedKey'
+  override readonly code = 'UnsupportedKey'
   override name = 'UnsupportedKeyError'
 }
 
 /** The timestamp is older than the replay window. */
 export class StaleMessageError extends ProtocolError {
-  static readonly code = 'StaleMessage'
-  readonly code = 'StaleMessage'
+  static override readonly code = 'StaleMessage'
+  override readonly code = 'StaleMessage'
   override name = 'StaleMessageError'
   readonly timestamp: number
   readonly now: number
@@ -120,8 +122,8 @@ export class StaleMessageError extends ProtocolError {
 
 /** The timestamp is further in the future than the allowed clock skew. */
 export class FutureMessageError extends ProtocolError {
-  static readonly code = 'FutureMessage'
-  readonly code = 'FutureMessage'
+  static override readonly code = 'FutureMessage'
+  override readonly code = 'FutureMessage'
   override name = 'FutureMessageError'
   readonly timestamp: number
   readonly now: number
@@ -140,21 +142,21 @@ export class FutureMessageError extends ProtocolError {
  * purge horizon).
  */
 export class ReplayError extends ProtocolError {
-  static readonly code = 'Replay'
-  readonly code = 'Replay'
+  static override readonly code = 'Replay'
+  override readonly code = 'Replay'
   override name = 'ReplayError'
 }
 
 /** A caller passed an invalid option or field (local programming error, not a wire code). */
 export class InvalidArgumentError extends ProtocolError {
-  static readonly code = 'InvalidArgument'
-  readonly code = 'InvalidArgument'
+  static override readonly code = 'InvalidArgument'
+  override readonly code = 'InvalidArgument'
   override name = 'InvalidArgumentError'
 }
 
 /** A replay-cache snapshot is damaged, truncated or of an unknown format. */
 export class CorruptSnapshotError extends ProtocolError {
-  static readonly code = 'CorruptSnapshot'
-  readonly code = 'CorruptSnapshot'
+  static override readonly code = 'CorruptSnapshot'
+  override readonly code = 'CorruptSnapshot'
   override name = 'CorruptSnapshotError'
 }

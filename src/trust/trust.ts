@@ -13,6 +13,7 @@ import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createSigner, InvalidArgumentError, ProtocolError, ReplayCache, TRUST_SIGNATURE_SCHEME } from '../protocol/index.ts'
 import { writeFileAtomic } from '../utils/fs.ts'
+import { errorCodeOf } from '../errors/index.ts'
 import {
   checkReason,
   decodeInvite,
@@ -554,7 +555,7 @@ export class TrustService extends EventEmitter<TrustEvents> {
     try {
       reply = await this.exchange(invite.inviter, { type: 'invite', to: invite.inviter, invite: code.trim() }, { ...options, addresses: invite.addresses })
     } catch (err) {
-      await this.audit('trust.invite-refused', id, { side: 'invitee', code: (err as { code?: string }).code ?? 'Error', reason: (err as Error).message })
+      await this.audit('trust.invite-refused', id, { side: 'invitee', code: errorCodeOf(err) ?? 'InternalError', reason: (err as Error).message })
       throw err
     }
     if (reply.type !== 'approve') throw new HandshakeRefusedError('InvalidReply', `${id} answered an invite with ${reply.type}`)
@@ -830,8 +831,8 @@ export class TrustService extends EventEmitter<TrustEvents> {
       return { delivered: true }
     } catch (err) {
       this.components.logger?.warn({ err, peer: remote.toString(), type: fields.type }, 'trust notice not delivered')
-      const code = (err as { code?: unknown }).code
-      return { delivered: false, error: `${typeof code === 'string' ? code + ': ' : ''}${(err as Error).message}` }
+      const code = errorCodeOf(err)
+      return { delivered: false, error: `${code != null ? code + ': ' : ''}${(err as Error).message}` }
     }
   }
 
