@@ -7,6 +7,7 @@ import { CodedError } from '../errors/index.ts'
 
 export { BusyError } from '../errors/index.ts'
 import type { ErrorCode, ForeignCode } from '../errors/index.ts'
+import type { GuardedText } from '../outbox/index.ts'
 
 /** A messaging failure; `RemoteMessageError` and `ServiceError` relay another party's code */
 export class MessagingError extends CodedError {
@@ -55,5 +56,16 @@ export class ServiceError extends MessagingError {
   constructor (code: ErrorCode | ForeignCode, message: string) {
     super(code, message)
     this.name = 'ServiceError'
+  }
+}
+
+/**
+ * A local agent answered a request with an error of its own. Its text is
+ * agent-authored, so it must have passed the outbox.
+ */
+export class AgentReplyError extends MessagingError {
+  constructor (code: ErrorCode | ForeignCode, message: GuardedText) {
+    super(code, message)
+    this.name = 'AgentReplyError'
   }
 }

@@ -5,7 +5,8 @@ import { createSigner, decodeMessage, decodeSignedMessage, openEnvelope, Protoco
 import { JSON_TYPE } from './body.ts'
 import { BusyError, MessagingError, NoSuchServiceError, RemoteMessageError, RequestTimeoutError, ServiceError, ServiceTakenError } from './errors.ts'
 import { encodeFrame, FrameDecoder, FrameTooLargeError } from './frames.ts'
-import type { MessagingComponents, MessagingInit, InboundMessage, ServiceHandler, SendOptions, Reply, MessagingMetrics, InboundGate } from './index.ts'
+import type { MessagingComponents, MessagingInit, InboundMessage, ServiceHandler, SendOptions, Reply, MessagingMetrics } from './index.ts'
+import type { GuardedBody } from '../outbox/index.ts'
 import type { Message, MessageKind, MessageSigner } from '../protocol/index.ts'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 
@@ -210,7 +211,6 @@ export class MessagingService {
   private readonly signer: MessageSigner
   private readonly localBytes: Uint8Array
   private readonly services = new Map<string, ServiceHandler>()
-  private readonly gates: InboundGate[] = []
   private readonly pending = new Map<string, PendingRequest>()
   private readonly outbound = new Map<string, Promise<Channel>>()
   private readonly channels = new Set<Channel>()
@@ -282,11 +282,6 @@ export class MessagingService {
     this.pending.clear()
   }
 
-  /** Add a check every inbound request and one-way message must pass (tokens, trust) */
-  addInboundGate (gate: InboundGate): void {
-    this.gates.push(gate)
-  }
-
   /** Register a local service; returns the function that unregisters it */
   registerService (name: string, handler: ServiceHandler): () => void {
     if (this.services.has(name)) {
@@ -310,11 +305,10 @@ export class MessagingService {
    * the same request ID and a fresh nonce and timestamp, so the receiver can
    * answer it from its idempotence cache instead of running the service twice.
    */
-  async send (to: PeerId, service: string, body: Uint8Array, contentType: string, options: SendOptions = {}): Promise<Reply> {
+  async send (to: PeerId, service: string, body: GuardedBody, contentType: string, options: SendOptions = {}): Promise<Reply> {
     if (body.byteLength > this.init.maxBodyBytes) {
       throw new MessagingError('BodyTooLarge', `body of ${body.byteLength} bytes exceeds the ${this.init.maxBodyBytes}-byte limit`)
     }
-    this.components.outboundGate?.(to)
     const kind: MessageKind = options.oneway === true ? 'oneway' : 'request'
     const id = randomUUID()
     const timeoutMs = options.timeoutMs ?? this.init.requestTimeoutMs
@@ -551,9 +545,9 @@ export class MessagingService {
       return
     }
     try {
-      for (const gate of this.gates) {
+      for (const gate of this.components.inboundGates ?? []) {
         // gates are synchronous today; await only the ones that are not
-        const pending = gate(message, channel.remotePeer)
+        const pending = gate.check(message, channel.remotePeer)
         if (pending != null) await pending
       }
       const handler = this.services.get(message.service)

@@ -14,6 +14,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createSigner, InvalidArgumentError, ProtocolError, ReplayCache, TRUST_SIGNATURE_SCHEME } from '../protocol/index.ts'
 import { writeFileAtomic } from '../utils/fs.ts'
 import { errorCodeOf } from '../errors/index.ts'
+import type { GuardedText } from '../outbox/index.ts'
 import {
   checkReason,
   decodeInvite,
@@ -341,7 +342,7 @@ export class TrustService extends EventEmitter<TrustEvents> {
    * @throws {PeerUnreachableError} when the peer cannot be reached (the request stays `pending-outbound`)
    * @throws {RefusedError} | {PendingFullError} | {RateLimitedError} | … as the peer answered
    */
-  async request (peer: PeerId | string, reason: string, options: TrustAbortOptions = {}): Promise<RequestResult> {
+  async request (peer: PeerId | string, reason: GuardedText, options: TrustAbortOptions = {}): Promise<RequestResult> {
     this.assertStarted()
     const remote = this.toRemote(peer)
     const id = remote.toString()
@@ -395,7 +396,7 @@ export class TrustService extends EventEmitter<TrustEvents> {
    *
    * @throws {NotPendingError} when the peer has no pending request
    */
-  async reject (peer: PeerId | string, reason?: string, options: TrustAbortOptions = {}): Promise<DecisionResult> {
+  async reject (peer: PeerId | string, reason?: GuardedText, options: TrustAbortOptions = {}): Promise<DecisionResult> {
     this.assertStarted()
     const remote = this.toRemote(peer)
     const id = remote.toString()
@@ -414,7 +415,7 @@ export class TrustService extends EventEmitter<TrustEvents> {
    * connection to it is closed; then `onRevoke(peer)` runs (session tokens).
    * Its later requests are refused; `request()` or an invite restores trust.
    */
-  async revoke (peer: PeerId | string, reason?: string, options: TrustAbortOptions = {}): Promise<DecisionResult & { closedConnections: number }> {
+  async revoke (peer: PeerId | string, reason?: GuardedText, options: TrustAbortOptions = {}): Promise<DecisionResult & { closedConnections: number }> {
     this.assertStarted()
     const remote = this.toRemote(peer)
     const id = remote.toString()
