@@ -8,6 +8,7 @@ import type { Outbox } from '../outbox/index.ts'
 import type { TokenService } from '../tokens/index.ts'
 import type { TrustService } from '../trust/index.ts'
 import type { AbortOptions, Connection, PeerId, Startable } from '@libp2p/interface'
+import type { Datastore } from 'interface-datastore'
 import type { Logger } from 'pino'
 
 /** What a local agent answers a request with: a body, or an error of its own */
@@ -27,6 +28,8 @@ export interface AgentNodeParts {
   cards: CardService
   outbox: Outbox
   audit: AuditSink
+  /** Peer store, DHT records, keychain (closed last at stop) */
+  datastore: Datastore & { close: () => Promise<void> }
   /** Started in this order, stopped in the reverse */
   lifecycle: Startable[]
   /** Persist what a clean stop leaves behind (the replay-cache snapshot) */
@@ -48,6 +51,7 @@ export class AgentNode {
   readonly cards: CardService
   readonly outbox: Outbox
   readonly audit: AuditSink
+  readonly datastore: Datastore & { close: () => Promise<void> }
   private readonly lifecycle: Startable[]
   private readonly saveState: () => Promise<void>
   private readonly logger: Logger | undefined
@@ -63,6 +67,7 @@ export class AgentNode {
     this.cards = parts.cards
     this.outbox = parts.outbox
     this.audit = parts.audit
+    this.datastore = parts.datastore
     this.lifecycle = parts.lifecycle
     this.saveState = parts.saveState
     this.logger = parts.logger

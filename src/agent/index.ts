@@ -204,6 +204,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     cards,
     outbox,
     audit,
+    datastore,
     lifecycle,
     logger: init.logger,
     // only a clean stop leaves a snapshot; its absence at the next start means a crash

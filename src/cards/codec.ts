@@ -31,15 +31,11 @@ export interface AgentCard extends CardContent {
 }
 
 export class InvalidCardError extends AgentnetError {
-  static override readonly code = 'InvalidCard'
   override readonly code = 'InvalidCard'
-  override name = 'InvalidCardError'
 }
 
 export class StaleCardError extends AgentnetError {
-  static override readonly code = 'StaleCard'
   override readonly code = 'StaleCard'
-  override name = 'StaleCardError'
 }
 
 const encoder = new TextEncoder()

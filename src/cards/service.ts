@@ -6,9 +6,7 @@ import type { AbortOptions, ContentRouting, PeerId, PrivateKey, Startable } from
 import type { Logger } from 'pino'
 
 export class CardNotFoundError extends AgentnetError {
-  static override readonly code = 'CardNotFound'
   override readonly code = 'CardNotFound'
-  override name = 'CardNotFoundError'
 }
 
 /** How often the node re-publishes its card (DHT records expire) */

@@ -55,16 +55,12 @@ export class RemoteError extends AgentnetError {
 
 /** The socket could not be reached: usually the node is not running */
 export class NodeNotRunningError extends AgentnetError {
-  static override readonly code = 'NodeNotRunning'
   override readonly code = 'NodeNotRunning'
-  override name = 'NodeNotRunningError'
 }
 
 /** The connection to the node closed while a request was in flight */
 export class ConnectionClosedError extends AgentnetError {
-  static override readonly code = 'ConnectionClosed'
   override readonly code = 'ConnectionClosed'
-  override name = 'ConnectionClosedError'
 }
 
 export interface ClientOptions {

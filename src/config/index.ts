@@ -142,9 +142,7 @@ export interface CardConfig {
 export type ConfigOverrides = { [K in keyof Config]?: Config[K] extends object ? (Config[K] extends unknown[] ? Config[K] : Partial<Config[K]>) : Config[K] }
 
 export class ConfigError extends AgentnetError {
-  static override readonly code = 'ConfigError'
   override readonly code = 'ConfigError'
-  override name = 'ConfigError'
 }
 
 /** Path of the embedded default configuration */

@@ -3,9 +3,7 @@ import { open, readFile, unlink } from 'node:fs/promises'
 import { connect } from 'node:net'
 
 export class NodeAlreadyRunningError extends AgentnetError {
-  static override readonly code = 'NodeAlreadyRunning'
   override readonly code = 'NodeAlreadyRunning'
-  override name = 'NodeAlreadyRunningError'
 }
 
 /**

@@ -19,9 +19,7 @@
  * import { AgentnetError, errorCodeOf } from './src/errors/index.ts'
  *
  * class InvalidTargetError extends AgentnetError {
- *   static override readonly code = 'InvalidTarget'
  *   override readonly code = 'InvalidTarget'
- *   override name = 'InvalidTargetError'
  * }
  * try {
  *   throw new InvalidTargetError('not a peer ID')
@@ -151,26 +149,24 @@ export interface AgentnetErrorOptions {
 
 /**
  * The base of every agentnet error. Subclasses fix their code with
- * `override readonly code = '…'` (and `static override readonly code` for
- * comparisons without an instance); the few that relay another party's code
- * assign a {@link ForeignCode}.
+ * `override readonly code = '…'`; the few that relay another party's code
+ * assign a {@link ForeignCode}. `name` is the class name.
  */
 export class AgentnetError extends Error {
-  static readonly code: ErrorCode = 'InternalError'
   readonly code: ErrorCode | ForeignCode = 'InternalError'
-  override name = 'AgentnetError'
   /** The peer (string peer ID) this error came from, when a peer sent it */
   remote?: string
 
   constructor (message?: string, options?: AgentnetErrorOptions) {
     super(message, options)
+    // the class name: `UntrustedPeerError`, `ReplayError`, …
+    this.name = new.target.name
   }
 }
 
 /** An error whose code is given at construction (a family of related codes, or a relayed one) */
 export class CodedError extends AgentnetError {
   override readonly code: ErrorCode | ForeignCode
-  override name = 'CodedError'
 
   constructor (code: ErrorCode | ForeignCode, message: string, options?: AgentnetErrorOptions) {
     super(message, options)
@@ -180,16 +176,12 @@ export class CodedError extends AgentnetError {
 
 /** A peer could not be reached: not found, or every address failed */
 export class PeerUnreachableError extends AgentnetError {
-  static override readonly code = 'PeerUnreachable'
   override readonly code = 'PeerUnreachable'
-  override name = 'PeerUnreachableError'
 }
 
 /** Too much in flight; retry later */
 export class BusyError extends AgentnetError {
-  static override readonly code = 'Busy'
   override readonly code = 'Busy'
-  override name = 'BusyError'
 }
 
 /** The code of an agentnet error, or `undefined` for anything else */

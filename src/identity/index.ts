@@ -31,33 +31,23 @@ import type { PeerId, PrivateKey } from '@libp2p/interface'
 export const KEY_FILE = 'identity.key'
 
 export class IdentityError extends AgentnetError {
-  static override readonly code: ErrorCode = 'IdentityError'
   override readonly code: ErrorCode = 'IdentityError'
-  override name = 'IdentityError'
 }
 
 export class IdentityExistsError extends IdentityError {
-  static override readonly code = 'IdentityExists'
   override readonly code = 'IdentityExists'
-  override name = 'IdentityExistsError'
 }
 
 export class MissingIdentityError extends IdentityError {
-  static override readonly code = 'MissingIdentity'
   override readonly code = 'MissingIdentity'
-  override name = 'MissingIdentityError'
 }
 
 export class InsecureKeyFileError extends IdentityError {
-  static override readonly code = 'InsecureKeyFile'
   override readonly code = 'InsecureKeyFile'
-  override name = 'InsecureKeyFileError'
 }
 
 export class CorruptKeyError extends IdentityError {
-  static override readonly code = 'CorruptKey'
   override readonly code = 'CorruptKey'
-  override name = 'CorruptKeyError'
 }
 
 export interface Identity {

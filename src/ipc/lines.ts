@@ -1,9 +1,7 @@
 
 import { AgentnetError } from '../errors/index.ts'
 export class LineTooLongError extends AgentnetError {
-  static override readonly code = 'LineTooLong'
   override readonly code = 'LineTooLong'
-  override name = 'LineTooLongError'
 }
 
 /**

@@ -22,9 +22,7 @@ export interface AgentBody {
 }
 
 export class InvalidBodyError extends AgentnetError {
-  static override readonly code = 'InvalidBody'
   override readonly code = 'InvalidBody'
-  override name = 'InvalidBodyError'
 }
 
 const encoder = new TextEncoder()

@@ -4,9 +4,7 @@ import { MalformedFrameError } from '../protocol/index.ts'
 import type { Uint8ArrayList } from 'uint8arraylist'
 
 export class FrameTooLargeError extends AgentnetError {
-  static override readonly code = 'FrameTooLarge'
   override readonly code = 'FrameTooLarge'
-  override name = 'FrameTooLargeError'
 }
 
 /** Longest unsigned-varint length prefix we accept (enough for 2^35 bytes) */

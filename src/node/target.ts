@@ -5,9 +5,7 @@ import type { PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 export class InvalidTargetError extends AgentnetError {
-  static override readonly code = 'InvalidTarget'
   override readonly code = 'InvalidTarget'
-  override name = 'InvalidTargetError'
 }
 
 /** What a user may write to name a peer */

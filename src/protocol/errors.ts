@@ -4,7 +4,7 @@
  * Every rejection of an inbound frame is a distinct class with a stable
  * `code`, so the stream layer can answer with a typed error (the `code` is the
  * wire error code) and tests and metrics can tell rejections apart without
- * parsing messages. `code` is also available statically (`ReplayError.code`)
+ * parsing messages. 
  * for comparisons that do not need an instance.
  *
  * The first group (up to `ReplayError`) are wire codes: the outcome of checking
@@ -40,16 +40,12 @@ export abstract class ProtocolError extends AgentnetError {
  * order, invalid UTF-8, nonce of the wrong size, ...).
  */
 export class MalformedFrameError extends ProtocolError {
-  static override readonly code = 'MalformedFrame'
   override readonly code = 'MalformedFrame'
-  override name = 'MalformedFrameError'
 }
 
 /** The payload's `version` field is not one this implementation speaks. */
 export class UnsupportedVersionError extends ProtocolError {
-  static override readonly code = 'UnsupportedVersion'
   override readonly code = 'UnsupportedVersion'
-  override name = 'UnsupportedVersionError'
   /** The version the peer sent (0 when the field was absent). */
   readonly version: number
 
@@ -61,9 +57,7 @@ export class UnsupportedVersionError extends ProtocolError {
 
 /** The body is larger than the receiver accepts. */
 export class BodyTooLargeError extends ProtocolError {
-  static override readonly code = 'BodyTooLarge'
   override readonly code = 'BodyTooLarge'
-  override name = 'BodyTooLargeError'
   readonly size: number
   readonly limit: number
 
@@ -76,23 +70,17 @@ export class BodyTooLargeError extends ProtocolError {
 
 /** `from` is not the peer that the secure channel (Noise) authenticated. */
 export class SenderMismatchError extends ProtocolError {
-  static override readonly code = 'SenderMismatch'
   override readonly code = 'SenderMismatch'
-  override name = 'SenderMismatchError'
 }
 
 /** `to` is not this node: the frame was meant for someone else (or replayed to us). */
 export class WrongRecipientError extends ProtocolError {
-  static override readonly code = 'WrongRecipient'
   override readonly code = 'WrongRecipient'
-  override name = 'WrongRecipientError'
 }
 
 /** The Ed25519 signature does not verify over the received payload bytes. */
 export class BadSignatureError extends ProtocolError {
-  static override readonly code = 'BadSignature'
   override readonly code = 'BadSignature'
-  override name = 'BadSignatureError'
 }
 
 /**
@@ -100,16 +88,12 @@ export class BadSignatureError extends ProtocolError {
  * of another type). Thrown at the signature step of verification.
  */
 export class UnsupportedKeyError extends ProtocolError {
-  static override readonly code = 'UnsupportedKey'
   override readonly code = 'UnsupportedKey'
-  override name = 'UnsupportedKeyError'
 }
 
 /** The timestamp is older than the replay window. */
 export class StaleMessageError extends ProtocolError {
-  static override readonly code = 'StaleMessage'
   override readonly code = 'StaleMessage'
-  override name = 'StaleMessageError'
   readonly timestamp: number
   readonly now: number
 
@@ -122,9 +106,7 @@ export class StaleMessageError extends ProtocolError {
 
 /** The timestamp is further in the future than the allowed clock skew. */
 export class FutureMessageError extends ProtocolError {
-  static override readonly code = 'FutureMessage'
   override readonly code = 'FutureMessage'
-  override name = 'FutureMessageError'
   readonly timestamp: number
   readonly now: number
 
@@ -142,21 +124,15 @@ export class FutureMessageError extends ProtocolError {
  * purge horizon).
  */
 export class ReplayError extends ProtocolError {
-  static override readonly code = 'Replay'
   override readonly code = 'Replay'
-  override name = 'ReplayError'
 }
 
 /** A caller passed an invalid option or field (local programming error, not a wire code). */
 export class InvalidArgumentError extends ProtocolError {
-  static override readonly code = 'InvalidArgument'
   override readonly code = 'InvalidArgument'
-  override name = 'InvalidArgumentError'
 }
 
 /** A replay-cache snapshot is damaged, truncated or of an unknown format. */
 export class CorruptSnapshotError extends ProtocolError {
-  static override readonly code = 'CorruptSnapshot'
   override readonly code = 'CorruptSnapshot'
-  override name = 'CorruptSnapshotError'
 }

@@ -72,9 +72,7 @@ export interface TokensComponents {
 }
 
 export class CorruptTokenStateError extends AgentnetError {
-  static override readonly code = 'CorruptTokenState'
   override readonly code = 'CorruptTokenState'
-  override name = 'CorruptTokenStateError'
 }
 
 interface HeldToken {

@@ -45,79 +45,57 @@ export abstract class TrustError extends AgentnetError {
  * sender revoked us or we revoked it.
  */
 export class UntrustedPeerError extends TrustError {
-  static override readonly code = 'UntrustedPeer'
   override readonly code = 'UntrustedPeer'
-  override name = 'UntrustedPeerError'
 }
 
 /** Outbound check: the peer revoked its trust in us; do not send to it. */
 export class RevokedByPeerError extends TrustError {
-  static override readonly code = 'RevokedByPeer'
   override readonly code = 'RevokedByPeer'
-  override name = 'RevokedByPeerError'
 }
 
 /** *Wire.* A justification longer than 1 KiB (UTF-8). */
 export class ReasonTooLongError extends TrustError {
-  static override readonly code = 'ReasonTooLong'
   override readonly code = 'ReasonTooLong'
-  override name = 'ReasonTooLongError'
 }
 
 /** *Wire.* A justification holding control or bidirectional-override characters, or not a string. */
 export class InvalidReasonError extends TrustError {
-  static override readonly code = 'InvalidReason'
   override readonly code = 'InvalidReason'
-  override name = 'InvalidReasonError'
 }
 
 /** *Wire.* The recipient holds its maximum of pending requests; existing ones are kept. */
 export class PendingFullError extends TrustError {
-  static override readonly code = 'PendingFull'
   override readonly code = 'PendingFull'
-  override name = 'PendingFullError'
 }
 
 /** *Wire.* Too many handshake messages from this peer (token bucket). */
 export class RateLimitedError extends TrustError {
-  static override readonly code = 'RateLimited'
   override readonly code = 'RateLimited'
-  override name = 'RateLimitedError'
 }
 
 /** *Wire.* The recipient rejected or revoked us and refuses requests from us. */
 export class RefusedError extends TrustError {
-  static override readonly code = 'Refused'
   override readonly code = 'Refused'
-  override name = 'RefusedError'
 }
 
 /** *Wire.* An approval or rejection for a request the recipient never sent. */
 export class NotRequestedError extends TrustError {
-  static override readonly code = 'NotRequested'
   override readonly code = 'NotRequested'
-  override name = 'NotRequestedError'
 }
 
 /** Local: `approve`/`reject` of a peer that has no pending request. */
 export class NotPendingError extends TrustError {
-  static override readonly code = 'NotPending'
   override readonly code = 'NotPending'
-  override name = 'NotPendingError'
 }
 
 /** *Wire.* The invite's expiry has passed. */
 export class InviteExpiredError extends TrustError {
-  static override readonly code = 'InviteExpired'
   override readonly code = 'InviteExpired'
-  override name = 'InviteExpiredError'
 }
 
 /** *Wire.* The invite has no uses left. */
 export class InviteUsedUpError extends TrustError {
-  static override readonly code = 'InviteUsedUp'
   override readonly code = 'InviteUsedUp'
-  override name = 'InviteUsedUpError'
 }
 
 /**
@@ -125,23 +103,17 @@ export class InviteUsedUpError extends TrustError {
  * names, not issued by the recipient, unknown to it, or withdrawn.
  */
 export class InviteInvalidError extends TrustError {
-  static override readonly code = 'InviteInvalid'
   override readonly code = 'InviteInvalid'
-  override name = 'InviteInvalidError'
 }
 
 /** Local: this node already holds its maximum of live invites. */
 export class InviteLimitError extends TrustError {
-  static override readonly code = 'InviteLimit'
   override readonly code = 'InviteLimit'
-  override name = 'InviteLimitError'
 }
 
 /** Local: `trust.json` cannot be read as a trust store. It is left untouched. */
 export class CorruptTrustStoreError extends TrustError {
-  static override readonly code = 'CorruptTrustStore'
   override readonly code = 'CorruptTrustStore'
-  override name = 'CorruptTrustStoreError'
   /** The file that failed to load. */
   readonly file: string
 
@@ -157,9 +129,7 @@ export class CorruptTrustStoreError extends TrustError {
  * or `Internal`), or answered with something that is not a valid reply.
  */
 export class HandshakeRefusedError extends TrustError {
-  static override readonly code = 'HandshakeRefused'
   override readonly code = 'HandshakeRefused'
-  override name = 'HandshakeRefusedError'
   /** The code the peer sent (`InvalidReply` when its answer was unusable). */
   readonly remoteCode: string
 
@@ -171,9 +141,7 @@ export class HandshakeRefusedError extends TrustError {
 
 /** Local: the service is not started (or is stopping). */
 export class NotStartedError extends TrustError {
-  static override readonly code = 'NotStarted'
   override readonly code = 'NotStarted'
-  override name = 'NotStartedError'
 }
 
 type WireErrorClass = new (message: string) => TrustError | BusyError

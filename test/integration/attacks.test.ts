@@ -92,6 +92,8 @@ class Fixture {
     await node.messaging.stop()
     await node.tokens.stop()
     await node.libp2p.stop()
+    // the operating system releases a dead process's file locks
+    await node.datastore.close()
   }
 
   async cleanup (): Promise<void> {
@@ -246,8 +248,8 @@ describe('replay of a captured envelope', () => {
 
     const crashed = target
     const startedAt = Date.now()
-    target = await fx.node({ home, key, overrides, calls, afterCrash: true })
     await fx.crash(crashed)
+    target = await fx.node({ home, key, overrides, calls, afterCrash: true })
     // let the peers notice that the crashed process's connections are gone
     await waitDisconnected(attacker.libp2p, target.peerId)
     await waitDisconnected(honest.libp2p, target.peerId)

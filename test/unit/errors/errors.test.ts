@@ -67,7 +67,7 @@ describe('one error model', () => {
       assert.equal(errorCodeOf(err), err.code)
     }
     assert.equal(errorCodeOf(new Error('plain')), undefined)
-    assert.equal(ReplayError.code, 'Replay')
+    assert.equal(new ReplayError('x').name, 'ReplayError')
   })
 
   it('a relayed code stays what the other party said', () => {
