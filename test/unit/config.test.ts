@@ -49,7 +49,7 @@ describe('one config schema', () => {
 
   it('every setting has a meaning and a default its own check accepts', () => {
     const fields = configFields()
-    assert.equal(fields.length, 39)
+    assert.ok(fields.length >= 39)
     for (const [key, field] of fields) {
       assert.ok(field.doc.length > 5, `${key} is documented`)
       field.check(field.default, key)
