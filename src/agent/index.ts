@@ -46,6 +46,7 @@ import type { Config } from '../config/index.ts'
 import type { InboundStage } from '../messaging/index.ts'
 import type { OutboundStage } from '../outbox/index.ts'
 import type { PrivateKey, Startable } from '@libp2p/interface'
+import type { Clock } from '../utils/clock.ts'
 import type { Logger } from 'pino'
 
 export { AgentNode } from './agent-node.ts'
@@ -65,6 +66,8 @@ export interface AgentNodeInit {
   rejoinIntervalMs?: number
   /** Structured logger; defaults to none */
   logger?: Logger
+  /** Wall clock for every window and expiry (tests move it instead of sleeping). @default Date.now */
+  clock?: Clock
 }
 
 /** Names of the outbound stages, in order (the outbox runs them once per piece of content) */
@@ -109,9 +112,11 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
   const audit = new AuditSink(auditLog, log('audit'))
 
   // ---- services
+  const clock = init.clock ?? Date.now
   const tokens: TokenService = new TokenService({
     libp2p,
     privateKey,
+    clock,
     logger: log('tokens'),
     // a token opens a private service only for a peer that is trusted anyway
     mayIssue: (peer, services) => trustService.isTrusted(peer) || services.every(s => publicServices.has(s)),
@@ -125,6 +130,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
   const trustService = new TrustService({
     libp2p,
     privateKey,
+    clock,
     logger: log('trust'),
     // trust decisions are rare: the caller waits until its record is on disk
     audit: { append: async (type, data) => { await audit.recordNow(type, JSON.parse(JSON.stringify(data)) as AuditData) } },
@@ -160,6 +166,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
   const messaging = new MessagingService({
     libp2p,
     privateKey,
+    clock,
     logger: log('messaging'),
     tokenProvider: tokens,
     inboundGates: inbound,
