@@ -1,0 +1,188 @@
+/**
+ * Registered context: the values an agent holds, compiled into one
+ * Aho-Corasick automaton (`modern-ahocorasick`) over their normalised forms,
+ * date spellings and partial-run windows, so one pass over a message finds
+ * every value whatever their number.
+ *
+ * Partial runs (documented rule):
+ * - words: a value of n ≥ 3 words (with at least one letter) leaks when any
+ *   ⌈n·⅔⌉ contiguous words of it appear (and those words hold ≥ 8 letters or
+ *   digits): windows of exactly that many words are patterns, any longer run
+ *   contains one;
+ * - digits: a run of ≥ 12 digits in a value leaks when ≥ 8 contiguous digits
+ *   of it appear, bounded in the message (not inside a longer unrelated
+ *   number): windows of 8 digits are patterns and touching hits are joined.
+ *   So the last four digits of a card alone pass (what PCI DSS allows to be
+ *   shown), any 8 of them do not.
+ * - dates: a registered date (parsed from the value) matches in every common
+ *   format; a day and month without the year does not.
+ *
+ * @module
+ */
+
+import AhoCorasick from 'modern-ahocorasick'
+import { dateForms, isBoundary, normalize, normalizeValue, parseDates, wordsOf } from './normalize.ts'
+import { MAX_PARTIAL_WORDS, MIN_PARTIAL_WORD_CHARS } from './constants.ts'
+import type { MatchVariant } from './types.ts'
+
+/** A registered value. `value` never leaves this module except to the persistence file. */
+export interface Entry {
+  id: string
+  value: string
+  label: string
+  category: string
+  scope?: string
+  expiresAt?: number
+  persist: boolean
+}
+
+type PatternKind = 'verbatim' | 'date' | 'partial'
+
+interface PatternData { entry: Entry, kind: PatternKind }
+
+/** A registered value found in a text (offsets into that text). */
+export interface RegisteredHit {
+  entry: Entry
+  start: number
+  end: number
+  variant: MatchVariant
+}
+
+/** Tuning of partial-run matching. */
+export interface PartialRules {
+  minPartialDigits: number
+  longNumberDigits: number
+  partialWordsFraction: number
+}
+
+/** The patterns of one value, deduplicated (a pattern may be both a date form and the value itself). */
+export function patternsOf (value: string, rules: PartialRules): Array<{ pattern: string, kind: PatternKind }> {
+  const seen = new Set<string>()
+  const out: Array<{ pattern: string, kind: PatternKind }> = []
+  const add = (pattern: string, kind: PatternKind): void => {
+    if (pattern.length === 0 || seen.has(pattern)) return
+    seen.add(pattern); out.push({ pattern, kind })
+  }
+  const full = normalizeValue(value)
+  add(full, 'verbatim')
+  const dates = parseDates(value)
+  for (const d of dates) for (const f of dateForms(d)) add(f, 'date')
+  if (dates.length > 0) return out
+  const words = wordsOf(value).slice(0, MAX_PARTIAL_WORDS)
+  if (words.length >= 3 && /\p{L}/u.test(full)) {
+    const k = Math.ceil(words.length * rules.partialWordsFraction)
+    for (let i = 0; i + k <= words.length && k < words.length; i++) {
+      const w = words.slice(i, i + k).join('')
+      if (w.length >= MIN_PARTIAL_WORD_CHARS) add(w, 'partial')
+    }
+  }
+  const w = rules.minPartialDigits
+  for (const run of full.match(/\d+/g) ?? []) {
+    if (run.length < rules.longNumberDigits) continue
+    for (let i = 0; i + w <= run.length; i++) add(run.slice(i, i + w), 'partial')
+  }
+  return out
+}
+
+/** The set of registered values and its compiled automaton (rebuilt lazily after a change). */
+export class Registry {
+  readonly #entries = new Map<string, Entry>()
+  readonly #rules: PartialRules
+  #matcher: AhoCorasick<PatternData> | undefined
+  #patternCount = 0
+
+  constructor (rules: PartialRules) {
+    this.#rules = rules
+  }
+
+  get size (): number { return this.#entries.size }
+  get patternCount (): number { this.#compile(); return this.#patternCount }
+
+  add (entry: Entry): void {
+    this.#entries.set(entry.id, entry)
+    this.#matcher = undefined
+  }
+
+  delete (id: string): boolean {
+    const had = this.#entries.delete(id)
+    if (had) this.#matcher = undefined
+    return had
+  }
+
+  get (id: string): Entry | undefined { return this.#entries.get(id) }
+
+  values (): IterableIterator<Entry> { return this.#entries.values() }
+
+  /** Drop entries whose `expiresAt` ≤ `now`; the removed ones. */
+  sweep (now: number): Entry[] {
+    const gone: Entry[] = []
+    for (const e of this.#entries.values()) {
+      if (e.expiresAt !== undefined && e.expiresAt <= now) gone.push(e)
+    }
+    for (const e of gone) this.delete(e.id)
+    return gone
+  }
+
+  /** The earliest expiry of any entry, or undefined. */
+  nextExpiry (): number | undefined {
+    let next: number | undefined
+    for (const e of this.#entries.values()) {
+      if (e.expiresAt !== undefined && (next === undefined || e.expiresAt < next)) next = e.expiresAt
+    }
+    return next
+  }
+
+  #compile (): AhoCorasick<PatternData> {
+    if (this.#matcher !== undefined) return this.#matcher
+    const patterns: Array<{ pattern: string, data: PatternData }> = []
+    for (const entry of this.#entries.values()) {
+      for (const p of patternsOf(entry.value, this.#rules)) patterns.push({ pattern: p.pattern, data: { entry, kind: p.kind } })
+    }
+    this.#patternCount = patterns.length
+    this.#matcher = new AhoCorasick(patterns)
+    return this.#matcher
+  }
+
+  /** Registered values in `text`, verbatim (normalised), as dates or partial runs, bounded by word boundaries. */
+  match (text: string): RegisteredHit[] {
+    if (this.#entries.size === 0 || text.length === 0) return []
+    const matcher = this.#compile()
+    const norm = normalize(text)
+    if (norm.text.length === 0) return []
+    const out: RegisteredHit[] = []
+    // partial hits per entry, joined when they touch, then checked as one span
+    const partial = new Map<Entry, Array<[number, number]>>()
+    for (const hit of matcher.iterate(norm.text)) {
+      const data = hit.data
+      if (data === undefined) continue
+      if (data.kind === 'partial') {
+        let list = partial.get(data.entry)
+        if (list === undefined) { list = []; partial.set(data.entry, list) }
+        list.push([hit.start, hit.end])
+        continue
+      }
+      const start = norm.starts[hit.start] as number
+      const end = norm.ends[hit.end - 1] as number
+      if (isBoundary(text, start, 'start') && isBoundary(text, end, 'end')) {
+        out.push({ entry: data.entry, start, end, variant: data.kind })
+      }
+    }
+    for (const [entry, spans] of partial) {
+      spans.sort((a, b) => a[0] - b[0])
+      let cur: [number, number] | undefined
+      const flush = (): void => {
+        if (cur === undefined) return
+        const start = norm.starts[cur[0]] as number
+        const end = norm.ends[cur[1] - 1] as number
+        const covered = out.some(h => h.entry === entry && h.start <= start && h.end >= end)
+        if (!covered && isBoundary(text, start, 'start') && isBoundary(text, end, 'end')) out.push({ entry, start, end, variant: 'partial' })
+      }
+      for (const s of spans) {
+        if (cur !== undefined && s[0] <= cur[1]) cur[1] = Math.max(cur[1], s[1])
+        else { flush(); cur = [s[0], s[1]] }
+      }
+      flush()
+    }
+    return out
+  }
+}
