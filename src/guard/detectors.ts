@@ -25,7 +25,7 @@ const EMAIL = /[A-Za-z0-9](?:[A-Za-z0-9._%+-]{0,63})@[A-Za-z0-9](?:[A-Za-z0-9-]{
 const CARD = /(?<![\d.,])(?:\d[ -]?){12,18}\d(?![\d]|[.,]\d)/g
 const IBAN = /\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b/gi
 const PHONE = /(?<![\w$€£¥.,/#-])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{1,4}(?:[\s.-]?\d{1,4}){1,5}(?![\w$€£¥%/]|[.,-]\d)/g
-const PHONE_WORD = /(?:phone|tel|telephone|mobile|cell|call|ring|text|whatsapp|fax|number is|reach (?:me|him|her|them) (?:at|on))\W{0,12}$/i
+const PHONE_WORD = /(?:phone|tel|telephone|mobile|cell|call|ring|text|whatsapp|fax|number|reach)(?:\s+(?:me|us|him|her|them))?(?:\s+(?:on|at|is|under))?\W{0,12}$/i
 const NOT_PHONE_WORD = /(?:order|invoice|ref|reference|ticket|booking|confirmation|tracking|account|acct|id|no|total|amount|price|usd|eur|gbp|iban|card|ssn|#)\W{0,12}$/i
 const NANP = /^(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}$/
 const SSN = /\b(\d{3})[- ](\d{2})[- ](\d{4})\b/g
@@ -88,6 +88,25 @@ export function ssnValid (area: string, group: string, serial: string): boolean 
   return area !== '000' && area !== '666' && area[0] !== '9' && group !== '00' && serial !== '0000'
 }
 
+/**
+ * Length of the longest valid IBAN at the start of `candidate` (spaces
+ * allowed between characters), or 0. The candidate regex is greedy and may
+ * run into the next word ("…0130 00 please"), so shorter prefixes are tried.
+ */
+function ibanEnd (candidate: string): number {
+  const ends: number[] = []
+  let compact = ''
+  for (let i = 0; i < candidate.length; i++) {
+    if (candidate[i] === ' ') continue
+    compact += (candidate[i] as string).toUpperCase()
+    ends.push(i + 1)
+  }
+  for (let n = Math.min(compact.length, 34); n >= 15; n--) {
+    if (isValidIBAN(compact.slice(0, n))) return ends[n - 1] as number
+  }
+  return 0
+}
+
 /** Shannon entropy of a string, bits per character. */
 export function entropy (s: string): number {
   const counts = new Map<string, number>()
@@ -110,8 +129,8 @@ export function detectPii (text: string): DetectorHit[] {
     if (d.length >= 13 && d.length <= 19 && cardPrefix(d) && luhn(d)) out.push({ detector: 'card', category: 'pii/card', start: m.index, end: m.index + m[0].length })
   }
   for (const m of text.matchAll(IBAN)) {
-    const iban = m[0].replace(/ /g, '').toUpperCase()
-    if (isValidIBAN(iban)) out.push({ detector: 'iban', category: 'pii/iban', start: m.index, end: m.index + m[0].length })
+    const end = ibanEnd(m[0])
+    if (end > 0) out.push({ detector: 'iban', category: 'pii/iban', start: m.index, end: m.index + end })
   }
   for (const m of text.matchAll(SSN)) {
     if (ssnValid(m[1] as string, m[2] as string, m[3] as string)) out.push({ detector: 'national-id', category: 'pii/national-id', start: m.index, end: m.index + m[0].length })
