@@ -14,6 +14,8 @@
  *   number): windows of 8 digits are patterns and touching hits are joined.
  *   So the last four digits of a card alone pass (what PCI DSS allows to be
  *   shown), any 8 of them do not.
+ * - order: a value of exactly two words (a name) also matches in reverse
+ *   order ("Okonkwo, Ingrid");
  * - dates: a registered date (parsed from the value) matches in every common
  *   format; a day and month without the year does not.
  *
@@ -69,6 +71,8 @@ export function patternsOf (value: string, rules: PartialRules): Array<{ pattern
   for (const d of dates) for (const f of dateForms(d)) add(f, 'date')
   if (dates.length > 0) return out
   const words = wordsOf(value).slice(0, MAX_PARTIAL_WORDS)
+  // two-word values are mostly names, written "Last, First" as often as "First Last"
+  if (words.length === 2 && /\p{L}/u.test(full)) add(`${words[1] as string}${words[0] as string}`, 'verbatim')
   if (words.length >= 3 && /\p{L}/u.test(full)) {
     const k = Math.ceil(words.length * rules.partialWordsFraction)
     for (let i = 0; i + k <= words.length && k < words.length; i++) {
