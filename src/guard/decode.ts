@@ -14,14 +14,22 @@ import type { MatchVariant } from './types.ts'
 /** A token of the message and the text it decodes to. */
 export interface DecodedToken { start: number, end: number, text: string, variant: MatchVariant }
 
-const B64_TOKEN = /[A-Za-z0-9+/_-]{8,}={0,2}/g
-const HEX_TOKEN = /(?<![0-9A-Za-z])(?:[0-9A-Fa-f]{2}){6,}(?![0-9A-Za-z])/g
+const HEX = /^[0-9A-Fa-f]{12,}$/
+const RUN_SEPARATORS = /[+/_=-]/
 const URL_TOKEN = /[^\s"'<>]*%[0-9A-Fa-f]{2}[^\s"'<>]*/g
 const decoder = new TextDecoder('utf-8', { fatal: true })
 
 /** Whether bytes are UTF-8 text that a person could read: no control characters but TAB/LF/CR, mostly printable. */
 export function readable (bytes: Uint8Array): string | undefined {
   if (bytes.length < 3) return undefined
+  // most candidates are random bytes: reject them on the first control byte, without a throwing decode
+  let ascii = true
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i] as number
+    if ((b < 32 && b !== 9 && b !== 10 && b !== 13) || b === 0x7f) return undefined
+    if (b >= 0x80) ascii = false
+  }
+  if (ascii) return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('latin1')
   let text: string
   try { text = decoder.decode(bytes) } catch { return undefined }
   let bad = 0
@@ -38,6 +46,7 @@ export function decodeBase64 (token: string): string | undefined {
   if (t.length < MIN_ENCODED_TOKEN_CHARS || t.length % 4 === 1) return undefined
   // plain words and numbers are not base64 of anything readable worth the decode
   if (!/[0-9+/_-]/.test(t) && !/[a-z][A-Z]/.test(t)) return undefined
+  if (!/[A-Za-z]/.test(t)) return undefined // base64 of text always holds letters; numbers are not worth a decode
   if (/^[0-9A-Fa-f]+$/.test(t) && t.length % 2 === 0) return undefined // leave it to hex
   const bytes = Buffer.from(t, 'base64')
   const text = readable(bytes)
@@ -51,17 +60,65 @@ export function decodesToText (token: string): boolean {
   return decodeBase64(token) !== undefined
 }
 
-/** Tokens of `text` that decode to readable text, one level deep. */
-export function decodeTokens (text: string): DecodedToken[] {
+/** A maximal run of base64-alphabet characters `[A-Za-z0-9+/_=-]`. */
+export interface TokenRun { start: number, end: number }
+
+function b64Char (c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 43 || c === 47 || c === 95 || c === 61 || c === 45
+}
+
+/**
+ * Maximal runs of base64-alphabet characters at least `min` long that could
+ * be an encoding or a key — holding a digit, a symbol, or an upper-case
+ * letter after a lower-case one (plain words hold none, and base64 or hex of
+ * text always does) — by one pass over the text. Shared by the decoders and
+ * the entropy detector: regexes such as `/[A-Za-z0-9+/_-]{8,}/g` retry at
+ * every character of every shorter word, which costs more than the matcher.
+ */
+export function tokenRuns (text: string, min: number): TokenRun[] {
+  const out: TokenRun[] = []
+  let start = -1
+  let mixed = false
+  let prevLower = false
+  for (let i = 0; i <= text.length; i++) {
+    const c = i < text.length ? text.charCodeAt(i) : 32
+    if (b64Char(c)) {
+      if (start < 0) { start = i; mixed = false; prevLower = false }
+      const lower = c >= 97 && c <= 122
+      if (!lower && !(c >= 65 && c <= 90)) mixed = true
+      else if (!lower && prevLower) mixed = true
+      prevLower = lower
+    } else if (start >= 0) {
+      if (mixed && i - start >= min) out.push({ start, end: i })
+      start = -1
+    }
+  }
+  return out
+}
+
+/** Tokens of `text` that decode to readable text, one level deep (`runs`: its `tokenRuns(text, 8)` when already known). */
+export function decodeTokens (text: string, runs: TokenRun[] = tokenRuns(text, MIN_ENCODED_TOKEN_CHARS)): DecodedToken[] {
   const out: DecodedToken[] = []
   if (text.length < MIN_ENCODED_TOKEN_CHARS) return out
-  for (const m of text.matchAll(HEX_TOKEN)) {
-    const decoded = readable(Buffer.from(m[0], 'hex'))
-    if (decoded !== undefined) out.push({ start: m.index, end: m.index + m[0].length, text: decoded, variant: 'hex' })
-  }
-  for (const m of text.matchAll(B64_TOKEN)) {
-    const decoded = decodeBase64(m[0])
-    if (decoded !== undefined) out.push({ start: m.index, end: m.index + m[0].length, text: decoded, variant: 'base64' })
+  for (const r of runs) {
+    const token = text.slice(r.start, r.end)
+    // hex: the letter/digit parts of the run (hex is bounded by anything but letters and digits)
+    if (RUN_SEPARATORS.test(token)) {
+      let at = r.start
+      for (const part of token.split(/([+/_=-])/)) {
+        if (part.length >= 12 && part.length % 2 === 0 && HEX.test(part)) {
+          const decoded = readable(Buffer.from(part, 'hex'))
+          if (decoded !== undefined) out.push({ start: at, end: at + part.length, text: decoded, variant: 'hex' })
+        }
+        at += part.length
+      }
+    } else if (token.length % 2 === 0 && HEX.test(token)) {
+      const decoded = readable(Buffer.from(token, 'hex'))
+      if (decoded !== undefined) out.push({ start: r.start, end: r.end, text: decoded, variant: 'hex' })
+      continue
+    }
+    const decoded = decodeBase64(token)
+    if (decoded !== undefined) out.push({ start: r.start, end: r.end, text: decoded, variant: 'base64' })
   }
   if (text.includes('%')) {
     for (const m of text.matchAll(URL_TOKEN)) {

@@ -16,6 +16,7 @@
 
 import { isValidIBAN } from 'ibantools'
 import { MIN_ENTROPY_BITS, MIN_ENTROPY_TOKEN_CHARS } from './constants.ts'
+import type { TokenRun } from './decode.ts'
 import type { GuardDetector } from './types.ts'
 
 /** A detector finding before policy: offsets into the scanned text. */
@@ -34,7 +35,6 @@ const DNI = /\b([XYZ]?)(\d{7,8})-?([A-Z])\b/gi
 const STEUER_ID = /\b(\d{2}) ?(\d{3}) ?(\d{3}) ?(\d{3})\b/g
 const STEUER_WORD = /(?:steuer|steuerid|steuer-id|idnr|identifikationsnummer|tax id|tin)\W{0,16}$/i
 const PEM = /-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|$)/g
-const TOKEN = /[A-Za-z0-9+/_=-]{24,}/g
 const DNI_LETTERS = 'TRWAGMYFPDXBNJZSQVHLCKE'
 
 /** Luhn check of a digit string. */
@@ -123,7 +123,7 @@ function before (text: string, at: number, n = 32): string {
 /** PII findings in `text`. */
 export function detectPii (text: string): DetectorHit[] {
   const out: DetectorHit[] = []
-  for (const m of text.matchAll(EMAIL)) out.push({ detector: 'email', category: 'pii/email', start: m.index, end: m.index + m[0].length })
+  if (text.includes('@')) for (const m of text.matchAll(EMAIL)) out.push({ detector: 'email', category: 'pii/email', start: m.index, end: m.index + m[0].length })
   for (const m of text.matchAll(CARD)) {
     const d = m[0].replace(/\D/g, '')
     if (d.length >= 13 && d.length <= 19 && cardPrefix(d) && luhn(d)) out.push({ detector: 'card', category: 'pii/card', start: m.index, end: m.index + m[0].length })
@@ -177,16 +177,18 @@ const PUBLIC_ID = /^(?:12D3KooW[1-9A-HJ-NP-Za-km-z]{44}|Qm[1-9A-HJ-NP-Za-km-z]{4
  * peer ID or CID, and not decodable to text (encoded text is decoded and
  * inspected instead). Pure hex (hashes, commit IDs) is not flagged.
  */
-export function detectHighEntropy (text: string, decodesToText: (token: string) => boolean): DetectorHit[] {
+export function detectHighEntropy (text: string, runs: readonly TokenRun[], decodesToText: (token: string) => boolean): DetectorHit[] {
   const out: DetectorHit[] = []
-  for (const m of text.matchAll(TOKEN)) {
-    const t = m[0].replace(/=+$/, '')
+  for (const r of runs) {
+    if (r.end - r.start < MIN_ENTROPY_TOKEN_CHARS) continue
+    const token = text.slice(r.start, r.end)
+    const t = token.replace(/=+$/, '')
     if (t.length < MIN_ENTROPY_TOKEN_CHARS) continue
     if (!/[a-z]/.test(t) || !/[A-Z]/.test(t) || !/\d/.test(t)) continue
     if (PUBLIC_ID.test(t)) continue
     if (entropy(t) < MIN_ENTROPY_BITS) continue
-    if (decodesToText(m[0])) continue
-    out.push({ detector: 'entropy', category: 'secret/high-entropy', start: m.index, end: m.index + m[0].length })
+    if (decodesToText(token)) continue
+    out.push({ detector: 'entropy', category: 'secret/high-entropy', start: r.start, end: r.end })
   }
   return out
 }

@@ -9,9 +9,9 @@ import { randomBytes } from 'node:crypto'
 import {
   DEFAULT_ENTROPY_SCAN, DEFAULT_LONG_NUMBER_DIGITS, DEFAULT_MAX_BODY_CHARS, DEFAULT_MAX_POLICIES, DEFAULT_MAX_VALUES,
   DEFAULT_MIN_PARTIAL_DIGITS, DEFAULT_PARTIAL_WORDS_FRACTION, DEFAULT_SECRET_SCAN, DEFAULT_SWEEP_INTERVAL_MS,
-  MAX_DECODE_DEPTH, MAX_NAME_CHARS, MAX_TTL_MS, MAX_VALUE_CHARS, MIN_VALUE_NORMALIZED, SECRET_PREFIX
+  MAX_DECODE_DEPTH, MAX_NAME_CHARS, MIN_ENCODED_TOKEN_CHARS, MAX_TTL_MS, MAX_VALUE_CHARS, MIN_VALUE_NORMALIZED, SECRET_PREFIX
 } from './constants.ts'
-import { decodesToText, decodeTokens } from './decode.ts'
+import { decodesToText, decodeTokens, tokenRuns } from './decode.ts'
 import { detectHighEntropy, detectPii, detectPrivateKeys } from './detectors.ts'
 import { GuardLimitError, GuardNotStartedError, InvalidGuardInputError, LeakBlockedError } from './errors.ts'
 import { normalizeValue } from './normalize.ts'
@@ -40,7 +40,7 @@ export class DefaultGuard implements Guard {
   #loaded = false
   #writes: Promise<void> = Promise.resolve()
   #writeError: Error | undefined
-  readonly #stats: GuardStats = { checks: 0, actions: { pass: 0, redact: 0, block: 0, warn: 0 }, blockedByCategory: {} }
+  readonly #stats: Omit<GuardStats, 'registered' | 'patterns'> = { checks: 0, actions: { pass: 0, redact: 0, block: 0, warn: 0 }, blockedByCategory: {} }
 
   constructor (init: GuardInit = {}) {
     if (init === null || typeof init !== 'object') throw new InvalidGuardInputError('init must be an object')
@@ -231,7 +231,7 @@ export class DefaultGuard implements Guard {
   }
 
   stats (): GuardStats {
-    return structuredClone(this.#stats)
+    return { registered: this.#registry.size, patterns: this.#registry.patternCount, ...structuredClone(this.#stats) }
   }
 
   /** Drop expired values now (also done before every check, list and protect). */
@@ -255,7 +255,8 @@ export class DefaultGuard implements Guard {
     }
     const hits = [...detectPii(text), ...detectPrivateKeys(text)]
     if (this.#secretScan) hits.push(...await scanSecrets(text))
-    if (this.#entropyScan && depth === 0) hits.push(...detectHighEntropy(text, decodesToText))
+    const runs = tokenRuns(text, MIN_ENCODED_TOKEN_CHARS)
+    if (this.#entropyScan && depth === 0) hits.push(...detectHighEntropy(text, runs, decodesToText))
     for (const h of hits) {
       const [start, end] = place(h.start, h.end)
       const f: GuardFinding = { detector: h.detector, category: h.category, start, end }
@@ -263,7 +264,7 @@ export class DefaultGuard implements Guard {
       out.push(f)
     }
     if (depth >= MAX_DECODE_DEPTH) return
-    for (const t of decodeTokens(text)) {
+    for (const t of decodeTokens(text, runs)) {
       const [start, end] = place(t.start, t.end)
       await this.#scan(t.text, 0, out, depth + 1, { start, end, variant: encoded?.variant ?? t.variant })
     }

@@ -84,6 +84,10 @@ export interface GuardInit {
 
 /** Counters for metrics: decisions by action, blocked/redacted/warned findings by category. */
 export interface GuardStats {
+  /** Registered values held. */
+  registered: number
+  /** Distinct patterns in the compiled automaton (values × spellings, windows, date forms). */
+  patterns: number
   checks: number
   actions: Record<GuardDecision['action'], number>
   blockedByCategory: Record<string, number>

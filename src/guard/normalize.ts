@@ -16,12 +16,14 @@ export interface Normalized {
   text: string
   /** Original start offset of each normalised character. */
   starts: Uint32Array
-  /** Original end offset (exclusive) of each normalised character. */
-  ends: Uint32Array
+  /** Original end offset (exclusive) of each normalised character; undefined when every one is ASCII (then start + 1), see {@link endOf}. */
+  ends: Uint32Array | undefined
 }
 
 const LETTER_OR_DIGIT = /[\p{L}\p{N}]/u
 const MARKS = /\p{M}/gu
+// folded units are whole code points or surrogate pairs kept together, so decoding cannot fail
+const UTF16 = new TextDecoder('utf-16le')
 
 /** 0: neither, 1: digit, 2: letter. ASCII on a fast path; other scripts through Unicode properties. */
 export function charClass (text: string, i: number): number {
@@ -35,23 +37,37 @@ export function charClass (text: string, i: number): number {
   return /\p{N}/u.test(ch) ? 1 : 2
 }
 
+// scratch buffers reused by `normalize(…, true)`: the guard normalises every outbound message
+let scratchCodes = new Uint16Array(4096)
+let scratchStarts = new Uint32Array(4096)
+
 /**
  * Lower-case letters and digits of `input`, everything else dropped.
  * Non-ASCII letters are folded (NFD, marks removed, lower-cased) so `José`
- * matches `jose`.
+ * matches `jose`. Runs on every outbound message, so it allocates nothing per
+ * character; with `reuse` the offset arrays are views of shared scratch
+ * buffers, valid until the next `normalize(…, true)` call (the registry
+ * uses them synchronously).
  */
-export function normalize (input: string): Normalized {
+export function normalize (input: string, reuse = false): Normalized {
   if (typeof input !== 'string') throw new TypeError('normalize: input must be a string')
-  const out: string[] = []
-  const starts: number[] = []
-  const ends: number[] = []
-  for (let i = 0; i < input.length; i++) {
+  const n = input.length
+  let codes = scratchCodes
+  let starts = scratchStarts
+  if (!reuse || codes.length < n + 8) {
+    codes = new Uint16Array(n + 8)
+    starts = new Uint32Array(n + 8)
+  }
+  // only non-ASCII input needs ends of its own (an ASCII character ends one unit after it starts)
+  let ends: Uint32Array | undefined
+  let k = 0
+  for (let i = 0; i < n; i++) {
     const c = input.charCodeAt(i)
     if (c < 128) {
-      if ((c >= 48 && c <= 57) || (c >= 97 && c <= 122)) {
-        out.push(input[i] as string); starts.push(i); ends.push(i + 1)
+      if ((c >= 97 && c <= 122) || (c >= 48 && c <= 57)) {
+        codes[k] = c; starts[k] = i; if (ends !== undefined) ends[k] = i + 1; k++
       } else if (c >= 65 && c <= 90) {
-        out.push(String.fromCharCode(c + 32)); starts.push(i); ends.push(i + 1)
+        codes[k] = c + 32; starts[k] = i; if (ends !== undefined) ends[k] = i + 1; k++
       }
       continue
     }
@@ -59,14 +75,32 @@ export function normalize (input: string): Normalized {
     const width = cp > 0xffff ? 2 : 1
     const ch = String.fromCodePoint(cp)
     if (LETTER_OR_DIGIT.test(ch)) {
-      const folded = ch.normalize('NFD').replace(MARKS, '').toLowerCase()
-      for (const unit of folded) {
-        out.push(unit); starts.push(i); ends.push(i + width)
+      if (ends === undefined) {
+        ends = new Uint32Array(codes.length)
+        for (let j = 0; j < k; j++) ends[j] = (starts[j] as number) + 1
       }
+      const folded = ch.normalize('NFD').replace(MARKS, '').toLowerCase()
+      let e: Uint32Array = ends
+      for (let j = 0; j < folded.length; j++) {
+        if (k >= codes.length) {
+          const c2 = new Uint16Array(codes.length * 2); c2.set(codes); codes = c2
+          const s2 = new Uint32Array(starts.length * 2); s2.set(starts); starts = s2
+          const e2 = new Uint32Array(e.length * 2); e2.set(e); e = e2
+        }
+        codes[k] = folded.charCodeAt(j); starts[k] = i; e[k] = i + width; k++
+      }
+      ends = e
     }
     i += width - 1
   }
-  return { text: out.join(''), starts: Uint32Array.from(starts), ends: Uint32Array.from(ends) }
+  if (reuse && codes.length > scratchCodes.length) { scratchCodes = codes; scratchStarts = starts }
+  const s = starts.subarray(0, k)
+  return { text: UTF16.decode(codes.subarray(0, k)), starts: s, ends: ends === undefined ? undefined : ends.subarray(0, k) }
+}
+
+/** Original end offset (exclusive) of normalised character `k`. */
+export function endOf (norm: Normalized, k: number): number {
+  return norm.ends === undefined ? (norm.starts[k] as number) + 1 : norm.ends[k] as number
 }
 
 /** The normalised form of a value (no offset map needed). */

@@ -23,7 +23,7 @@
  */
 
 import AhoCorasick from 'modern-ahocorasick'
-import { dateForms, isBoundary, normalize, normalizeValue, parseDates, wordsOf } from './normalize.ts'
+import { dateForms, endOf, isBoundary, normalize, normalizeValue, parseDates, wordsOf } from './normalize.ts'
 import { MAX_PARTIAL_WORDS, MIN_PARTIAL_WORD_CHARS } from './constants.ts'
 import type { MatchVariant } from './types.ts'
 
@@ -92,8 +92,10 @@ export function patternsOf (value: string, rules: PartialRules): Array<{ pattern
 export class Registry {
   readonly #entries = new Map<string, Entry>()
   readonly #rules: PartialRules
-  #matcher: AhoCorasick<PatternData> | undefined
+  #matcher: AhoCorasick<PatternData[]> | undefined
   #patternCount = 0
+  /** Cached earliest expiry; null when it must be recomputed (checked before every message, so not O(n) each time). */
+  #nextExpiry: number | undefined | null = undefined
 
   constructor (rules: PartialRules) {
     this.#rules = rules
@@ -103,14 +105,22 @@ export class Registry {
   get patternCount (): number { this.#compile(); return this.#patternCount }
 
   add (entry: Entry): void {
+    const old = this.#entries.get(entry.id)
+    if (old !== undefined) this.delete(old.id)
     this.#entries.set(entry.id, entry)
     this.#matcher = undefined
+    if (entry.expiresAt !== undefined && this.#nextExpiry !== null && (this.#nextExpiry === undefined || entry.expiresAt < this.#nextExpiry)) {
+      this.#nextExpiry = entry.expiresAt
+    }
   }
 
   delete (id: string): boolean {
-    const had = this.#entries.delete(id)
-    if (had) this.#matcher = undefined
-    return had
+    const e = this.#entries.get(id)
+    if (e === undefined) return false
+    this.#entries.delete(id)
+    this.#matcher = undefined
+    if (e.expiresAt !== undefined && e.expiresAt === this.#nextExpiry) this.#nextExpiry = null
+    return true
   }
 
   get (id: string): Entry | undefined { return this.#entries.get(id) }
@@ -129,21 +139,34 @@ export class Registry {
 
   /** The earliest expiry of any entry, or undefined. */
   nextExpiry (): number | undefined {
+    if (this.#nextExpiry !== null) return this.#nextExpiry
     let next: number | undefined
     for (const e of this.#entries.values()) {
       if (e.expiresAt !== undefined && (next === undefined || e.expiresAt < next)) next = e.expiresAt
     }
+    this.#nextExpiry = next
     return next
   }
 
-  #compile (): AhoCorasick<PatternData> {
+  /**
+   * One automaton pattern per distinct string, carrying every (value, kind)
+   * that yields it. Besides saving memory this keeps the automaton on
+   * modern-ahocorasick's fast ASCII scan: a state with 32 or more outputs
+   * (easily reached when thousands of values share date forms or digit
+   * windows) makes it fall back to Intl.Segmenter, ten times slower.
+   */
+  #compile (): AhoCorasick<PatternData[]> {
     if (this.#matcher !== undefined) return this.#matcher
-    const patterns: Array<{ pattern: string, data: PatternData }> = []
+    const byPattern = new Map<string, PatternData[]>()
     for (const entry of this.#entries.values()) {
-      for (const p of patternsOf(entry.value, this.#rules)) patterns.push({ pattern: p.pattern, data: { entry, kind: p.kind } })
+      for (const p of patternsOf(entry.value, this.#rules)) {
+        const list = byPattern.get(p.pattern)
+        if (list === undefined) byPattern.set(p.pattern, [{ entry, kind: p.kind }])
+        else list.push({ entry, kind: p.kind })
+      }
     }
-    this.#patternCount = patterns.length
-    this.#matcher = new AhoCorasick(patterns)
+    this.#patternCount = byPattern.size
+    this.#matcher = new AhoCorasick([...byPattern].map(([pattern, data]) => ({ pattern, data })))
     return this.#matcher
   }
 
@@ -151,24 +174,24 @@ export class Registry {
   match (text: string): RegisteredHit[] {
     if (this.#entries.size === 0 || text.length === 0) return []
     const matcher = this.#compile()
-    const norm = normalize(text)
+    const norm = normalize(text, true)
     if (norm.text.length === 0) return []
     const out: RegisteredHit[] = []
     // partial hits per entry, joined when they touch, then checked as one span
     const partial = new Map<Entry, Array<[number, number]>>()
     for (const hit of matcher.iterate(norm.text)) {
-      const data = hit.data
-      if (data === undefined) continue
-      if (data.kind === 'partial') {
-        let list = partial.get(data.entry)
-        if (list === undefined) { list = []; partial.set(data.entry, list) }
-        list.push([hit.start, hit.end])
-        continue
-      }
-      const start = norm.starts[hit.start] as number
-      const end = norm.ends[hit.end - 1] as number
-      if (isBoundary(text, start, 'start') && isBoundary(text, end, 'end')) {
-        out.push({ entry: data.entry, start, end, variant: data.kind })
+      for (const data of hit.data ?? []) {
+        if (data.kind === 'partial') {
+          let list = partial.get(data.entry)
+          if (list === undefined) { list = []; partial.set(data.entry, list) }
+          list.push([hit.start, hit.end])
+          continue
+        }
+        const start = norm.starts[hit.start] as number
+        const end = endOf(norm, hit.end - 1)
+        if (isBoundary(text, start, 'start') && isBoundary(text, end, 'end')) {
+          out.push({ entry: data.entry, start, end, variant: data.kind })
+        }
       }
     }
     for (const [entry, spans] of partial) {
@@ -177,7 +200,7 @@ export class Registry {
       const flush = (): void => {
         if (cur === undefined) return
         const start = norm.starts[cur[0]] as number
-        const end = norm.ends[cur[1] - 1] as number
+        const end = endOf(norm, cur[1] - 1)
         const covered = out.some(h => h.entry === entry && h.start <= start && h.end >= end)
         if (!covered && isBoundary(text, start, 'start') && isBoundary(text, end, 'end')) out.push({ entry, start, end, variant: 'partial' })
       }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { describe, it } from 'node:test'
 import { createGuard } from '../../../src/guard/index.ts'
-import { dateForms, isBoundary, normalize, parseDates } from '../../../src/guard/normalize.ts'
+import { dateForms, endOf, isBoundary, normalize, parseDates } from '../../../src/guard/normalize.ts'
 import { patternsOf } from '../../../src/guard/registry.ts'
 
 interface Positive { body: string, variant: string, match?: string }
@@ -43,12 +43,13 @@ describe('normalisation', () => {
     const n = normalize('A-b 1É!')
     assert.equal(n.text, 'ab1e')
     assert.deepEqual([...n.starts], [0, 2, 4, 5])
-    assert.deepEqual([...n.ends], [1, 3, 5, 6])
+    assert.deepEqual([0, 1, 2, 3].map(k => endOf(n, k)), [1, 3, 5, 6])
+    assert.equal(normalize('ab').ends, undefined)
   })
   it('maps astral characters to both their UTF-16 units', () => {
     const n = normalize('x𝟙y')
     assert.equal(n.starts[1], 1)
-    assert.equal(n.ends[1], 3)
+    assert.equal(endOf(n, 1), 3)
   })
   it('word boundaries: same-class neighbours are not boundaries', () => {
     assert.equal(isBoundary('planning', 2, 'start'), false)
