@@ -89,11 +89,27 @@ export function patternsOf (value: string, rules: PartialRules): Array<{ pattern
 }
 
 /** The set of registered values and its compiled automaton (rebuilt lazily after a change). */
+/** A compiled automaton over a set of entries. */
+interface Compiled { matcher: AhoCorasick<PatternData[]>, patterns: number, entries: number }
+
+/**
+ * The set of registered values and its compiled automata. Compiling 10,000
+ * values takes about a second, so a change does not recompile everything:
+ * new values go into a small second automaton (rebuilt alone, in
+ * milliseconds) and removed ones are skipped at match time until they are
+ * a quarter of the main automaton; then, or when the second automaton
+ * outgrows an eighth of the main one, both are rebuilt into one.
+ */
 export class Registry {
   readonly #entries = new Map<string, Entry>()
   readonly #rules: PartialRules
-  #matcher: AhoCorasick<PatternData[]> | undefined
-  #patternCount = 0
+  #main: Compiled | undefined
+  #delta: Compiled | undefined
+  /** Entries added since the main automaton was built (compiled into `#delta`). */
+  readonly #pending = new Set<Entry>()
+  #deltaDirty = false
+  /** Entries removed that the main automaton still holds. */
+  #dead = 0
   /** Cached earliest expiry; null when it must be recomputed (checked before every message, so not O(n) each time). */
   #nextExpiry: number | undefined | null = undefined
 
@@ -102,13 +118,14 @@ export class Registry {
   }
 
   get size (): number { return this.#entries.size }
-  get patternCount (): number { this.#compile(); return this.#patternCount }
+  get patternCount (): number { this.#compile(); return (this.#main?.patterns ?? 0) + (this.#delta?.patterns ?? 0) }
 
   add (entry: Entry): void {
     const old = this.#entries.get(entry.id)
     if (old !== undefined) this.delete(old.id)
     this.#entries.set(entry.id, entry)
-    this.#matcher = undefined
+    this.#pending.add(entry)
+    this.#deltaDirty = true
     if (entry.expiresAt !== undefined && this.#nextExpiry !== null && (this.#nextExpiry === undefined || entry.expiresAt < this.#nextExpiry)) {
       this.#nextExpiry = entry.expiresAt
     }
@@ -118,7 +135,8 @@ export class Registry {
     const e = this.#entries.get(id)
     if (e === undefined) return false
     this.#entries.delete(id)
-    this.#matcher = undefined
+    if (this.#pending.delete(e)) this.#deltaDirty = true
+    else this.#dead++
     if (e.expiresAt !== undefined && e.expiresAt === this.#nextExpiry) this.#nextExpiry = null
     return true
   }
@@ -155,32 +173,49 @@ export class Registry {
    * (easily reached when thousands of values share date forms or digit
    * windows) makes it fall back to Intl.Segmenter, ten times slower.
    */
-  #compile (): AhoCorasick<PatternData[]> {
-    if (this.#matcher !== undefined) return this.#matcher
+  #build (entries: Iterable<Entry>): Compiled {
     const byPattern = new Map<string, PatternData[]>()
-    for (const entry of this.#entries.values()) {
+    let count = 0
+    for (const entry of entries) {
+      count++
       for (const p of patternsOf(entry.value, this.#rules)) {
         const list = byPattern.get(p.pattern)
         if (list === undefined) byPattern.set(p.pattern, [{ entry, kind: p.kind }])
         else list.push({ entry, kind: p.kind })
       }
     }
-    this.#patternCount = byPattern.size
-    this.#matcher = new AhoCorasick([...byPattern].map(([pattern, data]) => ({ pattern, data })))
-    return this.#matcher
+    return { matcher: new AhoCorasick([...byPattern].map(([pattern, data]) => ({ pattern, data }))), patterns: byPattern.size, entries: count }
+  }
+
+  #compile (): void {
+    const mainSize = this.#main?.entries ?? 0
+    if (this.#main === undefined || this.#dead * 4 > mainSize || this.#pending.size * 8 > Math.max(mainSize, 2048)) {
+      this.#main = this.#build(this.#entries.values())
+      this.#delta = undefined
+      this.#pending.clear()
+      this.#dead = 0
+      this.#deltaDirty = false
+      return
+    }
+    if (this.#deltaDirty) {
+      this.#delta = this.#pending.size === 0 ? undefined : this.#build(this.#pending)
+      this.#deltaDirty = false
+    }
   }
 
   /** Registered values in `text`, verbatim (normalised), as dates or partial runs, bounded by word boundaries. */
   match (text: string): RegisteredHit[] {
     if (this.#entries.size === 0 || text.length === 0) return []
-    const matcher = this.#compile()
+    this.#compile()
     const norm = normalize(text, true)
     if (norm.text.length === 0) return []
     const out: RegisteredHit[] = []
     // partial hits per entry, joined when they touch, then checked as one span
     const partial = new Map<Entry, Array<[number, number]>>()
-    for (const hit of matcher.iterate(norm.text)) {
+    const hits = [...(this.#main?.matcher.iterate(norm.text) ?? []), ...(this.#delta?.matcher.iterate(norm.text) ?? [])]
+    for (const hit of hits) {
       for (const data of hit.data ?? []) {
+        if (this.#entries.get(data.entry.id) !== data.entry) continue // removed since the automaton was built
         if (data.kind === 'partial') {
           let list = partial.get(data.entry)
           if (list === undefined) { list = []; partial.set(data.entry, list) }

@@ -19,6 +19,10 @@
  * IBANs, dates, e-mail addresses, 8-word phrases (each value yields 1 to ~40
  * automaton patterns: dates in every format, partial-run windows).
  *
+ * Also: `protect` of one more value followed by a check (what a run-time
+ * registration costs the next message: only the small second automaton is
+ * rebuilt), and the full compile time (first check after start).
+ *
  * Memory: `process.memoryUsage().heapUsed` after `gc()` before and after
  * registering 10,000 values and compiling the automaton (external memory of
  * its typed arrays reported too). Run with `--expose-gc` (the script
@@ -133,6 +137,16 @@ for (const n of [1_000, 10_000]) {
   for (const [name, body] of Object.entries({ ...messages, leak })) {
     rows.push({ name: `guard.check (${name})`, values: n, stat: await time(() => guard.check({ peerNames: ['12D3KooWpeer', 'partner'], body })) })
   }
+  // a value registered at run time: the next check compiles only the small delta automaton
+  const adds: number[] = []
+  for (let i = 0; i < 200; i++) {
+    const v = value(n + i)
+    const t0 = process.hrtime.bigint()
+    guard.protect({ ...v, label: `late-${i}` })
+    await guard.check({ peerNames: ['p'], body: messages.prose as string })
+    adds.push(Number(process.hrtime.bigint() - t0) / 1000)
+  }
+  rows.push({ name: 'protect one more value, then guard.check (prose)', values: n, stat: stats(adds) })
   const noSecret = createGuard({ maxValues: 20_000, secretScan: false })
   for (let i = 0; i < n; i++) noSecret.protect(value(i))
   rows.push({ name: 'guard.check (prose+url), secretlint off', values: n, stat: await time(() => noSecret.check({ peerNames: ['p'], body: messages['prose+url'] as string })) })

@@ -68,12 +68,14 @@ describe('checksums and scores', () => {
 
 describe('secretlint prefilter', () => {
   it('lets through every shape a preset rule needs', () => {
-    for (const s of ['AKIAZ7Q3LMNOPQRSTUV2', 'https://u:p@h.io', 'postgres://a:b@c', '-----BEGIN PRIVATE KEY', '//registry.npmjs.org/:_authToken=x', 'aws_account_id = 1234-5678-9012', 'xoxb-1-2', 'SG.a.b', 'ghs_1_a.b.c', 'tskey-api-x-y']) {
+    for (const s of ['AKIAZ7Q3LMNOPQRSTUV2', 'https://u:p@h.io', 'postgres://a:b@c', '-----BEGIN PRIVATE KEY', '//registry.npmjs.org/:_authToken=x', 'aws_account_id = 1234-5678-9012', 'xoxb-1-2', 'SG.a.b', 'ghs_1_a.b.c', 'tskey-api-x-y',
+      'https://hooks.slack.com/services/T1/B2/x', 'secret_access_key = x', 'glc_a/b+c', 'ops_eyJ', '"private_key_id": "1"', 'mongodb://u:p@h/db']) {
       assert.equal(mightHoldSecret(s), true, s)
     }
   })
   it('skips plain prose', () => {
     assert.equal(mightHoldSecret('Hello Bob, the meeting moved to Tuesday at 10:30. Bring the slides, please.'), false)
+    assert.equal(mightHoldSecret('See https://docs.example.org/guides/rollout-plan/version-2.4.1 and card 4111-1111-1111-1111.'), false)
   })
   it('maps rule ids to categories', () => {
     assert.equal(categoryOf('@secretlint/secretlint-rule-aws', 'AWSAccessKeyID'), 'secret/aws-access-key')

@@ -81,3 +81,30 @@ describe('normalisation', () => {
     assert.deepEqual(patternsOf('1995-04-12', RULES).filter(p => p.kind === 'partial'), [])
   })
 })
+
+describe('registry updates between checks (main automaton + delta + removed entries skipped)', () => {
+  it('finds values added after the first compile and forgets removed ones, through every rebuild', async () => {
+    const g = createGuard({ secretScan: false, entropyScan: false })
+    const ids: string[] = []
+    for (let i = 0; i < 300; i++) ids.push(g.protect({ value: `codename zulu ${1000 + i} omega`, label: `v${i}`, category: 'x/y' }).id)
+    const find = async (i: number): Promise<string[]> => (await g.inspect(`about codename zulu ${1000 + i} omega today`)).map(f => f.label as string)
+    assert.deepEqual(await find(5), ['v5'])
+    const late = g.protect({ value: 'late arrival value', label: 'late', category: 'x/y' })
+    assert.deepEqual((await g.inspect('the late arrival value')).map(f => f.label), ['late'])
+    g.unprotect({ id: late.id })
+    assert.deepEqual(await g.inspect('the late arrival value'), [])
+    g.unprotect({ id: ids[5] as string })
+    assert.deepEqual(await find(5), [])
+    assert.deepEqual(await find(6), ['v6'])
+    // remove more than a quarter: forces a full rebuild
+    for (let i = 10; i < 120; i++) g.unprotect({ id: ids[i] as string })
+    assert.deepEqual(await find(50), [])
+    assert.deepEqual(await find(200), ['v200'])
+    // add many: the delta outgrows its share and is merged
+    for (let i = 0; i < 400; i++) g.protect({ value: `second batch item ${i} sierra`, label: `w${i}`, category: 'x/y' })
+    assert.deepEqual((await g.inspect('second batch item 399 sierra')).map(f => f.label), ['w399'])
+    assert.deepEqual(await find(200), ['v200'])
+    g.protect({ value: `codename zulu ${1005} omega`, label: 'again', category: 'x/y' })
+    assert.deepEqual(await find(5), ['again'])
+  })
+})
