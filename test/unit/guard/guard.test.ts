@@ -200,3 +200,20 @@ describe('guard: inbound screening', () => {
     assert.ok(!exposed(s).includes(CARD.replace(/ /g, '')))
   })
 })
+
+describe('package example (src/guard/index.ts)', () => {
+  it('runs as documented', async () => {
+    const guard = createGuard()
+    guard.protect({ value: '4111 1111 1111 1111', label: 'visa', category: 'finance/card', scope: 'trip-42' })
+    guard.setPolicy({ peer: 'travel-agent', allow: ['travel/*'], action: 'redact' })
+    const d = await guard.check({ peerNames: ['12D3KooW…', 'travel-agent'], body: 'card 4111-1111-1111-1111 please' })
+    assert.equal(d.action, 'redact')
+    assert.equal(d.body, 'card [REDACTED:visa] please')
+    await assert.rejects(guard.enforce({ peerNames: ['12D3KooWother…'], body: 'my visa is 4111111111111111' }), (err: Error) => {
+      assert.ok(err instanceof LeakBlockedError)
+      assert.deepEqual(err.findings.map(f => [f.detector, f.category, f.label, f.start, f.end]), [['registered', 'finance/card', 'visa', 11, 27]])
+      return true
+    })
+    assert.deepEqual(guard.unprotect({ scope: 'trip-42' }), { removed: 1 })
+  })
+})
