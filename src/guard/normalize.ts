@@ -22,6 +22,15 @@ export interface Normalized {
 
 const LETTER_OR_DIGIT = /[\p{L}\p{N}]/u
 const MARKS = /\p{M}/gu
+/**
+ * Cyrillic and Greek letters that look like Latin ones (a subset of Unicode's
+ * confusables), folded to the Latin letter so `Мarguerite` with a Cyrillic
+ * М still matches. Only non-ASCII text pays for this.
+ */
+const CONFUSABLES = new Map<string, string>(Object.entries({
+  а: 'a', в: 'b', е: 'e', ё: 'e', к: 'k', м: 'm', н: 'h', о: 'o', р: 'p', с: 'c', т: 't', у: 'y', х: 'x', ѕ: 's', і: 'i', ї: 'i', ј: 'j', ԁ: 'd', ԛ: 'q', ԝ: 'w', һ: 'h', ӏ: 'l',
+  α: 'a', β: 'b', ε: 'e', η: 'n', ι: 'i', κ: 'k', ν: 'v', ο: 'o', ρ: 'p', τ: 't', υ: 'u', χ: 'x', γ: 'y', ζ: 'z', μ: 'u'
+}))
 // folded units are whole code points or surrogate pairs kept together, so decoding cannot fail
 const UTF16 = new TextDecoder('utf-16le')
 
@@ -43,8 +52,8 @@ let scratchStarts = new Uint32Array(4096)
 
 /**
  * Lower-case letters and digits of `input`, everything else dropped.
- * Non-ASCII letters are folded (NFD, marks removed, lower-cased) so `José`
- * matches `jose`. Runs on every outbound message, so it allocates nothing per
+ * Non-ASCII letters are folded (NFD, marks removed, lower-cased, Latin
+ * look-alikes mapped) so `José` matches `jose`. Runs on every outbound message, so it allocates nothing per
  * character; with `reuse` the offset arrays are views of shared scratch
  * buffers, valid until the next `normalize(…, true)` call (the registry
  * uses them synchronously).
@@ -79,7 +88,8 @@ export function normalize (input: string, reuse = false): Normalized {
         ends = new Uint32Array(codes.length)
         for (let j = 0; j < k; j++) ends[j] = (starts[j] as number) + 1
       }
-      const folded = ch.normalize('NFD').replace(MARKS, '').toLowerCase()
+      const lower = ch.toLowerCase()
+      const folded = CONFUSABLES.get(lower) ?? lower.normalize('NFD').replace(MARKS, '')
       let e: Uint32Array = ends
       for (let j = 0; j < folded.length; j++) {
         if (k >= codes.length) {
