@@ -11,8 +11,10 @@
  * Messages (each 1,024 characters):
  * - `prose`: an ordinary agent message (times, prices, an order number, a
  *   date that is not registered) — no finding, secretlint's prefilter skips it;
- * - `prose+url`: the same with a URL (`://`), so the prefilter lets
- *   secretlint's recommended preset run;
+ * - `prose+url`: the same with a URL (the prefilter still skips secretlint:
+ *   an URL without credentials cannot match a rule);
+ * - `prose+token`: the same with a GitHub token, so secretlint's recommended
+ *   preset runs (and finds it);
  * - `leak`: prose holding one registered value (a card number, dashed).
  *
  * Registered values are a mix like a real vault: names, 16-digit numbers,
@@ -98,7 +100,8 @@ const { privateKey } = generateKeyPairSync('ed25519')
 const enc = new TextEncoder()
 const messages: Record<string, string> = {
   prose: kib(PROSE),
-  'prose+url': kib('See https://docs.example.org/guides/rollout for the plan. ' + PROSE)
+  'prose+url': kib('See https://docs.example.org/guides/rollout for the plan. ' + PROSE),
+  'prose+token': kib('Deploy key ghp_a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8 expires Friday. ' + PROSE)
 }
 
 interface Row { name: string, values: number | '-', patterns?: number, stat: Stat }
