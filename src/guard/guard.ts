@@ -23,7 +23,7 @@ import { loadStore, saveStore } from './store.ts'
 import { mergeFindings, redact } from './findings.ts'
 import type { Entry } from './registry.ts'
 import type { Guard, GuardInit, GuardStats } from './index.ts'
-import type { CheckInput, GuardDecision, GuardFinding, GuardPolicy, PolicyInput, ProtectedInfo, ProtectInput, Screening } from './types.ts'
+import type { CheckInput, GuardDecision, GuardedBody, GuardFinding, GuardPolicy, PolicyInput, ProtectedInfo, ProtectInput, Screening } from './types.ts'
 
 /** Implementation of {@link Guard}; build it with `createGuard`. */
 export class DefaultGuard implements Guard {
@@ -206,10 +206,11 @@ export class DefaultGuard implements Guard {
     return decision
   }
 
-  async enforce (input: CheckInput): Promise<{ body: string, decision: GuardDecision }> {
+  async enforce (input: CheckInput): Promise<{ body: GuardedBody, decision: GuardDecision }> {
     const decision = await this.check(input)
     if (decision.action === 'block') throw new LeakBlockedError(decision.findings)
-    return { body: decision.action === 'redact' ? decision.body as string : input.body, decision }
+    // the one place a string becomes a GuardedBody
+    return { body: (decision.action === 'redact' ? decision.body as string : input.body) as GuardedBody, decision }
   }
 
   async inspect (body: string): Promise<GuardFinding[]> {

@@ -42,7 +42,7 @@
  */
 
 import { DefaultGuard } from './guard.ts'
-import type { CheckInput, GuardDecision, GuardFinding, GuardPolicy, PolicyInput, ProtectedInfo, ProtectInput, Screening } from './types.ts'
+import type { CheckInput, GuardDecision, GuardedBody, GuardFinding, GuardPolicy, PolicyInput, ProtectedInfo, ProtectInput, Screening } from './types.ts'
 
 export * from './types.ts'
 export * from './errors.ts'
@@ -119,9 +119,10 @@ export interface Guard {
   check: (input: CheckInput) => Promise<GuardDecision>
   /**
    * `check`, then: `block` throws `LeakBlockedError`; otherwise the body to
-   * send (the redacted one for `redact`) and the decision.
+   * send (the redacted one for `redact`), branded {@link GuardedBody}, and the
+   * decision (for the audit record of a `redact` or `warn`).
    */
-  enforce: (input: CheckInput) => Promise<{ body: string, decision: GuardDecision }>
+  enforce: (input: CheckInput) => Promise<{ body: GuardedBody, decision: GuardDecision }>
   /** Every finding in a body, without policy. */
   inspect: (body: string) => Promise<GuardFinding[]>
   /** Own values echoed back, secrets, injection markers in an inbound body; undefined when none. */

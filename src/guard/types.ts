@@ -104,3 +104,14 @@ export interface Screening {
   secrets: string[]
   injection: InjectionFinding[]
 }
+
+declare const GUARDED: unique symbol
+
+/**
+ * A body that went through the guard: what `enforce` returns (the original
+ * body when it may go out, the redacted one for `redact`). Send paths that
+ * take only `GuardedBody` cannot be handed an unchecked string without a
+ * visible cast, which makes "the guard runs once per outbound message"
+ * checkable by the type checker. A brand only: at run time it is a string.
+ */
+export type GuardedBody = string & { readonly [GUARDED]: true }
