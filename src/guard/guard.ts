@@ -36,6 +36,7 @@ export class DefaultGuard implements Guard {
   readonly #maxBodyChars: number
   readonly #secretScan: boolean
   readonly #entropyScan: boolean
+  readonly #sweepIntervalMs: number
   #timer: ReturnType<typeof setInterval> | undefined
   #loaded = false
   #writes: Promise<void> = Promise.resolve()
@@ -50,15 +51,17 @@ export class DefaultGuard implements Guard {
     this.#maxValues = positiveInt(init.maxValues ?? DEFAULT_MAX_VALUES, 'maxValues')
     this.#maxPolicies = positiveInt(init.maxPolicies ?? DEFAULT_MAX_POLICIES, 'maxPolicies')
     this.#maxBodyChars = positiveInt(init.maxBodyChars ?? DEFAULT_MAX_BODY_CHARS, 'maxBodyChars')
-    this.#secretScan = init.secretScan ?? DEFAULT_SECRET_SCAN
-    this.#entropyScan = init.entropyScan ?? DEFAULT_ENTROPY_SCAN
+    this.#secretScan = bool(init.secretScan ?? DEFAULT_SECRET_SCAN, 'secretScan')
+    this.#entropyScan = bool(init.entropyScan ?? DEFAULT_ENTROPY_SCAN, 'entropyScan')
+    this.#sweepIntervalMs = positiveInt(init.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS, 'sweepIntervalMs')
     const fraction = init.partialWordsFraction ?? DEFAULT_PARTIAL_WORDS_FRACTION
-    if (typeof fraction !== 'number' || !(fraction > 0 && fraction <= 1)) throw new InvalidGuardInputError('partialWordsFraction must be in (0, 1]')
-    this.#registry = new Registry({
-      minPartialDigits: positiveInt(init.minPartialDigits ?? DEFAULT_MIN_PARTIAL_DIGITS, 'minPartialDigits'),
-      longNumberDigits: positiveInt(init.longNumberDigits ?? DEFAULT_LONG_NUMBER_DIGITS, 'longNumberDigits'),
-      partialWordsFraction: fraction
-    })
+    // below one half, two disjoint halves of a value would each count as "most of it"
+    if (typeof fraction !== 'number' || !(fraction >= 0.5 && fraction <= 1)) throw new InvalidGuardInputError('partialWordsFraction must be in [0.5, 1]')
+    const minPartialDigits = positiveInt(init.minPartialDigits ?? DEFAULT_MIN_PARTIAL_DIGITS, 'minPartialDigits')
+    const longNumberDigits = positiveInt(init.longNumberDigits ?? DEFAULT_LONG_NUMBER_DIGITS, 'longNumberDigits')
+    // fewer than 6 digits match years, prices and PINs everywhere
+    if (minPartialDigits < 6 || minPartialDigits > longNumberDigits) throw new InvalidGuardInputError('minPartialDigits must be at least 6 and at most longNumberDigits')
+    this.#registry = new Registry({ minPartialDigits, longNumberDigits, partialWordsFraction: fraction })
     if (init.persistPath !== undefined && (typeof init.persistPath !== 'string' || init.persistPath.length === 0)) {
       throw new InvalidGuardInputError('persistPath must be a non-empty string')
     }
@@ -77,7 +80,7 @@ export class DefaultGuard implements Guard {
       this.#loaded = true
     }
     if (this.#timer === undefined) {
-      this.#timer = setInterval(() => { this.sweep() }, this.#init.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS)
+      this.#timer = setInterval(() => { this.sweep() }, this.#sweepIntervalMs)
       this.#timer.unref()
     }
   }
@@ -307,6 +310,11 @@ export class DefaultGuard implements Guard {
       this.#init.onPersistError?.(err)
     })
   }
+}
+
+function bool (b: unknown, field: string): boolean {
+  if (typeof b !== 'boolean') throw new InvalidGuardInputError(`${field} must be a boolean`)
+  return b
 }
 
 function positiveInt (n: unknown, field: string): number {

@@ -61,19 +61,23 @@ const matcher = new AhoCorasick(INJECTION_MARKERS.map(m => ({ pattern: m, data: 
 /** Injection markers in `text`, with offsets into `text`. */
 export function findInjection (text: string): InjectionFinding[] {
   // lower-case and collapse whitespace, keeping a map back to the original offsets
+  // (per character: lower-casing a whole string can change its length, e.g. "İ")
   const chars: string[] = []
   const starts: number[] = []
   let space = false
   for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i)
     const c = text[i] as string
-    if (/\s/.test(c)) {
+    if (code === 32 || (code >= 9 && code <= 13) || (code > 127 && /\s/.test(c))) {
       if (!space) { chars.push(' '); starts.push(i) }
       space = true
       continue
     }
     space = false
-    const lower = c.toLowerCase()
-    chars.push(lower.length === 1 ? lower : c); starts.push(i)
+    if (code >= 65 && code <= 90) chars.push(String.fromCharCode(code + 32))
+    else if (code < 128) chars.push(c)
+    else { const lower = c.toLowerCase(); chars.push(lower.length === 1 ? lower : c) }
+    starts.push(i)
   }
   const folded = chars.join('')
   const out: InjectionFinding[] = []

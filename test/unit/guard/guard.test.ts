@@ -81,6 +81,11 @@ describe('guard: protect, list, unprotect, expiry', () => {
     assert.throws(() => g.unprotect({} as never), InvalidGuardInputError)
     assert.throws(() => g.list({ scope: '' }), InvalidGuardInputError)
   })
+  it('refuses bad init', () => {
+    for (const init of [{ maxValues: 0 }, { minPartialDigits: 4 }, { minPartialDigits: 13 }, { partialWordsFraction: 0.3 }, { secretScan: 'no' }, { sweepIntervalMs: -5 }, { persistPath: '' }, { now: 5 }]) {
+      assert.throws(() => createGuard(init as never), InvalidGuardInputError, JSON.stringify(init))
+    }
+  })
   it('maxValues', () => {
     const g = createGuard({ maxValues: 1 })
     g.protect({ value: 'alpha value', label: 'a', category: 'x' })
