@@ -13,14 +13,15 @@ import { describe, it } from 'node:test'
 import { createGuard } from '../../../src/guard/index.ts'
 import type { EvalSet } from '../../fixtures/guard/generate-eval.ts'
 
-const set = JSON.parse(readFileSync(new URL('../../fixtures/guard/eval.json', import.meta.url), 'utf8')) as EvalSet
+const load = (name: string): EvalSet => JSON.parse(readFileSync(new URL(`../../fixtures/guard/${name}`, import.meta.url), 'utf8')) as EvalSet
 
 interface Row { n: number, bad: number, examples: string[] }
 
-describe('guard evaluation set', () => {
-  it('leak ≤ 1 %, over-block ≤ 2 %, overall and by variant', async () => {
-    assert.ok(set.personas.length >= 20, 'at least 20 personas')
-    assert.ok(set.messages.length >= 500, 'at least 500 messages')
+async function evaluate (file: string, minPersonas: number, minMessages: number): Promise<void> {
+  {
+    const set = load(file)
+    assert.ok(set.personas.length >= minPersonas, `at least ${minPersonas} personas`)
+    assert.ok(set.messages.length >= minMessages, `at least ${minMessages} messages`)
     const byVariant = new Map<string, Row>()
     const redacted: Row = { n: 0, bad: 0, examples: [] }
     const total = { forbidden: { n: 0, bad: 0 }, clean: { n: 0, bad: 0 }, hard: { n: 0, bad: 0 } }
@@ -47,7 +48,7 @@ describe('guard evaluation set', () => {
       }
     }
     const pct = (a: number, b: number): string => b === 0 ? '-' : `${(100 * a / b).toFixed(2)} %`
-    const lines = ['', 'guard evaluation: variant | messages | failures | rate (leak for forbidden, over-block otherwise)']
+    const lines = ['', `guard evaluation (${file}): variant | messages | failures | rate (leak for forbidden, over-block otherwise)`]
     for (const [variant, row] of [...byVariant].sort()) lines.push(`  ${variant.padEnd(16)} ${String(row.n).padStart(5)} ${String(row.bad).padStart(5)}  ${pct(row.bad, row.n)}`)
     lines.push(`  leak rate:       ${total.forbidden.bad}/${total.forbidden.n} = ${pct(total.forbidden.bad, total.forbidden.n)}`)
     lines.push(`  over-block rate: ${total.clean.bad}/${total.clean.n} = ${pct(total.clean.bad, total.clean.n)}`)
@@ -58,5 +59,14 @@ describe('guard evaluation set', () => {
     assert.ok(total.forbidden.bad / total.forbidden.n <= 0.01, `leak rate ${pct(total.forbidden.bad, total.forbidden.n)} > 1 %`)
     assert.equal(redacted.bad, 0, 'redaction leaves nothing behind')
     assert.ok(total.clean.bad / total.clean.n <= 0.02, `over-block rate ${pct(total.clean.bad, total.clean.n)} > 2 %`)
+  }
+}
+
+describe('guard evaluation', () => {
+  it('generated set (eval.json): leak ≤ 1 %, over-block ≤ 2 %, overall and by variant', async () => {
+    await evaluate('eval.json', 20, 500)
+  })
+  it('hand-written set (handwritten.json): the same targets', async () => {
+    await evaluate('handwritten.json', 1, 50)
   })
 })
