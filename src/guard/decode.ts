@@ -16,7 +16,9 @@ export interface DecodedToken { start: number, end: number, text: string, varian
 
 const HEX = /^[0-9A-Fa-f]{12,}$/
 const RUN_SEPARATORS = /[+/_=-]/
-const URL_TOKEN = /[^\s"'<>]*%[0-9A-Fa-f]{2}[^\s"'<>]*/g
+const PERCENT_ESCAPE = /%[0-9A-Fa-f]{2}/
+// split, not a /[^\s]*%XX[^\s]*/g scan: that one retries from every character of a long token and is quadratic
+const URL_SPLIT = /[\s"'<>]+/
 const decoder = new TextDecoder('utf-8', { fatal: true })
 
 /** Whether bytes are UTF-8 text that a person could read: no control characters but TAB/LF/CR, mostly printable. */
@@ -76,24 +78,41 @@ function b64Char (c: number): boolean {
  * every character of every shorter word, which costs more than the matcher.
  */
 export function tokenRuns (text: string, min: number): TokenRun[] {
-  const out: TokenRun[] = []
+  return scanRuns(text, min).runs
+}
+
+/**
+ * {@link tokenRuns}, and in the same pass whether the text holds a run of
+ * ≥ 16 characters of `[A-Za-z0-9_=+-]` with a letter (the token shape of the
+ * secretlint prefilter, see `secrets.ts`), so a message is walked once for both.
+ */
+export function scanRuns (text: string, min: number): { runs: TokenRun[], secretRun: boolean } {
+  const runs: TokenRun[] = []
   let start = -1
   let mixed = false
   let prevLower = false
+  let secretRun = false
+  let prun = 0
+  let pletters = false
   for (let i = 0; i <= text.length; i++) {
     const c = i < text.length ? text.charCodeAt(i) : 32
     if (b64Char(c)) {
       if (start < 0) { start = i; mixed = false; prevLower = false }
       const lower = c >= 97 && c <= 122
-      if (!lower && !(c >= 65 && c <= 90)) mixed = true
+      const letter = lower || (c >= 65 && c <= 90)
+      if (!letter) mixed = true
       else if (!lower && prevLower) mixed = true
       prevLower = lower
-    } else if (start >= 0) {
-      if (mixed && i - start >= min) out.push({ start, end: i })
-      start = -1
+      if (c === 47) { prun = 0; pletters = false } else { pletters ||= letter; if (++prun >= 16 && pletters) secretRun = true }
+    } else {
+      prun = 0; pletters = false
+      if (start >= 0) {
+        if (mixed && i - start >= min) runs.push({ start, end: i })
+        start = -1
+      }
     }
   }
-  return out
+  return { runs, secretRun }
 }
 
 /** Tokens of `text` that decode to readable text, one level deep (`runs`: its `tokenRuns(text, 8)` when already known). */
@@ -121,15 +140,19 @@ export function decodeTokens (text: string, runs: TokenRun[] = tokenRuns(text, M
     if (decoded !== undefined) out.push({ start: r.start, end: r.end, text: decoded, variant: 'base64' })
   }
   if (text.includes('%')) {
-    for (const m of text.matchAll(URL_TOKEN)) {
+    let at = 0
+    for (const token of text.split(URL_SPLIT)) {
+      const start = text.indexOf(token, at)
+      at = start + token.length
+      if (token.length === 0 || !PERCENT_ESCAPE.test(token)) continue
       let decoded: string
       try {
-        decoded = decodeURIComponent(m[0].replace(/\+/g, ' '))
+        decoded = decodeURIComponent(token.replace(/\+/g, ' '))
       } catch {
         // a stray % or a broken sequence: decode what can be decoded
-        decoded = m[0].replace(/%([0-9A-Fa-f]{2})/g, (_s, h: string) => String.fromCharCode(parseInt(h, 16)))
+        decoded = token.replace(/%([0-9A-Fa-f]{2})/g, (_s, h: string) => String.fromCharCode(parseInt(h, 16)))
       }
-      if (decoded !== m[0]) out.push({ start: m.index, end: m.index + m[0].length, text: decoded, variant: 'url' })
+      if (decoded !== token) out.push({ start, end: at, text: decoded, variant: 'url' })
     }
   }
   return out

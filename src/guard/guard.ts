@@ -11,7 +11,7 @@ import {
   DEFAULT_MIN_PARTIAL_DIGITS, DEFAULT_PARTIAL_WORDS_FRACTION, DEFAULT_SECRET_SCAN, DEFAULT_SWEEP_INTERVAL_MS,
   MAX_DECODE_DEPTH, MAX_NAME_CHARS, MIN_ENCODED_TOKEN_CHARS, MAX_TTL_MS, MAX_VALUE_CHARS, MIN_VALUE_NORMALIZED, SECRET_PREFIX
 } from './constants.ts'
-import { decodesToText, decodeTokens, tokenRuns } from './decode.ts'
+import { decodesToText, decodeTokens, scanRuns } from './decode.ts'
 import { detectHighEntropy, detectPii, detectPrivateKeys } from './detectors.ts'
 import { GuardLimitError, GuardNotStartedError, InvalidGuardInputError, LeakBlockedError } from './errors.ts'
 import { normalizeValue } from './normalize.ts'
@@ -257,9 +257,9 @@ export class DefaultGuard implements Guard {
       const [start, end] = place(hit.start, hit.end)
       out.push({ detector: 'registered', category: hit.entry.category, label: hit.entry.label, id: hit.entry.id, start, end, variant: encoded?.variant ?? hit.variant })
     }
+    const { runs, secretRun } = scanRuns(text, MIN_ENCODED_TOKEN_CHARS)
     const hits = [...detectPii(text), ...detectPrivateKeys(text)]
-    if (this.#secretScan) hits.push(...await scanSecrets(text))
-    const runs = tokenRuns(text, MIN_ENCODED_TOKEN_CHARS)
+    if (this.#secretScan) hits.push(...await scanSecrets(text, secretRun))
     if (this.#entropyScan && depth === 0) hits.push(...detectHighEntropy(text, runs, decodesToText))
     for (const h of hits) {
       const [start, end] = place(h.start, h.end)

@@ -28,10 +28,10 @@
 
 import { lintSource } from '@secretlint/core'
 import { creator as recommended } from '@secretlint/secretlint-rule-preset-recommend'
+import { scanRuns } from './decode.ts'
 import type { DetectorHit } from './detectors.ts'
 
-const MARKERS = ['private key', 'private_key', '_authtoken', 'aws', 'secret', 'access', 'xox', 'ghs_', 'sg.', 'tskey-', 'glc_', 'ops_', 'hooks.slack.com']
-const URL_CREDENTIALS = /:\/\/[^\s/]*:[^\s/]*@/
+const MARKERS = /private.key|_authtoken|aws|secret|access|xox|ghs_|sg\.|tskey-|glc_|ops_|hooks\.slack\.com|:\/\/[^\s/:@]*:[^\s/@]*@/i
 const RULE_PREFIX = '@secretlint/secretlint-rule-'
 // the AWS rule scans for access key IDs only when asked; an access key ID names a credential and
 // is half of it, so it is reported (`secret/aws-access-key`)
@@ -44,24 +44,8 @@ const config = {
 }
 
 /** Whether any rule of the recommended preset could match `text` (see the module doc). */
-export function mightHoldSecret (text: string): boolean {
-  // a hand loop: a regex like /[…]{16,}/ retries at every character of every shorter word
-  let run = 0
-  let letters = false
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    const letter = (c >= 97 && c <= 122) || (c >= 65 && c <= 90)
-    if (letter || (c >= 48 && c <= 57) || c === 95 || c === 43 || c === 61 || c === 45) {
-      letters ||= letter
-      if (++run >= 16 && letters) return true
-    } else {
-      run = 0
-      letters = false
-    }
-  }
-  const lower = text.toLowerCase()
-  for (const m of MARKERS) if (lower.includes(m)) return true
-  return lower.includes('://') && URL_CREDENTIALS.test(lower)
+export function mightHoldSecret (text: string, secretRun = scanRuns(text, Number.MAX_SAFE_INTEGER).secretRun): boolean {
+  return secretRun || MARKERS.test(text)
 }
 
 /** The finding category of a secretlint message: `secret/<kind>`. */
@@ -78,9 +62,13 @@ export function categoryOf (ruleId: string, messageId: string | undefined): stri
   return `secret/${rule.replace(/[^a-z0-9-]/gi, '-').toLowerCase()}`
 }
 
-/** Secretlint's findings in `text` (offsets only; secretlint's own messages, which quote masked values, are dropped). */
-export async function scanSecrets (text: string): Promise<DetectorHit[]> {
-  if (!mightHoldSecret(text)) return []
+/**
+ * Secretlint's findings in `text` (offsets only; secretlint's own messages,
+ * which quote masked values, are dropped). `secretRun`: the prefilter's token
+ * test when the caller already scanned the text ({@link scanRuns}).
+ */
+export async function scanSecrets (text: string, secretRun?: boolean): Promise<DetectorHit[]> {
+  if (!mightHoldSecret(text, secretRun)) return []
   const result = await lintSource({
     source: { content: text, filePath: '/agentnet-message.txt', contentType: 'text' },
     options: { config, maskSecrets: true, noPhysicFilePath: true }
