@@ -11,7 +11,9 @@
  *   contains one;
  * - digits: a run of ≥ 12 digits in a value leaks when ≥ 8 contiguous digits
  *   of it appear, bounded in the message (not inside a longer unrelated
- *   number): windows of 8 digits are patterns and touching hits are joined.
+ *   number; a joined run of ≥ 12 digits counts even there, since it cannot be
+ *   a coincidence and one added digit must not hide a card number): windows
+ *   of 8 digits are patterns and touching hits are joined.
  *   So the last four digits of a card alone pass (what PCI DSS allows to be
  *   shown), any 8 of them do not.
  * - order: a value of exactly two words (a name) also matches in reverse
@@ -203,7 +205,26 @@ export class Registry {
     }
   }
 
-  /** Registered values in `text`, verbatim (normalised), as dates or partial runs, bounded by word boundaries. */
+  /**
+   * Whether normalised `text[from, to)` is a run of at least `longNumberDigits`
+   * digits: such a run of a registered number is no coincidence, so it counts
+   * even inside a longer number (else one extra digit, `41111111111111119`,
+   * would hide a card number).
+   */
+  #longDigits (text: string, from: number, to: number): boolean {
+    if (to - from < this.#rules.longNumberDigits) return false
+    for (let i = from; i < to; i++) {
+      const c = text.charCodeAt(i)
+      if (c < 48 || c > 57) return false
+    }
+    return true
+  }
+
+  /**
+   * Registered values in `text`, verbatim (normalised), as dates or partial
+   * runs, bounded by word boundaries (except runs of ≥ `longNumberDigits`
+   * digits, see `#longDigits`).
+   */
   match (text: string): RegisteredHit[] {
     if (this.#entries.size === 0 || text.length === 0) return []
     this.#compile()
@@ -224,7 +245,7 @@ export class Registry {
         }
         const start = norm.starts[hit.start] as number
         const end = endOf(norm, hit.end - 1)
-        if (isBoundary(text, start, 'start') && isBoundary(text, end, 'end')) {
+        if (this.#longDigits(norm.text, hit.start, hit.end) || (isBoundary(text, start, 'start') && isBoundary(text, end, 'end'))) {
           out.push({ entry: data.entry, start, end, variant: data.kind })
         }
       }
@@ -237,7 +258,9 @@ export class Registry {
         const start = norm.starts[cur[0]] as number
         const end = endOf(norm, cur[1] - 1)
         const covered = out.some(h => h.entry === entry && h.start <= start && h.end >= end)
-        if (!covered && isBoundary(text, start, 'start') && isBoundary(text, end, 'end')) out.push({ entry, start, end, variant: 'partial' })
+        if (!covered && (this.#longDigits(norm.text, cur[0], cur[1]) || (isBoundary(text, start, 'start') && isBoundary(text, end, 'end')))) {
+          out.push({ entry, start, end, variant: 'partial' })
+        }
       }
       for (const s of spans) {
         if (cur !== undefined && s[0] <= cur[1]) cur[1] = Math.max(cur[1], s[1])
