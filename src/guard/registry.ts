@@ -222,8 +222,9 @@ export class Registry {
 
   /**
    * Registered values in `text`, verbatim (normalised), as dates or partial
-   * runs, bounded by word boundaries (except runs of ≥ `longNumberDigits`
-   * digits, see `#longDigits`).
+   * runs, bounded by word boundaries (except a whole value of ≥
+   * `longNumberDigits` letters and digits, and runs of that many digits, see
+   * `#longDigits`).
    */
   match (text: string): RegisteredHit[] {
     if (this.#entries.size === 0 || text.length === 0) return []
@@ -245,7 +246,9 @@ export class Registry {
         }
         const start = norm.starts[hit.start] as number
         const end = endOf(norm, hit.end - 1)
-        if (this.#longDigits(norm.text, hit.start, hit.end) || (isBoundary(text, start, 'start') && isBoundary(text, end, 'end'))) {
+        // a whole value of 12+ letters/digits inside a longer word is no coincidence either
+        const long = (data.kind === 'verbatim' && hit.end - hit.start >= this.#rules.longNumberDigits) || this.#longDigits(norm.text, hit.start, hit.end)
+        if (long || (isBoundary(text, start, 'start') && isBoundary(text, end, 'end'))) {
           out.push({ entry: data.entry, start, end, variant: data.kind })
         }
       }
