@@ -22,6 +22,7 @@ export interface Normalized {
 
 const LETTER_OR_DIGIT = /[\p{L}\p{N}]/u
 const MARKS = /\p{M}/gu
+const NOT_LETTER_OR_DIGIT = /[^\p{L}\p{N}]/gu
 /**
  * Cyrillic and Greek letters that look like Latin ones (a subset of Unicode's
  * confusables), folded to the Latin letter so `Мarguerite` with a Cyrillic
@@ -52,11 +53,13 @@ let scratchStarts = new Uint32Array(4096)
 
 /**
  * Lower-case letters and digits of `input`, everything else dropped.
- * Non-ASCII letters are folded (NFD, marks removed, lower-cased, Latin
- * look-alikes mapped) so `José` matches `jose`. Runs on every outbound message, so it allocates nothing per
- * character; with `reuse` the offset arrays are views of shared scratch
- * buffers, valid until the next `normalize(…, true)` call (the registry
- * uses them synchronously).
+ * Non-ASCII letters and digits are folded (lower-cased; NFKD, so fullwidth
+ * and styled forms become plain; marks removed; Cyrillic and Greek Latin
+ * look-alikes mapped) so `José` matches `jose` and `４１` matches `41`. Runs
+ * on every outbound message, so it allocates nothing per ASCII character;
+ * with `reuse` the offset arrays are views of shared scratch buffers, valid
+ * until the next `normalize(…, true)` call (the registry uses them
+ * synchronously).
  */
 export function normalize (input: string, reuse = false): Normalized {
   if (typeof input !== 'string') throw new TypeError('normalize: input must be a string')
@@ -89,7 +92,8 @@ export function normalize (input: string, reuse = false): Normalized {
         for (let j = 0; j < k; j++) ends[j] = (starts[j] as number) + 1
       }
       const lower = ch.toLowerCase()
-      const folded = CONFUSABLES.get(lower) ?? lower.normalize('NFD').replace(MARKS, '')
+      // NFKD can yield separators (½ → 1⁄2) and capitals (ℌ → H): keep lower-cased letters and digits
+      const folded = CONFUSABLES.get(lower) ?? lower.normalize('NFKD').replace(MARKS, '').replace(NOT_LETTER_OR_DIGIT, '').toLowerCase()
       let e: Uint32Array = ends
       for (let j = 0; j < folded.length; j++) {
         if (k >= codes.length) {

@@ -46,6 +46,9 @@ describe('normalisation', () => {
     assert.deepEqual([0, 1, 2, 3].map(k => endOf(n, k)), [1, 3, 5, 6])
     assert.equal(normalize('ab').ends, undefined)
   })
+  it('folds fullwidth, styled and look-alike characters', () => {
+    assert.equal(normalize('４１ℌé½Мх').text, '41he12mx')
+  })
   it('maps astral characters to both their UTF-16 units', () => {
     const n = normalize('x𝟙y')
     assert.equal(n.starts[1], 1)
