@@ -23,11 +23,12 @@ import type { GuardDetector } from './types.ts'
 export interface DetectorHit { detector: GuardDetector, category: string, start: number, end: number }
 
 const EMAIL = /[A-Za-z0-9](?:[A-Za-z0-9._%+-]{0,63})@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}\b/g
+const FILE_TLD = /\.(?:png|jpe?g|gif|svg|webp|ico|bmp|tiff?|js|mjs|cjs|ts|css|json|md|html?|txt|pdf|zip|gz)$/i
 const CARD = /(?<![\d.,])(?:\d[ -]?){12,18}\d(?![\d]|[.,]\d)/g
 const IBAN = /\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b/gi
 const PHONE = /(?<![\w$€£¥.,/#-])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{1,4}(?:[\s.-]?\d{1,4}){1,5}(?![\w$€£¥%/]|[.,-]\d)/g
-const PHONE_WORD = /(?:phone|tel|telephone|mobile|cell|call|ring|text|whatsapp|fax|number|reach)(?:\s+(?:me|us|him|her|them))?(?:\s+(?:on|at|is|under))?\W{0,12}$/i
-const NOT_PHONE_WORD = /(?:order|invoice|ref|reference|ticket|booking|confirmation|tracking|account|acct|id|no|total|amount|price|usd|eur|gbp|iban|card|ssn|#)\W{0,12}$/i
+const PHONE_WORD = /\b(?:phone|tel|telephone|mobile|cell|call|ring|text|whatsapp|fax|my number|number is|reach)(?:\s+(?:me|us|him|her|them))?(?:\s+(?:on|at|is|under))?\W{0,12}$/i
+const NOT_PHONE_WORD = /\b(?:order|invoice|ref|reference|ticket|booking|confirmation|tracking|account|acct|id|no|total|amount|price|usd|eur|gbp|iban|card|ssn|#)\W{0,12}$/i
 const NANP = /^(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}$/
 const SSN = /\b(\d{3})[- ](\d{2})[- ](\d{4})\b/g
 const NINO = /\b([A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]) ?(\d{2}) ?(\d{2}) ?(\d{2}) ?([A-D])\b/gi
@@ -107,6 +108,25 @@ function ibanEnd (candidate: string): number {
   return 0
 }
 
+/**
+ * How often neighbouring characters change class (lower, upper, digit,
+ * other). Random base62 changes about 62 % of the time; identifiers such as
+ * `uint8ClampedArrayEncoder`, made of words, about 30 %: below 40 % a token
+ * is taken for a name, not a key (a random 24-character key falls below
+ * with a probability of about 1 %).
+ */
+export function classChanges (s: string): number {
+  let changes = 0
+  let prev = -1
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    const k = c >= 97 && c <= 122 ? 0 : c >= 65 && c <= 90 ? 1 : c >= 48 && c <= 57 ? 2 : 3
+    if (prev >= 0 && k !== prev) changes++
+    prev = k
+  }
+  return changes
+}
+
 /** Shannon entropy of a string, bits per character. */
 export function entropy (s: string): number {
   const counts = new Map<string, number>()
@@ -123,7 +143,13 @@ function before (text: string, at: number, n = 32): string {
 /** PII findings in `text`. */
 export function detectPii (text: string): DetectorHit[] {
   const out: DetectorHit[] = []
-  if (text.includes('@')) for (const m of text.matchAll(EMAIL)) out.push({ detector: 'email', category: 'pii/email', start: m.index, end: m.index + m[0].length })
+  if (text.includes('@')) {
+    for (const m of text.matchAll(EMAIL)) {
+      // `logo@2x.png` is a file name, not an address
+      if (FILE_TLD.test(m[0])) continue
+      out.push({ detector: 'email', category: 'pii/email', start: m.index, end: m.index + m[0].length })
+    }
+  }
   for (const m of text.matchAll(CARD)) {
     const d = m[0].replace(/\D/g, '')
     if (d.length >= 13 && d.length <= 19 && cardPrefix(d) && luhn(d)) out.push({ detector: 'card', category: 'pii/card', start: m.index, end: m.index + m[0].length })
@@ -173,22 +199,35 @@ const PUBLIC_ID = /^(?:12D3KooW[1-9A-HJ-NP-Za-km-z]{44}|Qm[1-9A-HJ-NP-Za-km-z]{4
 
 /**
  * High-entropy tokens: ≥ 24 characters of the base64/base58 alphabet with
- * upper case, lower case and digits, entropy ≥ 4 bits per character, not a
+ * upper case, lower case and digits, entropy ≥ 4 bits per character, classes
+ * mixed like random text ({@link classChanges}), not a
  * peer ID or CID, and not decodable to text (encoded text is decoded and
- * inspected instead). Pure hex (hashes, commit IDs) is not flagged.
+ * inspected instead). Pure hex (hashes, commit IDs) is not flagged. In a
+ * run holding `/` each segment is scored on its own (from 20 characters), so
+ * URL paths are not tokens.
  */
 export function detectHighEntropy (text: string, runs: readonly TokenRun[], decodesToText: (token: string) => boolean): DetectorHit[] {
   const out: DetectorHit[] = []
   for (const r of runs) {
     if (r.end - r.start < MIN_ENTROPY_TOKEN_CHARS) continue
     const token = text.slice(r.start, r.end)
-    const t = token.replace(/=+$/, '')
-    if (t.length < MIN_ENTROPY_TOKEN_CHARS) continue
-    if (!/[a-z]/.test(t) || !/[A-Z]/.test(t) || !/\d/.test(t)) continue
-    if (PUBLIC_ID.test(t)) continue
-    if (entropy(t) < MIN_ENTROPY_BITS) continue
     if (decodesToText(token)) continue
-    out.push({ detector: 'entropy', category: 'secret/high-entropy', start: r.start, end: r.end })
+    // URL paths are runs too (`com/libp2p/js-libp2p/blob/main/doc/CONFIGURATION`): score each
+    // '/'-separated segment, and let a segment of a slashed run count from 20 characters, since
+    // random base64 has a '/' every 64 characters on average
+    const slashed = token.includes('/')
+    let at = r.start
+    for (const segment of slashed ? token.split('/') : [token]) {
+      const start = at
+      at += segment.length + 1
+      const t = segment.replace(/=+$/, '')
+      if (t.length < (slashed ? MIN_ENTROPY_TOKEN_CHARS - 4 : MIN_ENTROPY_TOKEN_CHARS)) continue
+      if (!/[a-z]/.test(t) || !/[A-Z]/.test(t) || !/\d/.test(t)) continue
+      if (PUBLIC_ID.test(t)) continue
+      if (entropy(t) < MIN_ENTROPY_BITS) continue
+      if (classChanges(t) < 0.4 * (t.length - 1)) continue
+      out.push({ detector: 'entropy', category: 'secret/high-entropy', start, end: start + segment.length })
+    }
   }
   return out
 }
