@@ -11,7 +11,8 @@
  *
  * Inbound (data flows up), per frame, in `src/messaging`: open = verify and
  * replay check (`openEnvelope` in `src/protocol`), then the gates
- * {@link INBOUND_STAGES}, then delivery to the local service.
+ * {@link INBOUND_STAGES} (screening flags echoes of the agent's own values,
+ * secrets and injection markers), then delivery to the local service.
  *
  * @example
  *
@@ -39,7 +40,10 @@ import { Outbox } from '../outbox/index.ts'
 import { loadReplayCache, saveReplayCache } from '../protocol/index.ts'
 import { TokenService } from '../tokens/index.ts'
 import { createTrustGater, TrustService } from '../trust/index.ts'
+import { AddressBook } from '../addressbook/index.ts'
+import { createGuard } from '../guard/index.ts'
 import { AgentNode } from './agent-node.ts'
+import { guardStage } from './guard-stage.ts'
 import { stunService } from './stun.ts'
 import type { AuditData } from '../audit/index.ts'
 import type { Config } from '../config/index.ts'
@@ -50,7 +54,8 @@ import type { Clock } from '../utils/clock.ts'
 import type { Logger } from 'pino'
 
 export { AgentNode } from './agent-node.ts'
-export type { AgentReply, AgentServiceHandler } from './agent-node.ts'
+export type { AgentInbound, AgentReply, AgentServiceHandler } from './agent-node.ts'
+export { InboundRefusedError } from './errors.ts'
 
 export interface AgentNodeInit {
   config: Config
@@ -73,7 +78,7 @@ export interface AgentNodeInit {
 /** Names of the outbound stages, in order (the outbox runs them once per piece of content) */
 export const OUTBOUND_STAGES = ['trust check', 'guard'] as const
 /** Names of the inbound gates between `open` and delivery, in order */
-export const INBOUND_STAGES = ['trust gate', 'token gate'] as const
+export const INBOUND_STAGES = ['trust gate', 'token gate', 'inbound screening'] as const
 
 /** Assemble (but do not start) an agent's node described by `config` */
 export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> {
@@ -146,12 +151,29 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
   const publicServices = new Set(config.trust.publicServices)
   const network = new Network({ libp2p, logger: log('network') }, { config, rejoinIntervalMs: init.rejoinIntervalMs })
 
+  const guard = createGuard({
+    now: clock,
+    persistPath: join(home, config.guard.persistFile),
+    policies: config.guard.policies,
+    maxValues: config.guard.maxValues,
+    maxPolicies: config.guard.maxPolicies,
+    maxBodyChars: config.guard.maxBodyChars,
+    sweepIntervalMs: config.guard.sweepIntervalMs,
+    minPartialDigits: config.guard.minPartialDigits,
+    longNumberDigits: config.guard.longNumberDigits,
+    partialWordsFraction: config.guard.partialWordsFraction,
+    secretScan: config.guard.secretScan,
+    entropyScan: config.guard.entropyScan,
+    onPersistError: err => { init.logger?.error({ err: err.message }, 'could not write the guard store') }
+  })
+  const book = new AddressBook(home)
+
   // ---- what happens to a message, in order ---------------------------------
   const outbound: OutboundStage[] = [
     // who: never send to a peer that revoked us, or that we revoked
     { name: 'trust check', run: (content) => { if (content.to != null && (content.kind === 'request' || content.kind === 'oneway' || content.kind === 'group')) trustService.outboundCheck(content.to); return content } },
-    // what: the leakage guard (a pass-through until src/guard exists)
-    { name: 'guard', run: (content) => content }
+    // what: the leakage guard (registered context, secrets, PII, per-peer policy)
+    guardStage(guard, { enabled: config.guard.enabled, namesOf: async peer => book.namesOf(peer), audit })
     // then, per attempt, in messaging: token attach → seal (sign)
   ]
   const inbound: InboundStage[] = [
@@ -193,6 +215,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
   // ---- lifecycle: started in this order, stopped in the reverse ------------
   const lifecycle: Startable[] = [
     { start: () => {}, stop: async () => { await datastore.close() } }, // closed last
+    guard, // loads persisted values; a damaged store stops the start
     trustService, // loads trust.json before any connection can arrive
     libp2p,
     tokens,
@@ -203,6 +226,9 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
   ]
 
   return new AgentNode({
+    guard,
+    screening: { enabled: config.guard.enabled && config.guard.inbound.screen, refuse: new Set(config.guard.inbound.refuse) },
+    book,
     libp2p,
     trust: trustService,
     tokens,

@@ -96,6 +96,45 @@ export const jsonObject: Check = (value, path) => {
   }
 }
 
+/** A policy as the config holds it; the guard checks it in depth when the node starts */
+export interface GuardPolicyConfig {
+  peer: string
+  service?: string
+  allow: string[]
+  action?: 'block' | 'redact' | 'warn'
+}
+
+export const guardPolicies: Check = (value, path) => {
+  if (!Array.isArray(value)) {
+    throw new ConfigError(`config: ${path} must be an array of {peer, service?, allow, action?}`)
+  }
+  value.forEach((item, i) => {
+    const ok = isPlainObject(item) &&
+      typeof item.peer === 'string' && item.peer.length > 0 &&
+      (item.service === undefined || typeof item.service === 'string') &&
+      Array.isArray(item.allow) && item.allow.every(a => typeof a === 'string') &&
+      (item.action === undefined || ['block', 'redact', 'warn'].includes(item.action as string)) &&
+      Object.keys(item).every(k => ['peer', 'service', 'allow', 'action'].includes(k))
+    if (!ok) {
+      throw new ConfigError(`config: ${path}[${i}] must be {peer, service?, allow: [categories], action?: block|redact|warn}`)
+    }
+  })
+}
+
+export function fraction (min: number, max: number): Check {
+  return (value, path) => {
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
+      throw new ConfigError(`config: ${path} must be a number from ${min} to ${max}, got ${JSON.stringify(value)}`)
+    }
+  }
+}
+
+export const fileName: Check = (value, path) => {
+  if (typeof value !== 'string' || !/^[\w.-]{1,128}$/.test(value) || value.startsWith('.')) {
+    throw new ConfigError(`config: ${path} must be a file name inside the home folder, got ${JSON.stringify(value)}`)
+  }
+}
+
 export const peerIdList: Check = (value, path) => {
   if (!Array.isArray(value)) {
     throw new ConfigError(`config: ${path} must be an array of peer IDs`)

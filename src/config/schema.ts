@@ -10,8 +10,8 @@
  * library would add a runtime dependency for what 100 lines do here.
  */
 
-import { bool, cardName, integer, jsonObject, logLevel, multiaddrList, oneOf, peerIdList, peerMultiaddrList, serviceList, urlList } from './checks.ts'
-import type { Check, LogLevel } from './checks.ts'
+import { bool, cardName, fileName, fraction, guardPolicies, integer, jsonObject, logLevel, multiaddrList, oneOf, peerIdList, peerMultiaddrList, serviceList, urlList } from './checks.ts'
+import type { Check, GuardPolicyConfig, LogLevel } from './checks.ts'
 
 /** One setting: its default, its check and its meaning (the README shows `doc`) */
 export interface Field<T> {
@@ -81,6 +81,24 @@ export const SCHEMA = {
     peers: field<string[]>([], peerIdList, 'peer IDs trusted without a handshake (a fleet provisioned together)'),
     publicServices: field<string[]>([], serviceList, 'services that answer untrusted peers too; everything else is private'),
     strict: field(false, bool, 'refuse connections from peers that are neither trusted nor bootstrap/relay peers')
+  },
+  guard: {
+    enabled: field(true, bool, 'screen every outbound message with the leakage guard, and inbound ones for echoes and injection'),
+    policies: field<GuardPolicyConfig[]>([], guardPolicies, 'policies installed at start: `[{peer, service?, allow, action?}]` (peer ID, petname or `*`); IPC changes are not written back'),
+    persistFile: field('guard-values.json', fileName, 'file in the home for `persist: true` values (0600); a damaged one stops the node and is never overwritten'),
+    maxValues: field(100_000, integer(1, 10_000_000), 'registered values held at once (`GuardLimit` beyond)'),
+    maxPolicies: field(10_000, integer(1, 1_000_000), 'policies held at once'),
+    maxBodyChars: field(1_048_576, integer(1, 64 * 1024 * 1024), 'longest body checked, UTF-16 units'),
+    sweepIntervalMs: field(30_000, integer(1_000, 3_600_000), 'how often expired values are dropped, ms (also before every check)'),
+    secretScan: field(true, bool, 'run secretlint\'s recommended preset on outbound messages'),
+    entropyScan: field(true, bool, 'flag high-entropy tokens as `secret/high-entropy`'),
+    minPartialDigits: field(8, integer(4, 64), 'contiguous digits of a long registered number that count as a leak'),
+    longNumberDigits: field(12, integer(6, 64), 'digit runs of a registered value this long are also matched in part'),
+    partialWordsFraction: field(0.6667, fraction(0.34, 1), 'share of a registered value\'s words (3 or more) that, contiguous, count as a leak'),
+    inbound: {
+      screen: field(true, bool, 'add `screening` to `msg.received` when an inbound body echoes registered values or secrets, or holds injection markers'),
+      refuse: field<string[]>([], serviceList, 'services that refuse (do not deliver) inbound messages whose screening found something')
+    }
   }
 }
 

@@ -592,7 +592,7 @@ export class MessagingService {
           throw new ServiceError('BodyTooLarge', 'the service answered with a body over the limit')
         }
       } catch (err) {
-        const code = err instanceof MessagingError ? err.code : 'ServiceError'
+        const code = errorCodeOf(err) ?? 'ServiceError'
         reply = { kind: 'error', body: errorBody(code, (err as Error).message), contentType: JSON_TYPE }
       } finally {
         const n = (this.inFlightPerPeer.get(channel.remote) ?? 1) - 1
