@@ -2,9 +2,12 @@
 trusting each other). The tests run in name order and build on each other."""
 
 import queue
+import subprocess
+import sys
 import tempfile
 import threading
 import unittest
+from pathlib import Path
 
 import agentnet
 from agentnet import AgentnetError, ConnectionClosedError, Message, NodeNotRunningError, ServiceError
@@ -188,6 +191,24 @@ class BlockingClientTest(unittest.TestCase):
             other.node_info()
         self.assertEqual(self.b.service_register("short-lived"), {"service": "short-lived"})
         self.b.service_unregister("short-lived")
+
+    def test_12_the_example_echo_agent(self) -> None:
+        example = Path(__file__).resolve().parent.parent / "examples" / "echo_agent.py"
+        for flavour in ([], ["--asyncio"]):
+            agent = subprocess.Popen(
+                [sys.executable, str(example), "--home", home("B"), "--service", "echo-example", *flavour],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            try:
+                self.assertIn("serving agentnet://", agent.stdout.readline())
+                self.assertEqual(self.a.request(self.peer_b, "echo-example", {"x": 1}), {"x": 1})
+                self.assertCode("EchoRefused", self.a.request, self.peer_b, "echo-example", "fail")
+            finally:
+                agent.terminate()
+                agent.wait(WAIT)
+                agent.stdout.close()
 
 
 def _calc(message: Message) -> agentnet.Body:
