@@ -80,7 +80,7 @@ export async function startDashboard (options: DashboardOptions): Promise<Dashbo
   const auditPath = join(options.home, AUDIT_LOG_FILE)
   let client: AgentnetClient | undefined
   let connecting: Promise<AgentnetClient> | undefined
-  let auditCheck: { at: number, ok: boolean, records: number, firstBad?: unknown } | undefined
+  let auditCheck: { at: number, last: string, ok: boolean, records: number, firstBad?: unknown } | undefined
   const streams = new Set<ServerResponse>()
   let closed = false
 
@@ -131,11 +131,13 @@ export async function startDashboard (options: DashboardOptions): Promise<Dashbo
 
   const auditState = async (): Promise<DashboardSnapshot['audit']> => {
     try {
-      if (auditCheck === undefined || Date.now() - auditCheck.at > AUDIT_VERIFY_EVERY_MS) {
-        const result = await verifyAuditLog(auditPath)
-        auditCheck = { at: Date.now(), ok: result.ok, records: result.records, firstBad: result.firstBad }
-      }
       const tail = await tailAuditLog(auditPath, options.auditRecords ?? 20)
+      const last = tail.at(-1)?.hash ?? ''
+      // verify the whole chain when it grew, else at most every 30 s
+      if (auditCheck === undefined || auditCheck.last !== last || Date.now() - auditCheck.at > AUDIT_VERIFY_EVERY_MS) {
+        const result = await verifyAuditLog(auditPath)
+        auditCheck = { at: Date.now(), last, ok: result.ok, records: result.records, firstBad: result.firstBad }
+      }
       return { ok: auditCheck.ok, records: auditCheck.records, firstBad: auditCheck.firstBad, tail: tail.map(({ seq, time, type, data }) => ({ seq, time, type, data })) }
     } catch {
       return undefined
