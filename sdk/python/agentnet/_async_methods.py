@@ -6,7 +6,7 @@ Typed wrappers of the node's IPC methods for :class:`agentnet.aio.AsyncClient`
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, cast
 
 from ._common import (
     Alias,
@@ -45,32 +45,32 @@ class _AsyncMethods:
 
     async def node_info(self) -> NodeInfo:
         """``node.info``: this node's peer ID, addresses, protocols and version."""
-        return await self.call("node.info")
+        return cast(NodeInfo, await self.call("node.info"))
 
     async def node_status(self) -> NodeStatus:
         """``node.status``: addresses, reachability, relay reservations and
         connections (each with ``direct`` and ``transport``)."""
-        return await self.call("node.status")
+        return cast(NodeStatus, await self.call("node.status"))
 
     async def node_metrics(self) -> NodeMetrics:
         """``node.metrics``: messages sent/received, rejections by code,
         retries, duplicates, replay-cache size."""
-        return await self.call("node.metrics")
+        return cast(NodeMetrics, await self.call("node.metrics"))
 
     # ---------------------------------------------------------------- peers
 
     async def peers_list(self) -> List[PeerSummary]:
         """``peers.list``: the connected peers."""
-        return await self.call("peers.list")
+        return cast(List[PeerSummary], await self.call("peers.list"))
 
     async def peer_connect(self, target: str) -> ConnectResult:
         """``peer.connect``: open a connection to a multiaddr, peer ID, petname
         or ``agentnet://`` URL. Raises ``InvalidTarget``, ``PeerUnreachable``."""
-        return await self.call("peer.connect", {"target": target})
+        return cast(ConnectResult, await self.call("peer.connect", {"target": target}))
 
     async def peer_ping(self, target: str) -> PingResult:
         """``peer.ping``: round-trip time to a peer (``rttMs``)."""
-        return await self.call("peer.ping", {"target": target})
+        return cast(PingResult, await self.call("peer.ping", {"target": target}))
 
     # ---------------------------------------------------------------- services and messages
 
@@ -79,11 +79,11 @@ class _AsyncMethods:
         this connection as ``msg.received`` notifications (see :meth:`on_message`,
         :meth:`messages` and :meth:`serve`). Raises ``ServiceTaken`` if another
         connection holds it."""
-        return await self.call("service.register", {"service": service})
+        return cast(ServiceResult, await self.call("service.register", {"service": service}))
 
     async def service_unregister(self, service: str) -> ServiceResult:
         """``service.unregister``: stop receiving ``service``'s messages."""
-        return await self.call("service.unregister", {"service": service})
+        return cast(ServiceResult, await self.call("service.unregister", {"service": service}))
 
     async def send(
         self,
@@ -134,28 +134,28 @@ class _AsyncMethods:
         was answered already, timed out, or was one-way."""
         params: Dict[str, Any] = {"id": id}
         params.update(encode_body(body))
-        return await self.call("msg.reply", params)
+        return cast(Dict[str, Any], await self.call("msg.reply", params))
 
     async def reply_error(self, id: str, code: Optional[str], message: str) -> Dict[str, Any]:
         """``msg.reply`` with an error: the sender's ``send`` raises
         :class:`AgentnetError` with this ``code`` (``ServiceError`` if ``None``)."""
-        return await self.call("msg.reply", {"id": id, "error": clean_params(code=code, message=message)})
+        return cast(Dict[str, Any], await self.call("msg.reply", {"id": id, "error": clean_params(code=code, message=message)}))
 
     async def reply_exception(self, id: str, exc: BaseException) -> Dict[str, Any]:
         """Answer ``id`` with the error for an exception (its ``code`` attribute
         or class name, and its message)."""
-        return await self.call("msg.reply", {"id": id, "error": error_reply(exc)})
+        return cast(Dict[str, Any], await self.call("msg.reply", {"id": id, "error": error_reply(exc)}))
 
     # ---------------------------------------------------------------- tokens and cards
 
     async def token_revoke(self, peer: str) -> TokenRevocation:
         """``token.revoke``: invalidate every session token issued to ``peer``."""
-        return await self.call("token.revoke", {"peer": peer})
+        return cast(TokenRevocation, await self.call("token.revoke", {"peer": peer}))
 
     async def card_lookup(self, peer: str) -> Card:
         """``card.lookup``: fetch and verify ``peer``'s agent card from the DHT.
         Raises ``CardNotFound``, ``InvalidCard``."""
-        return await self.call("card.lookup", {"peer": peer})
+        return cast(Card, await self.call("card.lookup", {"peer": peer}))
 
     async def card_publish(
         self,
@@ -164,7 +164,7 @@ class _AsyncMethods:
         metadata: Optional[Mapping[str, Any]] = None,
     ) -> Card:
         """``card.publish``: update and publish this node's agent card."""
-        return await self.call("card.publish", clean_params(name=name, services=services, metadata=metadata))
+        return cast(Card, await self.call("card.publish", clean_params(name=name, services=services, metadata=metadata)))
 
     # ---------------------------------------------------------------- trust
 
@@ -172,62 +172,62 @@ class _AsyncMethods:
         """``trust.request``: ask ``peer`` to trust this node, with a
         justification (≤ 1 KiB). ``state`` is ``pending-outbound``, or
         ``trusted`` if the peer had asked too."""
-        return await self.call("trust.request", {"peer": peer, "reason": reason})
+        return cast(TrustResult, await self.call("trust.request", {"peer": peer, "reason": reason}))
 
     async def trust_pending(self) -> List[PendingRequest]:
         """``trust.pending``: inbound trust requests waiting for a decision."""
-        return await self.call("trust.pending")
+        return cast(List[PendingRequest], await self.call("trust.pending"))
 
     async def trust_approve(self, peer: str) -> TrustDecision:
         """``trust.approve``: approve ``peer``'s pending request; both sides then
         trust each other. Raises ``NotPending``."""
-        return await self.call("trust.approve", {"peer": peer})
+        return cast(TrustDecision, await self.call("trust.approve", {"peer": peer}))
 
     async def trust_reject(self, peer: str, reason: Optional[str] = None) -> TrustDecision:
         """``trust.reject``: reject ``peer``'s pending request."""
-        return await self.call("trust.reject", clean_params(peer=peer, reason=reason))
+        return cast(TrustDecision, await self.call("trust.reject", clean_params(peer=peer, reason=reason)))
 
     async def trust_revoke(self, peer: str, reason: Optional[str] = None) -> TrustDecision:
         """``trust.revoke``: drop trust in ``peer``, tell it, close its
         connections and revoke its tokens."""
-        return await self.call("trust.revoke", clean_params(peer=peer, reason=reason))
+        return cast(TrustDecision, await self.call("trust.revoke", clean_params(peer=peer, reason=reason)))
 
     async def trust_list(self) -> List[TrustEntry]:
         """``trust.list``: every peer in the trust store with its state."""
-        return await self.call("trust.list")
+        return cast(List[TrustEntry], await self.call("trust.list"))
 
     async def trust_subscribe(self) -> TrustSubscription:
         """``trust.subscribe``: new inbound requests then arrive on this
         connection as ``trust.pending`` notifications (see
         :meth:`on_trust_pending`); the result lists those pending now."""
-        return await self.call("trust.subscribe")
+        return cast(TrustSubscription, await self.call("trust.subscribe"))
 
     # ---------------------------------------------------------------- invites
 
     async def invite_create(self, ttl_ms: Optional[int] = None, uses: Optional[int] = None) -> Invite:
         """``invite.create``: a signed invite code (``code``) for others to accept."""
-        return await self.call("invite.create", clean_params(ttlMs=ttl_ms, uses=uses))
+        return cast(Invite, await self.call("invite.create", clean_params(ttlMs=ttl_ms, uses=uses)))
 
     async def invite_accept(self, code: str) -> InviteAccepted:
         """``invite.accept``: connect to the inviter and present the code; both
         sides then trust each other. Raises ``InviteInvalid``,
         ``InviteExpired``, ``InviteUsedUp``, ``PeerUnreachable``."""
-        return await self.call("invite.accept", {"code": code})
+        return cast(InviteAccepted, await self.call("invite.accept", {"code": code}))
 
     # ---------------------------------------------------------------- petnames
 
     async def alias_list(self) -> List[Alias]:
         """``alias.list``: the local petnames."""
-        return await self.call("alias.list")
+        return cast(List[Alias], await self.call("alias.list"))
 
     async def alias_add(self, name: str, peer_id: str) -> Alias:
         """``alias.add``: name a peer locally; the name then works wherever a
         peer is expected. Raises ``InvalidAlias``."""
-        return await self.call("alias.add", {"name": name, "peerId": peer_id})
+        return cast(Alias, await self.call("alias.add", {"name": name, "peerId": peer_id}))
 
     async def alias_remove(self, name: str) -> AliasRemoved:
         """``alias.remove``: forget a petname."""
-        return await self.call("alias.remove", {"name": name})
+        return cast(AliasRemoved, await self.call("alias.remove", {"name": name}))
 
     # ---------------------------------------------------------------- guard (planned)
     # Thin wrappers of the outbound guard's methods; they work once the node

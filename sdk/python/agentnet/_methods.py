@@ -11,7 +11,7 @@ table names; optional params left as ``None`` are not sent.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, cast
 
 from ._common import (
     Alias,
@@ -50,32 +50,32 @@ class _Methods:
 
     def node_info(self) -> NodeInfo:
         """``node.info``: this node's peer ID, addresses, protocols and version."""
-        return self.call("node.info")
+        return cast(NodeInfo, self.call("node.info"))
 
     def node_status(self) -> NodeStatus:
         """``node.status``: addresses, reachability, relay reservations and
         connections (each with ``direct`` and ``transport``)."""
-        return self.call("node.status")
+        return cast(NodeStatus, self.call("node.status"))
 
     def node_metrics(self) -> NodeMetrics:
         """``node.metrics``: messages sent/received, rejections by code,
         retries, duplicates, replay-cache size."""
-        return self.call("node.metrics")
+        return cast(NodeMetrics, self.call("node.metrics"))
 
     # ---------------------------------------------------------------- peers
 
     def peers_list(self) -> List[PeerSummary]:
         """``peers.list``: the connected peers."""
-        return self.call("peers.list")
+        return cast(List[PeerSummary], self.call("peers.list"))
 
     def peer_connect(self, target: str) -> ConnectResult:
         """``peer.connect``: open a connection to a multiaddr, peer ID, petname
         or ``agentnet://`` URL. Raises ``InvalidTarget``, ``PeerUnreachable``."""
-        return self.call("peer.connect", {"target": target})
+        return cast(ConnectResult, self.call("peer.connect", {"target": target}))
 
     def peer_ping(self, target: str) -> PingResult:
         """``peer.ping``: round-trip time to a peer (``rttMs``)."""
-        return self.call("peer.ping", {"target": target})
+        return cast(PingResult, self.call("peer.ping", {"target": target}))
 
     # ---------------------------------------------------------------- services and messages
 
@@ -84,11 +84,11 @@ class _Methods:
         this connection as ``msg.received`` notifications (see :meth:`on_message`,
         :meth:`messages` and :meth:`serve`). Raises ``ServiceTaken`` if another
         connection holds it."""
-        return self.call("service.register", {"service": service})
+        return cast(ServiceResult, self.call("service.register", {"service": service}))
 
     def service_unregister(self, service: str) -> ServiceResult:
         """``service.unregister``: stop receiving ``service``'s messages."""
-        return self.call("service.unregister", {"service": service})
+        return cast(ServiceResult, self.call("service.unregister", {"service": service}))
 
     def send(
         self,
@@ -139,28 +139,28 @@ class _Methods:
         was answered already, timed out, or was one-way."""
         params: Dict[str, Any] = {"id": id}
         params.update(encode_body(body))
-        return self.call("msg.reply", params)
+        return cast(Dict[str, Any], self.call("msg.reply", params))
 
     def reply_error(self, id: str, code: Optional[str], message: str) -> Dict[str, Any]:
         """``msg.reply`` with an error: the sender's ``send`` raises
         :class:`AgentnetError` with this ``code`` (``ServiceError`` if ``None``)."""
-        return self.call("msg.reply", {"id": id, "error": clean_params(code=code, message=message)})
+        return cast(Dict[str, Any], self.call("msg.reply", {"id": id, "error": clean_params(code=code, message=message)}))
 
     def reply_exception(self, id: str, exc: BaseException) -> Dict[str, Any]:
         """Answer ``id`` with the error for an exception (its ``code`` attribute
         or class name, and its message)."""
-        return self.call("msg.reply", {"id": id, "error": error_reply(exc)})
+        return cast(Dict[str, Any], self.call("msg.reply", {"id": id, "error": error_reply(exc)}))
 
     # ---------------------------------------------------------------- tokens and cards
 
     def token_revoke(self, peer: str) -> TokenRevocation:
         """``token.revoke``: invalidate every session token issued to ``peer``."""
-        return self.call("token.revoke", {"peer": peer})
+        return cast(TokenRevocation, self.call("token.revoke", {"peer": peer}))
 
     def card_lookup(self, peer: str) -> Card:
         """``card.lookup``: fetch and verify ``peer``'s agent card from the DHT.
         Raises ``CardNotFound``, ``InvalidCard``."""
-        return self.call("card.lookup", {"peer": peer})
+        return cast(Card, self.call("card.lookup", {"peer": peer}))
 
     def card_publish(
         self,
@@ -169,7 +169,7 @@ class _Methods:
         metadata: Optional[Mapping[str, Any]] = None,
     ) -> Card:
         """``card.publish``: update and publish this node's agent card."""
-        return self.call("card.publish", clean_params(name=name, services=services, metadata=metadata))
+        return cast(Card, self.call("card.publish", clean_params(name=name, services=services, metadata=metadata)))
 
     # ---------------------------------------------------------------- trust
 
@@ -177,62 +177,62 @@ class _Methods:
         """``trust.request``: ask ``peer`` to trust this node, with a
         justification (≤ 1 KiB). ``state`` is ``pending-outbound``, or
         ``trusted`` if the peer had asked too."""
-        return self.call("trust.request", {"peer": peer, "reason": reason})
+        return cast(TrustResult, self.call("trust.request", {"peer": peer, "reason": reason}))
 
     def trust_pending(self) -> List[PendingRequest]:
         """``trust.pending``: inbound trust requests waiting for a decision."""
-        return self.call("trust.pending")
+        return cast(List[PendingRequest], self.call("trust.pending"))
 
     def trust_approve(self, peer: str) -> TrustDecision:
         """``trust.approve``: approve ``peer``'s pending request; both sides then
         trust each other. Raises ``NotPending``."""
-        return self.call("trust.approve", {"peer": peer})
+        return cast(TrustDecision, self.call("trust.approve", {"peer": peer}))
 
     def trust_reject(self, peer: str, reason: Optional[str] = None) -> TrustDecision:
         """``trust.reject``: reject ``peer``'s pending request."""
-        return self.call("trust.reject", clean_params(peer=peer, reason=reason))
+        return cast(TrustDecision, self.call("trust.reject", clean_params(peer=peer, reason=reason)))
 
     def trust_revoke(self, peer: str, reason: Optional[str] = None) -> TrustDecision:
         """``trust.revoke``: drop trust in ``peer``, tell it, close its
         connections and revoke its tokens."""
-        return self.call("trust.revoke", clean_params(peer=peer, reason=reason))
+        return cast(TrustDecision, self.call("trust.revoke", clean_params(peer=peer, reason=reason)))
 
     def trust_list(self) -> List[TrustEntry]:
         """``trust.list``: every peer in the trust store with its state."""
-        return self.call("trust.list")
+        return cast(List[TrustEntry], self.call("trust.list"))
 
     def trust_subscribe(self) -> TrustSubscription:
         """``trust.subscribe``: new inbound requests then arrive on this
         connection as ``trust.pending`` notifications (see
         :meth:`on_trust_pending`); the result lists those pending now."""
-        return self.call("trust.subscribe")
+        return cast(TrustSubscription, self.call("trust.subscribe"))
 
     # ---------------------------------------------------------------- invites
 
     def invite_create(self, ttl_ms: Optional[int] = None, uses: Optional[int] = None) -> Invite:
         """``invite.create``: a signed invite code (``code``) for others to accept."""
-        return self.call("invite.create", clean_params(ttlMs=ttl_ms, uses=uses))
+        return cast(Invite, self.call("invite.create", clean_params(ttlMs=ttl_ms, uses=uses)))
 
     def invite_accept(self, code: str) -> InviteAccepted:
         """``invite.accept``: connect to the inviter and present the code; both
         sides then trust each other. Raises ``InviteInvalid``,
         ``InviteExpired``, ``InviteUsedUp``, ``PeerUnreachable``."""
-        return self.call("invite.accept", {"code": code})
+        return cast(InviteAccepted, self.call("invite.accept", {"code": code}))
 
     # ---------------------------------------------------------------- petnames
 
     def alias_list(self) -> List[Alias]:
         """``alias.list``: the local petnames."""
-        return self.call("alias.list")
+        return cast(List[Alias], self.call("alias.list"))
 
     def alias_add(self, name: str, peer_id: str) -> Alias:
         """``alias.add``: name a peer locally; the name then works wherever a
         peer is expected. Raises ``InvalidAlias``."""
-        return self.call("alias.add", {"name": name, "peerId": peer_id})
+        return cast(Alias, self.call("alias.add", {"name": name, "peerId": peer_id}))
 
     def alias_remove(self, name: str) -> AliasRemoved:
         """``alias.remove``: forget a petname."""
-        return self.call("alias.remove", {"name": name})
+        return cast(AliasRemoved, self.call("alias.remove", {"name": name}))
 
     # ---------------------------------------------------------------- guard (planned)
     # Thin wrappers of the outbound guard's methods; they work once the node

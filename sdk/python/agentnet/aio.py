@@ -27,7 +27,7 @@ import inspect
 import itertools
 import json
 import logging
-from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Generic, List, Mapping, Optional, Set, TypeVar, Union
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Generic, List, Mapping, Optional, Set, TypeVar, Union, cast
 
 from ._async_methods import _AsyncMethods
 from ._common import (
@@ -38,6 +38,7 @@ from ._common import (
     ConnectionClosedError,
     Message,
     PendingRequest,
+    TrustSubscription,
     RequestTimeoutError,
     connect_error,
     encode_body,
@@ -85,7 +86,7 @@ class AsyncSubscription(Generic[T]):
         if item is self._END:
             self._queue.put_nowait(self._END)
             raise ConnectionClosedError("the subscription ended: " + ("closed" if self._closed else "the connection to the node closed"))
-        return item
+        return cast(T, item)
 
     def __aiter__(self) -> AsyncIterator[T]:
         return self._iterate()
@@ -319,7 +320,7 @@ class AsyncClient(_AsyncMethods):
             await self.trust_subscribe()
         return sub
 
-    async def trust_subscribe(self) -> Any:
+    async def trust_subscribe(self) -> TrustSubscription:
         result = await super().trust_subscribe()
         self._trust_subscribed = True
         return result
@@ -444,16 +445,18 @@ class AsyncClient(_AsyncMethods):
                 self._run(listener, note)
             return
         id_ = msg.get("id")
+        if not isinstance(id_, int) and id_ is not None:
+            return
         if "error" in msg and isinstance(msg["error"], dict):
             error = AgentnetError.from_rpc(msg["error"])
             if id_ is None:
                 self._refused = f"the node refused a request: {error}"
                 return
-            future = self._pending.pop(id_, None)
+            future = self._pending.pop(id_, None) if id_ is not None else None
             if future is not None and not future.done():
                 future.set_exception(error)
         elif "result" in msg:
-            future = self._pending.pop(id_, None)
+            future = self._pending.pop(id_, None) if id_ is not None else None
             if future is not None and not future.done():
                 future.set_result(msg["result"])
 

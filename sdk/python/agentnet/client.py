@@ -17,6 +17,7 @@ them may call the client (calls are multiplexed on the one connection).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import logging
@@ -25,7 +26,7 @@ import socket
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, Callable, Dict, Generic, Iterator, List, Mapping, NamedTuple, Optional, TypeVar
+from typing import Any, Callable, Dict, Generic, Iterator, List, Mapping, NamedTuple, Optional, TypeVar, cast
 
 from ._common import (
     DEFAULT_TIMEOUT,
@@ -35,6 +36,7 @@ from ._common import (
     ConnectionClosedError,
     Message,
     PendingRequest,
+    TrustSubscription,
     RequestTimeoutError,
     connect_error,
     encode_body,
@@ -94,7 +96,7 @@ class Subscription(Generic[T]):
         if item is self._END:
             self._queue.put(self._END)  # keep it ended for later calls
             raise ConnectionClosedError("the subscription ended: " + ("closed" if self._closed else "the connection to the node closed"))
-        return item
+        return cast(T, item)
 
     def __iter__(self) -> Iterator[T]:
         while True:
@@ -344,7 +346,7 @@ class Client(_Methods):
             self._trust_subscribed = True
         return sub
 
-    def trust_subscribe(self) -> Any:  # noqa: D102 - documented in _Methods
+    def trust_subscribe(self) -> TrustSubscription:
         result = super().trust_subscribe()
         self._trust_subscribed = True
         return result
@@ -463,18 +465,20 @@ class Client(_Methods):
             self._notify(Notification(str(msg["method"]), msg.get("params")))
             return
         id_ = msg.get("id")
+        if not isinstance(id_, int) and id_ is not None:
+            return
         if "error" in msg and isinstance(msg["error"], dict):
             error = AgentnetError.from_rpc(msg["error"])
             if id_ is None:  # e.g. LineTooLong; the node closes the connection next
                 self._refused = f"the node refused a request: {error}"
                 return
             with self._lock:
-                future = self._pending.pop(id_, None)
+                future = self._pending.pop(id_, None) if id_ is not None else None
             if future is not None:
                 future.set_exception(error)
         elif "result" in msg:
             with self._lock:
-                future = self._pending.pop(id_, None)
+                future = self._pending.pop(id_, None) if id_ is not None else None
             if future is not None:
                 future.set_result(msg["result"])
 
@@ -485,7 +489,7 @@ class Client(_Methods):
         for sub in subscriptions:
             sub._offer(note)
         for listener in listeners:
-            self._dispatch.put(lambda listener=listener: listener(note))
+            self._dispatch.put(functools.partial(listener, note))
 
     def _dispatch_loop(self) -> None:
         while True:
