@@ -63,7 +63,8 @@ export interface DashboardSnapshot {
   running: boolean
   error?: string
   node?: { peerId: string, addresses: string[], version: string, reachability: string, relayReservations: string[] }
-  peers?: Array<{ peerId: string, address: string, direct: boolean, transport: string, direction: string }>
+  /** `rttMs`: the last ping (every 10 s at most), absent until one answered */
+  peers?: Array<{ peerId: string, address: string, direct: boolean, transport: string, direction: string, rttMs?: number }>
   trust?: { pending: Array<{ peerId: string, reason: string, since: number }>, entries: Array<{ peerId: string, state: string, since: number, reason: string, via: string }> }
   metrics?: { sent: number, received: number, retries: number, duplicates: number, rejected: Record<string, number> }
   audit?: { ok: boolean, records: number, firstBad?: unknown, tail: Array<{ seq: number, time: string, type: string, data: unknown }> }
@@ -72,6 +73,8 @@ export interface DashboardSnapshot {
 const DEFAULT_INTERVAL_MS = 2000
 const AUDIT_VERIFY_EVERY_MS = 30_000
 const MAX_BODY_BYTES = 4096
+const PING_EVERY_MS = 10_000
+const PING_TIMEOUT_MS = 3000
 
 export async function startDashboard (options: DashboardOptions): Promise<Dashboard> {
   const token = randomBytes(24).toString('base64url')
@@ -82,6 +85,7 @@ export async function startDashboard (options: DashboardOptions): Promise<Dashbo
   let connecting: Promise<AgentnetClient> | undefined
   let auditCheck: { at: number, last: string, ok: boolean, records: number, firstBad?: unknown } | undefined
   const streams = new Set<ServerResponse>()
+  const rtts = new Map<string, { at: number, rttMs?: number }>()
   let closed = false
 
   /** The SDK client, reconnected after the node restarts */
@@ -112,11 +116,12 @@ export async function startDashboard (options: DashboardOptions): Promise<Dashbo
       const [info, status, entries, pending, metrics] = await Promise.all([
         c.nodeInfo(), c.status(), c.trustList(), c.trustPending(), c.metrics()
       ])
+      refreshRtts(c, status.connections.map(conn => conn.peerId))
       return {
         time,
         running: true,
         node: { peerId: info.peerId, addresses: status.addresses, version: info.version, reachability: status.reachability, relayReservations: status.relayReservations },
-        peers: status.connections.map(({ peerId, address, direct, transport, direction }) => ({ peerId, address, direct, transport, direction })),
+        peers: status.connections.map(({ peerId, address, direct, transport, direction }) => ({ peerId, address, direct, transport, direction, rttMs: rtts.get(peerId)?.rttMs })),
         trust: {
           pending: pending.map(({ peerId, reason, since }) => ({ peerId, reason, since })),
           entries: entries.map(({ peerId, state, since, reason, via }) => ({ peerId, state, since, reason, via }))
@@ -126,6 +131,20 @@ export async function startDashboard (options: DashboardOptions): Promise<Dashbo
       }
     } catch (err) {
       return { time, running: false, error: (err as Error).message, audit }
+    }
+  }
+
+  /** Ping connected peers in the background, each at most every PING_EVERY_MS; forget peers gone */
+  const refreshRtts = (c: AgentnetClient, peers: string[]): void => {
+    const now = Date.now()
+    for (const peer of rtts.keys()) if (!peers.includes(peer)) rtts.delete(peer)
+    for (const peer of new Set(peers)) {
+      const last = rtts.get(peer)
+      if (last !== undefined && now - last.at < PING_EVERY_MS) continue
+      rtts.set(peer, { at: now, rttMs: last?.rttMs })
+      c.ping(peer, { signal: AbortSignal.timeout(PING_TIMEOUT_MS) })
+        .then(({ rttMs }) => { if (rtts.has(peer)) rtts.set(peer, { at: now, rttMs }) })
+        .catch(() => {})
     }
   }
 

@@ -21,7 +21,7 @@ export function pageHtml (token: string): string {
 <main>
 <section id="node"><h2>This node</h2><dl id="node-info"></dl></section>
 <section id="peers"><h2>Peers <span id="peer-count" class="count"></span></h2>
-<table><thead><tr><th>peer</th><th>path</th><th>transport</th><th>direction</th><th>address</th></tr></thead><tbody id="peer-rows"></tbody></table></section>
+<table><thead><tr><th>peer</th><th>path</th><th>transport</th><th>RTT</th><th>direction</th><th>address</th></tr></thead><tbody id="peer-rows"></tbody></table></section>
 <section id="pending"><h2>Pending trust requests <span id="pending-count" class="count"></span></h2><ul id="pending-list"></ul></section>
 <section id="trust"><h2>Trust</h2>
 <table><thead><tr><th>peer</th><th>state</th><th>via</th><th>since</th><th>reason</th></tr></thead><tbody id="trust-rows"></tbody></table></section>
@@ -112,11 +112,12 @@ function render (s) {
   const peers = s.peers || []
   $('peer-count').textContent = '(' + peers.length + ')'
   fill($('peer-rows'), peers.map(p => {
-    const tr = row([[p.peerId, 'mono peer'], [p.direct ? 'direct' : 'relayed', p.direct ? 'direct' : 'relayed'], [p.transport], [p.direction], [p.address, 'mono']])
+    const rtt = typeof p.rttMs === 'number' ? p.rttMs.toFixed(1) + ' ms' : '…'
+    const tr = row([[p.peerId, 'mono peer'], [p.direct ? 'direct' : 'relayed', p.direct ? 'direct' : 'relayed'], [p.transport], [rtt], [p.direction], [p.address, 'mono']])
     tr.dataset.peer = p.peerId
     tr.dataset.path = p.direct ? 'direct' : 'relayed'
     return tr
-  }), 5)
+  }), 6)
   const pending = (s.trust && s.trust.pending) || []
   $('pending-count').textContent = '(' + pending.length + ')'
   $('pending-list').replaceChildren(...(pending.length ? pending.map(p => {

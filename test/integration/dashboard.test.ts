@@ -138,6 +138,13 @@ describe('dashboard of a node with a direct and a relayed peer', () => {
     assert.deepEqual(state.peers?.filter(p => p.peerId === peerR).map(p => [p.direct, p.transport]), [[true, 'tcp']])
     assert.deepEqual(state.peers?.filter(p => p.peerId === peerC).map(p => [p.direct, p.transport]), [[false, 'relay']])
     assert.equal(state.audit?.ok, true)
+    // RTTs: the dashboard pings its peers in the background
+    const rtts = await waitFor('RTTs of both peers', async () => {
+      const s = JSON.parse((await http(`http://127.0.0.1:${dashboard.port}/api/state?token=${dashboard.token}`)).body) as DashboardSnapshot
+      const found = [peerR, peerC].map(id => s.peers?.find(p => p.peerId === id)?.rttMs)
+      return found.every(r => typeof r === 'number') ? found : undefined
+    })
+    assert.ok(rtts.every(r => (r ?? -1) >= 0))
     const events = await http(`http://127.0.0.1:${dashboard.port}/events?token=${dashboard.token}`, { firstChunk: true })
     assert.equal(events.headers['content-type'], 'text/event-stream')
     assert.match(events.body, /event: snapshot\ndata: \{/)
