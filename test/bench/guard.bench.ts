@@ -34,6 +34,15 @@
  * Run no other benchmark at the same time.
  */
 
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { guardStage } from '../../src/agent/guard-stage.ts'
+import { AuditSink, openAuditLog } from '../../src/audit/index.ts'
+import { Outbox } from '../../src/outbox/index.ts'
+import { createSigner, sealEnvelope } from '../../src/protocol/index.ts'
 import { spawnSync } from 'node:child_process'
 import { generateKeyPairSync, sign } from 'node:crypto'
 import { cpus, loadavg } from 'node:os'
@@ -97,6 +106,7 @@ async function time (fn: () => unknown): Promise<Stat> {
 }
 
 const { privateKey } = generateKeyPairSync('ed25519')
+const libp2pKey = await generateKeyPair('Ed25519')
 const enc = new TextEncoder()
 const messages: Record<string, string> = {
   prose: kib(PROSE),
@@ -152,6 +162,21 @@ for (const n of [1_000, 10_000]) {
     adds.push(Number(process.hrtime.bigint() - t0) / 1000)
   }
   rows.push({ name: 'protect one more value, then guard.check (prose)', values: n, stat: stats(adds) })
+  // the send path itself, with and without the guard stage: outbox admission + seal (sign) of a request
+  const auditHome = await mkdtemp(join(tmpdir(), 'guard-bench-'))
+  const audit = new AuditSink(await openAuditLog({ path: join(auditHome, 'audit.log') }))
+  const guarded = new Outbox([guardStage(guard, { enabled: true, namesOf: async () => ['partner'], audit })])
+  const bare = new Outbox([])
+  const signer = createSigner(libp2pKey)
+  const to = peerIdFromPrivateKey(libp2pKey).toMultihash().bytes
+  const sendPath = async (outbox: Outbox, body: string): Promise<void> => {
+    const admitted = await outbox.admit({ kind: 'request', to: '12D3KooWpeer', service: 'travel', body: enc.encode(body), contentType: 'text/plain; charset=utf-8' })
+    sealEnvelope({ to, service: 'travel', kind: 'request', id: 'r', contentType: 'text/plain; charset=utf-8', body: admitted.body }, signer)
+  }
+  rows.push({ name: 'send path without the guard: outbox + seal (prose)', values: n, stat: await time(async () => { await sendPath(bare, messages.prose as string) }) })
+  rows.push({ name: 'send path with the guard: outbox + guard + seal (prose)', values: n, stat: await time(async () => { await sendPath(guarded, messages.prose as string) }) })
+  await audit.close()
+  await rm(auditHome, { recursive: true, force: true })
   const noSecret = createGuard({ maxValues: 20_000, secretScan: false })
   for (let i = 0; i < n; i++) noSecret.protect(value(i))
   rows.push({ name: 'guard.check (prose+url), secretlint off', values: n, stat: await time(() => noSecret.check({ peerNames: ['p'], body: messages['prose+url'] as string })) })
