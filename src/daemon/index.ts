@@ -20,12 +20,13 @@ import { join } from 'node:path'
 import { SOCKET_FILE } from '../client/index.ts'
 import { loadOrCreateIdentity } from '../identity/index.ts'
 import { createIpcServer } from '../ipc/index.ts'
+import { RpcError, RpcErrorCode } from '../ipc/rpc.ts'
 import { createAgentNode } from '../node/index.ts'
 import { acquireLock } from './lock.ts'
 import { createMethods } from './methods.ts'
 import type { Config } from '../config/index.ts'
-import type { IpcServer } from '../ipc/index.ts'
-import type { AgentNode } from '../node/index.ts'
+import type { IpcServer, MethodHandler } from '../ipc/index.ts'
+import type { AgentNode, Readiness } from '../node/index.ts'
 import type { Logger } from 'pino'
 
 export { NodeAlreadyRunningError } from './lock.ts'
@@ -37,6 +38,12 @@ export interface DaemonInit {
   home: string
   config: Config
   logger?: Logger
+  /**
+   * Called when a client asks the node to stop (`node.stop`, `agentnet
+   * stop`); the default stops the daemon. The CLI passes its own shutdown
+   * so that the process exits too.
+   */
+  onStopRequest?: () => void
 }
 
 export interface Daemon {
@@ -61,12 +68,16 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
   const releaseLock = lock.release
   let node: AgentNode | undefined
   let ipc: IpcServer | undefined
+  let stopDaemon: (() => Promise<void>) | undefined
   try {
     node = await createAgentNode({ config, privateKey: identity.privateKey, home, afterCrash: lock.recoveredStale, logger })
     await node.start()
     ipc = createIpcServer({
       socketPath,
-      methods: createMethods(node, home),
+      methods: { ...createMethods(node, home), ...lifecycleMethods(node, () => {
+        if (init.onStopRequest != null) init.onStopRequest()
+        else void stopDaemon?.()
+      }) },
       maxLineBytes: config.ipc.maxLineBytes,
       maxConnections: config.ipc.maxConnections,
       logger
@@ -80,11 +91,7 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
   const startedNode = node
   const startedIpc = ipc
   let stopping: Promise<void> | undefined
-  return {
-    node: startedNode,
-    ipc: startedIpc,
-    socketPath,
-    stop: async () => {
+  stopDaemon = async () => {
       stopping ??= (async () => {
         await startedIpc.stop().catch(err => logger?.warn({ err }, 'ipc stop failed'))
         try {
@@ -97,6 +104,43 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
         await releaseLock()
       })()
       await stopping
+  }
+  return {
+    node: startedNode,
+    ipc: startedIpc,
+    socketPath,
+    stop: stopDaemon
+  }
+}
+
+/** `node.state`, `node.wait` and `node.stop`: what `agentnet wait`, `start --detach` and `agentnet stop` use */
+function lifecycleMethods (node: AgentNode, requestStop: () => void): Record<string, MethodHandler> {
+  const state = (): Readiness => {
+    if (node.milestones == null) throw new RpcError(RpcErrorCode.Unavailable, 'Starting', 'the node is starting')
+    return node.milestones.state()
+  }
+  return {
+    'node.state': async () => state(),
+    'node.wait': async (params, { signal }) => {
+      const timeoutMs = (params as { timeoutMs?: unknown } | undefined)?.timeoutMs
+      const ms = typeof timeoutMs === 'number' && Number.isFinite(timeoutMs) && timeoutMs > 0 ? Math.min(timeoutMs, 600_000) : 30_000
+      const timeout = AbortSignal.timeout(ms)
+      state()
+      try {
+        return await node.milestones!.whenReady(AbortSignal.any([signal, timeout]))
+      } catch (err) {
+        if (timeout.aborted) {
+          const now = state()
+          const waitingFor = !now.listening ? 'listening' : now.bootstrap.connected === 0 ? 'a bootstrap peer to connect' : 'the DHT to be joined'
+          throw new RpcError(RpcErrorCode.ApplicationError, 'Timeout', `not ready after ${ms / 1000} s: waiting for ${waitingFor}`, { state: now })
+        }
+        throw err
+      }
+    },
+    'node.stop': async () => {
+      // answer first, then stop (the IPC server closes every connection)
+      setTimeout(requestStop, 20)
+      return { pid: process.pid, stopping: true }
     }
   }
 }

@@ -41,6 +41,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { AuditData } from '../audit/index.ts'
 import { join } from 'node:path'
 import { createAgentLibp2p } from './libp2p.ts'
+import { Milestones } from './milestones.ts'
 import type { Config } from '../config/index.ts'
 import type { AgentLibp2p } from './libp2p.ts'
 import type { Connection, PeerId, PrivateKey } from '@libp2p/interface'
@@ -51,6 +52,8 @@ export { parseTarget, parsePeerId, InvalidTargetError } from './target.ts'
 export type { Target } from './target.ts'
 
 export { createAgentLibp2p, effectiveListen, DHT_PROTOCOL } from './libp2p.ts'
+export { Milestones } from './milestones.ts'
+export type { Readiness } from './milestones.ts'
 export type { AgentLibp2p, AgentServices } from './libp2p.ts'
 
 export interface NodeInfo {
@@ -165,6 +168,8 @@ export class AgentNode {
     this.logger = parts.logger
   }
 
+  /** Operator milestones and readiness (set once started) */
+  milestones: Milestones | undefined
   private card: CardContent
   private lastCardSeq = 0
   private cardTimer: ReturnType<typeof setTimeout> | undefined
@@ -220,7 +225,8 @@ export class AgentNode {
   /** Publish soon after start (once peers are known), then every 30 minutes */
   private scheduleCardPublish (delayMs: number): void {
     this.cardTimer = setTimeout(() => {
-      this.publishCard().then(() => {
+      this.publishCard().then(card => {
+        this.milestones?.cardPublished(card.seq)
         this.scheduleCardPublish(30 * 60_000)
       }, (err: Error) => {
         this.logger?.debug({ err: err.message }, 'card publish failed; retrying')
@@ -233,6 +239,8 @@ export class AgentNode {
   async start (): Promise<void> {
     await this.trust.start()
     await this.libp2p.start()
+    this.milestones = new Milestones(this.libp2p, this.config.bootstrap, { reachabilityOf, relaysOf }, this.logger)
+    this.milestones.start()
     await this.tokens.start()
     await this.messaging.start()
     if (this.libp2p.services.dht != null) {
@@ -253,12 +261,12 @@ export class AgentNode {
       }
       this.logger?.info({ port: this.stun.port }, 'answering STUN binding requests')
     }
-    this.logger?.info({ peerId: this.peerId.toString(), addresses: this.addresses() }, 'node listening')
   }
 
   async stop (): Promise<void> {
     clearTimeout(this.cardTimer)
     clearInterval(this.bootstrapTimer)
+    this.milestones?.stop()
     await this.stun?.close().catch(() => {})
     await this.messaging.stop()
     await this.tokens.stop()
@@ -384,8 +392,17 @@ export class AgentNode {
     const connection = await this.connect(target, signal)
     const timeout = AbortSignal.timeout(this.config.connections.dialTimeoutMs)
     try {
-      const started = performance.now()
-      await this.libp2p.services.ping.ping(connection.remotePeer, { signal: signal == null ? timeout : AbortSignal.any([signal, timeout]) })
+      const pingSignal = signal == null ? timeout : AbortSignal.any([signal, timeout])
+      let started = performance.now()
+      try {
+        await this.libp2p.services.ping.ping(connection.remotePeer, { signal: pingSignal })
+      } catch (err) {
+        // a peer running an older limit (one inbound/outbound ping stream) may still race the DHT's ping: once more
+        if (!/Too many (outbound|inbound) protocol streams/.test((err as Error).message) || pingSignal.aborted) throw err
+        await new Promise(resolve => setTimeout(resolve, 50))
+        started = performance.now()
+        await this.libp2p.services.ping.ping(connection.remotePeer, { signal: pingSignal })
+      }
       // libp2p reports whole milliseconds; on a LAN the interesting part is below one
       const rttMs = Math.round((performance.now() - started) * 1000) / 1000
       return { peerId: connection.remotePeer.toString(), rttMs }
