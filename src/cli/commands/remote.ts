@@ -128,8 +128,10 @@ export async function send (peer: string, serviceArg: string | undefined, bodyAr
   } else if (result.bodyBase64 != null) {
     process.stdout.write(Buffer.from(result.bodyBase64, 'base64'))
   } else if (typeof result.body === 'string') {
-    // exact bytes to a pipe or file; a newline for a person at a terminal
-    process.stdout.write(result.body + (process.stdout.isTTY && !result.body.endsWith('\n') ? '\n' : ''))
+    // a body that came from stdin or a file is data: its reply goes out byte for byte;
+    // a text argument is a person typing: the reply ends with a newline
+    const raw = content.bytes != null && opts.jsonBody !== true
+    process.stdout.write(result.body + (!raw && !result.body.endsWith('\n') ? '\n' : ''))
   } else {
     process.stdout.write(JSON.stringify(result.body) + '\n')
   }
