@@ -164,6 +164,8 @@ export interface NodeMetrics {
 
 /** What `node.wait` reports once the node is ready (and `node.state` at any time) */
 export interface NodeReadiness {
+  /** the node's process */
+  pid: number
   peerId: string
   addresses: string[]
   /** true once listening and, with bootstrap peers configured, connected to one and the DHT joined */

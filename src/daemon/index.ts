@@ -115,9 +115,9 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
 
 /** `node.state`, `node.wait` and `node.stop`: what `agentnet wait`, `start --detach` and `agentnet stop` use */
 function lifecycleMethods (node: AgentNode, requestStop: () => void): Record<string, MethodHandler> {
-  const state = (): Readiness => {
+  const state = (): Readiness & { pid: number } => {
     if (node.milestones == null) throw new RpcError(RpcErrorCode.Unavailable, 'Starting', 'the node is starting')
-    return node.milestones.state()
+    return { ...node.milestones.state(), pid: process.pid }
   }
   return {
     'node.state': async () => state(),
@@ -127,7 +127,7 @@ function lifecycleMethods (node: AgentNode, requestStop: () => void): Record<str
       const timeout = AbortSignal.timeout(ms)
       state()
       try {
-        return await node.milestones!.whenReady(AbortSignal.any([signal, timeout]))
+        return { ...await node.milestones!.whenReady(AbortSignal.any([signal, timeout])), pid: process.pid }
       } catch (err) {
         if (timeout.aborted) {
           const now = state()

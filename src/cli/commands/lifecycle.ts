@@ -98,6 +98,10 @@ export async function start (opts: StartOptions): Promise<void> {
 /** Re-run this command in the background with its output to the log file; return once it is ready */
 async function startDetached (home: string, opts: StartOptions): Promise<void> {
   await mkdir(home, { recursive: true, mode: 0o700 })
+  const running = await readiness(home, 1)
+  if (running != null || (await nodePid(home)) != null) {
+    throw new CliError(`a node is already running on this home${running != null ? ` (PID ${running.pid})` : ''}`, 'NodeAlreadyRunning')
+  }
   const logPath = join(home, LOG_FILE)
   const args = process.argv.slice(2).filter(a => a !== '--detach')
   // the --timeout given to us is for waiting here, not for the node
@@ -125,7 +129,7 @@ async function startDetached (home: string, opts: StartOptions): Promise<void> {
       throw new CliError(`the node (PID ${child.pid ?? '?'}) was not ready within ${(opts.timeout ?? 60_000) / 1000} s; it keeps trying in the background — see ${logPath}, "agentnet wait" or "agentnet stop"`, 'Timeout')
     }
     const state = await readiness(home, Math.min(remaining, 1000))
-    if (state != null) {
+    if (state != null && (state.pid === child.pid || state.pid == null)) {
       print(opts.json, { peerId: state.peerId, addresses: state.addresses, pid: child.pid, log: logPath }, () => [state.peerId, ...state.addresses].join('\n'))
       return
     }
@@ -147,7 +151,7 @@ async function readiness (home: string, ms: number): Promise<NodeReadiness | und
     if (err instanceof RemoteError && err.code === 'MethodNotFound') {
       // an older node without node.wait: its socket answering is all we know
       const info = await client.nodeInfo()
-      return { peerId: info.peerId, addresses: info.addresses, ready: true, listening: true, bootstrap: { configured: 0, connected: 0 }, dht: 'disabled', reachability: 'unknown', relayReservations: [] }
+      return { pid: 0, peerId: info.peerId, addresses: info.addresses, ready: true, listening: true, bootstrap: { configured: 0, connected: 0 }, dht: 'disabled', reachability: 'unknown', relayReservations: [] }
     }
     return undefined
   } finally {
