@@ -9,9 +9,9 @@
  * one line on stderr (as `{"error":{...}}` on stdout too with `--json`).
  */
 
-import { Command, CommanderError, Option } from 'commander'
 import { CliError, collect, SilentExit, withCommon } from './common.ts'
 import { explain } from './errors.ts'
+import type { Command, CommanderError } from 'commander'
 
 export { CliError, SilentExit } from './common.ts'
 
@@ -33,7 +33,9 @@ const remote = async (): Promise<Record<string, unknown>> => import('./commands/
 const lifecycle = async (): Promise<Record<string, unknown>> => import('./commands/lifecycle.ts')
 const local = async (): Promise<Record<string, unknown>> => import('./commands/local.ts')
 
-export function buildProgram (): Command {
+/** The full command definitions (commander is loaded only when they are needed) */
+export async function buildProgram (): Promise<Command> {
+  const { Command, Option } = await import('commander')
   const program = new Command()
   program
     .name('agentnet')
@@ -149,7 +151,7 @@ export function buildProgram (): Command {
     .argument('<shell>', 'bash, zsh or fish')
     .action(async (shell: string) => {
       const { completionScript } = await import('./completion.ts')
-      process.stdout.write(completionScript(buildProgram(), shell))
+      process.stdout.write(completionScript(await buildProgram(), shell))
     })
 
   for (const group of [alias, trust, invite, audit, token]) {
@@ -222,11 +224,91 @@ function usageLine (err: CommanderError, program: Command, argv: string[]): stri
   return `${line}; see "${path} --help"`
 }
 
+interface FastCommand {
+  load: () => Promise<Record<string, unknown>>
+  fn: string
+  /** positional arguments: required, then optional */
+  required: number
+  optional?: number
+  /** boolean flags and flags with a value, as commander names them in the options object */
+  flags: Record<string, string>
+  values: Record<string, [string, (v: string) => unknown]>
+}
+
+const COMMON_VALUES: Record<string, [string, (v: string) => unknown]> = { '--home': ['home', String] }
+const TIMEOUT: Record<string, [string, (v: string) => unknown]> = { '--timeout': ['timeout', parseSeconds] }
+
+/**
+ * The commands scripts call in loops, parsed without loading commander
+ * (about 30 ms of a thin command's start-up). Only well-formed calls take
+ * this path; anything else (help, an unknown flag, a missing argument) goes
+ * through the full definitions above, which also word every usage error.
+ */
+const FAST: Record<string, FastCommand> = {
+  id: { load: lifecycle, fn: 'id', required: 0, flags: { '--json': 'json' }, values: COMMON_VALUES },
+  wait: { load: lifecycle, fn: 'wait', required: 0, flags: { '--json': 'json' }, values: { ...COMMON_VALUES, ...TIMEOUT } },
+  stop: { load: lifecycle, fn: 'stop', required: 0, flags: { '--json': 'json' }, values: { ...COMMON_VALUES, ...TIMEOUT } },
+  status: { load: remote, fn: 'status', required: 0, flags: { '--json': 'json' }, values: COMMON_VALUES },
+  peers: { load: remote, fn: 'peers', required: 0, flags: { '--json': 'json' }, values: COMMON_VALUES },
+  connect: { load: remote, fn: 'connect', required: 1, flags: { '--json': 'json' }, values: COMMON_VALUES },
+  ping: { load: remote, fn: 'ping', required: 1, flags: { '--json': 'json' }, values: COMMON_VALUES },
+  send: {
+    load: remote,
+    fn: 'send',
+    required: 1,
+    optional: 2,
+    flags: { '--json': 'json', '--json-body': 'jsonBody', '--binary': 'binary', '--oneway': 'oneway' },
+    values: { ...COMMON_VALUES, ...TIMEOUT, '--file': ['file', String] }
+  }
+}
+
+/** The action call for a well-formed fast command, or undefined to take the full parser */
+function fastPath (argv: string[]): (() => Promise<void>) | undefined {
+  const [name, ...rest] = argv
+  const spec = name == null ? undefined : FAST[name]
+  if (spec == null) return undefined
+  const positionals: string[] = []
+  const options: Record<string, unknown> = {}
+  for (let i = 0; i < rest.length; i++) {
+    const arg = rest[i]!
+    if (arg.startsWith('-') && arg !== '-') {
+      const flag = spec.flags[arg]
+      const value = spec.values[arg]
+      if (flag != null && options[flag] === undefined) {
+        options[flag] = true
+      } else if (value != null && options[value[0]] === undefined && rest[i + 1] != null) {
+        options[value[0]] = value[1](rest[++i]!)
+      } else {
+        return undefined
+      }
+    } else {
+      positionals.push(arg)
+    }
+  }
+  const max = spec.required + (spec.optional ?? 0)
+  if (positionals.length < spec.required || positionals.length > max) return undefined
+  while (positionals.length < max) positionals.push(undefined as unknown as string)
+  return async () => {
+    const module = await spec.load()
+    await (module[spec.fn] as Action)(...positionals, options)
+  }
+}
+
+function isCommanderError (err: unknown): err is CommanderError {
+  return typeof (err as { code?: unknown })?.code === 'string' && (err as { code: string }).code.startsWith('commander.')
+}
+
 /** Run the CLI; resolves to the process exit code */
 export async function main (argv: string[]): Promise<number> {
-  const program = buildProgram()
   const json = argv.includes('--json')
+  let program: Command | undefined
   try {
+    const fast = fastPath(argv)
+    if (fast != null) {
+      await fast()
+      return typeof process.exitCode === 'number' ? process.exitCode : 0
+    }
+    program = await buildProgram()
     if (argv.length === 0) {
       program.outputHelp()
       return 0
@@ -234,14 +316,14 @@ export async function main (argv: string[]): Promise<number> {
     await program.parseAsync(argv, { from: 'user' })
     return typeof process.exitCode === 'number' ? process.exitCode : 0
   } catch (err) {
-    if (err instanceof CommanderError) {
+    if (isCommanderError(err)) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') {
         return 0
       }
-      if (err.code === 'commander.executeSubCommandAsync' || err.exitCode === 0) {
+      if (err.exitCode === 0) {
         return 0
       }
-      return report(json, { code: 'UsageError', message: usageLine(err, program, argv), exitCode: 2 })
+      return report(json, { code: 'UsageError', message: program != null ? usageLine(err, program, argv) : err.message, exitCode: 2 })
     }
     if (err instanceof SilentExit) {
       return err.exitCode
