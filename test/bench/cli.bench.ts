@@ -9,6 +9,8 @@
  * - `socket client`: a Node process that connects to the node's socket, asks
  *   `node.info` and exits (the floor for a thin command written in Node)
  * - `agentnet --version`, `agentnet id --json`, `agentnet status --json`
+ *   (and `id --json` once more with `NODE_DISABLE_COMPILE_CACHE=1`, to show
+ *   what the compile cache the bin enables is worth)
  * - `agentnet send <A> echo 0123456789`: a 10-byte request from node B to an
  *   echo service on node A (trusted through an invite), reply printed
  *
@@ -52,9 +54,9 @@ function log (text: string): void {
 }
 
 /** Wall time of one process, spawn to exit; throws on a non-zero exit */
-async function timed (command: string, args: string[]): Promise<number> {
+async function timed (command: string, args: string[], env: NodeJS.ProcessEnv = ENV): Promise<number> {
   const started = performance.now()
-  const child = spawn(command, args, { env: ENV, stdio: ['ignore', 'ignore', 'pipe'] })
+  const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
   const code = await new Promise<number | null>(resolve => child.on('close', resolve))
@@ -106,6 +108,7 @@ try {
     { id: 'socket-client', label: 'node: socket connect + node.info', run: async () => timed(process.execPath, ['-e', clientScript]) },
     { id: 'version', label: 'agentnet --version', run: async () => timed(process.execPath, [BIN, '--version']) },
     { id: 'id', label: 'agentnet id --json', run: async () => timed(process.execPath, [BIN, 'id', '--json', '--home', homeA]) },
+    { id: 'id-nocache', label: 'agentnet id --json, compile cache off', run: async () => timed(process.execPath, [BIN, 'id', '--json', '--home', homeA], { ...ENV, NODE_DISABLE_COMPILE_CACHE: '1' }) },
     { id: 'status', label: 'agentnet status --json', run: async () => timed(process.execPath, [BIN, 'status', '--json', '--home', homeA]) },
     { id: 'send', label: 'agentnet send (10 B, echo on A)', run: async () => timed(process.execPath, [BIN, 'send', peerA, 'echo', '0123456789', '--home', homeB]) }
   ]
