@@ -124,6 +124,25 @@ describe('lifecycle: start --detach, wait, id while starting, stop', () => {
     assert.deepEqual(none, { stopped: false, running: false })
   })
 
+  it('with a bootstrap peer, start --detach and wait return once the DHT is joined; the log has the milestones', async () => {
+    const boot = await makeHome('an-boot-')
+    try {
+      const config = join(boot, 'server.json')
+      await writeFile(config, JSON.stringify({ dht: { mode: 'server' } }))
+      const a = await runJson<{ addresses: string[] }>(['start', '--detach', '--home', boot, ...LOOPBACK, '--config', config])
+      await runJson(['start', '--detach', '--home', home, ...LOOPBACK, '--bootstrap', a.addresses[0]!, '--config', config])
+      const state = await runJson<{ ready: boolean, bootstrap: { configured: number, connected: number }, dht: string }>(['wait', '--home', home])
+      assert.deepEqual([state.ready, state.bootstrap, state.dht], [true, { configured: 1, connected: 1 }, 'ready'])
+      await runJson(['stop', '--home', home])
+      const milestones = (await readFile(join(home, 'agentnet.log'), 'utf8')).trim().split('\n').map(l => (JSON.parse(l) as { milestone?: string }).milestone)
+      for (const m of ['listening', 'bootstrap-connected', 'dht-ready']) assert.ok(milestones.includes(m), `${m} in ${milestones.join(',')}`)
+    } finally {
+      await runCli(['stop', '--home', home])
+      await runCli(['stop', '--home', boot])
+      await removeHome(boot)
+    }
+  })
+
   it('a node that cannot start says why, with --detach too', async () => {
     const bad = await runCli(['start', '--detach', '--home', home, '--listen', 'not-a-multiaddr'])
     assert.equal(bad.code, 1)
