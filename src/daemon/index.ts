@@ -68,16 +68,13 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
   const releaseLock = lock.release
   let node: AgentNode | undefined
   let ipc: IpcServer | undefined
-  let stopDaemon: (() => Promise<void>) | undefined
+  let requestStop = (): void => {}
   try {
     node = await createAgentNode({ config, privateKey: identity.privateKey, home, afterCrash: lock.recoveredStale, logger })
     await node.start()
     ipc = createIpcServer({
       socketPath,
-      methods: { ...createMethods(node, home), ...lifecycleMethods(node, () => {
-        if (init.onStopRequest != null) init.onStopRequest()
-        else void stopDaemon?.()
-      }) },
+      methods: { ...createMethods(node, home), ...lifecycleMethods(node, () => { requestStop() }) },
       maxLineBytes: config.ipc.maxLineBytes,
       maxConnections: config.ipc.maxConnections,
       logger
@@ -91,7 +88,11 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
   const startedNode = node
   const startedIpc = ipc
   let stopping: Promise<void> | undefined
-  stopDaemon = async () => {
+  const daemon: Daemon = {
+    node: startedNode,
+    ipc: startedIpc,
+    socketPath,
+    stop: async () => {
       stopping ??= (async () => {
         await startedIpc.stop().catch(err => logger?.warn({ err }, 'ipc stop failed'))
         try {
@@ -104,13 +105,10 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
         await releaseLock()
       })()
       await stopping
+    }
   }
-  return {
-    node: startedNode,
-    ipc: startedIpc,
-    socketPath,
-    stop: stopDaemon
-  }
+  requestStop = init.onStopRequest ?? (() => { void daemon.stop() })
+  return daemon
 }
 
 /** `node.state`, `node.wait` and `node.stop`: what `agentnet wait`, `start --detach` and `agentnet stop` use */
