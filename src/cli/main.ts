@@ -10,7 +10,6 @@
  */
 
 import { CliError, collect, SilentExit, withCommon } from './common.ts'
-import { explain } from './errors.ts'
 import type { Command, CommanderError } from 'commander'
 
 export { CliError, SilentExit } from './common.ts'
@@ -328,6 +327,7 @@ export async function main (argv: string[]): Promise<number> {
     if (err instanceof SilentExit) {
       return err.exitCode
     }
+    const { explain } = await import('./errors.ts')
     return report(json, explain(err))
   }
 }

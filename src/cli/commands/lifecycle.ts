@@ -4,7 +4,6 @@
  * Only `start` and `init` load libp2p, through dynamic imports.
  */
 
-import { spawn } from 'node:child_process'
 import { closeSync, openSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs'
 import { mkdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -110,6 +109,7 @@ async function startDetached (home: string, opts: StartOptions): Promise<void> {
   const withFormat = args.some(a => a === '--log-format' || a.startsWith('--log-format=')) ? args : [...args, '--log-format', 'json']
   const logStart = await stat(logPath).then(s => s.size, () => 0)
   const fd = openSync(logPath, 'a', 0o600)
+  const { spawn } = await import('node:child_process')
   const child = spawn(process.execPath, [...process.execArgv, process.argv[1] ?? '', ...withFormat], {
     detached: true,
     stdio: ['ignore', fd, fd],

@@ -3,7 +3,6 @@
  * print. Imports only the SDK (no libp2p), so they start in tens of ms.
  */
 
-import { spawn } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { connectClient } from '../../client/index.ts'
 import { CliError, homeOf, print, withClient } from '../common.ts'
@@ -146,6 +145,7 @@ function bodyBytes (message: ReceivedMessage): Buffer {
 
 /** Run `command` in a shell with the body on stdin; its stdout is the reply, a non-zero exit an error reply */
 async function execReply (command: string, message: ReceivedMessage): Promise<ReplyParams> {
+  const { spawn } = await import('node:child_process')
   const child = spawn(command, {
     shell: true,
     stdio: ['pipe', 'pipe', 'pipe'],
