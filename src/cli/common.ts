@@ -5,7 +5,7 @@
  */
 
 import { resolve } from 'node:path'
-import { connectClient, defaultHome } from '../client/index.ts'
+import { connectClient, defaultHome, NodeNotRunningError } from '../client/index.ts'
 import type { AgentnetClient } from '../client/index.ts'
 import type { Command } from 'commander'
 
@@ -50,7 +50,11 @@ export function print (json: boolean | undefined, value: unknown, human: () => s
 }
 
 export async function withClient<T> (opts: GlobalOptions, fn: (client: AgentnetClient) => Promise<T>): Promise<T> {
-  const client = await connectClient({ home: homeOf(opts) })
+  const home = homeOf(opts)
+  const client = await connectClient({ home }).catch((err: unknown) => {
+    if (!(err instanceof NodeNotRunningError)) throw err
+    throw new CliError(`no node is running on ${home}; start one with "agentnet start --detach${opts.home != null ? ` --home ${opts.home}` : ''}"`, 'NodeNotRunning')
+  })
   try {
     return await fn(client)
   } finally {
