@@ -6,7 +6,7 @@ import type { AuditSink } from '../audit/index.ts'
 import type { AgentCard, CardContent, CardService } from '../cards/index.ts'
 import type { ErrorCode, ForeignCode } from '../errors/index.ts'
 import type { InboundMessage, MessagingService, Reply, SendOptions } from '../messaging/index.ts'
-import type { AgentLibp2p, Network, NodeInfo, NodeStatus, PeerSummary } from '../node/index.ts'
+import type { AgentLibp2p, Milestones, Network, NodeInfo, NodeStatus, PeerSummary } from '../node/index.ts'
 import type { Outbox } from '../outbox/index.ts'
 import type { TokenService } from '../tokens/index.ts'
 import type { TrustService } from '../trust/index.ts'
@@ -36,6 +36,7 @@ export interface ScreeningOptions {
 }
 
 export interface AgentNodeParts {
+  milestones: Milestones
   guard: Guard
   screening: ScreeningOptions
   book: AddressBook
@@ -71,6 +72,8 @@ export class AgentNode {
   readonly outbox: Outbox
   readonly audit: AuditSink
   readonly guard: Guard
+  /** Operator milestones and readiness (`node.state`, `node.wait`) */
+  readonly milestones: Milestones
   readonly book: AddressBook
   private readonly screening: ScreeningOptions
   readonly datastore: Datastore & { close: () => Promise<void> }
@@ -90,6 +93,7 @@ export class AgentNode {
     this.outbox = parts.outbox
     this.audit = parts.audit
     this.guard = parts.guard
+    this.milestones = parts.milestones
     this.book = parts.book
     this.screening = parts.screening
     this.datastore = parts.datastore
@@ -108,7 +112,6 @@ export class AgentNode {
       }
       this.started.push(component)
     }
-    this.logger?.info({ peerId: this.peerId.toString(), addresses: this.network.addresses() }, 'node listening')
   }
 
   private async stopStarted (): Promise<void> {

@@ -35,7 +35,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { AUDIT_LOG_FILE, AuditSink, openAuditLog } from '../audit/index.ts'
 import { CARD_NAMESPACE, CardService, createCardValidator, selectCard } from '../cards/index.ts'
 import { MessagingService } from '../messaging/index.ts'
-import { AGENT_VERSION, createAgentLibp2p, keychainPassFor, Network, openPeerStore } from '../node/index.ts'
+import { AGENT_VERSION, createAgentLibp2p, keychainPassFor, Milestones, Network, openPeerStore, reachabilityOf, relaysOf } from '../node/index.ts'
 import { Outbox } from '../outbox/index.ts'
 import { loadReplayCache, saveReplayCache } from '../protocol/index.ts'
 import { TokenService } from '../tokens/index.ts'
@@ -202,11 +202,14 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     retries: config.messaging.retries,
     replayCache
   })
+  // the milestones an operator waits for: listening, bootstrap connected, DHT ready, relay, card
+  const milestones = new Milestones(libp2p, config.bootstrap, { reachabilityOf, relaysOf }, init.logger)
   const cards = new CardService({
     peerId: libp2p.peerId,
     privateKey,
     contentRouting: libp2p.services.dht == null ? undefined : libp2p.contentRouting,
-    logger: log('cards')
+    logger: log('cards'),
+    onPublished: seq => { milestones.cardPublished(seq) }
   }, {
     // the configured card is agent-authored content too
     card: await outbox.admitJson({ kind: 'card', value: config.card })
@@ -218,6 +221,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     guard, // loads persisted values; a damaged store stops the start
     trustService, // loads trust.json before any connection can arrive
     libp2p,
+    milestones,
     tokens,
     messaging,
     network,
@@ -226,6 +230,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
   ]
 
   return new AgentNode({
+    milestones,
     guard,
     screening: { enabled: config.guard.enabled && config.guard.inbound.screen, refuse: new Set(config.guard.inbound.refuse) },
     book,

@@ -20,7 +20,8 @@ import { AgentnetError, foreignCode } from '../errors/index.ts'
 import type { ErrorCode, ForeignCode } from '../errors/index.ts'
 import { EventEmitter } from 'node:events'
 import { createConnection } from 'node:net'
-import { join } from 'node:path'
+import { homedir } from 'node:os'
+import { join, resolve } from 'node:path'
 import { LineSplitter } from '../ipc/lines.ts'
 import type { JsonRpcErrorObject } from '../ipc/rpc.ts'
 import type { NodeInfo, NodeStatus, PeerSummary } from '../node/index.ts'
@@ -64,7 +65,7 @@ export class ConnectionClosedError extends AgentnetError {
 }
 
 export interface ClientOptions {
-  /** Node home folder; the socket is `<home>/agentnet.sock` */
+  /** Node home folder; the socket is `<home>/agentnet.sock`. @default {@link defaultHome}() */
   home?: string
   /** Explicit socket path (wins over `home`) */
   socketPath?: string
@@ -158,6 +159,21 @@ export interface TrustDecision {
 export interface NodeMetrics {
   messaging: { sent: number, received: number, rejected: Record<string, number>, retries: number, duplicates: number }
   replayCache: { entries: number }
+}
+
+/** What `node.wait` reports once the node is ready (and `node.state` at any time) */
+export interface NodeReadiness {
+  /** the node's process */
+  pid: number
+  peerId: string
+  addresses: string[]
+  /** true once listening and, with bootstrap peers configured, connected to one and the DHT joined */
+  ready: boolean
+  listening: boolean
+  bootstrap: { configured: number, connected: number }
+  dht: 'disabled' | 'joining' | 'ready'
+  reachability: 'public' | 'private' | 'unknown'
+  relayReservations: string[]
 }
 
 export class AgentnetClient extends EventEmitter<AgentnetClientEvents> {
@@ -312,6 +328,29 @@ export class AgentnetClient extends EventEmitter<AgentnetClientEvents> {
     return this.request('invite.accept', { code }, options)
   }
 
+  /** Readiness now (listening, bootstrap, DHT) without waiting */
+  async nodeState (options?: RequestOptions): Promise<NodeReadiness> {
+    return this.request<NodeReadiness>('node.state', {}, options)
+  }
+
+  /**
+   * Resolve once the node is ready: listening and, when bootstrap peers are
+   * configured, connected to one with the DHT joined. Rejects with a
+   * `RemoteError` of code `Timeout` after `timeoutMs`.
+   */
+  async waitReady (timeoutMs = 30_000, options?: RequestOptions): Promise<NodeReadiness> {
+    return this.request<NodeReadiness>('node.wait', { timeoutMs }, options)
+  }
+
+  /** Ask the node to stop cleanly; resolves once it accepted (see `agentnet stop` to wait for the exit) */
+  async stopNode (options?: RequestOptions): Promise<{ pid: number, stopping: true }> {
+    return this.request('node.stop', {}, options)
+  }
+
+  async aliasList (options?: RequestOptions): Promise<Array<{ name: string, peerId: string }>> {
+    return this.request('alias.list', {}, options)
+  }
+
   close (): void {
     this.socket.end()
     this.socket.destroy()
@@ -364,18 +403,21 @@ export class AgentnetClient extends EventEmitter<AgentnetClientEvents> {
   }
 }
 
-export function socketPathFor (options: ClientOptions): string {
+/** `$AGENTNET_HOME` if set, else `~/.agentnet` (what the CLI uses without `--home`) */
+export function defaultHome (): string {
+  const chosen = process.env.AGENTNET_HOME
+  return resolve(chosen != null && chosen !== '' ? chosen : join(homedir(), '.agentnet'))
+}
+
+export function socketPathFor (options: ClientOptions = {}): string {
   if (options.socketPath != null) {
     return options.socketPath
   }
-  if (options.home == null) {
-    throw new TypeError('connectClient needs home or socketPath')
-  }
-  return join(options.home, SOCKET_FILE)
+  return join(options.home ?? defaultHome(), SOCKET_FILE)
 }
 
-/** Connect to a running node's socket */
-export async function connectClient (options: ClientOptions): Promise<AgentnetClient> {
+/** Connect to a running node's socket (`home` defaults to {@link defaultHome}) */
+export async function connectClient (options: ClientOptions = {}): Promise<AgentnetClient> {
   const path = socketPathFor(options)
   const socket = createConnection(path)
   await new Promise<void>((resolve, reject) => {

@@ -124,6 +124,13 @@ export const ERROR_CODES = {
   NodeNotRunning: 'no node answers on the home\'s socket (run `agentnet start`)',
   ConnectionClosed: 'the connection to the node closed before the answer',
   UsageError: 'a CLI command used wrongly',
+  FileError: 'a file the CLI was given cannot be read or written',
+  Starting: 'the node is still starting (wait with `agentnet wait`)',
+  Timeout: 'the node was not ready, or not stopped, within the time given',
+  StartFailed: 'a node started with `--detach` exited before it was ready (see `<home>/agentnet.log`)',
+  AliasExists: 'the petname already names another peer (`alias add --force` repoints it)',
+  ExecFailed: 'the command run by `listen --exec` exited with a non-zero status',
+  NotImplemented: 'the listener does not answer requests',
   InternalError: 'a bug: please report it'
 } as const satisfies Record<string, string>
 
