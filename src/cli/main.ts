@@ -31,6 +31,7 @@ function lazy (load: () => Promise<Record<string, unknown>>, name: string): Acti
 const remote = async (): Promise<Record<string, unknown>> => import('./commands/remote.ts')
 const lifecycle = async (): Promise<Record<string, unknown>> => import('./commands/lifecycle.ts')
 const local = async (): Promise<Record<string, unknown>> => import('./commands/local.ts')
+const guardCommands = async (): Promise<Record<string, unknown>> => import('./commands/guard.ts')
 
 /** The full command definitions (commander is loaded only when they are needed) */
 export async function buildProgram (): Promise<Command> {
@@ -146,6 +147,38 @@ export async function buildProgram (): Promise<Command> {
   withCommon(token.command('revoke').description('invalidate every session token issued to a peer').argument('<peer>', 'peer ID or petname'))
     .action(lazy(remote, 'tokenRevoke'))
 
+  const guard = program.command('guard').description('the leakage guard: what this agent holds, and what may go to whom')
+  withCommon(guard.command('protect').description('register a value that must not travel freely (the value: an argument, - for stdin, or --value-file)').argument('[value]'))
+    .requiredOption('--label <label>', 'how findings name it, e.g. visa')
+    .requiredOption('--category <category>', 'e.g. finance/card, pii/dob')
+    .option('--scope <scope>', 'a task or session: guard unprotect --scope drops it all at once')
+    .option('--ttl <duration>', 'expire after e.g. 90s, 30m, 12h', parseDuration)
+    .option('--persist', 'keep it across restarts (in a 0600 file in the home)')
+    .option('--value-file <file>', 'read the value from a file')
+    .action(lazy(guardCommands, 'guardProtect'))
+  withCommon(guard.command('unprotect').description('forget a value by id, or every value of a scope').argument('[id]'))
+    .option('--scope <scope>', 'every value of this scope')
+    .action(lazy(guardCommands, 'guardUnprotect'))
+  withCommon(guard.command('list').description('registered values: ids, labels, categories, scopes (never the values)'))
+    .option('--scope <scope>', 'only this scope')
+    .action(lazy(guardCommands, 'guardList'))
+  withCommon(guard.command('policy').description('set the policy for a peer (peer ID, petname or *), or show policies with no options').argument('[peer]'))
+    .option('--allow <category>', 'a category pattern that may go out, e.g. travel/* (repeatable)', collect)
+    .option('--service <service>', 'only for this service')
+    .addOption(new Option('--action <action>', 'what happens to the rest').choices(['block', 'redact', 'warn']))
+    .action(async (peer: string | undefined, opts: { allow?: string[], action?: string, service?: string }, ...rest: unknown[]) => {
+      const set = opts.allow != null || opts.action != null
+      if (set && peer == null) throw new CliError('name the peer the policy is for (peer ID, petname or *)', 'UsageError', 2)
+      await lazy(guardCommands, set ? 'guardPolicySet' : 'guardPolicyGet')(peer, opts, ...rest)
+    })
+  withCommon(guard.command('check').description('dry run: the decision send would take for this text to this peer').argument('<peer>').argument('<text>'))
+    .option('--service <service>', 'the service it would go to')
+    .action(lazy(guardCommands, 'guardCheck'))
+
+  withCommon(program.command('dashboard').description('serve a live web dashboard of the running node on 127.0.0.1 (prints its URL with the access token)'))
+    .option('--port <n>', 'TCP port on 127.0.0.1 (default: any free port)', parsePort)
+    .action(lazy(guardCommands, 'dashboard'))
+
   program.command('completion').description('print a shell completion script: agentnet completion bash >> ~/.bashrc')
     .argument('<shell>', 'bash, zsh or fish')
     .action(async (shell: string) => {
@@ -153,7 +186,7 @@ export async function buildProgram (): Promise<Command> {
       process.stdout.write(completionScript(await buildProgram(), shell))
     })
 
-  for (const group of [alias, trust, invite, audit, token]) {
+  for (const group of [alias, trust, invite, audit, token, guard]) {
     group.exitOverride().configureOutput({ outputError: () => {} })
   }
   return program
@@ -185,6 +218,14 @@ function parseCount (value: string): number {
   const n = Number(value)
   if (!Number.isInteger(n) || n < 1 || n > 10_000) {
     throw new CliError(`-n must be an integer from 1 to 10000, got ${JSON.stringify(value)}`, 'UsageError', 2)
+  }
+  return n
+}
+
+function parsePort (value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 1 || n > 65_535) {
+    throw new CliError(`--port must be an integer from 1 to 65535, got ${JSON.stringify(value)}`, 'UsageError', 2)
   }
   return n
 }

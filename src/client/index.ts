@@ -136,6 +136,42 @@ export interface TrustPending {
   updatedAt: number
 }
 
+/** A registered guard value as `guard.list` shows it: never the value */
+export interface ProtectedEntry {
+  id: string
+  label: string
+  category: string
+  scope?: string
+  expiresAt?: number
+  persist?: boolean
+}
+
+export interface GuardPolicyEntry {
+  peer: string
+  service?: string
+  allow: string[]
+  action: 'block' | 'redact' | 'warn'
+}
+
+export interface GuardFindingEntry {
+  detector: string
+  category: string
+  label?: string
+  id?: string
+  start: number
+  end: number
+  variant?: string
+  allowed?: boolean
+}
+
+/** The decision `msg.send` would take (`guard.check`) */
+export interface GuardCheckResult {
+  action: 'pass' | 'redact' | 'block' | 'warn'
+  /** the redacted text, when `action` is `redact` */
+  body?: string
+  findings: GuardFindingEntry[]
+}
+
 export interface TrustEntry {
   peerId: string
   /** trusted, pending-inbound, pending-outbound, rejected, rejected-by-peer, revoked, revoked-by-peer */
@@ -349,6 +385,32 @@ export class AgentnetClient extends EventEmitter<AgentnetClientEvents> {
 
   async aliasList (options?: RequestOptions): Promise<Array<{ name: string, peerId: string }>> {
     return this.request('alias.list', {}, options)
+  }
+
+  /** Register a value the guard keeps from leaving (unless a policy allows its category) */
+  async guardProtect (params: { value: string, label: string, category: string, scope?: string, ttlMs?: number, persist?: boolean }, options?: RequestOptions): Promise<{ id: string }> {
+    return this.request('guard.protect', params, options)
+  }
+
+  async guardUnprotect (params: { id: string } | { scope: string }, options?: RequestOptions): Promise<{ removed: number }> {
+    return this.request('guard.unprotect', params, options)
+  }
+
+  async guardList (params: { scope?: string } = {}, options?: RequestOptions): Promise<ProtectedEntry[]> {
+    return this.request('guard.list', params, options)
+  }
+
+  async guardPolicySet (params: { peer: string, service?: string, allow: string[], action?: 'block' | 'redact' | 'warn' }, options?: RequestOptions): Promise<GuardPolicyEntry> {
+    return this.request('guard.policy.set', params, options)
+  }
+
+  async guardPolicyGet (params: { peer?: string } = {}, options?: RequestOptions): Promise<GuardPolicyEntry[]> {
+    return this.request('guard.policy.get', params, options)
+  }
+
+  /** The decision `send` would take for this body to this peer, without sending */
+  async guardCheck (params: { to: string, service?: string, body: string }, options?: RequestOptions): Promise<GuardCheckResult> {
+    return this.request('guard.check', params, options)
   }
 
   close (): void {
