@@ -1,0 +1,360 @@
+/**
+ * The member side of the protocol: every inbound frame type, succession,
+ * catching up (sync), rollback of a losing commit, and rejoin.
+ *
+ * @module
+ */
+
+import { decodeMlsMessage, emptyPskIndex, encodeMlsMessage, joinGroup, processMessage, processPrivateMessage } from 'ts-mls'
+import { decryptSenderData } from 'ts-mls/privateMessage.js'
+import {
+  GroupsError, InvalidArgumentError, InvalidCommitError, MalformedGroupFrameError, NotCommitterError, NotMemberError, StaleTermError,
+  UnexpectedWelcomeError, UnknownGroupError, WelcomeBeforeCommitError, WrongEpochError, GroupRefusedError
+} from './errors.ts'
+import { leafOf, members, newKeyPackage } from './identity.ts'
+import { epochOf, sha256hex } from './groups.ts'
+import type { GroupsService } from './groups.ts'
+import type { GroupRecord } from './store.ts'
+import type { GroupFrame } from './wire.ts'
+import type { PeerId } from '@libp2p/interface'
+import type { ClientState, KeyPackage, MlsPrivateMessage, PrivateKeyPackage } from 'ts-mls'
+
+type Reply = Partial<GroupFrame> & { groupId: Uint8Array }
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
+const decoder = new TextDecoder()
+
+/** Whether commit (term a, hash a) beats (term b, hash b): higher term, then lower hash. */
+export function beats (termA: number, hashA: string, termB: number, hashB: string): boolean {
+  return termA !== termB ? termA > termB : hashA < hashB
+}
+
+export class Inbound {
+  private readonly svc: GroupsService
+  /** key packages handed out, waiting for a Welcome */
+  private readonly keyPackages: Array<{ pub: KeyPackage, priv: PrivateKeyPackage, at: number }> = []
+  /** application frames for an epoch not reached yet */
+  private readonly future = new Map<string, Array<{ from: string, frame: GroupFrame, at: number }>>()
+  private readonly audited = new WeakSet<object>()
+
+  constructor (svc: GroupsService) {
+    this.svc = svc
+  }
+
+  /** Report a rejected frame (once per error). */
+  rejected (peer: string, code: string, message: string, groupId = '', frame?: GroupFrame, err?: unknown): void {
+    if (typeof err === 'object' && err !== null) {
+      if (this.audited.has(err)) return
+      this.audited.add(err)
+    }
+    this.svc.audit({ type: 'groups.rejected', peer, groupId, code, message, ...(frame !== undefined ? { epoch: frame.epoch, term: frame.term } : {}) })
+  }
+
+  async handle (type: string, from: string, frame: GroupFrame, signal: AbortSignal): Promise<Reply> {
+    try {
+      switch (type) {
+        case 'mls.keypackage': return await this.onKeyPackage(from, frame)
+        case 'mls.commit': return await this.onCommit(from, frame)
+        case 'mls.welcome': return await this.onWelcome(from, frame, signal)
+        case 'mls.app': return await this.onApp(from, frame)
+        case 'mls.heartbeat': return await this.onHeartbeat(from, frame)
+        case 'mls.request': return await this.onRequest(from, frame, signal)
+        case 'mls.sync': return this.onSync(from, frame)
+        case 'mls.status': return await this.onStatus(from, frame)
+        default: throw new MalformedGroupFrameError(`unknown frame type ${type}`)
+      }
+    } catch (err) {
+      const code = err instanceof GroupsError ? err.code : 'InvalidCommit'
+      this.rejected(from, code, (err as Error).message, hex(frame.groupId), frame, err)
+      throw err instanceof GroupsError ? err : new InvalidCommitError((err as Error).message)
+    }
+  }
+
+  private member (frame: GroupFrame, from: string): GroupRecord {
+    const rec = this.svc.groups.get(hex(frame.groupId))
+    if (rec === undefined) throw new UnknownGroupError('unknown group')
+    if (!members(rec.state).includes(from)) throw new NotMemberError(`${from} is not a member`)
+    return rec
+  }
+
+  /** The k-th member after the committer in leaf order (the committer itself excluded). */
+  successor (rec: GroupRecord, k: number): string {
+    const list = members(rec.state)
+    const idx = Math.max(0, list.indexOf(rec.committer))
+    const others = [...list.slice(idx + 1), ...list.slice(0, idx)].filter(p => p !== rec.committer)
+    if (others.length === 0) return rec.committer
+    return others[(k - 1) % others.length] ?? rec.committer
+  }
+
+  /** 1 for the first successor, 2 for the next, …; 0 for the committer or a non-member. */
+  rankOf (rec: GroupRecord, peer: string): number {
+    const list = members(rec.state)
+    for (let k = 1; k < list.length; k++) if (this.successor(rec, k) === peer) return k
+    return 0
+  }
+
+  /** Accept `from` as committer of `term`, or throw. A valid higher term is adopted. */
+  private checkCommitter (rec: GroupRecord, from: string, term: number): void {
+    if (term < rec.term) throw new StaleTermError(`term ${term} is older than ${rec.term}`, { term: rec.term })
+    if (term === rec.term) {
+      if (from !== rec.committer) throw new NotCommitterError(`${from} is not the committer of term ${term}`)
+      return
+    }
+    if (this.successor(rec, term - rec.term) !== from) throw new NotCommitterError(`${from} is not the successor for term ${term}`)
+    rec.term = term
+    rec.committer = from
+  }
+
+  private async onKeyPackage (from: string, _frame: GroupFrame): Promise<Reply> {
+    if (this.svc.components.acceptInvite?.(from) === false) throw new GroupRefusedError('invitations from this peer are refused')
+    const kp = await newKeyPackage(this.svc.components.privateKey, this.svc.self, this.svc.cs)
+    this.keyPackages.push({ pub: kp.publicPackage, priv: kp.privatePackage, at: this.svc.now() })
+    while (this.keyPackages.length > 64) this.keyPackages.shift()
+    return { groupId: new Uint8Array([0]), mls: encodeMlsMessage({ version: 'mls10', wireformat: 'mls_key_package', keyPackage: kp.publicPackage }) }
+  }
+
+  private async onCommit (from: string, frame: GroupFrame): Promise<Reply> {
+    const rec = this.member(frame, from)
+    return this.svc.withLock(rec.id, async () => {
+      this.checkCommitter(rec, from, frame.term)
+      rec.lastHeartbeat = this.svc.now()
+      const hash = sha256hex(frame.mls)
+      const epoch = epochOf(rec)
+      if (frame.epoch !== epoch) {
+        const last = rec.last
+        if (frame.epoch === epoch - 1 && last !== undefined && last.epoch === frame.epoch && rec.prev !== undefined) {
+          if (hash === last.hash) return this.svc.frameOf(rec)
+          if (beats(frame.term, hash, last.term, last.hash)) {
+            this.svc.audit({ type: 'groups.rollback', peer: from, groupId: rec.id, epoch: frame.epoch, term: frame.term, message: `commit ${hash.slice(0, 16)} beats ${last.hash.slice(0, 16)}` })
+            rec.state = rec.prev
+            await this.apply(rec, frame.mls, frame.term, from)
+            return this.svc.frameOf(rec)
+          }
+        }
+        if (frame.epoch > epoch) void this.catchUp(rec)
+        throw new WrongEpochError(`commit for epoch ${frame.epoch}, this member is at ${epoch}`, { epoch, hash: rec.last?.hash ?? '', lastTerm: rec.last?.term ?? 0 })
+      }
+      await this.apply(rec, frame.mls, frame.term, from)
+      return this.svc.frameOf(rec)
+    })
+  }
+
+  /** Process one commit (`committer`: the peer whose leaf must have made it, or undefined to accept any member's). */
+  async apply (rec: GroupRecord, mls: Uint8Array, term: number, committer: string | undefined): Promise<void> {
+    const msg = decodeMlsMessage(mls, 0)?.[0]
+    if (msg === undefined || (msg.wireformat !== 'mls_private_message' && msg.wireformat !== 'mls_public_message')) throw new InvalidCommitError('not a commit message')
+    const epoch = epochOf(rec)
+    const expected = committer === undefined ? undefined : leafOf(rec.state, committer)
+    const result = await processMessage(msg, rec.state, emptyPskIndex, (incoming) => {
+      if (incoming.kind !== 'commit') return 'reject'
+      return expected === undefined || incoming.senderLeafIndex === expected ? 'accept' : 'reject'
+    }, this.svc.cs)
+    if (result.kind !== 'newState' || result.actionTaken !== 'accept') throw new InvalidCommitError('the commit was not made by the committer')
+    const hash = sha256hex(mls)
+    rec.prev = rec.state
+    rec.state = result.newState
+    rec.last = { epoch, term, hash }
+    rec.log.push({ epoch, term, hash, commit: mls, at: this.svc.now() })
+    while (rec.log.length > this.svc.options.commitLogSize) rec.log.shift()
+    if (rec.state.groupActiveState.kind === 'removedFromGroup') {
+      this.svc.audit({ type: 'groups.removed', peer: this.svc.selfId, groupId: rec.id, epoch: epochOf(rec), term })
+      await this.svc.forget(rec)
+      return
+    }
+    await this.svc.save(rec)
+    void this.flushFuture(rec)
+  }
+
+  private async onWelcome (from: string, frame: GroupFrame, signal: AbortSignal): Promise<Reply> {
+    const msg = decodeMlsMessage(frame.mls, 0)?.[0]
+    if (msg?.wireformat !== 'mls_welcome') throw new MalformedGroupFrameError('not a Welcome')
+    let state: ClientState | undefined
+    for (const kp of this.keyPackages) {
+      try {
+        state = await joinGroup(msg.welcome, kp.pub, kp.priv, emptyPskIndex, this.svc.cs, undefined, undefined, this.svc.config)
+        this.keyPackages.splice(this.keyPackages.indexOf(kp), 1)
+        break
+      } catch {}
+    }
+    if (state === undefined) throw new UnexpectedWelcomeError('no key package of this node opens this Welcome')
+    const id = hex(state.groupContext.groupId)
+    const epoch = Number(state.groupContext.epoch)
+    if (id !== hex(frame.groupId) || epoch !== frame.epoch) throw new UnexpectedWelcomeError('Welcome does not match its frame')
+    const list = members(state)
+    if (!list.includes(from) || !list.includes(this.svc.selfId)) throw new UnexpectedWelcomeError('Welcome sender is not a member')
+    const known = this.svc.groups.get(id)
+    if (known !== undefined && epochOf(known) >= epoch) throw new WrongEpochError('Welcome for an epoch this node has passed')
+    // the commit must be settled: another member must already be at this epoch
+    const others = list.filter(p => p !== from && p !== this.svc.selfId).slice(0, 3)
+    if (others.length > 0) {
+      const answers = await Promise.allSettled(others.map(async p => this.svc.request(p, 'mls.status', { groupId: frame.groupId, epoch, term: frame.term }, signal)))
+      const reached = answers.filter(a => a.status === 'fulfilled' || (a.reason instanceof GroupsError && a.reason.code !== 'PeerUnreachable'))
+      const confirmed = answers.some(a => a.status === 'fulfilled' && a.value.epoch >= epoch)
+      if (reached.length > 0 && !confirmed) throw new WelcomeBeforeCommitError(`no member has applied the commit of epoch ${epoch} yet`)
+    }
+    const rec: GroupRecord = {
+      id, groupId: state.groupContext.groupId, name: String(frame.meta.name ?? ''), creator: String(frame.meta.creator ?? from),
+      term: frame.term, committer: from, state, log: [], lastHeartbeat: this.svc.now(), lastUpdate: this.svc.now(),
+      last: { epoch: epoch - 1, term: frame.term, hash: String(frame.meta.hash ?? '') }
+    }
+    await this.svc.save(rec)
+    this.svc.groups.set(id, rec)
+    this.svc.emit('joined', this.svc.info(rec))
+    void this.flushFuture(rec)
+    return this.svc.frameOf(rec)
+  }
+
+  private async onApp (from: string, frame: GroupFrame): Promise<Reply> {
+    const rec = this.svc.groups.get(hex(frame.groupId))
+    if (rec === undefined) {
+      this.buffer(hex(frame.groupId), from, frame)
+      return { groupId: frame.groupId }
+    }
+    return this.svc.withLock(rec.id, async () => {
+      if (frame.epoch > epochOf(rec)) {
+        this.buffer(rec.id, from, frame)
+        return this.svc.frameOf(rec)
+      }
+      await this.decrypt(rec, from, frame)
+      return this.svc.frameOf(rec)
+    })
+  }
+
+  private buffer (id: string, from: string, frame: GroupFrame): void {
+    const list = (this.future.get(id) ?? []).filter(f => this.svc.now() - f.at < this.svc.options.epochBufferMs)
+    if (list.length >= this.svc.options.maxEpochBuffer) throw new GroupRefusedError('too many messages for a future epoch')
+    list.push({ from, frame: { ...frame, mls: frame.mls.slice() }, at: this.svc.now() })
+    this.future.set(id, list)
+  }
+
+  private async flushFuture (rec: GroupRecord): Promise<void> {
+    const list = this.future.get(rec.id)
+    if (list === undefined) return
+    const ready = list.filter(f => f.frame.epoch <= epochOf(rec))
+    this.future.set(rec.id, list.filter(f => f.frame.epoch > epochOf(rec)))
+    for (const f of ready) {
+      await this.svc.withLock(rec.id, async () => this.decrypt(rec, f.from, f.frame)).catch((err: unknown) => {
+        this.rejected(f.from, err instanceof GroupsError ? err.code : 'InvalidMessage', (err as Error).message, rec.id, f.frame, err)
+      })
+    }
+  }
+
+  /** Decrypt an application frame; the MLS sender leaf must be the peer that sent the frame. */
+  private async decrypt (rec: GroupRecord, from: string, frame: GroupFrame): Promise<void> {
+    const msg = decodeMlsMessage(frame.mls, 0)?.[0]
+    if (msg?.wireformat !== 'mls_private_message') throw new MalformedGroupFrameError('not an MLS private message')
+    const pm = (msg as MlsPrivateMessage & { version: 'mls10' }).privateMessage
+    const pmEpoch = pm.epoch
+    const source = pmEpoch === rec.state.groupContext.epoch ? { secret: rec.state.keySchedule.senderDataSecret, tree: rec.state.ratchetTree } : (() => {
+      const h = rec.state.historicalReceiverData.get(pmEpoch)
+      if (h === undefined) throw new WrongEpochError(`no keys for epoch ${pmEpoch}`)
+      return { secret: h.senderDataSecret, tree: h.ratchetTree }
+    })()
+    const sender = await decryptSenderData(pm, source.secret, this.svc.cs)
+    const leaf = sender === undefined ? undefined : source.tree[sender.leafIndex * 2]
+    const peer = leaf?.nodeType === 'leaf' ? decoder.decode(leaf.leaf.credential.credentialType === 'basic' ? leaf.leaf.credential.identity : new Uint8Array()) : undefined
+    if (peer !== from) throw new NotMemberError('the MLS sender is not the peer that sent the frame')
+    const out = await processPrivateMessage(rec.state, pm, emptyPskIndex, this.svc.cs)
+    rec.state = out.newState
+    if (out.kind !== 'applicationMessage') throw new InvalidArgumentError('expected an application message')
+    const plain = out.message
+    const ctLen = plain[0] ?? 0
+    this.svc.emit('received', {
+      groupId: rec.id, from, contentType: decoder.decode(plain.subarray(1, 1 + ctLen)), body: plain.slice(1 + ctLen), epoch: Number(pmEpoch)
+    })
+  }
+
+  private async onHeartbeat (from: string, frame: GroupFrame): Promise<Reply> {
+    const rec = this.member(frame, from)
+    await this.svc.withLock(rec.id, async () => {
+      const wasCommitter = rec.committer === this.svc.selfId
+      this.checkCommitter(rec, from, frame.term)
+      rec.lastHeartbeat = this.svc.now()
+      if (wasCommitter && rec.committer !== this.svc.selfId) this.svc.log('info', { group: rec.id, term: rec.term }, 'stepped down')
+      const epoch = epochOf(rec)
+      const hash = String(frame.meta.hash ?? '')
+      if (frame.epoch === epoch && hash === (rec.last?.hash ?? '')) {
+        if (rec.prev !== undefined) { rec.prev = undefined; await this.svc.save(rec) }
+        return
+      }
+      if (frame.epoch <= epoch && rec.prev !== undefined && rec.last !== undefined && rec.last.epoch === frame.epoch - (frame.epoch === epoch ? 1 : 0)) {
+        // this member applied a commit the committer does not have: the committer's branch wins
+        this.svc.audit({ type: 'groups.rollback', peer: from, groupId: rec.id, epoch: rec.last.epoch, term: frame.term })
+        rec.state = rec.prev
+        rec.prev = undefined
+        rec.log = rec.log.filter(e => e.epoch < (rec.last?.epoch ?? 0))
+        rec.last = rec.log.at(-1) ?? undefined
+        await this.svc.save(rec)
+      }
+    })
+    if (frame.epoch !== epochOf(rec) || String(frame.meta.hash ?? '') !== (rec.last?.hash ?? '')) void this.catchUp(rec)
+    return this.svc.frameOf(rec)
+  }
+
+  private async onRequest (from: string, frame: GroupFrame, signal: AbortSignal): Promise<Reply> {
+    const rec = this.member(frame, from)
+    const op = String(frame.meta.op)
+    const peer = String(frame.meta.peer ?? from)
+    if (op === 'takeover') {
+      if (from !== rec.committer) throw new NotCommitterError('only the committer hands over')
+      await this.svc.withLock(rec.id, async () => this.svc.takeOver(rec, 1))
+      return this.svc.frameOf(rec)
+    }
+    if (rec.committer !== this.svc.selfId) throw new NotCommitterError(`${rec.committer} is the committer`, { committer: rec.committer, term: rec.term })
+    if (op === 'add') {
+      await this.svc.changeMembers(rec, { op, peer, kp: this.svc.parseKeyPackage(frame.mls, peer) }, signal)
+    } else if (op === 'remove') {
+      await this.svc.changeMembers(rec, { op, peer }, signal)
+    } else if (op === 'rejoin') {
+      if (peer !== from) throw new InvalidArgumentError('a member can only rejoin itself')
+      this.svc.audit({ type: 'groups.rejoin', peer: from, groupId: rec.id, epoch: epochOf(rec), term: rec.term })
+      await this.svc.changeMembers(rec, { op, peer, kp: this.svc.parseKeyPackage(frame.mls, from) }, signal)
+    } else {
+      throw new InvalidArgumentError(`unknown request ${op}`)
+    }
+    return this.svc.frameOf(rec)
+  }
+
+  private onSync (from: string, frame: GroupFrame): Reply {
+    const rec = this.member(frame, from)
+    const commits = rec.log.filter(e => e.epoch >= frame.epoch).map(e => ({ epoch: e.epoch, term: e.term, commit: Buffer.from(e.commit).toString('base64') }))
+    return this.svc.frameOf(rec, { meta: { commits, hash: rec.last?.hash ?? '' } })
+  }
+
+  private async onStatus (from: string, frame: GroupFrame): Promise<Reply> {
+    const rec = this.member(frame, from)
+    return this.svc.withLock(rec.id, async () => this.svc.frameOf(rec, { meta: { hash: rec.last?.hash ?? '' } }))
+  }
+
+  /** Catch up with the committer from its commit log; if that cannot work, rejoin. */
+  async catchUp (rec: GroupRecord): Promise<void> {
+    if (rec.committer === this.svc.selfId || !this.svc.isStarted()) return
+    try {
+      const reply = await this.svc.request(rec.committer, 'mls.sync', this.svc.frameOf(rec), this.svc.signal(this.svc.options.requestTimeoutMs))
+      await this.svc.withLock(rec.id, async () => {
+        const commits = Array.isArray(reply.meta.commits) ? reply.meta.commits as Array<{ epoch: number, term: number, commit: string }> : []
+        for (const c of commits) {
+          if (c.epoch !== epochOf(rec)) continue
+          await this.apply(rec, new Uint8Array(Buffer.from(c.commit, 'base64')), c.term, undefined)
+        }
+      })
+      if (this.svc.groups.has(rec.id) && (reply.epoch !== epochOf(rec) || String(reply.meta.hash ?? '') !== (rec.last?.hash ?? ''))) await this.rejoin(rec)
+    } catch (err) {
+      this.svc.log('info', { group: rec.id, err: (err as Error).message }, 'catch-up failed, rejoining')
+      await this.rejoin(rec).catch(() => {})
+    }
+  }
+
+  /** Ask the committer to replace this node's leaf with a fresh key package (recovery and self-update). */
+  async rejoin (rec: GroupRecord): Promise<void> {
+    const kp = await newKeyPackage(this.svc.components.privateKey, this.svc.self, this.svc.cs)
+    this.keyPackages.push({ pub: kp.publicPackage, priv: kp.privatePackage, at: this.svc.now() })
+    const mls = encodeMlsMessage({ version: 'mls10', wireformat: 'mls_key_package', keyPackage: kp.publicPackage })
+    await this.svc.request(rec.committer, 'mls.request', this.svc.frameOf(rec, { mls, meta: { op: 'rejoin', peer: this.svc.selfId } }), this.svc.signal(this.svc.options.requestTimeoutMs * 3))
+  }
+
+  /** Test hook: the peer this node would fan an application frame out to. */
+  peersOf (rec: GroupRecord): PeerId[] {
+    void rec
+    return []
+  }
+}
