@@ -48,6 +48,8 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
   readonly inbound: Inbound
   /** undelivered application frames, per group */
   readonly pending = new Map<string, Pending[]>()
+  /** Inbound frames accepted by the verification core, by type (metrics and tests). */
+  readonly framesIn: Record<string, number> = {}
   private readonly locks = new Map<string, Promise<unknown>>()
   private started = false
   private timer?: ReturnType<typeof setInterval>
@@ -426,6 +428,7 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
       const opened = openFrame(data.subarray(), { local: this.self, remote, replayCache: this.replayCache, now: this.now(), windowMs: this.options.replayWindowMs })
       id = opened.id
       service = opened.type
+      this.framesIn[service] = (this.framesIn[service] ?? 0) + 1
       if (opened.kind !== 'request') throw new InvalidArgumentError('expected a request')
       reply = await this.inbound.handle(opened.type, remote.toString(), opened.frame, signal)
     } catch (err) {
