@@ -347,12 +347,29 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     rec.log.push({ epoch, term: rec.term, hash, commit: mls, at: this.now() })
     while (rec.log.length > this.options.commitLogSize) rec.log.shift()
     await this.save(rec)
+    void this.heartbeat(rec)
     if (out.welcome !== undefined) {
       const welcome = encodeMlsMessage({ version: 'mls10', wireformat: 'mls_welcome', welcome: out.welcome })
       const wframe = this.frameOf(rec, { mls: welcome, meta: { name: rec.name, creator: rec.creator, hash } })
-      await Promise.allSettled(opts.welcome.map(async p => this.request(p, 'mls.welcome', wframe, this.signal(this.options.requestTimeoutMs, signal))))
+      for (const p of opts.welcome) void this.deliverWelcome(p, wframe)
     }
-    void this.heartbeat(rec)
+  }
+
+  /**
+   * Send a Welcome; a joiner that cannot yet confirm the commit with another
+   * member (`WelcomeBeforeCommit`: that member is still catching up) is tried
+   * again, a few heartbeats later, up to 5 times.
+   */
+  async deliverWelcome (peer: string, frame: Partial<GroupFrame> & { groupId: Uint8Array }): Promise<void> {
+    for (let attempt = 0; attempt < 5 && this.started; attempt++) {
+      try {
+        await this.request(peer, 'mls.welcome', frame, this.signal(this.options.requestTimeoutMs))
+        return
+      } catch (err) {
+        if (!(err instanceof GroupsError) || (err.code !== 'WelcomeBeforeCommit' && err.code !== 'PeerUnreachable')) return
+        await new Promise(resolve => setTimeout(resolve, this.options.heartbeatIntervalMs * 2).unref())
+      }
+    }
   }
 
   /** Send a heartbeat `(epoch, term, last commit hash)` to every member. */
@@ -389,7 +406,7 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
           if (this.options.selfUpdateIntervalMs > 0 && now - rec.lastUpdate > this.options.selfUpdateIntervalMs) {
             await this.selfUpdate(rec)
           }
-          void this.heartbeat(rec)
+          void this.withLock(rec.id, async () => { void this.heartbeat(rec) })
           continue
         }
         const rank = this.inbound.rankOf(rec, this.selfId)

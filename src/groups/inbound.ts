@@ -35,6 +35,8 @@ export class Inbound {
   /** application frames for an epoch not reached yet */
   private readonly future = new Map<string, Array<{ from: string, frame: GroupFrame, at: number }>>()
   private readonly audited = new WeakSet<object>()
+  private readonly syncing = new Set<string>()
+  private readonly rejoining = new Map<string, number>()
 
   constructor (svc: GroupsService) {
     this.svc = svc
@@ -168,10 +170,11 @@ export class Inbound {
     const msg = decodeMlsMessage(frame.mls, 0)?.[0]
     if (msg?.wireformat !== 'mls_welcome') throw new MalformedGroupFrameError('not a Welcome')
     let state: ClientState | undefined
+    let used: unknown
     for (const kp of this.keyPackages) {
       try {
         state = await joinGroup(msg.welcome, kp.pub, kp.priv, emptyPskIndex, this.svc.cs, undefined, undefined, this.svc.config)
-        this.keyPackages.splice(this.keyPackages.indexOf(kp), 1)
+        used = kp
         break
       } catch {}
     }
@@ -196,6 +199,8 @@ export class Inbound {
       term: frame.term, committer: from, state, log: [], lastHeartbeat: this.svc.now(), lastUpdate: this.svc.now(),
       last: { epoch: epoch - 1, term: frame.term, hash: String(frame.meta.hash ?? '') }
     }
+    // the key package is spent only now: a Welcome refused above can be sent again
+    this.keyPackages.splice(this.keyPackages.findIndex(k => k === used), 1)
     await this.svc.save(rec)
     this.svc.groups.set(id, rec)
     this.svc.emit('joined', this.svc.info(rec))
@@ -265,28 +270,39 @@ export class Inbound {
 
   private async onHeartbeat (from: string, frame: GroupFrame): Promise<Reply> {
     const rec = this.member(frame, from)
-    await this.svc.withLock(rec.id, async () => {
+    const next = await this.svc.withLock(rec.id, async (): Promise<'none' | 'sync' | 'rejoin'> => {
       const wasCommitter = rec.committer === this.svc.selfId
       this.checkCommitter(rec, from, frame.term)
       rec.lastHeartbeat = this.svc.now()
       if (wasCommitter && rec.committer !== this.svc.selfId) this.svc.log('info', { group: rec.id, term: rec.term }, 'stepped down')
       const epoch = epochOf(rec)
       const hash = String(frame.meta.hash ?? '')
-      if (frame.epoch === epoch && hash === (rec.last?.hash ?? '')) {
+      const last = rec.last
+      if (frame.epoch > epoch) return 'sync'
+      if (frame.epoch === epoch && hash === (last?.hash ?? '')) {
         if (rec.prev !== undefined) { rec.prev = undefined; await this.svc.save(rec) }
-        return
+        return 'none'
       }
-      if (frame.epoch <= epoch && rec.prev !== undefined && rec.last !== undefined && rec.last.epoch === frame.epoch - (frame.epoch === epoch ? 1 : 0)) {
-        // this member applied a commit the committer does not have: the committer's branch wins
-        this.svc.audit({ type: 'groups.rollback', peer: from, groupId: rec.id, epoch: rec.last.epoch, term: frame.term })
-        rec.state = rec.prev
-        rec.prev = undefined
-        rec.log = rec.log.filter(e => e.epoch < (rec.last?.epoch ?? 0))
-        rec.last = rec.log.at(-1) ?? undefined
-        await this.svc.save(rec)
-      }
+      if (last === undefined) return 'none'
+      // this member applied a commit the committer does not have: roll it back if the committer's side wins
+      //  - same epoch, other commit: higher term, then lower hash
+      //  - the committer one epoch behind: only when our commit is from an older term (a deposed committer's)
+      const loses = frame.epoch === epoch ? beats(frame.term, hash, last.term, last.hash)
+        : frame.epoch === epoch - 1 && last.epoch === frame.epoch && last.term < frame.term
+      if (!loses) return 'none'
+      if (rec.prev === undefined || last.epoch !== epoch - 1) return 'rejoin'
+      this.svc.audit({ type: 'groups.rollback', peer: from, groupId: rec.id, epoch: last.epoch, term: frame.term, message: `drops ${last.hash.slice(0, 16)}` })
+      rec.state = rec.prev
+      delete rec.prev
+      rec.log = rec.log.filter(e => e.epoch < last.epoch)
+      const top = rec.log.at(-1)
+      if (top !== undefined) rec.last = { epoch: top.epoch, term: top.term, hash: top.hash }
+      else delete rec.last
+      await this.svc.save(rec)
+      return frame.epoch > epochOf(rec) ? 'sync' : 'none'
     })
-    if (frame.epoch !== epochOf(rec) || String(frame.meta.hash ?? '') !== (rec.last?.hash ?? '')) void this.catchUp(rec)
+    if (next === 'sync') void this.catchUp(rec)
+    if (next === 'rejoin') void this.rejoin(rec).catch(() => {})
     return this.svc.frameOf(rec)
   }
 
@@ -306,7 +322,6 @@ export class Inbound {
       await this.svc.changeMembers(rec, { op, peer }, signal)
     } else if (op === 'rejoin') {
       if (peer !== from) throw new InvalidArgumentError('a member can only rejoin itself')
-      this.svc.audit({ type: 'groups.rejoin', peer: from, groupId: rec.id, epoch: epochOf(rec), term: rec.term })
       await this.svc.changeMembers(rec, { op, peer, kp: this.svc.parseKeyPackage(frame.mls, from) }, signal)
     } else {
       throw new InvalidArgumentError(`unknown request ${op}`)
@@ -325,31 +340,44 @@ export class Inbound {
     return this.svc.withLock(rec.id, async () => this.svc.frameOf(rec, { meta: { hash: rec.last?.hash ?? '' } }))
   }
 
-  /** Catch up with the committer from its commit log; if that cannot work, rejoin. */
+  /** Catch up with the committer from its commit log; if that cannot work, rejoin. One at a time per group. */
   async catchUp (rec: GroupRecord): Promise<void> {
-    if (rec.committer === this.svc.selfId || !this.svc.isStarted()) return
+    if (rec.committer === this.svc.selfId || !this.svc.isStarted() || this.syncing.has(rec.id)) return
+    this.syncing.add(rec.id)
     try {
       const reply = await this.svc.request(rec.committer, 'mls.sync', this.svc.frameOf(rec), this.svc.signal(this.svc.options.requestTimeoutMs))
-      await this.svc.withLock(rec.id, async () => {
+      const settled = await this.svc.withLock(rec.id, async () => {
         const commits = Array.isArray(reply.meta.commits) ? reply.meta.commits as Array<{ epoch: number, term: number, commit: string }> : []
         for (const c of commits) {
           if (c.epoch !== epochOf(rec)) continue
           await this.apply(rec, new Uint8Array(Buffer.from(c.commit, 'base64')), c.term, undefined)
         }
+        return !this.svc.groups.has(rec.id) || (reply.epoch === epochOf(rec) && String(reply.meta.hash ?? '') === (rec.last?.hash ?? ''))
       })
-      if (this.svc.groups.has(rec.id) && (reply.epoch !== epochOf(rec) || String(reply.meta.hash ?? '') !== (rec.last?.hash ?? ''))) await this.rejoin(rec)
+      // still apart and nothing to roll back to: only a fresh leaf helps
+      if (!settled && (reply.epoch > epochOf(rec) || rec.prev === undefined)) await this.rejoin(rec)
     } catch (err) {
       this.svc.log('info', { group: rec.id, err: (err as Error).message }, 'catch-up failed, rejoining')
       await this.rejoin(rec).catch(() => {})
+    } finally {
+      this.syncing.delete(rec.id)
     }
   }
 
-  /** Ask the committer to replace this node's leaf with a fresh key package (recovery and self-update). */
+  /** Ask the committer to replace this node's leaf with a fresh key package (recovery and self-update). At most one at a time. */
   async rejoin (rec: GroupRecord): Promise<void> {
-    const kp = await newKeyPackage(this.svc.components.privateKey, this.svc.self, this.svc.cs)
-    this.keyPackages.push({ pub: kp.publicPackage, priv: kp.privatePackage, at: this.svc.now() })
-    const mls = encodeMlsMessage({ version: 'mls10', wireformat: 'mls_key_package', keyPackage: kp.publicPackage })
-    await this.svc.request(rec.committer, 'mls.request', this.svc.frameOf(rec, { mls, meta: { op: 'rejoin', peer: this.svc.selfId } }), this.svc.signal(this.svc.options.requestTimeoutMs * 3))
+    const now = this.svc.now()
+    if ((this.rejoining.get(rec.id) ?? 0) > now) return
+    this.rejoining.set(rec.id, now + this.svc.options.requestTimeoutMs * 3)
+    try {
+      this.svc.audit({ type: 'groups.rejoin', peer: this.svc.selfId, groupId: rec.id, epoch: epochOf(rec), term: rec.term })
+      const kp = await newKeyPackage(this.svc.components.privateKey, this.svc.self, this.svc.cs)
+      this.keyPackages.push({ pub: kp.publicPackage, priv: kp.privatePackage, at: now })
+      const mls = encodeMlsMessage({ version: 'mls10', wireformat: 'mls_key_package', keyPackage: kp.publicPackage })
+      await this.svc.request(rec.committer, 'mls.request', this.svc.frameOf(rec, { mls, meta: { op: 'rejoin', peer: this.svc.selfId } }), this.svc.signal(this.svc.options.requestTimeoutMs * 3))
+    } finally {
+      this.rejoining.delete(rec.id)
+    }
   }
 
   /** Test hook: the peer this node would fan an application frame out to. */

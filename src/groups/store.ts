@@ -108,7 +108,7 @@ export class GroupStore {
       committer: record.committer,
       state: b64(encodeGroupState(record.state)),
       ...(record.prev !== undefined ? { prev: b64(encodeGroupState(record.prev)) } : {}),
-      ...(record.last !== undefined ? { last: record.last } : {}),
+      ...(record.last !== undefined ? { last: { epoch: record.last.epoch, term: record.last.term, hash: record.last.hash } } : {}),
       log: record.log.map(e => ({ epoch: e.epoch, term: e.term, hash: e.hash, commit: b64(e.commit), at: e.at })),
       lastUpdate: record.lastUpdate
     }
