@@ -52,6 +52,8 @@ export const DEFAULTS = {
   replayWindowMs: 60_000,
   /** key packages handed out and not yet used are forgotten after this */
   keyPackageTtlMs: 600_000,
+  /** ratchet advances of application messages are written within this delay (commits at once) */
+  saveDelayMs: 250,
   /** most groups this node takes part in */
   maxGroups: 256,
   /** most members of one group */

@@ -13,7 +13,7 @@ import { createApplicationMessage, createCommit, createGroup, decodeMlsMessage, 
 import { createSigner, MLS_SIGNATURE_SCHEME, ReplayCache } from '../protocol/index.ts'
 import { DEFAULTS, MAX_FRAME_BYTES, MLS_PROTOCOL } from './constants.ts'
 import {
-  GroupsError, InvalidArgumentError, NotMemberError, NotStartedError, TooManyGroupsError, UnknownGroupError, InvalidCommitError
+  GroupsError, GroupRefusedError, InvalidArgumentError, NotMemberError, NotStartedError, TooManyGroupsError, UnknownGroupError, InvalidCommitError
 } from './errors.ts'
 import { cipherSuite, clientConfig, keyPackagePeer, leafOf, members, newKeyPackage } from './identity.ts'
 import { Inbound } from './inbound.ts'
@@ -51,6 +51,7 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
   /** Inbound frames accepted by the verification core, by type (metrics and tests). */
   readonly framesIn: Record<string, number> = {}
   private readonly locks = new Map<string, Promise<unknown>>()
+  private readonly dirty = new Map<string, ReturnType<typeof setTimeout>>()
   private started = false
   private timer?: ReturnType<typeof setInterval>
   private controller = new AbortController()
@@ -88,6 +89,7 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     this.controller = new AbortController()
     this.impl = await cipherSuite()
     for (const rec of await this.store.loadAll(this.now())) this.groups.set(rec.id, rec)
+    for (const rec of this.groups.values()) if (rec.unclean === true) setTimeout(() => { void this.refresh(rec).catch(() => {}) }, 0).unref()
     await this.components.libp2p.handle(MLS_PROTOCOL, (stream: Stream, connection: Connection) => this.serve(stream, connection.remotePeer), { maxInboundStreams: 256 })
     this.components.libp2p.addEventListener('peer:connect', this.onConnect)
     this.started = true
@@ -104,7 +106,9 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     this.components.libp2p.removeEventListener('peer:connect', this.onConnect)
     await this.components.libp2p.unhandle(MLS_PROTOCOL).catch(() => {})
     await Promise.allSettled([...this.locks.values()])
-    for (const rec of this.groups.values()) await this.store.save(rec).catch(() => {})
+    for (const t of this.dirty.values()) clearTimeout(t)
+    this.dirty.clear()
+    for (const rec of this.groups.values()) await this.store.save(rec, false).catch(() => {})
     this.groups.clear()
   }
 
@@ -151,8 +155,33 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     return { groupId: rec.groupId, epoch: epochOf(rec), term: rec.term, ...extra }
   }
 
+  /** A frame stating `epoch` (an ack names the epoch the commit leads to). */
+  frameFor (rec: GroupRecord, epoch: number): Partial<GroupFrame> & { groupId: Uint8Array } {
+    return { groupId: rec.groupId, epoch, term: rec.term }
+  }
+
   async save (rec: GroupRecord): Promise<void> {
+    const pending = this.dirty.get(rec.id)
+    if (pending !== undefined) { clearTimeout(pending); this.dirty.delete(rec.id) }
     await this.store.save(rec)
+  }
+
+  /** Save within `saveDelayMs` (ratchet advances of sent and received messages); a crash before it is handled by `unclean`. */
+  saveSoon (rec: GroupRecord): void {
+    if (this.dirty.has(rec.id)) return
+    const timer = setTimeout(() => {
+      this.dirty.delete(rec.id)
+      if (this.groups.get(rec.id) === rec) void this.withLock(rec.id, async () => this.store.save(rec)).catch(() => {})
+    }, this.options.saveDelayMs)
+    timer.unref()
+    this.dirty.set(rec.id, timer)
+  }
+
+  /** After an unclean stop: move the group to a new epoch before this node sends in it again. */
+  async refresh (rec: GroupRecord): Promise<void> {
+    const signal = this.signal(this.options.requestTimeoutMs * 3)
+    if (rec.committer === this.selfId) await this.withLock(rec.id, async () => this.commit(rec, [], { exclude: [], welcome: [] }, signal))
+    else await this.request(rec.committer, 'mls.request', this.frameOf(rec, { meta: { op: 'update' } }), signal)
   }
 
   // ------------------------------------------------------------------ API
@@ -247,10 +276,13 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     plain.set(ct, 1)
     plain.set(args.body, 1 + ct.length)
     const { mls, epoch, to, frame } = await this.withLock(rec.id, async () => {
+      if (rec.unclean === true) {
+        void this.refresh(rec).catch(() => {})
+        throw new GroupRefusedError('this node stopped uncleanly: the group moves to a new epoch before it sends again; retry shortly')
+      }
       const out = await createApplicationMessage(rec.state, plain, this.cs)
       rec.state = out.newState
-      // persisted before it leaves: a crash can never make this node reuse a ratchet generation
-      await this.save(rec)
+      this.saveSoon(rec)
       const mls = encodeMlsMessage({ version: 'mls10', wireformat: 'mls_private_message', privateMessage: out.privateMessage })
       return { mls, epoch: epochOf(rec), to: members(rec.state).filter(p => p !== this.selfId), frame: this.frameOf(rec, { mls }) }
     })
@@ -338,11 +370,12 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     const targets = before.filter(p => p !== this.selfId && !opts.exclude.includes(p))
     const ackSignal = AbortSignal.any([signal, AbortSignal.timeout(this.options.ackTimeoutMs)])
     const results = await Promise.allSettled(targets.map(async p => this.request(p, 'mls.commit', frame, ackSignal)))
-    const acked = results.filter(r => r.status === 'fulfilled').length
-    this.log('debug', { group: rec.id, epoch, acked, targets: targets.length }, 'commit acknowledged')
+    const acked = targets.filter((_p, i) => results[i]?.status === 'fulfilled')
+    this.log('debug', { group: rec.id, epoch, acked: acked.length, targets: targets.length }, 'commit acknowledged')
     if (rec.committer !== this.selfId || epochOf(rec) !== epoch) throw new InvalidCommitError('the group moved on while the commit was in flight')
     rec.prev = rec.state
     rec.state = out.newState
+    delete rec.unclean
     rec.last = { epoch, term: rec.term, hash }
     rec.log.push({ epoch, term: rec.term, hash, commit: mls, at: this.now() })
     while (rec.log.length > this.options.commitLogSize) rec.log.shift()
@@ -350,7 +383,9 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     void this.heartbeat(rec)
     if (out.welcome !== undefined) {
       const welcome = encodeMlsMessage({ version: 'mls10', wireformat: 'mls_welcome', welcome: out.welcome })
-      const wframe = this.frameOf(rec, { mls: welcome, meta: { name: rec.name, creator: rec.creator, hash } })
+      // `confirm`: members that acknowledged the commit, whom the joiner asks whether it is settled
+      const confirm = acked.filter(p => !opts.welcome.includes(p)).slice(0, 3)
+      const wframe = this.frameOf(rec, { mls: welcome, meta: { name: rec.name, creator: rec.creator, hash, confirm } })
       for (const p of opts.welcome) void this.deliverWelcome(p, wframe)
     }
   }

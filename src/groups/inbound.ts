@@ -128,15 +128,30 @@ export class Inbound {
           if (beats(frame.term, hash, last.term, last.hash)) {
             this.svc.audit({ type: 'groups.rollback', peer: from, groupId: rec.id, epoch: frame.epoch, term: frame.term, message: `commit ${hash.slice(0, 16)} beats ${last.hash.slice(0, 16)}` })
             rec.state = rec.prev
-            await this.apply(rec, frame.mls, frame.term, from)
-            return this.svc.frameOf(rec)
+            this.applyNext(rec, frame, from)
+            return this.svc.frameFor(rec, frame.epoch + 1)
           }
         }
         if (frame.epoch > epoch) void this.catchUp(rec)
         throw new WrongEpochError(`commit for epoch ${frame.epoch}, this member is at ${epoch}`, { epoch, hash: rec.last?.hash ?? '', lastTerm: rec.last?.term ?? 0 })
       }
-      await this.apply(rec, frame.mls, frame.term, from)
-      return this.svc.frameOf(rec)
+      this.applyNext(rec, frame, from)
+      return this.svc.frameFor(rec, epoch + 1)
+    })
+  }
+
+  /**
+   * Queue the MLS processing of an accepted commit: called with the group lock
+   * held, so it runs right after the current section and before any later
+   * frame of this group. The ack goes out first: it means "passed every frame
+   * check and queued", which keeps the committer's wait independent of how
+   * long members take to process the commit.
+   */
+  private applyNext (rec: GroupRecord, frame: GroupFrame, from: string): void {
+    const mls = frame.mls.slice()
+    void this.svc.withLock(rec.id, async () => this.apply(rec, mls, frame.term, from)).catch((err: unknown) => {
+      this.rejected(from, err instanceof GroupsError ? err.code : 'InvalidCommit', (err as Error).message, rec.id, frame, err)
+      void this.catchUp(rec)
     })
   }
 
@@ -154,6 +169,7 @@ export class Inbound {
     const hash = sha256hex(mls)
     rec.prev = rec.state
     rec.state = result.newState
+    delete rec.unclean
     rec.last = { epoch, term, hash }
     rec.log.push({ epoch, term, hash, commit: mls, at: this.svc.now() })
     while (rec.log.length > this.svc.options.commitLogSize) rec.log.shift()
@@ -187,7 +203,9 @@ export class Inbound {
     const known = this.svc.groups.get(id)
     if (known !== undefined && epochOf(known) >= epoch) throw new WrongEpochError('Welcome for an epoch this node has passed')
     // the commit must be settled: another member must already be at this epoch
-    const others = list.filter(p => p !== from && p !== this.svc.selfId).slice(0, 3)
+    // the members the committer names as having acknowledged the commit, else any members
+    const named = Array.isArray(frame.meta.confirm) ? frame.meta.confirm.filter((p): p is string => typeof p === 'string' && list.includes(p)) : undefined
+    const others = (named ?? list).filter(p => p !== from && p !== this.svc.selfId).slice(0, 3)
     if (others.length > 0) {
       const answers = await Promise.allSettled(others.map(async p => this.svc.request(p, 'mls.status', { groupId: frame.groupId, epoch, term: frame.term }, signal)))
       const reached = answers.filter(a => a.status === 'fulfilled' || (a.reason instanceof GroupsError && a.reason.code !== 'PeerUnreachable'))
@@ -260,6 +278,7 @@ export class Inbound {
     if (peer !== from) throw new NotMemberError('the MLS sender is not the peer that sent the frame')
     const out = await processPrivateMessage(rec.state, pm, emptyPskIndex, this.svc.cs)
     rec.state = out.newState
+    this.svc.saveSoon(rec)
     if (out.kind !== 'applicationMessage') throw new InvalidArgumentError('expected an application message')
     const plain = out.message
     const ctLen = plain[0] ?? 0
@@ -320,6 +339,9 @@ export class Inbound {
       await this.svc.changeMembers(rec, { op, peer, kp: this.svc.parseKeyPackage(frame.mls, peer) }, signal)
     } else if (op === 'remove') {
       await this.svc.changeMembers(rec, { op, peer }, signal)
+    } else if (op === 'update') {
+      // a member asks for a new epoch (after an unclean stop): an empty commit gives everyone fresh keys
+      await this.svc.withLock(rec.id, async () => this.svc.commit(rec, [], { exclude: [], welcome: [] }, signal))
     } else if (op === 'rejoin') {
       if (peer !== from) throw new InvalidArgumentError('a member can only rejoin itself')
       await this.svc.changeMembers(rec, { op, peer, kp: this.svc.parseKeyPackage(frame.mls, from) }, signal)

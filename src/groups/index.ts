@@ -67,6 +67,7 @@ export interface GroupsInit {
   maxBodyBytes?: number
   replayWindowMs?: number
   keyPackageTtlMs?: number
+  saveDelayMs?: number
   maxGroups?: number
   maxMembers?: number
 }

@@ -53,6 +53,12 @@ export interface GroupRecord {
   lastHeartbeat: number
   /** when this member last refreshed its leaf */
   lastUpdate: number
+  /**
+   * Loaded from a file written while the node ran (it did not stop cleanly):
+   * its sending ratchet may be behind what it already used, so it must not
+   * send in this epoch (a generation would be reused); cleared by the next epoch.
+   */
+  unclean?: boolean
 }
 
 interface StoredRecord {
@@ -67,6 +73,8 @@ interface StoredRecord {
   last?: { epoch: number, term: number, hash: string }
   log: Array<{ epoch: number, term: number, hash: string, commit: string, at: number }>
   lastUpdate: number
+  /** written while running (true) or at a clean stop (false) */
+  open?: boolean
 }
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64')
@@ -98,7 +106,8 @@ export class GroupStore {
     return Buffer.from(`agentnet-groups/v1/${id}.bin`)
   }
 
-  async save (record: GroupRecord): Promise<void> {
+  /** Write `record`; `open` = false only at a clean stop. */
+  async save (record: GroupRecord, open = true): Promise<void> {
     const stored: StoredRecord = {
       v: 1,
       id: record.id,
@@ -110,7 +119,8 @@ export class GroupStore {
       ...(record.prev !== undefined ? { prev: b64(encodeGroupState(record.prev)) } : {}),
       ...(record.last !== undefined ? { last: { epoch: record.last.epoch, term: record.last.term, hash: record.last.hash } } : {}),
       log: record.log.map(e => ({ epoch: e.epoch, term: e.term, hash: e.hash, commit: b64(e.commit), at: e.at })),
-      lastUpdate: record.lastUpdate
+      lastUpdate: record.lastUpdate,
+      open
     }
     const nonce = randomBytes(12)
     const cipher = createCipheriv('aes-256-gcm', this.key, nonce)
@@ -159,7 +169,8 @@ export class GroupStore {
         ...(stored.last !== undefined ? { last: stored.last } : {}),
         log: stored.log.map(e => ({ epoch: e.epoch, term: e.term, hash: e.hash, commit: unb64(e.commit), at: e.at })),
         lastHeartbeat: now,
-        lastUpdate: stored.lastUpdate
+        lastUpdate: stored.lastUpdate,
+        ...(stored.open === true ? { unclean: true } : {})
       })
     }
     return out
