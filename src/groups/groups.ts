@@ -9,16 +9,17 @@ import { createHash, randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { lpStream } from '@libp2p/utils'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { createApplicationMessage, createCommit, createGroup, decodeMlsMessage, encodeMlsMessage } from 'ts-mls'
+import { createCommit, createGroup, decodeMlsMessage, encodeMlsMessage } from 'ts-mls'
 import { createSigner, MLS_SIGNATURE_SCHEME, ReplayCache } from '../protocol/index.ts'
 import { DEFAULTS, MAX_FRAME_BYTES, MLS_PROTOCOL } from './constants.ts'
 import {
-  GroupsError, GroupRefusedError, InvalidArgumentError, NotMemberError, NotStartedError, TooManyGroupsError, UnknownGroupError, InvalidCommitError
+  GroupsError, InvalidArgumentError, NotMemberError, NotStartedError, TooManyGroupsError, UnknownGroupError, InvalidCommitError
 } from './errors.ts'
 import { cipherSuite, clientConfig, keyPackagePeer, leafOf, members, newKeyPackage } from './identity.ts'
+import { Delivery } from './delivery.ts'
 import { Inbound } from './inbound.ts'
 import { GroupStore } from './store.ts'
-import { exchange, sealFrame, sealReply, openFrame, encodeBody } from './wire.ts'
+import { exchange, sealFrame, sealReply, openFrame } from './wire.ts'
 import type { AbortOptions, GroupAuditEvent, GroupInfo, GroupsComponents, GroupsEvents, GroupsInit } from './index.ts'
 import type { GroupRecord } from './store.ts'
 import type { FrameType, GroupFrame } from './wire.ts'
@@ -30,8 +31,6 @@ type Options = Required<Omit<GroupsInit, 'home'>> & { home: string }
 
 export const sha256hex = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 export const epochOf = (rec: GroupRecord): number => Number(rec.state.groupContext.epoch)
-
-interface Pending { peer: string, bytes: Uint8Array, frame: GroupFrame, until: number }
 
 /** MLS groups over `/agentnet/mls/1.0.0`; see the package doc in `index.ts`. */
 export class GroupsService extends EventEmitter<GroupsEvents> implements Startable {
@@ -46,8 +45,7 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
   readonly config: ClientConfig
   store: GroupStore
   readonly inbound: Inbound
-  /** undelivered application frames, per group */
-  readonly pending = new Map<string, Pending[]>()
+  readonly delivery: Delivery
   /** Inbound frames accepted by the verification core, by type (metrics and tests). */
   readonly framesIn: Record<string, number> = {}
   private readonly locks = new Map<string, Promise<unknown>>()
@@ -67,6 +65,7 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     this.config = clientConfig(this.options.retainEpochs)
     this.store = new GroupStore(init.home, components.privateKey, this.config)
     this.inbound = new Inbound(this)
+    this.delivery = new Delivery(this)
   }
 
   readonly [Symbol.toStringTag] = '@agentnet/groups'
@@ -91,7 +90,7 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     for (const rec of await this.store.loadAll(this.now())) this.groups.set(rec.id, rec)
     for (const rec of this.groups.values()) if (rec.unclean === true) setTimeout(() => { void this.refresh(rec).catch(() => {}) }, 0).unref()
     await this.components.libp2p.handle(MLS_PROTOCOL, (stream: Stream, connection: Connection) => this.serve(stream, connection.remotePeer), { maxInboundStreams: 256 })
-    this.components.libp2p.addEventListener('peer:connect', this.onConnect)
+    this.components.libp2p.addEventListener('peer:connect', this.delivery.onConnect)
     this.started = true
     this.timer = setInterval(() => { void this.tick() }, this.options.heartbeatIntervalMs)
     this.timer.unref?.()
@@ -103,7 +102,7 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     this.started = false
     clearInterval(this.timer)
     this.controller.abort(new NotStartedError('groups service stopped'))
-    this.components.libp2p.removeEventListener('peer:connect', this.onConnect)
+    this.components.libp2p.removeEventListener('peer:connect', this.delivery.onConnect)
     await this.components.libp2p.unhandle(MLS_PROTOCOL).catch(() => {})
     await Promise.allSettled([...this.locks.values()])
     for (const t of this.dirty.values()) clearTimeout(t)
@@ -260,72 +259,14 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
 
   async forget (rec: GroupRecord): Promise<void> {
     this.groups.delete(rec.id)
-    this.pending.delete(rec.id)
+    this.delivery.pending.delete(rec.id)
     await this.store.remove(rec.id)
     this.emit('removed', { groupId: rec.id })
   }
 
-  /** Encrypt `body` for the group and send it to every other member. */
+  /** Encrypt `body` for the group and send it to every other member; unreachable members get it on reconnect (within `offlineWindowMs`). */
   async send (args: { groupId: string, body: Uint8Array, contentType?: string }, options: AbortOptions = {}): Promise<{ epoch: number, delivered: number, queued: number }> {
-    const rec = this.group(args.groupId)
-    if (!(args.body instanceof Uint8Array) || args.body.length > this.options.maxBodyBytes) throw new InvalidArgumentError(`body must be bytes, at most ${this.options.maxBodyBytes}`)
-    const ct = new TextEncoder().encode(args.contentType ?? 'application/octet-stream')
-    if (ct.length > 255) throw new InvalidArgumentError('contentType too long')
-    const plain = new Uint8Array(1 + ct.length + args.body.length)
-    plain[0] = ct.length
-    plain.set(ct, 1)
-    plain.set(args.body, 1 + ct.length)
-    const { mls, epoch, to, frame } = await this.withLock(rec.id, async () => {
-      if (rec.unclean === true) {
-        void this.refresh(rec).catch(() => {})
-        throw new GroupRefusedError('this node stopped uncleanly: the group moves to a new epoch before it sends again; retry shortly')
-      }
-      const out = await createApplicationMessage(rec.state, plain, this.cs)
-      rec.state = out.newState
-      this.saveSoon(rec)
-      const mls = encodeMlsMessage({ version: 'mls10', wireformat: 'mls_private_message', privateMessage: out.privateMessage })
-      return { mls, epoch: epochOf(rec), to: members(rec.state).filter(p => p !== this.selfId), frame: this.frameOf(rec, { mls }) }
-    })
-    const signal = this.signal(this.options.requestTimeoutMs, options.signal)
-    const results = await Promise.allSettled(to.map(async peer => this.request(peer, 'mls.app', frame, signal)))
-    let delivered = 0
-    results.forEach((r, i) => {
-      if (r.status === 'fulfilled') delivered++
-      else this.queue(rec, to[i] ?? '', frame)
-    })
-    void mls
-    return { epoch, delivered, queued: to.length - delivered }
-  }
-
-  private queue (rec: GroupRecord, peer: string, frame: Partial<GroupFrame> & { groupId: Uint8Array }): void {
-    const list = this.pending.get(rec.id) ?? []
-    list.push({ peer, bytes: encodeBody(frame), frame: frame as GroupFrame, until: this.now() + this.options.offlineWindowMs })
-    while (list.length > this.options.maxPendingPerGroup) list.shift()
-    this.pending.set(rec.id, list)
-  }
-
-  private readonly onConnect = (evt: CustomEvent<PeerId>): void => {
-    void this.redeliver(evt.detail.toString())
-  }
-
-  /** Re-send queued application frames (to one peer, or to all). */
-  async redeliver (peer?: string): Promise<void> {
-    const now = this.now()
-    for (const [id, list] of this.pending) {
-      const rec = this.groups.get(id)
-      const keep: Pending[] = []
-      for (const p of list) {
-        if (p.until < now || rec === undefined || !members(rec.state).includes(p.peer)) continue
-        if (peer !== undefined && p.peer !== peer) { keep.push(p); continue }
-        try {
-          await this.request(p.peer, 'mls.app', p.frame, this.signal(this.options.requestTimeoutMs))
-        } catch {
-          keep.push(p)
-        }
-      }
-      if (keep.length === 0) this.pending.delete(id)
-      else this.pending.set(id, keep)
-    }
+    return this.delivery.send(args, options)
   }
 
   // ------------------------------------------------------------- committer
@@ -454,7 +395,7 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
         this.log('debug', { group: rec.id, err: (err as Error).message }, 'groups tick')
       }
     }
-    if (this.pending.size > 0) await this.redeliver()
+    if (this.delivery.pending.size > 0) await this.delivery.redeliver()
   }
 
   /** Refresh this node's leaf: an empty commit (committer) or a rejoin with a fresh key package. */
