@@ -50,6 +50,7 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
   readonly framesIn: Record<string, number> = {}
   private readonly locks = new Map<string, Promise<unknown>>()
   private readonly dirty = new Map<string, ReturnType<typeof setTimeout>>()
+  private readonly refreshing = new Set<string>()
   private started = false
   private timer?: ReturnType<typeof setInterval>
   private controller = new AbortController()
@@ -178,9 +179,15 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
 
   /** After an unclean stop: move the group to a new epoch before this node sends in it again. */
   async refresh (rec: GroupRecord): Promise<void> {
-    const signal = this.signal(this.options.requestTimeoutMs * 3)
-    if (rec.committer === this.selfId) await this.withLock(rec.id, async () => this.commit(rec, [], { exclude: [], welcome: [] }, signal))
-    else await this.request(rec.committer, 'mls.request', this.frameOf(rec, { meta: { op: 'update' } }), signal)
+    if (this.refreshing.has(rec.id) || rec.unclean !== true) return
+    this.refreshing.add(rec.id)
+    try {
+      const signal = this.signal(this.options.requestTimeoutMs * 3)
+      if (rec.committer === this.selfId) await this.withLock(rec.id, async () => this.commit(rec, [], { exclude: [], welcome: [] }, signal))
+      else await this.request(rec.committer, 'mls.request', this.frameOf(rec, { meta: { op: 'update' } }), signal)
+    } finally {
+      this.refreshing.delete(rec.id)
+    }
   }
 
   // ------------------------------------------------------------------ API
@@ -378,6 +385,7 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     const now = this.now()
     for (const rec of [...this.groups.values()]) {
       try {
+        if (rec.unclean === true) void this.refresh(rec).catch(() => {})
         if (rec.committer === this.selfId) {
           if (this.options.selfUpdateIntervalMs > 0 && now - rec.lastUpdate > this.options.selfUpdateIntervalMs) {
             await this.selfUpdate(rec)
