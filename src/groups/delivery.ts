@@ -6,7 +6,7 @@
  * @module
  */
 
-import { createApplicationMessage, encodeMlsMessage } from 'ts-mls'
+import { createApplicationMessage, encodeMlsMessage, zeroOutUint8Array } from 'ts-mls'
 import { GroupRefusedError, InvalidArgumentError } from './errors.ts'
 import { members } from './identity.ts'
 import { encodeBody } from './wire.ts'
@@ -45,6 +45,7 @@ export class Delivery {
       }
       const out = await createApplicationMessage(rec.state, plain, this.svc.cs)
       rec.state = out.newState
+      out.consumed.forEach(zeroOutUint8Array)
       this.svc.saveSoon(rec)
       const mls = encodeMlsMessage({ version: 'mls10', wireformat: 'mls_private_message', privateMessage: out.privateMessage })
       return { epoch: epochOf(rec), to: members(rec.state).filter(p => p !== this.svc.selfId), frame: this.svc.frameOf(rec, { mls }) }

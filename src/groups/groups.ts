@@ -322,6 +322,8 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     this.log('debug', { group: rec.id, epoch, acked: acked.length, targets: targets.length }, 'commit acknowledged')
     if (rec.committer !== this.selfId || epochOf(rec) !== epoch) throw new InvalidCommitError('the group moved on while the commit was in flight')
     rec.prev = rec.state
+    rec.prevUntil = this.now() + this.options.committerTimeoutMs * 2
+    // out.consumed is not zeroed: `prev` shares those keys until the rollback window closes
     rec.state = out.newState
     delete rec.unclean
     rec.last = { epoch, term: rec.term, hash }
@@ -341,7 +343,7 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
   /**
    * Send a Welcome; a joiner that cannot yet confirm the commit with another
    * member (`WelcomeBeforeCommit`: that member is still catching up) is tried
-   * again, a few heartbeats later, up to 5 times.
+   * again, two heartbeats (at most 5 s) later, up to 5 times.
    */
   async deliverWelcome (peer: string, frame: Partial<GroupFrame> & { groupId: Uint8Array }): Promise<void> {
     for (let attempt = 0; attempt < 5 && this.started; attempt++) {
@@ -350,7 +352,7 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
         return
       } catch (err) {
         if (!(err instanceof GroupsError) || (err.code !== 'WelcomeBeforeCommit' && err.code !== 'PeerUnreachable')) return
-        await new Promise(resolve => setTimeout(resolve, this.options.heartbeatIntervalMs * 2).unref())
+        await new Promise(resolve => setTimeout(resolve, Math.min(this.options.heartbeatIntervalMs * 2, 5_000)).unref())
       }
     }
   }
@@ -386,6 +388,10 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     for (const rec of [...this.groups.values()]) {
       try {
         if (rec.unclean === true) void this.refresh(rec).catch(() => {})
+        if (rec.prev !== undefined && now > (rec.prevUntil ?? 0)) {
+          // the previous epoch's secrets are kept only while a rollback can still happen
+          await this.withLock(rec.id, async () => { delete rec.prev; await this.save(rec) })
+        }
         if (rec.committer === this.selfId) {
           if (this.options.selfUpdateIntervalMs > 0 && now - rec.lastUpdate > this.options.selfUpdateIntervalMs) {
             await this.selfUpdate(rec)

@@ -16,7 +16,6 @@ import { epochOf, sha256hex } from './groups.ts'
 import type { GroupsService } from './groups.ts'
 import type { GroupRecord } from './store.ts'
 import type { GroupFrame } from './wire.ts'
-import type { PeerId } from '@libp2p/interface'
 import type { ClientState, KeyPackage, MlsPrivateMessage, PrivateKeyPackage } from 'ts-mls'
 
 type Reply = Partial<GroupFrame> & { groupId: Uint8Array }
@@ -168,6 +167,7 @@ export class Inbound {
     if (result.kind !== 'newState' || result.actionTaken !== 'accept') throw new InvalidCommitError('the commit was not made by the committer')
     const hash = sha256hex(mls)
     rec.prev = rec.state
+    rec.prevUntil = this.svc.now() + this.svc.options.committerTimeoutMs * 2
     rec.state = result.newState
     delete rec.unclean
     rec.last = { epoch, term, hash }
@@ -400,11 +400,5 @@ export class Inbound {
     } finally {
       this.rejoining.delete(rec.id)
     }
-  }
-
-  /** Test hook: the peer this node would fan an application frame out to. */
-  peersOf (rec: GroupRecord): PeerId[] {
-    void rec
-    return []
   }
 }

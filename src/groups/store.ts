@@ -46,6 +46,8 @@ export interface GroupRecord {
   state: ClientState
   /** the state before `last` was applied: a losing commit can be rolled back once */
   prev?: ClientState
+  /** when `prev` is deleted (ms; not persisted: a loaded `prev` lives until the first tick after the timeout) */
+  prevUntil?: number
   /** the commit that produced the current epoch */
   last?: { epoch: number, term: number, hash: string }
   log: CommitLogEntry[]
