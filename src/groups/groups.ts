@@ -70,7 +70,6 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
   }
 
   readonly [Symbol.toStringTag] = '@agentnet/groups'
-
   now (): number {
     return (this.components.clock ?? Date.now)()
   }
@@ -80,9 +79,7 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     return this.impl
   }
 
-  isStarted (): boolean {
-    return this.started
-  }
+  isStarted (): boolean { return this.started }
 
   async start (): Promise<void> {
     if (this.started) return

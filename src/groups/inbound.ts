@@ -243,6 +243,7 @@ export class Inbound {
   }
 
   private buffer (id: string, from: string, frame: GroupFrame): void {
+    if (!this.future.has(id) && this.future.size >= this.svc.options.maxGroups) throw new GroupRefusedError('too many groups with held messages')
     const list = (this.future.get(id) ?? []).filter(f => this.svc.now() - f.at < this.svc.options.epochBufferMs)
     if (list.length >= this.svc.options.maxEpochBuffer) throw new GroupRefusedError('too many messages for a future epoch')
     list.push({ from, frame: { ...frame, mls: frame.mls.slice() }, at: this.svc.now() })
@@ -253,7 +254,9 @@ export class Inbound {
     const list = this.future.get(rec.id)
     if (list === undefined) return
     const ready = list.filter(f => f.frame.epoch <= epochOf(rec))
-    this.future.set(rec.id, list.filter(f => f.frame.epoch > epochOf(rec)))
+    const rest = list.filter(f => f.frame.epoch > epochOf(rec))
+    if (rest.length > 0) this.future.set(rec.id, rest)
+    else this.future.delete(rec.id)
     for (const f of ready) {
       await this.svc.withLock(rec.id, async () => this.decrypt(rec, f.from, f.frame)).catch((err: unknown) => {
         this.rejected(f.from, err instanceof GroupsError ? err.code : 'InvalidMessage', (err as Error).message, rec.id, f.frame, err)
