@@ -24,7 +24,7 @@ export const STATE_DIR = 'groups'
 export const DEFAULTS = {
   /** committer → members heartbeat interval */
   heartbeatIntervalMs: 5_000,
-  /** silence after which the first successor takes over (the k-th successor waits k times this) */
+  /** silence after which the member whose turn is the next term takes over (the one k terms ahead waits k times this) */
   committerTimeoutMs: 20_000,
   /** how long a committer waits for the acks of one commit before applying it without the missing ones */
   ackTimeoutMs: 5_000,

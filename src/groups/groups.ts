@@ -363,7 +363,7 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
 
   /** Make the next member in succession the committer (a clean hand-over before leaving). */
   async handOver (rec: GroupRecord): Promise<void> {
-    const next = this.inbound.successor(rec, 1)
+    const next = this.inbound.committerOf(rec, rec.term + 1)
     if (next === this.selfId) return
     await this.request(next, 'mls.request', this.frameOf(rec, { meta: { op: 'takeover' } }), this.signal(this.options.requestTimeoutMs)).catch(() => {})
   }

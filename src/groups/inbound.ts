@@ -77,19 +77,21 @@ export class Inbound {
     return rec
   }
 
-  /** The k-th member after the committer in leaf order (the committer itself excluded). */
-  successor (rec: GroupRecord, k: number): string {
+  /**
+   * The committer of a term above the current one: the members in leaf order
+   * take the terms in turn (`members[(term - 1) mod n]`; term 1 is the first
+   * leaf, the creator). A function of the term alone, so two members that
+   * took over concurrently agree on who holds the higher term.
+   */
+  committerOf (rec: GroupRecord, term: number): string {
     const list = members(rec.state)
-    const idx = Math.max(0, list.indexOf(rec.committer))
-    const others = [...list.slice(idx + 1), ...list.slice(0, idx)].filter(p => p !== rec.committer)
-    if (others.length === 0) return rec.committer
-    return others[(k - 1) % others.length] ?? rec.committer
+    return list.length === 0 ? rec.committer : (list[(term - 1) % list.length] ?? rec.committer)
   }
 
-  /** 1 for the first successor, 2 for the next, …; 0 for the committer or a non-member. */
+  /** How many terms ahead `peer`'s next turn is (1 = the next term); it takes over after that many timeouts. */
   rankOf (rec: GroupRecord, peer: string): number {
-    const list = members(rec.state)
-    for (let k = 1; k < list.length; k++) if (this.successor(rec, k) === peer) return k
+    const n = members(rec.state).length
+    for (let k = 1; k <= n; k++) if (this.committerOf(rec, rec.term + k) === peer) return k
     return 0
   }
 
@@ -100,7 +102,7 @@ export class Inbound {
       if (from !== rec.committer) throw new NotCommitterError(`${from} is not the committer of term ${term}`)
       return
     }
-    if (this.successor(rec, term - rec.term) !== from) throw new NotCommitterError(`${from} is not the successor for term ${term}`)
+    if (this.committerOf(rec, term) !== from) throw new NotCommitterError(`${from} is not the committer of term ${term}`)
     rec.term = term
     rec.committer = from
   }
@@ -334,7 +336,7 @@ export class Inbound {
     const peer = String(frame.meta.peer ?? from)
     if (op === 'takeover') {
       if (from !== rec.committer) throw new NotCommitterError('only the committer hands over')
-      await this.svc.withLock(rec.id, async () => this.svc.takeOver(rec, 1))
+      await this.svc.withLock(rec.id, async () => this.svc.takeOver(rec, Math.max(1, this.rankOf(rec, this.svc.selfId))))
       return this.svc.frameOf(rec)
     }
     if (rec.committer !== this.svc.selfId) throw new NotCommitterError(`${rec.committer} is the committer`, { committer: rec.committer, term: rec.term })

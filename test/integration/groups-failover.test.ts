@@ -12,7 +12,7 @@ import { encoder, epochOf, mesh, removeHome, startGroupNode, waitFor } from './g
 import type { GroupNode } from './groups-helpers.ts'
 import type { GroupRecord } from '../../src/groups/store.ts'
 
-const FAST = { heartbeatIntervalMs: 150, committerTimeoutMs: 900, ackTimeoutMs: 1500, requestTimeoutMs: 2000, selfUpdateIntervalMs: 0 }
+const FAST = { heartbeatIntervalMs: 200, committerTimeoutMs: 2500, ackTimeoutMs: 2000, requestTimeoutMs: 3000, selfUpdateIntervalMs: 0 }
 const rec = (n: GroupNode, id: string): GroupRecord => {
   const r = n.svc.groups.get(id)
   assert.ok(r, `${n.id} has no group ${id}`)
@@ -51,12 +51,12 @@ describe('groups: committer failover and tie-break', () => {
     await waitFor('B applied the commit', () => epochOf(b, groupId) === epoch + 1)
     await a.libp2p.stop()
     assert.equal(epochOf(c, groupId), epoch, 'C missed the commit')
-    await waitFor('B took over', () => rec(b, groupId).committer === b.id && rec(c, groupId).committer === b.id, 10_000).catch((err: unknown) => {
+    await waitFor('B took over', () => rec(b, groupId).committer === b.id && rec(c, groupId).committer === b.id, 20_000).catch((err: unknown) => {
       for (const [n, x] of [['B', b], ['C', c]] as const) console.log(n, JSON.stringify(x.svc.list()), Date.now() - rec(x, groupId).lastHeartbeat, JSON.stringify(x.audit))
       throw err
     })
     assert.equal(rec(b, groupId).term, 2)
-    await waitFor('C caught up', () => epochOf(c, groupId) === epoch + 1 && lastHash(c, groupId) === lastHash(b, groupId), 10_000).catch((err: unknown) => {
+    await waitFor('C caught up', () => epochOf(c, groupId) === epoch + 1 && lastHash(c, groupId) === lastHash(b, groupId), 20_000).catch((err: unknown) => {
       for (const [n, x] of [['B', b], ['C', c]] as const) console.log(n, JSON.stringify(x.svc.list()), lastHash(x, groupId), JSON.stringify(x.audit))
       throw err
     })
@@ -108,7 +108,7 @@ describe('groups: committer failover and tie-break', () => {
     // partition A from B: B stops hearing A, takes over with term 2; A still believes it commits for term 1
     a.dialPolicy.set(b.id, 'drop')
     b.dialPolicy.set(a.id, 'drop')
-    await waitFor('B took over', () => rec(b, groupId).committer === b.id, 10_000)
+    await waitFor('B took over', () => rec(b, groupId).committer === b.id, 20_000)
     // both commit for the same epoch (a self-update each)
     await Promise.allSettled([a.svc.selfUpdate(rec(a, groupId)), b.svc.selfUpdate(rec(b, groupId))])
     // heal the partition
@@ -117,7 +117,7 @@ describe('groups: committer failover and tie-break', () => {
     await waitFor('every node on B\'s branch', () => {
       const h = lastHash(b, groupId)
       return nodes.every(n => rec(n, groupId).committer === b.id && lastHash(n, groupId) === h && epochOf(n, groupId) === epochOf(b, groupId))
-    }, 15_000)
+    }, 25_000)
     assert.equal(rec(a, groupId).term, 2)
     assert.ok((epochOf(b, groupId) ?? 0) > epoch)
     await a.svc.send({ groupId, body: encoder.encode('back on one branch'), contentType: 'text/plain' })
