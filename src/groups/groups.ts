@@ -247,7 +247,7 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
   async leave (args: { groupId: string }, options: AbortOptions = {}): Promise<{ groupId: string }> {
     const rec = this.group(args.groupId)
     if (members(rec.state).length > 1) {
-      if (rec.committer === this.selfId) await this.handOver(rec)
+      if (rec.committer === this.selfId) await this.handOver(rec).catch(() => {})
       await this.changeMembers(rec, { op: 'remove', peer: this.selfId }, this.signal(this.options.requestTimeoutMs * 3, options.signal)).catch(() => {})
     }
     await this.forget(rec)
@@ -365,7 +365,9 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
   async handOver (rec: GroupRecord): Promise<void> {
     const next = this.inbound.committerOf(rec, rec.term + 1)
     if (next === this.selfId) return
-    await this.request(next, 'mls.request', this.frameOf(rec, { meta: { op: 'takeover' } }), this.signal(this.options.requestTimeoutMs)).catch(() => {})
+    await this.request(next, 'mls.request', this.frameOf(rec, { meta: { op: 'takeover' } }), this.signal(this.options.requestTimeoutMs))
+    // the next member now commits for term + 1: follow it at once (its heartbeat would say the same)
+    await this.withLock(rec.id, async () => { rec.term += 1; rec.committer = next; await this.save(rec) })
   }
 
   /** Become committer with `term + rank` (failover, or a hand-over). */

@@ -65,4 +65,13 @@ describe('groups: revocation, offline delivery, unclean restart', () => {
     assert.ok(b.audit.some(e => e.type === 'groups.removed' && e.peer === c.id))
     await waitFor('B on the new epoch', () => epochOf(b, groupId) === epochOf(a, groupId))
   })
+
+  it('the committer leaves: the next member commits its removal and carries on', async () => {
+    await a.svc.leave({ groupId })
+    assert.equal(a.svc.list().length, 0)
+    await waitFor('B alone and committer', () => {
+      const g = b.svc.list()[0]
+      return g?.committer === b.id && g.members.length === 1 && g.members[0] === b.id
+    })
+  })
 })
