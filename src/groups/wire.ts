@@ -151,7 +151,8 @@ export type GroupsLibp2p = Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol' |
 export async function exchange (libp2p: GroupsLibp2p, peer: PeerId, request: { bytes: Uint8Array, id: string }, ctx: Omit<OpenFrameContext, 'remote'>, signal: AbortSignal): Promise<GroupFrame> {
   let stream: Stream
   try {
-    stream = await libp2p.dialProtocol(peer, MLS_PROTOCOL, { signal })
+    // one frame per stream: send the protocol name and the frame together (no negotiation round trip)
+    stream = await libp2p.dialProtocol(peer, MLS_PROTOCOL, { signal, negotiateFully: false })
   } catch (err) {
     throw new PeerUnreachableError(`cannot reach ${peer.toString()}: ${(err as Error).message}`)
   }
