@@ -7,7 +7,7 @@
  */
 
 import { createApplicationMessage, encodeMlsMessage, zeroOutUint8Array } from 'ts-mls'
-import { GroupRefusedError, InvalidArgumentError } from './errors.ts'
+import { GroupRefusedError, GroupsError, InvalidArgumentError } from './errors.ts'
 import { members } from './identity.ts'
 import { encodeBody } from './wire.ts'
 import { epochOf } from './groups.ts'
@@ -88,6 +88,23 @@ export class Delivery {
       }
       if (keep.length === 0) this.pending.delete(id)
       else this.pending.set(id, keep)
+    }
+  }
+
+  /**
+   * Send a Welcome; a joiner that cannot yet confirm the commit with another
+   * member (`WelcomeBeforeCommit`: that member is still catching up) is tried
+   * again, two heartbeats (at most 5 s) later, up to 5 times.
+   */
+  async deliverWelcome (peer: string, frame: Partial<GroupFrame> & { groupId: Uint8Array }): Promise<void> {
+    for (let attempt = 0; attempt < 5 && this.svc.isStarted(); attempt++) {
+      try {
+        await this.svc.request(peer, 'mls.welcome', frame, this.svc.signal(this.svc.options.requestTimeoutMs))
+        return
+      } catch (err) {
+        if (!(err instanceof GroupsError) || (err.code !== 'WelcomeBeforeCommit' && err.code !== 'PeerUnreachable')) return
+        await new Promise(resolve => setTimeout(resolve, Math.min(this.svc.options.heartbeatIntervalMs * 2, 5_000)).unref())
+      }
     }
   }
 }

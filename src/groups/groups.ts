@@ -311,7 +311,9 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     const out = await createCommit({ state: rec.state, cipherSuite: this.cs }, { extraProposals: proposals, ratchetTreeExtension: true })
     const mls = encodeMlsMessage(out.commit)
     const hash = sha256hex(mls)
-    const frame = this.frameOf(rec, { mls })
+    // the Welcome travels (encrypted to the joiners) with the commit, so that a successor can send it if this node dies
+    const welcome = out.welcome === undefined ? undefined : encodeMlsMessage({ version: 'mls10', wireformat: 'mls_welcome', welcome: out.welcome })
+    const frame = this.frameOf(rec, { mls, ...(welcome !== undefined ? { meta: { welcome: Buffer.from(welcome).toString('base64'), welcomeTo: opts.welcome } } : {}) })
     const targets = before.filter(p => p !== this.selfId && !opts.exclude.includes(p))
     const ackSignal = AbortSignal.any([signal, AbortSignal.timeout(this.options.ackTimeoutMs)])
     const results = await Promise.allSettled(targets.map(async p => this.request(p, 'mls.commit', frame, ackSignal)))
@@ -324,34 +326,11 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     rec.state = out.newState
     delete rec.unclean
     rec.last = { epoch, term: rec.term, hash }
-    rec.log.push({ epoch, term: rec.term, hash, commit: mls, at: this.now() })
+    rec.log.push({ epoch, term: rec.term, hash, commit: mls, at: this.now(), ...(welcome !== undefined ? { welcome, welcomeTo: opts.welcome } : {}) })
     while (rec.log.length > this.options.commitLogSize) rec.log.shift()
     await this.save(rec)
     void this.heartbeat(rec)
-    if (out.welcome !== undefined) {
-      const welcome = encodeMlsMessage({ version: 'mls10', wireformat: 'mls_welcome', welcome: out.welcome })
-      // `confirm`: members that acknowledged the commit, whom the joiner asks whether it is settled
-      const confirm = acked.filter(p => !opts.welcome.includes(p)).slice(0, 3)
-      const wframe = this.frameOf(rec, { mls: welcome, meta: { name: rec.name, creator: rec.creator, hash, confirm } })
-      for (const p of opts.welcome) void this.deliverWelcome(p, wframe)
-    }
-  }
-
-  /**
-   * Send a Welcome; a joiner that cannot yet confirm the commit with another
-   * member (`WelcomeBeforeCommit`: that member is still catching up) is tried
-   * again, two heartbeats (at most 5 s) later, up to 5 times.
-   */
-  async deliverWelcome (peer: string, frame: Partial<GroupFrame> & { groupId: Uint8Array }): Promise<void> {
-    for (let attempt = 0; attempt < 5 && this.started; attempt++) {
-      try {
-        await this.request(peer, 'mls.welcome', frame, this.signal(this.options.requestTimeoutMs))
-        return
-      } catch (err) {
-        if (!(err instanceof GroupsError) || (err.code !== 'WelcomeBeforeCommit' && err.code !== 'PeerUnreachable')) return
-        await new Promise(resolve => setTimeout(resolve, Math.min(this.options.heartbeatIntervalMs * 2, 5_000)).unref())
-      }
-    }
+    if (welcome !== undefined) this.sendWelcome(rec, welcome, opts.welcome, hash, acked)
   }
 
   /** Send a heartbeat `(epoch, term, last commit hash)` to every member. */
@@ -378,6 +357,17 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     await this.save(rec)
     this.audit({ type: 'groups.takeover', peer: this.selfId, groupId: rec.id, epoch: epochOf(rec), term: rec.term })
     void this.heartbeat(rec)
+    // the previous committer may have died before sending the Welcome of the last commit
+    const last = rec.log.at(-1)
+    if (last?.welcome !== undefined && last.epoch === epochOf(rec) - 1) this.sendWelcome(rec, last.welcome, last.welcomeTo ?? [], last.hash, undefined)
+  }
+
+  /** Send the Welcome of the commit that produced the current epoch (`confirm`: members that acked it). */
+  sendWelcome (rec: GroupRecord, welcome: Uint8Array, to: string[], hash: string, acked: string[] | undefined): void {
+    // `confirm`: members that acknowledged the commit, whom the joiner asks whether it is settled (unknown after a take-over)
+    const confirm = acked?.filter(p => !to.includes(p)).slice(0, 3)
+    const frame = this.frameOf(rec, { mls: welcome, meta: { name: rec.name, creator: rec.creator, hash, ...(confirm !== undefined ? { confirm } : {}) } })
+    for (const p of to) void this.delivery.deliverWelcome(p, frame)
   }
 
   /** Periodic work: heartbeats, failover, self-update, redelivery. */

@@ -150,14 +150,15 @@ export class Inbound {
    */
   private applyNext (rec: GroupRecord, frame: GroupFrame, from: string): void {
     const mls = frame.mls.slice()
-    void this.svc.withLock(rec.id, async () => this.apply(rec, mls, frame.term, from)).catch((err: unknown) => {
+    const welcome = typeof frame.meta.welcome === 'string' ? { welcome: new Uint8Array(Buffer.from(frame.meta.welcome, 'base64')), welcomeTo: Array.isArray(frame.meta.welcomeTo) ? frame.meta.welcomeTo.map(String) : [] } : undefined
+    void this.svc.withLock(rec.id, async () => this.apply(rec, mls, frame.term, from, welcome)).catch((err: unknown) => {
       this.rejected(from, err instanceof GroupsError ? err.code : 'InvalidCommit', (err as Error).message, rec.id, frame, err)
       void this.catchUp(rec)
     })
   }
 
   /** Process one commit (`committer`: the peer whose leaf must have made it, or undefined to accept any member's). */
-  async apply (rec: GroupRecord, mls: Uint8Array, term: number, committer: string | undefined): Promise<void> {
+  async apply (rec: GroupRecord, mls: Uint8Array, term: number, committer: string | undefined, welcome?: { welcome: Uint8Array, welcomeTo: string[] }): Promise<void> {
     const msg = decodeMlsMessage(mls, 0)?.[0]
     if (msg === undefined || (msg.wireformat !== 'mls_private_message' && msg.wireformat !== 'mls_public_message')) throw new InvalidCommitError('not a commit message')
     const epoch = epochOf(rec)
@@ -173,7 +174,7 @@ export class Inbound {
     rec.state = result.newState
     delete rec.unclean
     rec.last = { epoch, term, hash }
-    rec.log.push({ epoch, term, hash, commit: mls, at: this.svc.now() })
+    rec.log.push({ epoch, term, hash, commit: mls, at: this.svc.now(), ...welcome })
     while (rec.log.length > this.svc.options.commitLogSize) rec.log.shift()
     if (rec.state.groupActiveState.kind === 'removedFromGroup') {
       this.svc.audit({ type: 'groups.removed', peer: this.svc.selfId, groupId: rec.id, epoch: epochOf(rec), term })

@@ -33,6 +33,9 @@ export interface CommitLogEntry {
   hash: string
   commit: Uint8Array
   at: number
+  /** the Welcome of this commit (encrypted to the joiners) and who it is for */
+  welcome?: Uint8Array
+  welcomeTo?: string[]
 }
 
 /** Everything this node knows of one group. */
@@ -73,7 +76,7 @@ interface StoredRecord {
   state: string
   prev?: string
   last?: { epoch: number, term: number, hash: string }
-  log: Array<{ epoch: number, term: number, hash: string, commit: string, at: number }>
+  log: Array<{ epoch: number, term: number, hash: string, commit: string, at: number, welcome?: string, welcomeTo?: string[] }>
   lastUpdate: number
   /** written while running (true) or at a clean stop (false) */
   open?: boolean
@@ -120,7 +123,7 @@ export class GroupStore {
       state: b64(encodeGroupState(record.state)),
       ...(record.prev !== undefined ? { prev: b64(encodeGroupState(record.prev)) } : {}),
       ...(record.last !== undefined ? { last: { epoch: record.last.epoch, term: record.last.term, hash: record.last.hash } } : {}),
-      log: record.log.map(e => ({ epoch: e.epoch, term: e.term, hash: e.hash, commit: b64(e.commit), at: e.at })),
+      log: record.log.map(e => ({ epoch: e.epoch, term: e.term, hash: e.hash, commit: b64(e.commit), at: e.at, ...(e.welcome !== undefined ? { welcome: b64(e.welcome), welcomeTo: e.welcomeTo ?? [] } : {}) })),
       lastUpdate: record.lastUpdate,
       open
     }
@@ -169,7 +172,7 @@ export class GroupStore {
         state: decodeState(stored.state, this.config),
         ...(stored.prev !== undefined ? { prev: decodeState(stored.prev, this.config) } : {}),
         ...(stored.last !== undefined ? { last: stored.last } : {}),
-        log: stored.log.map(e => ({ epoch: e.epoch, term: e.term, hash: e.hash, commit: unb64(e.commit), at: e.at })),
+        log: stored.log.map(e => ({ epoch: e.epoch, term: e.term, hash: e.hash, commit: unb64(e.commit), at: e.at, ...(e.welcome !== undefined ? { welcome: unb64(e.welcome), welcomeTo: e.welcomeTo ?? [] } : {}) })),
         lastHeartbeat: now,
         lastUpdate: stored.lastUpdate,
         ...(stored.open === true ? { unclean: true } : {})

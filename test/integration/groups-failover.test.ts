@@ -76,6 +76,24 @@ describe('groups: committer failover and tie-break', () => {
     await removal
   })
 
+  it('the committer dies after its add commit reached a member, before the Welcome: the successor sends it', async () => {
+    const { nodes, groupId } = await team(3)
+    const [a, b, c] = nodes as [GroupNode, GroupNode, GroupNode]
+    const e = await startGroupNode({ init: FAST })
+    all.push(e)
+    await mesh([a, b, c, e])
+    const epoch = epochOf(a, groupId) ?? 0
+    a.dialPolicy.set(c.id, 'hang')
+    const adding = a.svc.add({ groupId, peer: e.id }).catch((err: unknown) => err)
+    await waitFor('B applied the add', () => epochOf(b, groupId) === epoch + 1)
+    await a.libp2p.stop()
+    await waitFor('E joined through B', () => epochOf(e, groupId) === epoch + 1 && rec(e, groupId).committer === b.id, 25_000)
+    await waitFor('C caught up', () => epochOf(c, groupId) === epoch + 1, 25_000)
+    await e.svc.send({ groupId, body: encoder.encode('hello from E'), contentType: 'text/plain' })
+    await waitFor('B and C read E', () => b.received.some(m => m.text === 'hello from E') && c.received.some(m => m.text === 'hello from E'))
+    await adding
+  })
+
   it('two commits for one epoch: the lower hash wins whatever the arrival order', async () => {
     const { nodes, groupId } = await team(3, { ...FAST, heartbeatIntervalMs: 60_000, committerTimeoutMs: 600_000 })
     const [a, b, c] = nodes as [GroupNode, GroupNode, GroupNode]
