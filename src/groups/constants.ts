@@ -34,8 +34,6 @@ export const DEFAULTS = {
   selfUpdateIntervalMs: 3_600_000,
   /** application messages to an unreachable member are retried for this long */
   offlineWindowMs: 600_000,
-  /** retry interval for undelivered application messages */
-  redeliverIntervalMs: 5_000,
   /** most undelivered application frames kept per group */
   maxPendingPerGroup: 1_000,
   /** a message for an epoch this node has not reached yet is held this long */

@@ -190,6 +190,8 @@ export class Inbound {
     if (msg?.wireformat !== 'mls_welcome') throw new MalformedGroupFrameError('not a Welcome')
     let state: ClientState | undefined
     let used: unknown
+    const fresh = this.svc.now() - this.svc.options.keyPackageTtlMs
+    for (let i = this.keyPackages.length - 1; i >= 0; i--) if ((this.keyPackages[i]?.at ?? 0) < fresh) this.keyPackages.splice(i, 1)
     for (const kp of this.keyPackages) {
       try {
         state = await joinGroup(msg.welcome, kp.pub, kp.priv, emptyPskIndex, this.svc.cs, undefined, undefined, this.svc.config)

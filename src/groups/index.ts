@@ -58,7 +58,6 @@ export interface GroupsInit {
   /** 0 disables the periodic self-update */
   selfUpdateIntervalMs?: number
   offlineWindowMs?: number
-  redeliverIntervalMs?: number
   maxPendingPerGroup?: number
   epochBufferMs?: number
   maxEpochBuffer?: number
