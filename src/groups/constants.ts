@@ -52,6 +52,10 @@ export const DEFAULTS = {
   keyPackageTtlMs: 600_000,
   /** ratchet advances of application messages are written within this delay (commits at once) */
   saveDelayMs: 250,
+  /** inbound frames per second from one peer (burst: 4 ×) */
+  framesPerSecond: 1_000,
+  /** key package requests per second from one peer (each costs a key generation; burst: 4 ×) */
+  keyPackagesPerSecond: 2,
   /** most groups this node takes part in */
   maxGroups: 256,
   /** most members of one group */

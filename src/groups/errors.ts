@@ -25,6 +25,7 @@ export type GroupsErrorCode =
   | 'NotStarted'
   | 'CorruptGroupState'
   | 'Removed'
+  | 'RateLimited'
 
 /** Base class: `err instanceof GroupsError` catches every error of this module. */
 export class GroupsError extends Error {
@@ -66,10 +67,11 @@ export const InvalidArgumentError = named('InvalidArgument')
 export const NotStartedError = named('NotStarted')
 export const CorruptGroupStateError = named('CorruptGroupState')
 export const RemovedError = named('Removed')
+export const RateLimitedError = named('RateLimited')
 
 const CODES = new Set<string>(['UnknownGroup', 'NotMember', 'NotCommitter', 'StaleTerm', 'WrongEpoch', 'WelcomeBeforeCommit',
   'UnexpectedWelcome', 'BadCredential', 'InvalidCommit', 'MalformedGroupFrame', 'PeerUnreachable', 'GroupTimeout', 'GroupRefused',
-  'TooManyGroups', 'InvalidArgument', 'NotStarted', 'CorruptGroupState', 'Removed'])
+  'TooManyGroups', 'InvalidArgument', 'NotStarted', 'CorruptGroupState', 'Removed', 'RateLimited'])
 
 /** The error a peer reported in a reply, as a local error of the same code (unknown codes become `GroupRefused`). */
 export function errorFromWire (code: string, message: string): GroupsError {

@@ -13,7 +13,7 @@ import { createCommit, createGroup, decodeMlsMessage, encodeMlsMessage } from 't
 import { createSigner, MLS_SIGNATURE_SCHEME, ReplayCache } from '../protocol/index.ts'
 import { DEFAULTS, MAX_FRAME_BYTES, MLS_PROTOCOL } from './constants.ts'
 import {
-  GroupsError, InvalidArgumentError, NotMemberError, NotStartedError, TooManyGroupsError, UnknownGroupError, InvalidCommitError
+  GroupsError, InvalidArgumentError, NotMemberError, RateLimitedError, NotStartedError, TooManyGroupsError, UnknownGroupError, InvalidCommitError
 } from './errors.ts'
 import { cipherSuite, clientConfig, keyPackagePeer, leafOf, members, newKeyPackage } from './identity.ts'
 import { Delivery } from './delivery.ts'
@@ -421,6 +421,8 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     let id = ''
     let service = 'mls.error'
     try {
+      const take = this.inbound.frames.take(remote.toString(), this.now())
+      if (!take.allowed) throw new RateLimitedError('too many frames', { repeat: !take.firstRefusal })
       const opened = openFrame(data.subarray(), { local: this.self, remote, replayCache: this.replayCache, now: this.now(), windowMs: this.options.replayWindowMs })
       id = opened.id
       service = opened.type
@@ -432,7 +434,7 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
       const meta: Record<string, unknown> = { error: { code, message: (err as Error).message } }
       if (err instanceof GroupsError && err.meta !== undefined) Object.assign(meta, err.meta)
       reply = { groupId: new Uint8Array([0]), meta }
-      this.inbound.rejected(remote.toString(), code, (err as Error).message, '', undefined, err)
+      if (!(err instanceof GroupsError && err.meta?.repeat === true)) this.inbound.rejected(remote.toString(), code, (err as Error).message, '', undefined, err)
     }
     await lp.write(sealReply(this.signer, remote, service, id, reply, this.now()), { signal })
     await stream.close({ signal }).catch(() => {})

@@ -9,8 +9,9 @@ import { decodeMlsMessage, emptyPskIndex, encodeMlsMessage, joinGroup, processMe
 import { decryptSenderData } from 'ts-mls/privateMessage.js'
 import {
   GroupsError, InvalidArgumentError, InvalidCommitError, MalformedGroupFrameError, NotCommitterError, NotMemberError, StaleTermError,
-  UnexpectedWelcomeError, UnknownGroupError, WelcomeBeforeCommitError, WrongEpochError, GroupRefusedError
+  UnexpectedWelcomeError, UnknownGroupError, WelcomeBeforeCommitError, WrongEpochError, GroupRefusedError, RateLimitedError
 } from './errors.ts'
+import { RateLimiter } from '../utils/rate-limit.ts'
 import { leafOf, members, newKeyPackage } from './identity.ts'
 import { epochOf, sha256hex } from './groups.ts'
 import type { GroupsService } from './groups.ts'
@@ -36,9 +37,13 @@ export class Inbound {
   private readonly audited = new WeakSet<object>()
   private readonly syncing = new Set<string>()
   private readonly rejoining = new Map<string, number>()
+  readonly frames: RateLimiter
+  private readonly kpRequests: RateLimiter
 
   constructor (svc: GroupsService) {
     this.svc = svc
+    this.frames = new RateLimiter(svc.options.framesPerSecond, svc.options.framesPerSecond * 4, 10_000)
+    this.kpRequests = new RateLimiter(svc.options.keyPackagesPerSecond, svc.options.keyPackagesPerSecond * 4, 10_000)
   }
 
   /** Report a rejected frame (once per error). */
@@ -65,7 +70,7 @@ export class Inbound {
       }
     } catch (err) {
       const code = err instanceof GroupsError ? err.code : 'InvalidCommit'
-      this.rejected(from, code, (err as Error).message, hex(frame.groupId), frame, err)
+      if (!(err instanceof GroupsError && err.meta?.repeat === true)) this.rejected(from, code, (err as Error).message, hex(frame.groupId), frame, err)
       throw err instanceof GroupsError ? err : new InvalidCommitError((err as Error).message)
     }
   }
@@ -109,6 +114,8 @@ export class Inbound {
 
   private async onKeyPackage (from: string, _frame: GroupFrame): Promise<Reply> {
     if (this.svc.components.acceptInvite?.(from) === false) throw new GroupRefusedError('invitations from this peer are refused')
+    const take = this.kpRequests.take(from, this.svc.now())
+    if (!take.allowed) throw new RateLimitedError('too many key package requests', { repeat: !take.firstRefusal })
     const kp = await newKeyPackage(this.svc.components.privateKey, this.svc.self, this.svc.cs)
     this.keyPackages.push({ pub: kp.publicPackage, priv: kp.privatePackage, at: this.svc.now() })
     while (this.keyPackages.length > 64) this.keyPackages.shift()

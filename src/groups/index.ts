@@ -67,6 +67,8 @@ export interface GroupsInit {
   replayWindowMs?: number
   keyPackageTtlMs?: number
   saveDelayMs?: number
+  framesPerSecond?: number
+  keyPackagesPerSecond?: number
   maxGroups?: number
   maxMembers?: number
 }

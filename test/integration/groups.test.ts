@@ -123,6 +123,14 @@ describe('groups: three members on real nodes', () => {
     }
   })
 
+  it('key package requests are rate-limited per peer, and audited once', async () => {
+    const codes: string[] = []
+    for (let i = 0; i < 12; i++) codes.push((await forge(b, d, 'mls.keypackage', { groupId: new Uint8Array([1]) })).code)
+    assert.ok(codes.slice(0, 8).every(c => c === 'ok'), codes.join())
+    assert.ok(codes.slice(8).every(c => c === 'RateLimited'), codes.join())
+    assert.equal(d.audit.filter(e => e.code === 'RateLimited' && e.peer === b.id).length, 1)
+  })
+
   it('a removed member cannot read later messages and is sent none', async () => {
     const cRec = (c.svc as unknown as { groups: Map<string, { state: ClientState }> }).groups.get(groupId)
     assert.ok(cRec)
