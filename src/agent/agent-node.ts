@@ -2,6 +2,7 @@ import { AgentReplyError } from '../messaging/index.ts'
 import { InboundRefusedError } from './errors.ts'
 import type { AddressBook } from '../addressbook/index.ts'
 import type { Guard, GuardDecision, Screening } from '../guard/index.ts'
+import type { GroupsService } from '../groups/index.ts'
 import type { AuditSink } from '../audit/index.ts'
 import type { AgentCard, CardContent, CardService } from '../cards/index.ts'
 import type { ErrorCode, ForeignCode } from '../errors/index.ts'
@@ -36,6 +37,7 @@ export interface ScreeningOptions {
 }
 
 export interface AgentNodeParts {
+  groups: GroupsService
   milestones: Milestones
   guard: Guard
   screening: ScreeningOptions
@@ -72,6 +74,7 @@ export class AgentNode {
   readonly outbox: Outbox
   readonly audit: AuditSink
   readonly guard: Guard
+  readonly groups: GroupsService
   /** Operator milestones and readiness (`node.state`, `node.wait`) */
   readonly milestones: Milestones
   readonly book: AddressBook
@@ -93,6 +96,7 @@ export class AgentNode {
     this.outbox = parts.outbox
     this.audit = parts.audit
     this.guard = parts.guard
+    this.groups = parts.groups
     this.milestones = parts.milestones
     this.book = parts.book
     this.screening = parts.screening
@@ -169,10 +173,15 @@ export class AgentNode {
 
   /** Inbound screening: the last stage before delivery */
   private async screen (message: InboundMessage): Promise<Screening | undefined> {
-    if (!this.screening.enabled || message.contentType === 'application/octet-stream') {
+    return this.screenText(message.body, message.contentType)
+  }
+
+  /** Screen an inbound body (a message, a group message) when screening is on */
+  async screenText (body: Uint8Array, contentType: string): Promise<Screening | undefined> {
+    if (!this.screening.enabled || contentType === 'application/octet-stream') {
       return undefined
     }
-    return this.guard.screenInbound(new TextDecoder().decode(message.body))
+    return this.guard.screenInbound(new TextDecoder().decode(body))
   }
 
   /** The decision `msg.send` would take for this content, without sending (`guard.check`) */
@@ -197,6 +206,12 @@ export class AgentNode {
   async revokeTrust (peer: PeerId | string, reason: string | undefined, options: AbortOptions = {}): ReturnType<TrustService['revoke']> {
     const text = reason === undefined ? undefined : await this.outbox.admitText({ kind: 'trust-reason', to: peer.toString(), text: reason }, options)
     return this.trust.revoke(peer, text, options)
+  }
+
+  /** Send to a group: screened by the outbox for every member, then MLS-encrypted and fanned out */
+  async sendToGroup (groupId: string, body: Uint8Array, contentType: string, options: AbortOptions = {}): Promise<{ epoch: number, delivered: number, queued: number }> {
+    const admitted = await this.outbox.admit({ kind: 'group', service: groupId, body, contentType }, options)
+    return this.groups.send({ groupId, body: admitted.body, contentType: admitted.contentType }, options)
   }
 
   /** Change and publish our agent card */

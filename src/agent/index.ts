@@ -42,6 +42,8 @@ import { TokenService } from '../tokens/index.ts'
 import { createTrustGater, TrustService } from '../trust/index.ts'
 import { AddressBook } from '../addressbook/index.ts'
 import { createGuard } from '../guard/index.ts'
+import { groups } from '../groups/index.ts'
+import type { GroupsService } from '../groups/index.ts'
 import { AgentNode } from './agent-node.ts'
 import { guardStage } from './guard-stage.ts'
 import { stunService } from './stun.ts'
@@ -118,6 +120,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
 
   // ---- services
   const clock = init.clock ?? Date.now
+  let groupsService: GroupsService | undefined
   const tokens: TokenService = new TokenService({
     libp2p,
     privateKey,
@@ -139,7 +142,11 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     logger: log('trust'),
     // trust decisions are rare: the caller waits until its record is on disk
     audit: { append: async (type, data) => { await audit.recordNow(type, JSON.parse(JSON.stringify(data)) as AuditData) } },
-    onRevoke: async peer => { await tokens.revoke(peer) }
+    onRevoke: async peer => {
+      await tokens.revoke(peer)
+      // and removes it from every group (asks the committer where this node is not it)
+      void groupsService?.onTrustRevoked(peer.toString()).catch((err: Error) => { init.logger?.warn({ err: err.message }, 'could not remove a revoked peer from its groups') })
+    }
   }, {
     home,
     staticPeers: config.trust.peers,
@@ -215,6 +222,27 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     card: await outbox.admitJson({ kind: 'card', value: config.card })
   })
 
+  // MLS groups: frames signed by the protocol core; group messages leave through the outbox
+  groupsService = groups({
+    home,
+    heartbeatIntervalMs: config.groups.heartbeatIntervalMs,
+    committerTimeoutMs: config.groups.committerTimeoutMs,
+    selfUpdateIntervalMs: config.groups.selfUpdateIntervalMs,
+    offlineWindowMs: config.groups.offlineWindowMs,
+    maxGroups: config.groups.maxGroups,
+    maxMembers: config.groups.maxMembers,
+    maxBodyBytes: config.messaging.maxBodyBytes,
+    replayWindowMs: config.messaging.replayWindowMs
+  })({
+    libp2p,
+    privateKey,
+    clock,
+    logger: log('groups'),
+    // only trusted peers may invite this node into a group
+    acceptInvite: peer => trustService.isTrusted(peer),
+    audit: ({ type, ...data }) => { audit.record(type, { ...data }) }
+  })
+
   // ---- lifecycle: started in this order, stopped in the reverse ------------
   const lifecycle: Startable[] = [
     { start: () => {}, stop: async () => { await datastore.close() } }, // closed last
@@ -226,10 +254,12 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     messaging,
     network,
     cards,
+    ...(config.groups.enabled ? [groupsService] : []),
     stunService(config, log('stun'))
   ]
 
   return new AgentNode({
+    groups: groupsService,
     milestones,
     guard,
     screening: { enabled: config.guard.enabled && config.guard.inbound.screen, refuse: new Set(config.guard.inbound.refuse) },

@@ -31,6 +31,7 @@ function lazy (load: () => Promise<Record<string, unknown>>, name: string): Acti
 const remote = async (): Promise<Record<string, unknown>> => import('./commands/remote.ts')
 const lifecycle = async (): Promise<Record<string, unknown>> => import('./commands/lifecycle.ts')
 const local = async (): Promise<Record<string, unknown>> => import('./commands/local.ts')
+const groupCommands = async (): Promise<Record<string, unknown>> => import('./commands/groups.ts')
 const guardCommands = async (): Promise<Record<string, unknown>> => import('./commands/guard.ts')
 
 /** The full command definitions (commander is loaded only when they are needed) */
@@ -175,6 +176,22 @@ export async function buildProgram (): Promise<Command> {
     .option('--service <service>', 'the service it would go to')
     .action(lazy(guardCommands, 'guardCheck'))
 
+  const group = program.command('group').description('MLS groups: end-to-end encrypted team messaging without a broker')
+  withCommon(group.command('create').description('create a group (this node is its first committer)').argument('<name>'))
+    .action(lazy(groupCommands, 'groupCreate'))
+  withCommon(group.command('add').description('add a trusted peer to a group').argument('<group>', 'group ID').argument('<peer>', 'peer ID or petname'))
+    .action(lazy(groupCommands, 'groupAdd'))
+  withCommon(group.command('remove').description('remove a member').argument('<group>', 'group ID').argument('<peer>', 'peer ID or petname'))
+    .action(lazy(groupCommands, 'groupRemove'))
+  withCommon(group.command('send').description('send a text to every member').argument('<group>', 'group ID').argument('<text>'))
+    .action(lazy(groupCommands, 'groupSend'))
+  withCommon(group.command('list').description('groups, epochs, committers, members'))
+    .action(lazy(groupCommands, 'groupList'))
+  withCommon(group.command('listen').description('print the group\'s messages as NDJSON until interrupted').argument('<group>', 'group ID'))
+    .action(lazy(groupCommands, 'groupListen'))
+  withCommon(group.command('leave').description('leave a group').argument('<group>', 'group ID'))
+    .action(lazy(groupCommands, 'groupLeave'))
+
   withCommon(program.command('dashboard').description('serve a live web dashboard of the running node on 127.0.0.1 (prints its URL with the access token)'))
     .option('--port <n>', 'TCP port on 127.0.0.1 (default: any free port)', parsePort)
     .action(lazy(guardCommands, 'dashboard'))
@@ -186,8 +203,8 @@ export async function buildProgram (): Promise<Command> {
       process.stdout.write(completionScript(await buildProgram(), shell))
     })
 
-  for (const group of [alias, trust, invite, audit, token, guard]) {
-    group.exitOverride().configureOutput({ outputError: () => {} })
+  for (const sub of [alias, trust, invite, audit, token, guard, group]) {
+    sub.exitOverride().configureOutput({ outputError: () => {} })
   }
   return program
 }

@@ -136,6 +136,16 @@ export interface TrustPending {
   updatedAt: number
 }
 
+/** A group as `group.list` shows it */
+export interface GroupSummary {
+  groupId: string
+  name: string
+  epoch: number
+  term: number
+  committer: string
+  members: string[]
+}
+
 /** A registered guard value as `guard.list` shows it: never the value */
 export interface ProtectedEntry {
   id: string
@@ -385,6 +395,36 @@ export class AgentnetClient extends EventEmitter<AgentnetClientEvents> {
 
   async aliasList (options?: RequestOptions): Promise<Array<{ name: string, peerId: string }>> {
     return this.request('alias.list', {}, options)
+  }
+
+  async groupCreate (name: string, options?: RequestOptions): Promise<{ groupId: string }> {
+    return this.request('group.create', { name }, options)
+  }
+
+  async groupAdd (groupId: string, peer: string, options?: RequestOptions): Promise<{ epoch: number }> {
+    return this.request('group.add', { groupId, peer }, options)
+  }
+
+  async groupRemove (groupId: string, peer: string, options?: RequestOptions): Promise<{ epoch: number }> {
+    return this.request('group.remove', { groupId, peer }, options)
+  }
+
+  /** Send to every member: text (`body` string), JSON (`body` other) or bytes (`bodyBase64`) */
+  async groupSend (params: { groupId: string, body?: unknown, bodyBase64?: string }, options?: RequestOptions): Promise<{ epoch: number, delivered: number, queued: number }> {
+    return this.request('group.send', params, options)
+  }
+
+  async groupList (options?: RequestOptions): Promise<GroupSummary[]> {
+    return this.request('group.list', {}, options)
+  }
+
+  async groupLeave (groupId: string, options?: RequestOptions): Promise<{ groupId: string, left: true }> {
+    return this.request('group.leave', { groupId }, options)
+  }
+
+  /** Receive `group.received` notifications (listen with `on('notification', …)`) for one group or all */
+  async groupSubscribe (groupId?: string, options?: RequestOptions): Promise<{ subscribed: true }> {
+    return this.request('group.subscribe', groupId == null ? {} : { groupId }, options)
   }
 
   /** Register a value the guard keeps from leaving (unless a policy allows its category) */
