@@ -68,6 +68,7 @@ export const ERROR_CODES = {
   ServiceError: 'the service failed without an error code of its own',
   RemoteError: 'the peer answered with an error body that could not be read',
   RequestTimeout: 'no answer arrived within the request\'s timeout, retries included',
+  DeadlineExceeded: 'a request arrived after its sender stopped waiting (`timestamp + ttl` has passed); it was not run',
   Busy: 'too much in flight (requests from one peer, queued bytes, pending handshakes); retry later',
   PeerUnreachable: 'no connection to the peer could be opened (not found in the peer store or the DHT, or every address failed)',
   StreamClosed: 'the stream to the peer closed before the frame was written',

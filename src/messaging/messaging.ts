@@ -554,6 +554,10 @@ export class MessagingService {
       return
     }
     try {
+      // `ttl` is how long the sender waits: a request whose deadline passed is not run
+      if (message.ttl > 0 && message.timestamp + message.ttl < this.now()) {
+        throw new MessagingError('DeadlineExceeded', `the sender stopped waiting ${this.now() - message.timestamp - message.ttl} ms ago`)
+      }
       for (const gate of this.components.inboundGates ?? []) {
         // gates are synchronous today; await only the ones that are not
         const pending = gate.check(message, channel.remotePeer)

@@ -147,10 +147,10 @@ async function assertStillServing (target: AgentNode, attacker: Attacker, honest
 }
 
 /** A request sealed by the attacker to `service` on `target` */
-function sealRequest (attacker: Attacker, target: PeerId, service: string, extra: { body?: string | Uint8Array, timestamp?: number, token?: Uint8Array } = {}): { id: string, frame: Uint8Array } {
+function sealRequest (attacker: Attacker, target: PeerId, service: string, extra: { body?: string | Uint8Array, timestamp?: number, token?: Uint8Array, ttl?: number } = {}): { id: string, frame: Uint8Array } {
   const id = newId(service)
   const body = typeof extra.body === 'string' ? encoder.encode(extra.body) : extra.body ?? encoder.encode(`to ${service}`)
-  const frame = attacker.seal({ to: target, service, kind: 'request', id, body, contentType: TEXT, timestamp: extra.timestamp, token: extra.token })
+  const frame = attacker.seal({ to: target, service, kind: 'request', id, body, contentType: TEXT, timestamp: extra.timestamp, token: extra.token, ttl: extra.ttl })
   return { id, frame }
 }
 
@@ -417,6 +417,15 @@ describe('forged and misdirected envelopes', () => {
     assertResponse(await s.exchange(early.frame, early.id), 'early but fine')
     assert.equal(calls.filter(c => c === stale.id || c === future.id).length, 0)
     await assertStillServing(target, attacker, honest, s)
+  })
+
+  it('a request whose sender stopped waiting (timestamp + ttl passed) → DeadlineExceeded, not run; within its ttl it runs', async () => {
+    s = await usable(attacker, target, s)
+    const late = sealRequest(attacker, target.peerId, 'echo', { timestamp: Date.now() - 5000, ttl: 1000 })
+    assert.equal(await s.expectError(late.frame, late.id), 'DeadlineExceeded')
+    assert.equal(calls.filter(c => c === late.id).length, 0)
+    const timely = sealRequest(attacker, target.peerId, 'echo', { body: 'in time', timestamp: Date.now() - 1000, ttl: 10_000 })
+    assertResponse(await s.exchange(timely.frame, timely.id), 'in time')
   })
 
   it('oversized body → BodyTooLarge; an oversized length prefix resets the stream and the node keeps serving', async () => {
