@@ -17,7 +17,7 @@
 
 import { randomUUID } from 'node:crypto'
 import { lpStream } from '@libp2p/utils'
-import { openEnvelope, sealEnvelope, MLS_SIGNATURE_SCHEME } from '../protocol/index.ts'
+import { openEnvelope, sealEnvelope, MLS_SIGNATURE_SCHEME, uvarint } from '../protocol/index.ts'
 import { BODY_VERSION, MAX_FRAME_BYTES, MLS_PROTOCOL } from './constants.ts'
 import { errorFromWire, GroupsError, MalformedGroupFrameError, PeerUnreachableError } from './errors.ts'
 import type { MessageSigner, ReplayCache } from '../protocol/index.ts'
@@ -38,13 +38,10 @@ export interface GroupFrame {
 
 const EMPTY = new Uint8Array(0)
 
+/** The project's one varint encoder (src/protocol), with the range check a frame field needs */
 function pushVarint (out: number[], value: number): void {
   if (!Number.isSafeInteger(value) || value < 0) throw new MalformedGroupFrameError('varint out of range')
-  while (value >= 0x80) {
-    out.push((value % 0x80) | 0x80)
-    value = Math.floor(value / 0x80)
-  }
-  out.push(value)
+  out.push(...uvarint(value))
 }
 
 /** Encode a frame body. */

@@ -196,6 +196,20 @@ export function detectPrivateKeys (text: string): DetectorHit[] {
 
 /** libp2p peer IDs and CIDs are public identifiers that agents exchange all the time. */
 const PUBLIC_ID = /^(?:12D3KooW[1-9A-HJ-NP-Za-km-z]{44}|Qm[1-9A-HJ-NP-Za-km-z]{44}|bafy[a-z2-7]{50,})$/
+/** The same, anywhere in a run (`12D3KooW…-12D3KooW…`: `-` is a token character of base64url) */
+const PUBLIC_ID_ANYWHERE = /12D3KooW[1-9A-HJ-NP-Za-km-z]{44}|Qm[1-9A-HJ-NP-Za-km-z]{44}|bafy[a-z2-7]{50,}/g
+
+/** A segment with every embedded peer ID or CID cut out: the pieces around them, with their offsets */
+function withoutPublicIds (segment: string, start: number): Array<[string, number]> {
+  const pieces: Array<[string, number]> = []
+  let last = 0
+  for (const m of segment.matchAll(PUBLIC_ID_ANYWHERE)) {
+    if (m.index > last) pieces.push([segment.slice(last, m.index), start + last])
+    last = m.index + m[0].length
+  }
+  if (last < segment.length) pieces.push([segment.slice(last), start + last])
+  return pieces
+}
 
 /**
  * High-entropy tokens: ≥ 24 characters of the base64/base58 alphabet with
@@ -217,16 +231,18 @@ export function detectHighEntropy (text: string, runs: readonly TokenRun[], deco
     // random base64 has a '/' every 64 characters on average
     const slashed = token.includes('/')
     let at = r.start
-    for (const segment of slashed ? token.split('/') : [token]) {
-      const start = at
-      at += segment.length + 1
-      const t = segment.replace(/=+$/, '')
-      if (t.length < (slashed ? MIN_ENTROPY_TOKEN_CHARS - 4 : MIN_ENTROPY_TOKEN_CHARS)) continue
-      if (!/[a-z]/.test(t) || !/[A-Z]/.test(t) || !/\d/.test(t)) continue
-      if (PUBLIC_ID.test(t)) continue
-      if (entropy(t) < MIN_ENTROPY_BITS) continue
-      if (classChanges(t) < 0.4 * (t.length - 1)) continue
-      out.push({ detector: 'entropy', category: 'secret/high-entropy', start, end: start + segment.length })
+    for (const whole of slashed ? token.split('/') : [token]) {
+      const wholeStart = at
+      at += whole.length + 1
+      for (const [segment, start] of withoutPublicIds(whole, wholeStart)) {
+        const t = segment.replace(/=+$/, '')
+        if (t.length < (slashed ? MIN_ENTROPY_TOKEN_CHARS - 4 : MIN_ENTROPY_TOKEN_CHARS)) continue
+        if (!/[a-z]/.test(t) || !/[A-Z]/.test(t) || !/\d/.test(t)) continue
+        if (PUBLIC_ID.test(t)) continue
+        if (entropy(t) < MIN_ENTROPY_BITS) continue
+        if (classChanges(t) < 0.4 * (t.length - 1)) continue
+        out.push({ detector: 'entropy', category: 'secret/high-entropy', start, end: start + segment.length })
+      }
     }
   }
   return out
