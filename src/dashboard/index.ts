@@ -26,6 +26,7 @@
  * ```
  */
 
+import { errorCodeOf } from '../errors/index.ts'
 import { randomBytes, timingSafeEqual } from 'node:crypto'
 import { createServer } from 'node:http'
 import { join } from 'node:path'
@@ -251,7 +252,7 @@ export async function startDashboard (options: DashboardOptions): Promise<Dashbo
         const result = url.pathname.endsWith('approve') ? await c.trustApprove(peer) : await c.trustReject(peer)
         reply(res, 200, result)
       } catch (err) {
-        reply(res, 409, { error: (err as Error).message, code: (err as { code?: string }).code })
+        reply(res, 409, { error: (err as Error).message, code: errorCodeOf(err) })
       }
       void broadcast()
     } else {

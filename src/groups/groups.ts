@@ -5,6 +5,7 @@
  * @module
  */
 
+import { errorCodeOf } from '../errors/index.ts'
 import { createHash, randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { lpStream } from '@libp2p/utils'
@@ -431,7 +432,7 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
       if (opened.kind !== 'request') throw new InvalidArgumentError('expected a request')
       reply = await this.inbound.handle(opened.type, remote.toString(), opened.frame, signal)
     } catch (err) {
-      const code = err instanceof GroupsError || (typeof (err as { code?: unknown }).code === 'string') ? String((err as { code: string }).code) : 'InternalError'
+      const code = errorCodeOf(err) ?? 'InternalError'
       const meta: Record<string, unknown> = { error: { code, message: (err as Error).message } }
       if (err instanceof GroupsError && err.meta !== undefined) Object.assign(meta, err.meta)
       reply = { groupId: new Uint8Array([0]), meta }

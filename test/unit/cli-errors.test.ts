@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { CodedError, foreignCode } from '../../src/errors/index.ts'
 import { describe, it } from 'node:test'
 import { explain, humanize } from '../../src/cli/errors.ts'
 import { bodyParams } from '../../src/cli/commands/remote.ts'
@@ -6,8 +7,9 @@ import { completionScript } from '../../src/cli/completion.ts'
 import { buildProgram } from '../../src/cli/main.ts'
 import { prettyLine } from '../../src/cli/log.ts'
 
+/** An error as the SDK hands it over: the node's code, relayed */
 function remote (code: string, message: string): Error {
-  return Object.assign(new Error(message), { code })
+  return new CodedError(foreignCode(code), message)
 }
 
 describe('CLI errors in the user\'s terms', () => {
