@@ -18,6 +18,8 @@ import { createIdentity, ensureHome, loadIdentity, resolveHome } from '../identi
 import { AddressBook } from '../addressbook/index.ts'
 import { AUDIT_LOG_FILE, tailAuditLog, verifyAuditLog } from '../audit/index.ts'
 import { join } from 'node:path'
+import { registerPostureCommands } from './posture.ts'
+import { didKeyFromPeerId } from '../did/index.ts'
 import type { LogLevel, Profile } from '../config/index.ts'
 
 export { CliError } from './common.ts'
@@ -80,7 +82,8 @@ export function buildProgram (): Command {
           throw err
         }
       }
-      print(opts.json, { peerId: peerId.toString(), addresses }, () => [peerId.toString(), ...addresses].join('\n'))
+      const did = didKeyFromPeerId(peerId)
+      print(opts.json, { peerId: peerId.toString(), did, addresses }, () => [peerId.toString(), did, ...addresses].join('\n'))
     })
 
   withCommon(program.command('status').description('show the running node\'s addresses and connections'))
@@ -268,6 +271,8 @@ export function buildProgram (): Command {
       const result = await withClient(opts, async client => client.revokeTokens(peer))
       print(opts.json, result, () => `revoked every token issued to ${result.peerId}`)
     })
+
+  registerPostureCommands(program)
 
   return program
 }

@@ -1,0 +1,82 @@
+/**
+ * Commands of issue 15, registered on the program by
+ * {@link registerPostureCommands}: `doctor` (posture review, baseline),
+ * `card export` / `card verify` (A2A-style JWS agent cards).
+ */
+
+import { readFile, writeFile } from 'node:fs/promises'
+import { Option } from 'commander'
+import { loadConfig, profilePath } from '../config/index.ts'
+import { loadIdentity, resolveHome } from '../identity/index.ts'
+import { formatReport, installedVersions, recordBaseline, runDoctor } from '../posture/index.ts'
+import { createAgentCard, verifyAgentCard } from '../did/index.ts'
+import { CliError, print, withCommon } from './common.ts'
+import { SilentExit } from './index.ts'
+import type { GlobalOptions } from './common.ts'
+import type { Profile } from '../config/index.ts'
+import type { Command } from 'commander'
+
+interface ConfigOptions {
+  config?: string
+  profile: Profile
+}
+
+function withConfig (command: Command): Command {
+  return command
+    .option('--config <file>', 'the JSON config the node runs with (as for start)')
+    .addOption(new Option('--profile <name>', 'set of defaults the node runs with').choices(['default', 'bootstrap']).default('default'))
+}
+
+async function configFor (opts: ConfigOptions) {
+  return loadConfig({ defaultsFile: profilePath(opts.profile), file: opts.config })
+}
+
+export function registerPostureCommands (program: Command): void {
+  withCommon(withConfig(program.command('doctor').description('review this node\'s security posture and drift from the approved baseline; exit 1 on any high-severity finding')))
+    .option('--record-baseline', 'approve the current posture: store it signed by the node key')
+    .option('--offline', 'do not ask the running node (home and config only)')
+    .option('--verbose', 'also print info findings')
+    .action(async (opts: GlobalOptions & ConfigOptions & { recordBaseline?: boolean, offline?: boolean, verbose?: boolean }) => {
+      const home = resolveHome(opts.home)
+      const config = await configFor(opts)
+      const configSource = opts.config ?? `${opts.profile} profile defaults`
+      if (opts.recordBaseline === true) {
+        const { privateKey } = await loadIdentity(home)
+        const recorded = await recordBaseline({ home, config, configSource, privateKey })
+        print(opts.json, recorded, () => `baseline recorded in ${recorded.file}: ${recorded.settings} settings, ${recorded.trustedPeers} trusted peers, signed by ${recorded.peerId}`)
+        return
+      }
+      const report = await runDoctor({ home, config, configSource, live: opts.offline !== true })
+      print(opts.json, report, () => formatReport(report, opts.verbose === true))
+      if (report.high) throw new SilentExit(1)
+    })
+
+  const card = program.command('card').description('A2A-style agent cards signed with JWS (EdDSA, did:key)')
+  withCommon(withConfig(card.command('export').description('print (or write) this node\'s signed agent card')))
+    .option('--out <file>', 'write the card to this file instead of stdout')
+    .action(async (opts: GlobalOptions & ConfigOptions & { out?: string }) => {
+      const home = resolveHome(opts.home)
+      const config = await configFor(opts)
+      const { privateKey } = await loadIdentity(home)
+      const versions = await installedVersions()
+      const signed = await createAgentCard({ name: config.card.name, services: config.card.services, metadata: config.card.metadata, version: versions.agentnet ?? '0.0.0' }, privateKey)
+      const text = JSON.stringify(signed, null, 2) + '\n'
+      if (opts.out !== undefined) {
+        await writeFile(opts.out, text, { mode: 0o644 })
+        print(opts.json, { file: opts.out, peerId: signed.agentnet.peerId, did: signed.agentnet.did }, () => `agent card of ${signed.agentnet.peerId} written to ${opts.out ?? ''}`)
+      } else {
+        process.stdout.write(opts.json === true ? JSON.stringify(signed) + '\n' : text)
+      }
+    })
+  withCommon(card.command('verify').description('check a card\'s JWS signature against the peer ID it claims').argument('<file>', 'agent card JSON'))
+    .action(async (file: string, opts: GlobalOptions) => {
+      let text: string
+      try {
+        text = await readFile(file, 'utf8')
+      } catch (err) {
+        throw new CliError(`cannot read ${file}: ${(err as Error).message}`, 'CardUnreadable')
+      }
+      const verified = await verifyAgentCard(text)
+      print(opts.json, { ok: true, ...verified }, () => `valid card of ${verified.peerId} (${verified.did}), signed by ${verified.kid}`)
+    })
+}
