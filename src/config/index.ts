@@ -118,7 +118,12 @@ export interface Config {
   /** The agent card this node publishes in the DHT */
   card: CardConfig
   trust: TrustConfig
+  /** Connection encrypters in order of preference: `noise` (Noise XX), `tls` (TLS 1.3, mutual); both authenticate the peer ID */
+  security: SecurityProtocol[]
 }
+
+export type SecurityProtocol = 'noise' | 'tls'
+export const SECURITY_PROTOCOLS: readonly SecurityProtocol[] = ['noise', 'tls']
 
 export interface TrustConfig {
   /** Peer IDs trusted without a handshake (a fleet provisioned together) */
@@ -222,6 +227,13 @@ const logLevel: Check = (value, path) => {
   }
 }
 
+const securityList: Check = (value, path) => {
+  if (!Array.isArray(value) || value.length === 0 || new Set(value).size !== value.length ||
+      !value.every(item => SECURITY_PROTOCOLS.includes(item as SecurityProtocol))) {
+    throw new ConfigError(`config: ${path} must be a non-empty list of distinct encrypters from ${SECURITY_PROTOCOLS.join(', ')} (in order of preference), got ${JSON.stringify(value)}`)
+  }
+}
+
 /** The schema: every key the config may hold, and how its value is checked */
 const SCHEMA: Record<string, Check | Record<string, Check>> = {
   listen: multiaddrList,
@@ -299,7 +311,8 @@ const SCHEMA: Record<string, Check | Record<string, Check>> = {
     protectedServices: serviceList,
     lifetimeMs: integer(1_000, 86_400_000),
     maxLifetimeMs: integer(1_000, 86_400_000)
-  }
+  },
+  security: securityList
 }
 
 /**

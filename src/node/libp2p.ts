@@ -5,6 +5,7 @@ import { dcutr } from '@libp2p/dcutr'
 import { identify, identifyPush } from '@libp2p/identify'
 import { kadDHT, passthroughMapper, removePrivateAddressesMapper, removePublicAddressesMapper } from '@libp2p/kad-dht'
 import { noise } from '@libp2p/noise'
+import { tls } from '@libp2p/tls'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
@@ -83,6 +84,11 @@ export function stunServersFor (config: Config): string[] {
   return [...servers]
 }
 
+/** The connection encrypters of `config.security`, in its order of preference */
+export function connectionEncryptersFor (config: Pick<Config, 'security'>): NonNullable<Libp2pOptions['connectionEncrypters']> {
+  return config.security.map(name => name === 'tls' ? tls() : noise())
+}
+
 /** Build (not start) the libp2p node a config describes */
 export async function createAgentLibp2p (init: Libp2pAssembly): Promise<AgentLibp2p> {
   const { config } = init
@@ -150,7 +156,7 @@ export async function createAgentLibp2p (init: Libp2pAssembly): Promise<AgentLib
       announce: config.announce
     },
     transports,
-    connectionEncrypters: [noise()],
+    connectionEncrypters: connectionEncryptersFor(config),
     streamMuxers: [yamux()],
     connectionManager: {
       maxConnections: config.connections.maxConnections,
