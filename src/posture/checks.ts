@@ -47,7 +47,8 @@ export function hasHigh (findings: Finding[]): boolean {
 
 function days (ms: number): string {
   const d = ms / 86_400_000
-  return d >= 1 ? `${Math.floor(d)} day${Math.floor(d) === 1 ? '' : 's'}` : `${Math.max(1, Math.round(ms / 3_600_000))} h`
+  if (d >= 1) return `${Math.floor(d)} day${Math.floor(d) === 1 ? '' : 's'}`
+  return ms >= 3_600_000 ? `${Math.round(ms / 3_600_000)} h` : `${Math.max(0, Math.round(ms / 60_000))} min`
 }
 
 function octal (mode: number): string {
