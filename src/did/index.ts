@@ -24,5 +24,7 @@
 export { didKeyFromPeerId, didKeyFromPublicKey, didKeyVerificationMethod, publicKeyFromDidKey, peerIdFromDidKey, ed25519PublicKeyOf } from './did-key.ts'
 export { createAgentCard, verifyAgentCard } from './agent-card.ts'
 export type { A2AAgentCard, AgentCardInit, AgentCardSignature, AgentSkill, VerifiedAgentCard } from './agent-card.ts'
+export { agentCardHandler, fetchAgentCard, AGENT_CARD_SERVICE, AGENT_CARD_CONTENT_TYPE } from './service.ts'
+export type { CardRequester } from './service.ts'
 export { InvalidDidError, InvalidAgentCardError } from './errors.ts'
 export * from './constants.ts'
