@@ -97,7 +97,8 @@ export async function collectSnapshot (options: CollectOptions): Promise<Posture
   if (await modeOf(auditPath) !== undefined) {
     try {
       audit = await verifyAuditLog(auditPath)
-      const tail = await tailAuditLog(auditPath, 1000)
+      // record times of the last records (a damaged log may refuse a tail: verify already reported it)
+      const tail = await tailAuditLog(auditPath, 1000).catch(() => [])
       let regressions = 0
       for (let i = 1; i < tail.length; i++) {
         if (Date.parse(tail[i]?.time ?? '') < Date.parse(tail[i - 1]?.time ?? '')) regressions++
