@@ -93,7 +93,7 @@ export function checkKeyAge (s: PostureSnapshot, o: ReviewOptions = {}): Finding
   if (age <= max) {
     return [{ id: 'key.age', severity: 'info', title: `identity key is ${days(age)} old`, explanation: `Within the rotation period of ${days(max)} (age from the key file's modification time).`, fix: 'none needed' }]
   }
-  return [{ id: 'key.age', severity: 'medium', title: `identity key is ${days(age)} old`, explanation: `Keys older than ${days(max)} should be rotated: the longer a key lives, the more copies and backups of it exist.`, fix: 'agentnet identity rotate (key rotation with succession; see docs)' }]
+  return [{ id: 'key.age', severity: 'medium', title: `identity key is ${days(age)} old`, explanation: `Keys older than ${days(max)} should be rotated: the longer a key lives, the more copies and backups of it exist.`, fix: 'rotate the key: agentnet identity rotate once succession is wired (src/identity/rotation.ts); until then a new home with agentnet init and new trust' }]
 }
 
 /** Replay window, clock skew and token lifetimes against recommended bounds */

@@ -88,7 +88,7 @@ describe('posture checks (pure)', () => {
       ['home.key-mode', 'high', /chmod 600 .*identity\.key/],
       ['home.file-mode.trust.json', 'high', /chmod 600/],
       ['home.file-mode.notes.txt', 'medium', /chmod 600/],
-      ['key.age', 'medium', /identity rotate/],
+      ['key.age', 'medium', /rotate/],
       ['config.replay-window', 'medium', /messaging\.replayWindowMs/],
       ['config.clock-skew', 'medium', /messaging\.maxClockSkewMs/],
       ['config.token-lifetime', 'medium', /tokens\.lifetimeMs/],
