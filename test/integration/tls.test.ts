@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { loadConfig } from '../../src/config/index.ts'
+import { loadConfig, profilePath } from '../../src/config/index.ts'
 import { createAgentNode } from '../../src/node/index.ts'
 import type { SecurityProtocol } from '../../src/config/index.ts'
 import type { AgentNode } from '../../src/node/index.ts'
@@ -116,5 +116,7 @@ describe('TLS 1.3 connection encrypter (config security)', () => {
     await assert.rejects(loadConfig({ overrides: { security: ['ssl' as SecurityProtocol] } }), /security must be a non-empty list/)
     await assert.rejects(loadConfig({ overrides: { security: [] } }), /security must be a non-empty list/)
     await assert.rejects(loadConfig({ overrides: { security: ['tls', 'tls'] } }), /security must be a non-empty list/)
+    assert.deepEqual((await loadConfig()).security, ['noise'])
+    assert.deepEqual((await loadConfig({ defaultsFile: profilePath('bootstrap') })).security, ['noise', 'tls'], 'bootstrap nodes admit agents of either kind')
   })
 })
