@@ -5,7 +5,6 @@ import { dcutr } from '@libp2p/dcutr'
 import { identify, identifyPush } from '@libp2p/identify'
 import { kadDHT, passthroughMapper, removePrivateAddressesMapper, removePublicAddressesMapper } from '@libp2p/kad-dht'
 import { noise } from '@libp2p/noise'
-import { tls } from '@libp2p/tls'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
@@ -85,8 +84,10 @@ export function stunServersFor (config: Config): string[] {
 }
 
 /** The connection encrypters of `config.security`, in its order of preference */
-export function connectionEncryptersFor (config: Pick<Config, 'security'>): NonNullable<Libp2pOptions['connectionEncrypters']> {
-  return config.security.map(name => name === 'tls' ? tls() : noise())
+export async function connectionEncryptersFor (config: Pick<Config, 'security'>): Promise<NonNullable<Libp2pOptions['connectionEncrypters']>> {
+  // loaded only when configured: @libp2p/tls (X.509, ASN.1) adds ~0.4 s to module loading here
+  const tls = config.security.includes('tls') ? (await import('@libp2p/tls')).tls : undefined
+  return config.security.map(name => name === 'tls' && tls !== undefined ? tls() : noise())
 }
 
 /** Build (not start) the libp2p node a config describes */
@@ -156,7 +157,7 @@ export async function createAgentLibp2p (init: Libp2pAssembly): Promise<AgentLib
       announce: config.announce
     },
     transports,
-    connectionEncrypters: connectionEncryptersFor(config),
+    connectionEncrypters: await connectionEncryptersFor(config),
     streamMuxers: [yamux()],
     connectionManager: {
       maxConnections: config.connections.maxConnections,
