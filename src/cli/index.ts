@@ -19,7 +19,7 @@ import { AddressBook } from '../addressbook/index.ts'
 import { AUDIT_LOG_FILE, tailAuditLog, verifyAuditLog } from '../audit/index.ts'
 import { join } from 'node:path'
 import { registerPostureCommands } from './posture.ts'
-import { didKeyFromPeerId } from '../did/index.ts'
+import { didKeyFromPeerId } from '../did/did-key.ts'
 import type { LogLevel, Profile } from '../config/index.ts'
 
 export { CliError } from './common.ts'

@@ -1,15 +1,15 @@
 /**
  * Commands of issue 15, registered on the program by
  * {@link registerPostureCommands}: `doctor` (posture review, baseline),
- * `card export` / `card verify` (A2A-style JWS agent cards).
+ * `card export` / `card verify` (A2A-style JWS agent cards). Their modules
+ * (jose, canonicalize, the posture checks) load only when one of these
+ * commands runs, so other commands and `start` do not pay for them.
  */
 
 import { readFile, writeFile } from 'node:fs/promises'
 import { Option } from 'commander'
 import { loadConfig, profilePath } from '../config/index.ts'
 import { loadIdentity, resolveHome } from '../identity/index.ts'
-import { formatReport, installedVersions, recordBaseline, runDoctor } from '../posture/index.ts'
-import { createAgentCard, verifyAgentCard } from '../did/index.ts'
 import { CliError, print, withCommon } from './common.ts'
 import { SilentExit } from './index.ts'
 import type { GlobalOptions } from './common.ts'
@@ -37,6 +37,7 @@ export function registerPostureCommands (program: Command): void {
     .option('--offline', 'do not ask the running node (home and config only)')
     .option('--verbose', 'also print info findings')
     .action(async (opts: GlobalOptions & ConfigOptions & { recordBaseline?: boolean, offline?: boolean, verbose?: boolean }) => {
+      const { formatReport, recordBaseline, runDoctor } = await import('../posture/index.ts')
       const home = resolveHome(opts.home)
       const config = await configFor(opts)
       const configSource = opts.config ?? `${opts.profile} profile defaults`
@@ -58,6 +59,8 @@ export function registerPostureCommands (program: Command): void {
       const home = resolveHome(opts.home)
       const config = await configFor(opts)
       const { privateKey } = await loadIdentity(home)
+      const { installedVersions } = await import('../posture/versions.ts')
+      const { createAgentCard } = await import('../did/agent-card.ts')
       const versions = await installedVersions()
       const signed = await createAgentCard({ name: config.card.name, services: config.card.services, metadata: config.card.metadata, version: versions.agentnet ?? '0.0.0' }, privateKey)
       const text = JSON.stringify(signed, null, 2) + '\n'
@@ -76,6 +79,7 @@ export function registerPostureCommands (program: Command): void {
       } catch (err) {
         throw new CliError(`cannot read ${file}: ${(err as Error).message}`, 'CardUnreadable')
       }
+      const { verifyAgentCard } = await import('../did/agent-card.ts')
       const verified = await verifyAgentCard(text)
       print(opts.json, { ok: true, ...verified }, () => `valid card of ${verified.peerId} (${verified.did}), signed by ${verified.kid}`)
     })
