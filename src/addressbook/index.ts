@@ -18,6 +18,8 @@
  * ```
  */
 
+import { AgentnetError } from '../errors/index.ts'
+import type { ErrorCode } from '../errors/index.ts'
 import { join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { isPeerId } from '../node/target.ts'
@@ -27,9 +29,9 @@ export const ALIASES_FILE = 'aliases.json'
 /** Letters, digits, `_` and `-`, starting with a letter; at most 64 characters */
 export const ALIAS_PATTERN = /^[A-Za-z][\w-]{0,63}$/
 
-export class AddressBookError extends Error {
-  readonly code: string
-  constructor (code: string, message: string) {
+export class AddressBookError extends AgentnetError {
+  override readonly code: ErrorCode
+  constructor (code: ErrorCode, message: string) {
     super(message)
     this.name = 'AddressBookError'
     this.code = code

@@ -129,3 +129,4 @@ export {
 export const AUDIT_LOG_FILE = 'audit.log'
 /** File name of the audit log's head inside the home folder */
 export const AUDIT_HEAD_FILE = 'audit.head'
+export { AuditSink } from './sink.ts'

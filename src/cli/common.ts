@@ -3,6 +3,8 @@
  * a short-lived SDK client.
  */
 
+import { AgentnetError } from '../errors/index.ts'
+import type { ErrorCode } from '../errors/index.ts'
 import { connectClient } from '../client/index.ts'
 import { resolveHome } from '../identity/index.ts'
 import type { AgentnetClient } from '../client/index.ts'
@@ -14,10 +16,10 @@ export interface GlobalOptions {
 }
 
 /** A failure the CLI reports as one line; `exitCode` 2 means bad usage */
-export class CliError extends Error {
+export class CliError extends AgentnetError {
   readonly exitCode: number
-  readonly code: string
-  constructor (message: string, code = 'CliError', exitCode = 1) {
+  override readonly code: ErrorCode
+  constructor (message: string, code: ErrorCode, exitCode = 1) {
     super(message)
     this.name = 'CliError'
     this.code = code

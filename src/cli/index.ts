@@ -12,6 +12,7 @@ import { pino } from 'pino'
 import { loadConfig, profilePath } from '../config/index.ts'
 import { connectClient, NodeNotRunningError } from '../client/index.ts'
 import { CliError, collect, print, withClient, withCommon } from './common.ts'
+import { errorCodeOf } from '../errors/index.ts'
 import type { GlobalOptions } from './common.ts'
 import { startDaemon } from '../daemon/index.ts'
 import { createIdentity, ensureHome, loadIdentity, resolveHome } from '../identity/index.ts'
@@ -153,7 +154,7 @@ export function buildProgram (): Command {
       await client.registerService(service)
       process.stderr.write(`listening on service ${service}\n`)
       await new Promise<void>((resolve, reject) => {
-        client.once('close', () => { reject(new CliError('the node closed the connection')) })
+        client.once('close', () => { reject(new CliError('the node closed the connection', 'ConnectionClosed')) })
         process.once('SIGINT', () => { resolve() })
         process.once('SIGTERM', () => { resolve() })
       })
@@ -348,9 +349,8 @@ export async function main (argv: string[]): Promise<number> {
     if (err instanceof SilentExit) {
       return err.exitCode
     }
-    const error = err as Error & { code?: unknown, exitCode?: number }
-    const code = typeof error.code === 'string' ? error.code : error.name
-    return reportError(json, error.message, code, error.exitCode ?? 1)
+    const code = errorCodeOf(err) ?? 'InternalError'
+    return reportError(json, err instanceof Error ? err.message : String(err), code, err instanceof CliError ? err.exitCode : 1)
   }
 }
 

@@ -16,6 +16,8 @@
  * ```
  */
 
+import { AgentnetError, foreignCode } from '../errors/index.ts'
+import type { ErrorCode, ForeignCode } from '../errors/index.ts'
 import { EventEmitter } from 'node:events'
 import { createConnection } from 'node:net'
 import { join } from 'node:path'
@@ -35,9 +37,9 @@ export const SOCKET_FILE = 'agentnet.sock'
 export const CLIENT_MAX_LINE_BYTES = 64 * 1024 * 1024
 
 /** The node answered a request with a JSON-RPC error */
-export class RemoteError extends Error {
+export class RemoteError extends AgentnetError {
   /** The agentnet error name, e.g. `PeerUnreachable`, `InvalidParams` */
-  readonly code: string
+  override readonly code: ErrorCode | ForeignCode
   readonly rpcCode: number
   readonly data: Record<string, unknown> | undefined
 
@@ -45,23 +47,20 @@ export class RemoteError extends Error {
     super(error.message)
     this.name = 'RemoteError'
     this.rpcCode = error.code
-    this.code = typeof error.data?.code === 'string' ? error.data.code : 'Unknown'
+    // whatever the node said: usually one of ours, or a remote service's own code
+    this.code = typeof error.data?.code === 'string' ? foreignCode(error.data.code) : 'RemoteError'
     this.data = error.data
   }
 }
 
 /** The socket could not be reached: usually the node is not running */
-export class NodeNotRunningError extends Error {
-  static readonly code = 'NodeNotRunning'
-  readonly code = 'NodeNotRunning'
-  override name = 'NodeNotRunningError'
+export class NodeNotRunningError extends AgentnetError {
+  override readonly code = 'NodeNotRunning'
 }
 
 /** The connection to the node closed while a request was in flight */
-export class ConnectionClosedError extends Error {
-  static readonly code = 'ConnectionClosed'
-  readonly code = 'ConnectionClosed'
-  override name = 'ConnectionClosedError'
+export class ConnectionClosedError extends AgentnetError {
+  override readonly code = 'ConnectionClosed'
 }
 
 export interface ClientOptions {

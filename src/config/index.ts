@@ -16,6 +16,7 @@
  * ```
  */
 
+import { AgentnetError } from '../errors/index.ts'
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -145,10 +146,8 @@ export interface CardConfig {
 
 export type ConfigOverrides = { [K in keyof Config]?: Config[K] extends object ? (Config[K] extends unknown[] ? Config[K] : Partial<Config[K]>) : Config[K] }
 
-export class ConfigError extends Error {
-  static readonly code = 'ConfigError'
-  readonly code = 'ConfigError'
-  override name = 'ConfigError'
+export class ConfigError extends AgentnetError {
+  override readonly code = 'ConfigError'
 }
 
 /** Path of the embedded default configuration */

@@ -1,10 +1,9 @@
+import { AgentnetError } from '../errors/index.ts'
 import { open, readFile, unlink } from 'node:fs/promises'
 import { connect } from 'node:net'
 
-export class NodeAlreadyRunningError extends Error {
-  static readonly code = 'NodeAlreadyRunning'
-  readonly code = 'NodeAlreadyRunning'
-  override name = 'NodeAlreadyRunningError'
+export class NodeAlreadyRunningError extends AgentnetError {
+  override readonly code = 'NodeAlreadyRunning'
 }
 
 /**

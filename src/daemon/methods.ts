@@ -2,9 +2,10 @@ import { decodeBody, encodeBody } from '../messaging/index.ts'
 import { invalidParams } from '../ipc/index.ts'
 import { parsePeerId, parseTarget } from '../node/index.ts'
 import { AddressBook } from '../addressbook/index.ts'
+import { InvalidCardError } from '../cards/index.ts'
 import { LocalServices } from './services.ts'
 import type { MethodHandler } from '../ipc/index.ts'
-import type { AgentNode } from '../node/index.ts'
+import type { AgentNode } from '../agent/index.ts'
 
 function paramsObject (params: unknown): Record<string, unknown> {
   if (params === undefined || params === null) {
@@ -59,7 +60,7 @@ function requireService (params: unknown, key = 'service'): string {
 
 /** The JSON-RPC methods of the local socket; the README's "Local API" documents each */
 export function createMethods (node: AgentNode, home: string): Record<string, MethodHandler> {
-  const services = new LocalServices(node.messaging)
+  const services = new LocalServices(node)
   const book = new AddressBook(home)
   /** A peer reference with any petname replaced by its peer ID */
   const target = async (params: unknown, key: string): Promise<string> => {
@@ -83,7 +84,11 @@ export function createMethods (node: AgentNode, home: string): Record<string, Me
     },
     'node.metrics': async (params) => {
       paramsObject(params)
-      return { messaging: node.messaging.metrics, replayCache: { entries: node.messaging.replayCache.size } }
+      return {
+        messaging: node.messaging.metrics,
+        replayCache: { entries: node.messaging.replayCache.size },
+        outbox: { admitted: node.outbox.admitted, refused: node.outbox.refused }
+      }
     },
     'peers.list': async (params) => {
       paramsObject(params)
@@ -118,7 +123,7 @@ export function createMethods (node: AgentNode, home: string): Record<string, Me
       } catch (err) {
         throw invalidParams((err as Error).message)
       }
-      const reply = await node.messaging.send(to.peerId, service, encoded.body, encoded.contentType, {
+      const reply = await node.send(to.peerId, service, encoded.body, encoded.contentType, {
         oneway: p.oneway === true,
         timeoutMs: optionalPositive(p, 'timeoutMs'),
         signal
@@ -136,7 +141,7 @@ export function createMethods (node: AgentNode, home: string): Record<string, Me
       return node.tokens.revoke(parsePeerId(await target(params, 'peer')))
     },
     'card.lookup': async (params, { signal }) => {
-      return node.lookupCard(parsePeerId(await target(params, 'peer')), signal)
+      return node.lookupCard(parsePeerId(await target(params, 'peer')), { signal })
     },
     'card.publish': async (params, { signal }) => {
       const p = paramsObject(params)
@@ -145,21 +150,21 @@ export function createMethods (node: AgentNode, home: string): Record<string, Me
         if (p[key] !== undefined) content[key] = p[key]
       }
       try {
-        return await node.publishCard(content, signal)
+        return await node.publishCard(content, { signal })
       } catch (err) {
-        if ((err as { code?: unknown }).code === 'InvalidCard') throw invalidParams((err as Error).message)
+        if (err instanceof InvalidCardError) throw invalidParams(err.message)
         throw err
       }
     },
     'trust.request': async (params, { signal }) => {
       const reason = requireString(params, 'reason')
-      return node.trust.request(await target(params, 'peer'), reason, { signal })
+      return node.requestTrust(await target(params, 'peer'), reason, { signal })
     },
     'trust.pending': async () => node.trust.pending(),
     'trust.list': async () => node.trust.list(),
     'trust.approve': async (params, { signal }) => node.trust.approve(await target(params, 'peer'), { signal }),
-    'trust.reject': async (params, { signal }) => node.trust.reject(await target(params, 'peer'), optionalString(params, 'reason'), { signal }),
-    'trust.revoke': async (params, { signal }) => node.trust.revoke(await target(params, 'peer'), optionalString(params, 'reason'), { signal }),
+    'trust.reject': async (params, { signal }) => node.rejectTrust(await target(params, 'peer'), optionalString(params, 'reason'), { signal }),
+    'trust.revoke': async (params, { signal }) => node.revokeTrust(await target(params, 'peer'), optionalString(params, 'reason'), { signal }),
     'trust.subscribe': async (_params, { session }) => {
       // new pending requests arrive as `trust.pending` notifications until the client disconnects
       const onPending = (request: unknown): void => { session.notify('trust.pending', request) }

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto'
+import { foreignCode } from '../errors/index.ts'
 import { decodeBody, encodeBody, MessagingError, ServiceError } from '../messaging/index.ts'
 import { invalidParams } from '../ipc/index.ts'
-import type { InboundMessage, MessagingService, ServiceReply } from '../messaging/index.ts'
+import type { InboundMessage } from '../messaging/index.ts'
+import type { AgentNode, AgentReply } from '../agent/index.ts'
 import type { IpcSession } from '../ipc/index.ts'
 
 /** How long a local service may take when the sender set no deadline */
@@ -11,7 +13,7 @@ const MAX_PENDING_PER_SESSION = 10_000
 
 interface PendingDelivery {
   session: IpcSession
-  resolve: (reply: ServiceReply) => void
+  resolve: (reply: AgentReply) => void
   reject: (err: Error) => void
 }
 
@@ -22,13 +24,13 @@ interface PendingDelivery {
  * disconnects; pending requests of a disconnected client fail at once.
  */
 export class LocalServices {
-  private readonly messaging: MessagingService
+  private readonly node: AgentNode
   private readonly deliveries = new Map<string, PendingDelivery>()
   private readonly owners = new Map<string, { session: IpcSession, unregister: () => void }>()
   private readonly pendingPerSession = new Map<IpcSession, number>()
 
-  constructor (messaging: MessagingService) {
-    this.messaging = messaging
+  constructor (node: AgentNode) {
+    this.node = node
   }
 
   register (session: IpcSession, service: string): void {
@@ -36,7 +38,7 @@ export class LocalServices {
     if (owner?.session === session) {
       return
     }
-    const unregister = this.messaging.registerService(service, async (message) => this.deliver(session, message))
+    const unregister = this.node.registerService(service, async (message) => this.deliver(session, message))
     this.owners.set(service, { session, unregister })
     session.events.once('close', () => { this.unregister(session, service) })
   }
@@ -73,7 +75,8 @@ export class LocalServices {
     if (error != null) {
       const e = typeof error === 'object' ? error as { code?: unknown, message?: unknown } : { message: String(error) }
       this.deliveries.delete(id)
-      pending.reject(new ServiceError(typeof e.code === 'string' ? e.code : 'ServiceError', typeof e.message === 'string' ? e.message : 'the service failed'))
+      // the agent's own error: its text leaves through the outbox like any reply
+      pending.resolve({ error: { code: typeof e.code === 'string' ? foreignCode(e.code) : 'ServiceError', message: typeof e.message === 'string' ? e.message : 'the service failed' } })
       return
     }
     let encoded
@@ -86,7 +89,7 @@ export class LocalServices {
     pending.resolve(encoded)
   }
 
-  private async deliver (session: IpcSession, message: InboundMessage): Promise<ServiceReply | undefined> {
+  private async deliver (session: IpcSession, message: InboundMessage): Promise<AgentReply | undefined> {
     const delivery = randomUUID()
     const notification = {
       id: delivery,
@@ -105,7 +108,7 @@ export class LocalServices {
     if (pendingCount >= MAX_PENDING_PER_SESSION) {
       throw new ServiceError('Busy', 'the agent has too many unanswered requests')
     }
-    const { promise, resolve, reject } = Promise.withResolvers<ServiceReply>()
+    const { promise, resolve, reject } = Promise.withResolvers<AgentReply>()
     this.deliveries.set(delivery, { session, resolve, reject })
     if (!session.notify('msg.received', notification)) {
       this.deliveries.delete(delivery)

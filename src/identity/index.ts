@@ -17,6 +17,8 @@
  * ```
  */
 
+import { AgentnetError } from '../errors/index.ts'
+import type { ErrorCode } from '../errors/index.ts'
 import { chmod, mkdir, readFile, stat } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -28,34 +30,24 @@ import type { PeerId, PrivateKey } from '@libp2p/interface'
 /** File name of the private key inside the home folder */
 export const KEY_FILE = 'identity.key'
 
-export class IdentityError extends Error {
-  static readonly code: string = 'IdentityError'
-  readonly code: string = 'IdentityError'
-  override name = 'IdentityError'
+export class IdentityError extends AgentnetError {
+  override readonly code: ErrorCode = 'IdentityError'
 }
 
 export class IdentityExistsError extends IdentityError {
-  static override readonly code = 'IdentityExists'
   override readonly code = 'IdentityExists'
-  override name = 'IdentityExistsError'
 }
 
 export class MissingIdentityError extends IdentityError {
-  static override readonly code = 'MissingIdentity'
   override readonly code = 'MissingIdentity'
-  override name = 'MissingIdentityError'
 }
 
 export class InsecureKeyFileError extends IdentityError {
-  static override readonly code = 'InsecureKeyFile'
   override readonly code = 'InsecureKeyFile'
-  override name = 'InsecureKeyFileError'
 }
 
 export class CorruptKeyError extends IdentityError {
-  static override readonly code = 'CorruptKey'
   override readonly code = 'CorruptKey'
-  override name = 'CorruptKeyError'
 }
 
 export interface Identity {

@@ -1,7 +1,7 @@
-export class LineTooLongError extends Error {
-  static readonly code = 'LineTooLong'
-  readonly code = 'LineTooLong'
-  override name = 'LineTooLongError'
+
+import { AgentnetError } from '../errors/index.ts'
+export class LineTooLongError extends AgentnetError {
+  override readonly code = 'LineTooLong'
 }
 
 /**

@@ -2,6 +2,9 @@
  * JSON-RPC 2.0 shapes and error codes shared by the IPC server and client.
  */
 
+import { AgentnetError } from '../errors/index.ts'
+import type { ErrorCode } from '../errors/index.ts'
+
 /** Standard JSON-RPC error codes, plus agentnet's own from -32000 down */
 export const RpcErrorCode = {
   ParseError: -32700,
@@ -50,12 +53,12 @@ export interface JsonRpcNotification {
  * `name` (e.g. `InvalidParams`, `PeerUnreachable`) travels as `data.code` so
  * clients can branch on it without parsing messages.
  */
-export class RpcError extends Error {
+export class RpcError extends AgentnetError {
   readonly rpcCode: number
-  readonly code: string
+  override readonly code: ErrorCode
   readonly data: Record<string, unknown> | undefined
 
-  constructor (rpcCode: number, code: string, message: string, data?: Record<string, unknown>) {
+  constructor (rpcCode: number, code: ErrorCode, message: string, data?: Record<string, unknown>) {
     super(message)
     this.name = 'RpcError'
     this.rpcCode = rpcCode
@@ -78,9 +81,8 @@ export function toRpcError (err: unknown): JsonRpcErrorObject {
     return err.toJSON()
   }
   if (err instanceof Error) {
-    const code = (err as { code?: unknown }).code
-    if (typeof code === 'string') {
-      return { code: RpcErrorCode.ApplicationError, message: err.message, data: { code } }
+    if (err instanceof AgentnetError) {
+      return { code: RpcErrorCode.ApplicationError, message: err.message, data: { code: err.code } }
     }
     return { code: RpcErrorCode.InternalError, message: err.message, data: { code: 'InternalError' } }
   }

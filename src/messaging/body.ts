@@ -4,6 +4,8 @@
  * opaque bytes; the receiver sees the same form the sender used.
  */
 
+import { AgentnetError } from '../errors/index.ts'
+
 export const TEXT = 'text/plain; charset=utf-8'
 export const JSON_TYPE = 'application/json'
 export const BINARY = 'application/octet-stream'
@@ -19,10 +21,8 @@ export interface AgentBody {
   bodyBase64?: string
 }
 
-export class InvalidBodyError extends Error {
-  static readonly code = 'InvalidBody'
-  readonly code = 'InvalidBody'
-  override name = 'InvalidBodyError'
+export class InvalidBodyError extends AgentnetError {
+  override readonly code = 'InvalidBody'
 }
 
 const encoder = new TextEncoder()

@@ -3,12 +3,17 @@
  * travels in `error` envelopes and in JSON-RPC `data.code`.
  */
 
-export class MessagingError extends Error {
-  readonly code: string
-  constructor (code: string, message: string) {
-    super(message)
+import { CodedError } from '../errors/index.ts'
+
+export { BusyError } from '../errors/index.ts'
+import type { ErrorCode, ForeignCode } from '../errors/index.ts'
+import type { GuardedText } from '../outbox/index.ts'
+
+/** A messaging failure; `RemoteMessageError` and `ServiceError` relay another party's code */
+export class MessagingError extends CodedError {
+  constructor (code: ErrorCode | ForeignCode, message: string) {
+    super(code, message)
     this.name = 'MessagingError'
-    this.code = code
   }
 }
 
@@ -36,18 +41,10 @@ export class RequestTimeoutError extends MessagingError {
   }
 }
 
-/** Too many requests from one peer are being handled at once */
-export class BusyError extends MessagingError {
-  constructor (message: string) {
-    super('Busy', message)
-    this.name = 'BusyError'
-  }
-}
-
 /** The remote node answered with an `error` envelope */
 export class RemoteMessageError extends MessagingError {
-  readonly remote: string
-  constructor (code: string, message: string, remote: string) {
+  declare remote: string
+  constructor (code: ErrorCode | ForeignCode, message: string, remote: string) {
     super(code, message)
     this.name = 'RemoteMessageError'
     this.remote = remote
@@ -56,8 +53,19 @@ export class RemoteMessageError extends MessagingError {
 
 /** A local service handler failed, or answered with an error */
 export class ServiceError extends MessagingError {
-  constructor (code: string, message: string) {
+  constructor (code: ErrorCode | ForeignCode, message: string) {
     super(code, message)
     this.name = 'ServiceError'
+  }
+}
+
+/**
+ * A local agent answered a request with an error of its own. Its text is
+ * agent-authored, so it must have passed the outbox.
+ */
+export class AgentReplyError extends MessagingError {
+  constructor (code: ErrorCode | ForeignCode, message: GuardedText) {
+    super(code, message)
+    this.name = 'AgentReplyError'
   }
 }

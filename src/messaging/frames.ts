@@ -1,11 +1,10 @@
+import { AgentnetError } from '../errors/index.ts'
 import * as varint from 'uint8-varint'
 import { MalformedFrameError } from '../protocol/index.ts'
 import type { Uint8ArrayList } from 'uint8arraylist'
 
-export class FrameTooLargeError extends Error {
-  static readonly code = 'FrameTooLarge'
-  readonly code = 'FrameTooLarge'
-  override name = 'FrameTooLargeError'
+export class FrameTooLargeError extends AgentnetError {
+  override readonly code = 'FrameTooLarge'
 }
 
 /** Longest unsigned-varint length prefix we accept (enough for 2^35 bytes) */

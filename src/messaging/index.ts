@@ -25,6 +25,7 @@ import type { ReplayCache } from '../protocol/index.ts'
 import type { Connection, Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
 import type { Message } from '../protocol/index.ts'
 import type { Logger } from 'pino'
+import type { GuardedBody } from '../outbox/index.ts'
 
 export { MessagingService, MSG_PROTOCOL, encodeAck } from './messaging.ts'
 export * from './errors.ts'
@@ -77,8 +78,11 @@ export interface MessagingComponents {
   privateKey: PrivateKey
   logger?: Logger
   tokenProvider?: TokenProvider
-  /** Runs before every send; throws a typed error to refuse it (e.g. the peer revoked us) */
-  outboundGate?: (peer: PeerId) => void
+  /**
+   * The inbound stages between `open` (verification, replay) and delivery to
+   * the service, in order (the composition root in `src/agent` declares them)
+   */
+  inboundGates?: readonly InboundStage[]
   /** Called for every rejected frame (for the audit log) */
   onReject?: (event: RejectionEvent) => void
 }
@@ -94,7 +98,8 @@ export interface InboundMessage {
 }
 
 export interface ServiceReply {
-  body: Uint8Array
+  /** Agent-authored: it passed the outbox (see `src/outbox`) */
+  body: GuardedBody
   contentType: string
 }
 
@@ -103,6 +108,12 @@ export type ServiceHandler = (message: InboundMessage) => Promise<ServiceReply |
 
 /** Runs before a service sees a message; throws a typed error to refuse it */
 export type InboundGate = (message: Message, remotePeer: PeerId) => void | Promise<void>
+
+/** A named inbound gate (trust, tokens, …) */
+export interface InboundStage {
+  readonly name: string
+  check: InboundGate
+}
 
 export interface SendOptions {
   oneway?: boolean

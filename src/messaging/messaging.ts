@@ -1,9 +1,12 @@
 import { randomUUID } from 'node:crypto'
+import { errorCodeOf, foreignCode } from '../errors/index.ts'
+import type { ErrorCode, ForeignCode } from '../errors/index.ts'
 import { createSigner, decodeMessage, decodeSignedMessage, openEnvelope, ProtocolError, ReplayCache, sealEnvelope } from '../protocol/index.ts'
 import { JSON_TYPE } from './body.ts'
 import { BusyError, MessagingError, NoSuchServiceError, RemoteMessageError, RequestTimeoutError, ServiceError, ServiceTakenError } from './errors.ts'
 import { encodeFrame, FrameDecoder, FrameTooLargeError } from './frames.ts'
-import type { MessagingComponents, MessagingInit, InboundMessage, ServiceHandler, SendOptions, Reply, MessagingMetrics, InboundGate } from './index.ts'
+import type { MessagingComponents, MessagingInit, InboundMessage, ServiceHandler, SendOptions, Reply, MessagingMetrics } from './index.ts'
+import type { GuardedBody } from '../outbox/index.ts'
 import type { Message, MessageKind, MessageSigner } from '../protocol/index.ts'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 
@@ -208,7 +211,6 @@ export class MessagingService {
   private readonly signer: MessageSigner
   private readonly localBytes: Uint8Array
   private readonly services = new Map<string, ServiceHandler>()
-  private readonly gates: InboundGate[] = []
   private readonly pending = new Map<string, PendingRequest>()
   private readonly outbound = new Map<string, Promise<Channel>>()
   private readonly channels = new Set<Channel>()
@@ -280,11 +282,6 @@ export class MessagingService {
     this.pending.clear()
   }
 
-  /** Add a check every inbound request and one-way message must pass (tokens, trust) */
-  addInboundGate (gate: InboundGate): void {
-    this.gates.push(gate)
-  }
-
   /** Register a local service; returns the function that unregisters it */
   registerService (name: string, handler: ServiceHandler): () => void {
     if (this.services.has(name)) {
@@ -308,11 +305,10 @@ export class MessagingService {
    * the same request ID and a fresh nonce and timestamp, so the receiver can
    * answer it from its idempotence cache instead of running the service twice.
    */
-  async send (to: PeerId, service: string, body: Uint8Array, contentType: string, options: SendOptions = {}): Promise<Reply> {
+  async send (to: PeerId, service: string, body: GuardedBody, contentType: string, options: SendOptions = {}): Promise<Reply> {
     if (body.byteLength > this.init.maxBodyBytes) {
       throw new MessagingError('BodyTooLarge', `body of ${body.byteLength} bytes exceeds the ${this.init.maxBodyBytes}-byte limit`)
     }
-    this.components.outboundGate?.(to)
     const kind: MessageKind = options.oneway === true ? 'oneway' : 'request'
     const id = randomUUID()
     const timeoutMs = options.timeoutMs ?? this.init.requestTimeoutMs
@@ -549,9 +545,9 @@ export class MessagingService {
       return
     }
     try {
-      for (const gate of this.gates) {
+      for (const gate of this.components.inboundGates ?? []) {
         // gates are synchronous today; await only the ones that are not
-        const pending = gate(message, channel.remotePeer)
+        const pending = gate.check(message, channel.remotePeer)
         if (pending != null) await pending
       }
       const handler = this.services.get(message.service)
@@ -608,7 +604,7 @@ export class MessagingService {
       entry.waiters = undefined
       this.replyTo(channel, message, reply)
     } catch (err) {
-      const code = typeof (err as { code?: unknown }).code === 'string' ? (err as { code: string }).code : 'ServiceError'
+      const code = errorCodeOf(err) ?? 'ServiceError'
       this.reject(channel, undefined, code, (err as Error).message, message)
     }
   }
@@ -639,11 +635,11 @@ function errorBody (code: string, message: string): Uint8Array {
   return encoder.encode(JSON.stringify({ code, message }))
 }
 
-function parseErrorBody (body: Uint8Array): { code: string, message: string } {
+function parseErrorBody (body: Uint8Array): { code: ErrorCode | ForeignCode, message: string } {
   try {
     const parsed = JSON.parse(decoder.decode(body)) as { code?: unknown, message?: unknown }
     return {
-      code: typeof parsed.code === 'string' ? parsed.code : 'RemoteError',
+      code: typeof parsed.code === 'string' ? foreignCode(parsed.code) : 'RemoteError',
       message: typeof parsed.message === 'string' ? parsed.message : 'remote error'
     }
   } catch {

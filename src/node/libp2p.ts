@@ -1,4 +1,5 @@
 import { autoNATv2 } from '@libp2p/autonat-v2'
+import { keychain } from '@libp2p/keychain'
 import { bootstrap } from '@libp2p/bootstrap'
 import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { dcutr } from '@libp2p/dcutr'
@@ -32,7 +33,13 @@ export type AgentLibp2p = Libp2p<AgentServices>
 export interface Libp2pAssembly {
   config: Config
   privateKey: PrivateKey
+  /** Peer store, DHT records and keychain; persistent when it is on disk. @default in memory */
   datastore?: Datastore
+  /**
+   * Pass phrase of a keychain in the datastore (at least 20 characters), which
+   * keeps the WebRTC-direct certificate key; no keychain when absent
+   */
+  keychainPass?: string
   connectionGater?: ConnectionGater
   /** DHT record validators and selectors keyed by the key's first segment */
   dhtValidators?: Record<string, ValidateFn>
@@ -111,6 +118,10 @@ export async function createAgentLibp2p (init: Libp2pAssembly): Promise<AgentLib
     identify: identify(),
     identifyPush: identifyPush(),
     ping: ping()
+  }
+  if (init.keychainPass != null) {
+    // keeps the WebRTC-direct certificate's key (so its certhash) across restarts
+    services.keychain = keychain({ pass: init.keychainPass })
   }
   if (config.dht.enabled) {
     services.dht = kadDHT({

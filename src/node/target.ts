@@ -1,12 +1,11 @@
+import { AgentnetError } from '../errors/index.ts'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
-export class InvalidTargetError extends Error {
-  static readonly code = 'InvalidTarget'
-  readonly code = 'InvalidTarget'
-  override name = 'InvalidTargetError'
+export class InvalidTargetError extends AgentnetError {
+  override readonly code = 'InvalidTarget'
 }
 
 /** What a user may write to name a peer */

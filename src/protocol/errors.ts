@@ -4,13 +4,15 @@
  * Every rejection of an inbound frame is a distinct class with a stable
  * `code`, so the stream layer can answer with a typed error (the `code` is the
  * wire error code) and tests and metrics can tell rejections apart without
- * parsing messages. `code` is also available statically (`ReplayError.code`)
+ * parsing messages. 
  * for comparisons that do not need an instance.
  *
  * The first group (up to `ReplayError`) are wire codes: the outcome of checking
  * an inbound frame. `InvalidArgumentError` and `CorruptSnapshotError` are local
  * errors (a caller mistake, a damaged file) and are never sent to a peer.
  */
+
+import { AgentnetError } from '../errors/index.ts'
 
 /** Every `code` a {@link ProtocolError} can carry. */
 export type ProtocolErrorCode =
@@ -28,8 +30,8 @@ export type ProtocolErrorCode =
   | 'CorruptSnapshot'
 
 /** Common base: `err instanceof ProtocolError` catches every error of this module. */
-export abstract class ProtocolError extends Error {
-  abstract readonly code: ProtocolErrorCode
+export abstract class ProtocolError extends AgentnetError {
+  abstract override readonly code: ProtocolErrorCode
 }
 
 /**
@@ -38,16 +40,12 @@ export abstract class ProtocolError extends Error {
  * order, invalid UTF-8, nonce of the wrong size, ...).
  */
 export class MalformedFrameError extends ProtocolError {
-  static readonly code = 'MalformedFrame'
-  readonly code = 'MalformedFrame'
-  override name = 'MalformedFrameError'
+  override readonly code = 'MalformedFrame'
 }
 
 /** The payload's `version` field is not one this implementation speaks. */
 export class UnsupportedVersionError extends ProtocolError {
-  static readonly code = 'UnsupportedVersion'
-  readonly code = 'UnsupportedVersion'
-  override name = 'UnsupportedVersionError'
+  override readonly code = 'UnsupportedVersion'
   /** The version the peer sent (0 when the field was absent). */
   readonly version: number
 
@@ -59,9 +57,7 @@ export class UnsupportedVersionError extends ProtocolError {
 
 /** The body is larger than the receiver accepts. */
 export class BodyTooLargeError extends ProtocolError {
-  static readonly code = 'BodyTooLarge'
-  readonly code = 'BodyTooLarge'
-  override name = 'BodyTooLargeError'
+  override readonly code = 'BodyTooLarge'
   readonly size: number
   readonly limit: number
 
@@ -74,23 +70,17 @@ export class BodyTooLargeError extends ProtocolError {
 
 /** `from` is not the peer that the secure channel (Noise) authenticated. */
 export class SenderMismatchError extends ProtocolError {
-  static readonly code = 'SenderMismatch'
-  readonly code = 'SenderMismatch'
-  override name = 'SenderMismatchError'
+  override readonly code = 'SenderMismatch'
 }
 
 /** `to` is not this node: the frame was meant for someone else (or replayed to us). */
 export class WrongRecipientError extends ProtocolError {
-  static readonly code = 'WrongRecipient'
-  readonly code = 'WrongRecipient'
-  override name = 'WrongRecipientError'
+  override readonly code = 'WrongRecipient'
 }
 
 /** The Ed25519 signature does not verify over the received payload bytes. */
 export class BadSignatureError extends ProtocolError {
-  static readonly code = 'BadSignature'
-  readonly code = 'BadSignature'
-  override name = 'BadSignatureError'
+  override readonly code = 'BadSignature'
 }
 
 /**
@@ -98,16 +88,12 @@ export class BadSignatureError extends ProtocolError {
  * of another type). Thrown at the signature step of verification.
  */
 export class UnsupportedKeyError extends ProtocolError {
-  static readonly code = 'UnsupportedKey'
-  readonly code = 'UnsupportedKey'
-  override name = 'UnsupportedKeyError'
+  override readonly code = 'UnsupportedKey'
 }
 
 /** The timestamp is older than the replay window. */
 export class StaleMessageError extends ProtocolError {
-  static readonly code = 'StaleMessage'
-  readonly code = 'StaleMessage'
-  override name = 'StaleMessageError'
+  override readonly code = 'StaleMessage'
   readonly timestamp: number
   readonly now: number
 
@@ -120,9 +106,7 @@ export class StaleMessageError extends ProtocolError {
 
 /** The timestamp is further in the future than the allowed clock skew. */
 export class FutureMessageError extends ProtocolError {
-  static readonly code = 'FutureMessage'
-  readonly code = 'FutureMessage'
-  override name = 'FutureMessageError'
+  override readonly code = 'FutureMessage'
   readonly timestamp: number
   readonly now: number
 
@@ -140,21 +124,15 @@ export class FutureMessageError extends ProtocolError {
  * purge horizon).
  */
 export class ReplayError extends ProtocolError {
-  static readonly code = 'Replay'
-  readonly code = 'Replay'
-  override name = 'ReplayError'
+  override readonly code = 'Replay'
 }
 
 /** A caller passed an invalid option or field (local programming error, not a wire code). */
 export class InvalidArgumentError extends ProtocolError {
-  static readonly code = 'InvalidArgument'
-  readonly code = 'InvalidArgument'
-  override name = 'InvalidArgumentError'
+  override readonly code = 'InvalidArgument'
 }
 
 /** A replay-cache snapshot is damaged, truncated or of an unknown format. */
 export class CorruptSnapshotError extends ProtocolError {
-  static readonly code = 'CorruptSnapshot'
-  readonly code = 'CorruptSnapshot'
-  override name = 'CorruptSnapshotError'
+  override readonly code = 'CorruptSnapshot'
 }

@@ -119,3 +119,4 @@ export type { ProtocolErrorCode } from './errors.ts'
 export const PROTOCOL_ID = '/agentnet/msg/1.0.0'
 
 export { encodeSignedBlob, decodeSignedBlob, SIGNED_BLOB_VERSION } from './signed-blob.ts'
+export { loadReplayCache, saveReplayCache, REPLAY_FILE } from './replay-state.ts'

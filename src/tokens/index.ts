@@ -26,6 +26,7 @@
  * ```
  */
 
+import { AgentnetError } from '../errors/index.ts'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { lpStream } from '@libp2p/utils'
@@ -70,10 +71,8 @@ export interface TokensComponents {
   onEvent?: (event: { type: 'token.issued' | 'token.revoked', peer: string, services?: string[], expiresAt?: number }) => void
 }
 
-export class CorruptTokenStateError extends Error {
-  static readonly code = 'CorruptTokenState'
-  readonly code = 'CorruptTokenState'
-  override name = 'CorruptTokenStateError'
+export class CorruptTokenStateError extends AgentnetError {
+  override readonly code = 'CorruptTokenState'
 }
 
 interface HeldToken {

@@ -13,6 +13,7 @@
  * ```
  */
 
+import { AgentnetError } from '../errors/index.ts'
 import { createSigner, decodeSignedBlob, encodeSignedBlob, verifySignature, TOKEN_SIGNATURE_SCHEME } from '../protocol/index.ts'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 
@@ -39,8 +40,8 @@ export type TokenErrorCode = 'TokenRequired' | 'TokenInvalid' | 'TokenExpired' |
 
 export const TOKEN_ERROR_CODES: ReadonlySet<string> = new Set<TokenErrorCode>(['TokenRequired', 'TokenInvalid', 'TokenExpired', 'TokenAudience', 'TokenScope', 'TokenRevoked'])
 
-export class TokenError extends Error {
-  readonly code: TokenErrorCode
+export class TokenError extends AgentnetError {
+  override readonly code: TokenErrorCode
   constructor (code: TokenErrorCode, message: string) {
     super(message)
     this.name = 'TokenError'

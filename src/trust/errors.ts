@@ -10,6 +10,10 @@
  * @module
  */
 
+import { AgentnetError, BusyError } from '../errors/index.ts'
+
+export { BusyError, PeerUnreachableError } from '../errors/index.ts'
+
 /** Every `code` of a {@link TrustError}. */
 export type TrustErrorCode =
   | 'UntrustedPeer'
@@ -32,10 +36,8 @@ export type TrustErrorCode =
   | 'NotStarted'
 
 /** Common base: `err instanceof TrustError` catches every error of this module. */
-export abstract class TrustError extends Error {
-  abstract readonly code: TrustErrorCode
-  /** Set when the error is a refusal received from this peer (string peer ID). */
-  remote?: string
+export abstract class TrustError extends AgentnetError {
+  abstract override readonly code: TrustErrorCode
 }
 
 /**
@@ -43,86 +45,57 @@ export abstract class TrustError extends Error {
  * sender revoked us or we revoked it.
  */
 export class UntrustedPeerError extends TrustError {
-  static readonly code = 'UntrustedPeer'
-  readonly code = 'UntrustedPeer'
-  override name = 'UntrustedPeerError'
+  override readonly code = 'UntrustedPeer'
 }
 
 /** Outbound check: the peer revoked its trust in us; do not send to it. */
 export class RevokedByPeerError extends TrustError {
-  static readonly code = 'RevokedByPeer'
-  readonly code = 'RevokedByPeer'
-  override name = 'RevokedByPeerError'
+  override readonly code = 'RevokedByPeer'
 }
 
 /** *Wire.* A justification longer than 1 KiB (UTF-8). */
 export class ReasonTooLongError extends TrustError {
-  static readonly code = 'ReasonTooLong'
-  readonly code = 'ReasonTooLong'
-  override name = 'ReasonTooLongError'
+  override readonly code = 'ReasonTooLong'
 }
 
 /** *Wire.* A justification holding control or bidirectional-override characters, or not a string. */
 export class InvalidReasonError extends TrustError {
-  static readonly code = 'InvalidReason'
-  readonly code = 'InvalidReason'
-  override name = 'InvalidReasonError'
+  override readonly code = 'InvalidReason'
 }
 
 /** *Wire.* The recipient holds its maximum of pending requests; existing ones are kept. */
 export class PendingFullError extends TrustError {
-  static readonly code = 'PendingFull'
-  readonly code = 'PendingFull'
-  override name = 'PendingFullError'
+  override readonly code = 'PendingFull'
 }
 
 /** *Wire.* Too many handshake messages from this peer (token bucket). */
 export class RateLimitedError extends TrustError {
-  static readonly code = 'RateLimited'
-  readonly code = 'RateLimited'
-  override name = 'RateLimitedError'
-}
-
-/** *Wire.* Too many handshakes in progress on the recipient. */
-export class BusyError extends TrustError {
-  static readonly code = 'Busy'
-  readonly code = 'Busy'
-  override name = 'BusyError'
+  override readonly code = 'RateLimited'
 }
 
 /** *Wire.* The recipient rejected or revoked us and refuses requests from us. */
 export class RefusedError extends TrustError {
-  static readonly code = 'Refused'
-  readonly code = 'Refused'
-  override name = 'RefusedError'
+  override readonly code = 'Refused'
 }
 
 /** *Wire.* An approval or rejection for a request the recipient never sent. */
 export class NotRequestedError extends TrustError {
-  static readonly code = 'NotRequested'
-  readonly code = 'NotRequested'
-  override name = 'NotRequestedError'
+  override readonly code = 'NotRequested'
 }
 
 /** Local: `approve`/`reject` of a peer that has no pending request. */
 export class NotPendingError extends TrustError {
-  static readonly code = 'NotPending'
-  readonly code = 'NotPending'
-  override name = 'NotPendingError'
+  override readonly code = 'NotPending'
 }
 
 /** *Wire.* The invite's expiry has passed. */
 export class InviteExpiredError extends TrustError {
-  static readonly code = 'InviteExpired'
-  readonly code = 'InviteExpired'
-  override name = 'InviteExpiredError'
+  override readonly code = 'InviteExpired'
 }
 
 /** *Wire.* The invite has no uses left. */
 export class InviteUsedUpError extends TrustError {
-  static readonly code = 'InviteUsedUp'
-  readonly code = 'InviteUsedUp'
-  override name = 'InviteUsedUpError'
+  override readonly code = 'InviteUsedUp'
 }
 
 /**
@@ -130,23 +103,17 @@ export class InviteUsedUpError extends TrustError {
  * names, not issued by the recipient, unknown to it, or withdrawn.
  */
 export class InviteInvalidError extends TrustError {
-  static readonly code = 'InviteInvalid'
-  readonly code = 'InviteInvalid'
-  override name = 'InviteInvalidError'
+  override readonly code = 'InviteInvalid'
 }
 
 /** Local: this node already holds its maximum of live invites. */
 export class InviteLimitError extends TrustError {
-  static readonly code = 'InviteLimit'
-  readonly code = 'InviteLimit'
-  override name = 'InviteLimitError'
+  override readonly code = 'InviteLimit'
 }
 
 /** Local: `trust.json` cannot be read as a trust store. It is left untouched. */
 export class CorruptTrustStoreError extends TrustError {
-  static readonly code = 'CorruptTrustStore'
-  readonly code = 'CorruptTrustStore'
-  override name = 'CorruptTrustStoreError'
+  override readonly code = 'CorruptTrustStore'
   /** The file that failed to load. */
   readonly file: string
 
@@ -156,22 +123,13 @@ export class CorruptTrustStoreError extends TrustError {
   }
 }
 
-/** Local: the peer could not be dialled or did not answer in time. */
-export class PeerUnreachableError extends TrustError {
-  static readonly code = 'PeerUnreachable'
-  readonly code = 'PeerUnreachable'
-  override name = 'PeerUnreachableError'
-}
-
 /**
  * Local: the peer refused a handshake message with a code that has no class
  * here (a frame-check code such as `Replay`, `BadSignature` or `StaleMessage`,
  * or `Internal`), or answered with something that is not a valid reply.
  */
 export class HandshakeRefusedError extends TrustError {
-  static readonly code = 'HandshakeRefused'
-  readonly code = 'HandshakeRefused'
-  override name = 'HandshakeRefusedError'
+  override readonly code = 'HandshakeRefused'
   /** The code the peer sent (`InvalidReply` when its answer was unusable). */
   readonly remoteCode: string
 
@@ -183,12 +141,10 @@ export class HandshakeRefusedError extends TrustError {
 
 /** Local: the service is not started (or is stopping). */
 export class NotStartedError extends TrustError {
-  static readonly code = 'NotStarted'
-  readonly code = 'NotStarted'
-  override name = 'NotStartedError'
+  override readonly code = 'NotStarted'
 }
 
-type WireErrorClass = new (message: string) => TrustError
+type WireErrorClass = new (message: string) => TrustError | BusyError
 
 const WIRE_ERRORS: ReadonlyMap<string, WireErrorClass> = new Map<string, WireErrorClass>([
   ['ReasonTooLong', ReasonTooLongError],
@@ -205,7 +161,7 @@ const WIRE_ERRORS: ReadonlyMap<string, WireErrorClass> = new Map<string, WireErr
 ])
 
 /** The error to throw for an `error` reply with `code` from `remote`. */
-export function errorFromWire (code: string, message: string, remote: string): TrustError {
+export function errorFromWire (code: string, message: string, remote: string): TrustError | BusyError {
   const Class = WIRE_ERRORS.get(code)
   const err = Class === undefined
     ? new HandshakeRefusedError(code, `${remote} refused: ${code}: ${message}`)

@@ -13,6 +13,8 @@ import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createSigner, InvalidArgumentError, ProtocolError, ReplayCache, TRUST_SIGNATURE_SCHEME } from '../protocol/index.ts'
 import { writeFileAtomic } from '../utils/fs.ts'
+import { errorCodeOf } from '../errors/index.ts'
+import type { GuardedText } from '../outbox/index.ts'
 import {
   checkReason,
   decodeInvite,
@@ -340,7 +342,7 @@ export class TrustService extends EventEmitter<TrustEvents> {
    * @throws {PeerUnreachableError} when the peer cannot be reached (the request stays `pending-outbound`)
    * @throws {RefusedError} | {PendingFullError} | {RateLimitedError} | … as the peer answered
    */
-  async request (peer: PeerId | string, reason: string, options: TrustAbortOptions = {}): Promise<RequestResult> {
+  async request (peer: PeerId | string, reason: GuardedText, options: TrustAbortOptions = {}): Promise<RequestResult> {
     this.assertStarted()
     const remote = this.toRemote(peer)
     const id = remote.toString()
@@ -394,7 +396,7 @@ export class TrustService extends EventEmitter<TrustEvents> {
    *
    * @throws {NotPendingError} when the peer has no pending request
    */
-  async reject (peer: PeerId | string, reason?: string, options: TrustAbortOptions = {}): Promise<DecisionResult> {
+  async reject (peer: PeerId | string, reason?: GuardedText, options: TrustAbortOptions = {}): Promise<DecisionResult> {
     this.assertStarted()
     const remote = this.toRemote(peer)
     const id = remote.toString()
@@ -413,7 +415,7 @@ export class TrustService extends EventEmitter<TrustEvents> {
    * connection to it is closed; then `onRevoke(peer)` runs (session tokens).
    * Its later requests are refused; `request()` or an invite restores trust.
    */
-  async revoke (peer: PeerId | string, reason?: string, options: TrustAbortOptions = {}): Promise<DecisionResult & { closedConnections: number }> {
+  async revoke (peer: PeerId | string, reason?: GuardedText, options: TrustAbortOptions = {}): Promise<DecisionResult & { closedConnections: number }> {
     this.assertStarted()
     const remote = this.toRemote(peer)
     const id = remote.toString()
@@ -554,7 +556,7 @@ export class TrustService extends EventEmitter<TrustEvents> {
     try {
       reply = await this.exchange(invite.inviter, { type: 'invite', to: invite.inviter, invite: code.trim() }, { ...options, addresses: invite.addresses })
     } catch (err) {
-      await this.audit('trust.invite-refused', id, { side: 'invitee', code: (err as { code?: string }).code ?? 'Error', reason: (err as Error).message })
+      await this.audit('trust.invite-refused', id, { side: 'invitee', code: errorCodeOf(err) ?? 'InternalError', reason: (err as Error).message })
       throw err
     }
     if (reply.type !== 'approve') throw new HandshakeRefusedError('InvalidReply', `${id} answered an invite with ${reply.type}`)
@@ -830,8 +832,8 @@ export class TrustService extends EventEmitter<TrustEvents> {
       return { delivered: true }
     } catch (err) {
       this.components.logger?.warn({ err, peer: remote.toString(), type: fields.type }, 'trust notice not delivered')
-      const code = (err as { code?: unknown }).code
-      return { delivered: false, error: `${typeof code === 'string' ? code + ': ' : ''}${(err as Error).message}` }
+      const code = errorCodeOf(err)
+      return { delivered: false, error: `${code != null ? code + ': ' : ''}${(err as Error).message}` }
     }
   }
 

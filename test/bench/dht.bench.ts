@@ -79,9 +79,11 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { loadConfig, profilePath } from '../../src/config/index.ts'
-import { createAgentLibp2p, createAgentNode, DHT_PROTOCOL } from '../../src/node/index.ts'
+import { createAgentLibp2p, DHT_PROTOCOL } from '../../src/node/index.ts'
+import { createAgentNode } from '../../src/agent/index.ts'
 import type { ConfigOverrides } from '../../src/config/index.ts'
-import type { AgentLibp2p, AgentNode } from '../../src/node/index.ts'
+import type { AgentLibp2p } from '../../src/node/index.ts'
+import type { AgentNode } from '../../src/agent/index.ts'
 import type { Connection, PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
@@ -584,7 +586,7 @@ async function firstMessageOnce (mode: DhtMode, agentThreshold: number | undefin
     const agents: AgentNode[] = []
     for (let i = 0; i < 8; i++) {
       const node = await newNode(await agentConfig(bootstrapAddrs, mode, agentThreshold, trust))
-      node.messaging.registerService('echo', msg => ({ body: msg.body, contentType: msg.contentType }))
+      node.registerService('echo', msg => ({ body: msg.body, contentType: msg.contentType }))
       agents.push(node)
     }
     const x = agents[0]!
@@ -625,7 +627,7 @@ async function firstMessageOnce (mode: DhtMode, agentThreshold: number | undefin
       yConnectedBefore = x.libp2p.getConnections(y.peerId).length > 0
       const a0 = performance.now()
       try {
-        const reply = await x.messaging.send(y.peerId, 'echo', body, 'text/plain; charset=utf-8', { retries: 0 })
+        const reply = await x.send(y.peerId, 'echo', body, 'text/plain; charset=utf-8', { retries: 0 })
         if (reply.from !== y.peerId.toString() || new TextDecoder().decode(reply.body) !== 'hello from the dht bench') {
           throw new Error('wrong echo')
         }

@@ -361,7 +361,7 @@ async function runSection (name: string, opts: Options, a: AgentnetPeer, rawClie
 
 async function measureOneway (name: string, opts: Options, a: AgentnetPeer, rawClientNode: Libp2p, agentnetB: { peerId: PeerId, pid?: number, sunk: () => Promise<number> }, rawB: { peerId: PeerId, pid?: number }): Promise<NonNullable<SectionResult['oneway']>> {
   const body = randomBytes(opts.bodyBytes)
-  const sendOneway = (): Promise<unknown> => a.node.messaging.send(agentnetB.peerId, 'sink', body, 'application/octet-stream', { oneway: true })
+  const sendOneway = (): Promise<unknown> => a.node.send(agentnetB.peerId, 'sink', body, 'application/octet-stream', { oneway: true })
   log(`${name}: agentnet one-way warm-up ${opts.warmup}`)
   const warm = await runWindow(sendOneway, opts.warmup, opts.window)
   if (warm.failures > 0) throw new Error(`${name}: ${warm.failures} warm-up sends failed: ${warm.firstError}`)
@@ -403,7 +403,7 @@ async function measureRttSection (name: string, opts: Options, a: AgentnetPeer, 
   log(`${name}: RTT, ${opts.rttRequests} sequential requests of each kind after ${opts.rttWarmup} of warm-up`)
   const rtt = await measureRtt({
     agentnet: async () => {
-      const reply = await a.node.messaging.send(agentnetB.peerId, 'echo', small, 'application/octet-stream')
+      const reply = await a.node.send(agentnetB.peerId, 'echo', small, 'application/octet-stream')
       checkEcho(small, reply.body)
     },
     rawStream: async () => { checkEcho(small, await echoClient.request(small)) },

@@ -17,13 +17,13 @@ import { after, before, describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { loadConfig } from '../../src/config/index.ts'
 import { TEXT } from '../../src/messaging/index.ts'
-import { createAgentNode } from '../../src/node/index.ts'
-import { REPLAY_FILE } from '../../src/node/replay-state.ts'
+import { createAgentNode } from '../../src/agent/index.ts'
+import { REPLAY_FILE } from '../../src/protocol/replay-state.ts'
 import { createSigner, encodeMessage } from '../../src/protocol/index.ts'
 import { encodeToken } from '../../src/tokens/index.ts'
 import { Attacker, craftFrame, describeReceived, dissect, frameFromParts, newId, tamper } from '../helpers/attacker.ts'
 import type { ConfigOverrides } from '../../src/config/index.ts'
-import type { AgentNode } from '../../src/node/index.ts'
+import type { AgentNode } from '../../src/agent/index.ts'
 import type { MessageSigner } from '../../src/protocol/index.ts'
 import type { AttackStream, Received } from '../helpers/attacker.ts'
 import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
@@ -64,7 +64,7 @@ class Fixture {
     await node.start()
     this.nodes.add(node)
     const calls = options.calls
-    node.messaging.registerService('echo', m => {
+    node.registerService('echo', m => {
       calls?.push(m.id)
       return { body: m.body, contentType: m.contentType }
     })
@@ -92,6 +92,8 @@ class Fixture {
     await node.messaging.stop()
     await node.tokens.stop()
     await node.libp2p.stop()
+    // the operating system releases a dead process's file locks
+    await node.datastore.close()
   }
 
   async cleanup (): Promise<void> {
@@ -139,7 +141,7 @@ async function assertStillServing (target: AgentNode, attacker: Attacker, honest
   const s = await usable(attacker, target, stream)
   assertResponse(await attacker.request(s, 'echo', 'legit after attack'), 'legit after attack')
   await honest.libp2p.dial(addrOf(target))
-  const reply = await honest.messaging.send(target.peerId, 'echo', encoder.encode('honest after attack'), TEXT, { timeoutMs: 5000 })
+  const reply = await honest.send(target.peerId, 'echo', encoder.encode('honest after attack'), TEXT, { timeoutMs: 5000 })
   assert.equal(reply.kind, 'response')
   assert.equal(decoder.decode(reply.body), 'honest after attack')
 }
@@ -246,8 +248,8 @@ describe('replay of a captured envelope', () => {
 
     const crashed = target
     const startedAt = Date.now()
-    target = await fx.node({ home, key, overrides, calls, afterCrash: true })
     await fx.crash(crashed)
+    target = await fx.node({ home, key, overrides, calls, afterCrash: true })
     // let the peers notice that the crashed process's connections are gone
     await waitDisconnected(attacker.libp2p, target.peerId)
     await waitDisconnected(honest.libp2p, target.peerId)
@@ -497,7 +499,7 @@ describe('session tokens', () => {
 
   const register = (node: AgentNode): void => {
     for (const name of ['vault', 'vault2']) {
-      node.messaging.registerService(name, m => {
+      node.registerService(name, m => {
         vaultCalls.push(m.id)
         return { body: encoder.encode(`${name} opened`), contentType: TEXT }
       })
@@ -605,13 +607,13 @@ describe('session tokens', () => {
   it('an honest AgentNode reaches a protected service transparently (fetches a token after TokenRequired)', async () => {
     await honest.libp2p.dial(addrOf(target))
     const n = rejected(target, 'TokenRequired')
-    const reply = await honest.messaging.send(target.peerId, 'vault', encoder.encode('hi'), TEXT, { timeoutMs: 5000 })
+    const reply = await honest.send(target.peerId, 'vault', encoder.encode('hi'), TEXT, { timeoutMs: 5000 })
     assert.equal(reply.kind, 'response')
     assert.equal(decoder.decode(reply.body), 'vault opened')
     assert.equal(rejected(target, 'TokenRequired') - n, 1, 'the first attempt went without a token')
     // and again once that token has expired
     await sleep(1100)
-    const again = await honest.messaging.send(target.peerId, 'vault', encoder.encode('hi again'), TEXT, { timeoutMs: 5000 })
+    const again = await honest.send(target.peerId, 'vault', encoder.encode('hi again'), TEXT, { timeoutMs: 5000 })
     assert.equal(decoder.decode(again.body), 'vault opened')
   })
 

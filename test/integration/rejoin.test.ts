@@ -6,8 +6,8 @@ import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { loadConfig, profilePath } from '../../src/config/index.ts'
-import { createAgentNode } from '../../src/node/index.ts'
-import type { AgentNode } from '../../src/node/index.ts'
+import { createAgentNode } from '../../src/agent/index.ts'
+import type { AgentNode } from '../../src/agent/index.ts'
 
 const quiet = { autonat: false, webrtc: false, dcutr: false, upnp: false, stunServers: [], stunFromBootstrap: false, stunServerPort: 0 }
 

@@ -63,8 +63,8 @@ describe('hostile handshake traffic', () => {
 
   it('an oversized reason is refused locally and by the receiver with ReasonTooLong; control characters with InvalidReason', async () => {
     const long = 'x'.repeat(MAX_REASON_BYTES + 1)
-    await assert.rejects(c.trust.request(b.id, long), ReasonTooLongError)
-    await assert.rejects(c.trust.request(b.id, 'é'.repeat(513)), ReasonTooLongError) // 1026 UTF-8 bytes
+    await assert.rejects(c.request(b.id, long), ReasonTooLongError)
+    await assert.rejects(c.request(b.id, 'é'.repeat(513)), ReasonTooLongError) // 1026 UTF-8 bytes
     assert.equal(c.trust.stateOf(b.id), 'none')
     const reply = await m.exchange(b.peerId, m.frame({ type: 'request', to: b.id, reason: long }))
     assert.equal(reply.code, 'ReasonTooLong')
@@ -138,9 +138,9 @@ describe('hostile handshake traffic', () => {
       // a peer already pending may still update its request
       assert.equal((await m.exchange(b.peerId, m.frame({ type: 'request', to: b.id, reason: 'update while full' }))).type, 'pending')
       // the typed error on the requesting node
-      assert.equal(await c.trust.request(b.id, 'full?').catch((err: { code: string }) => err.code), 'PendingFull')
+      assert.equal(await c.request(b.id, 'full?').catch((err: { code: string }) => err.code), 'PendingFull')
       // once one is decided, there is room again
-      await b.trust.reject(peers[0]?.peerId.toString() ?? '')
+      await b.reject(peers[0]?.peerId.toString() ?? '')
       assert.equal((await late.exchange(b.addr, late.frame({ type: 'request', to: b.id, reason: 'now' }))).type, 'pending')
     } finally {
       await Promise.all(peers.map(p => p.stop()))
@@ -186,7 +186,7 @@ describe('a flood of handshake requests', () => {
     const worker = async (): Promise<void> => {
       while (sent < TOTAL) {
         const i = sent++
-        if (i === TOTAL / 2) legit = c.trust.request(b.id, 'a legitimate request during the flood')
+        if (i === TOTAL / 2) legit = c.request(b.id, 'a legitimate request during the flood')
         let outcome: string
         try {
           const reply = await m.exchange(b.peerId, m.frame({ type: 'request', to: b.id, reason: `flood ${i}` }))

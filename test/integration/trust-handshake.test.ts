@@ -41,7 +41,7 @@ describe('trust handshake between real nodes', () => {
     const changes: TrustChange[] = []
     b.trust.on('changed', change => changes.push(change))
     const pendingEvent = once(b.trust, 'pending') as Promise<[PendingRequest]>
-    const result = await a.trust.request(b.id, 'I am the weather agent of Alice')
+    const result = await a.request(b.id, 'I am the weather agent of Alice')
     assert.deepEqual(result, { peerId: b.id, state: 'pending-outbound' })
     const [event] = await pendingEvent
     assert.equal(event.peerId, a.id)
@@ -72,15 +72,15 @@ describe('trust handshake between real nodes', () => {
   })
 
   it('reject → not trusted on either side; later requests are refused', async () => {
-    await c.trust.request(b.id, 'let me in')
+    await c.request(b.id, 'let me in')
     assert.equal(b.trust.stateOf(c.id), 'pending-inbound')
-    const rejected = await b.trust.reject(c.id, 'no thanks')
+    const rejected = await b.reject(c.id, 'no thanks')
     assert.equal(rejected.delivered, true)
     assert.equal(b.trust.stateOf(c.id), 'rejected')
     assert.equal(c.trust.stateOf(b.id), 'rejected-by-peer')
     assert.equal(b.trust.isTrusted(c.id), false)
     assert.equal(await codeOf(send(c, b)), 'UntrustedPeer')
-    await assert.rejects(c.trust.request(b.id, 'please?'), (err: Error) => err instanceof RefusedError && (err as RefusedError).remote === b.id)
+    await assert.rejects(c.request(b.id, 'please?'), (err: Error) => err instanceof RefusedError && (err as RefusedError).remote === b.id)
     assert.equal(c.trust.stateOf(b.id), 'rejected-by-peer')
     await assert.rejects(b.trust.approve(c.id), NotPendingError)
     assert.ok(b.audit.types(c.id).includes('trust.rejected'))
@@ -88,9 +88,9 @@ describe('trust handshake between real nodes', () => {
   })
 
   it('mutual requests establish trust with no manual step (one after the other)', async () => {
-    await c.trust.request(a.id, 'c asks a')
+    await c.request(a.id, 'c asks a')
     assert.equal(a.trust.stateOf(c.id), 'pending-inbound')
-    const result = await a.trust.request(c.id, 'a asks c')
+    const result = await a.request(c.id, 'a asks c')
     assert.equal(result.state, 'trusted')
     assert.equal(a.trust.isTrusted(c.id), true)
     assert.equal(c.trust.isTrusted(a.id), true)
@@ -102,7 +102,7 @@ describe('trust handshake between real nodes', () => {
   })
 
   it('mutual requests establish trust with no manual step (simultaneous)', async () => {
-    const [x, y] = await Promise.all([d.trust.request(b.id, 'd asks b'), b.trust.request(d.id, 'b asks d')])
+    const [x, y] = await Promise.all([d.request(b.id, 'd asks b'), b.request(d.id, 'b asks d')])
     assert.ok(x.state === 'trusted' || y.state === 'trusted')
     assert.equal(d.trust.isTrusted(b.id), true)
     assert.equal(b.trust.isTrusted(d.id), true)
@@ -112,7 +112,7 @@ describe('trust handshake between real nodes', () => {
   it('approve works only on a pending request', async () => {
     assert.equal(a.trust.stateOf(d.id), 'none')
     await assert.rejects(a.trust.approve(d.id), NotPendingError)
-    await d.trust.request(a.id, 'd asks a')
+    await d.request(a.id, 'd asks a')
     assert.equal(d.trust.stateOf(a.id), 'pending-outbound')
     await a.trust.approve(d.id)
     assert.equal(d.trust.isTrusted(a.id), true)

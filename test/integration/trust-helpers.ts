@@ -17,6 +17,7 @@ import { lpStream } from '@libp2p/utils'
 import { yamux } from '@libp2p/yamux'
 import { createLibp2p } from 'libp2p'
 import { MessagingService } from '../../src/messaging/index.ts'
+import { Outbox } from '../../src/outbox/index.ts'
 import { createSigner, TRUST_SIGNATURE_SCHEME } from '../../src/protocol/index.ts'
 import { createTrustGater, decodeHandshake, encodeHandshake, MAX_FRAME_BYTES, trust, TRUST_PROTOCOL } from '../../src/trust/index.ts'
 import type { MessageSigner } from '../../src/protocol/index.ts'
@@ -48,6 +49,12 @@ export interface TestNode {
   addr: Multiaddr
   trust: TrustService
   messaging: MessagingService
+  /** No stages: this harness tests the trust layer, not the guard (src/agent wires the real ones) */
+  outbox: Outbox
+  /** trust.request / reject / revoke with the reason admitted through {@link outbox} */
+  request: (peer: string, reason: string) => ReturnType<TrustService['request']>
+  reject: (peer: string, reason?: string) => ReturnType<TrustService['reject']>
+  revoke: (peer: string, reason?: string) => ReturnType<TrustService['revoke']>
   audit: AuditRecorder
   /** peers passed to onRevoke */
   revoked: string[]
@@ -102,10 +109,10 @@ export async function startNode (options: NodeOptions = {}): Promise<TestNode> {
     audit,
     onRevoke: (peer) => { revoked.push(peer.toString()) }
   })
-  const messaging = new MessagingService({ libp2p, privateKey: key }, { requestTimeoutMs: 3000, retries: 0 })
-  messaging.addInboundGate(service.gate)
-  messaging.registerService('echo', m => ({ body: m.body, contentType: m.contentType }))
-  messaging.registerService('card', () => ({ body: encoder.encode('public card'), contentType: 'text/plain' }))
+  const messaging = new MessagingService({ libp2p, privateKey: key, inboundGates: [{ name: 'trust gate', check: service.gate }] }, { requestTimeoutMs: 3000, retries: 0 })
+  const outbox = new Outbox([])
+  messaging.registerService('echo', async m => outbox.admit({ kind: 'reply', body: m.body, contentType: m.contentType }))
+  messaging.registerService('card', async () => outbox.admit({ kind: 'reply', body: encoder.encode('public card'), contentType: 'text/plain' }))
   try {
     await service.start()
     await messaging.start()
@@ -125,6 +132,10 @@ export async function startNode (options: NodeOptions = {}): Promise<TestNode> {
     addr,
     trust: trustService,
     messaging,
+    outbox,
+    request: async (peer, reason) => trustService.request(peer, await outbox.admitText({ kind: 'trust-reason', text: reason })),
+    reject: async (peer, reason) => trustService.reject(peer, reason === undefined ? undefined : await outbox.admitText({ kind: 'trust-reason', text: reason })),
+    revoke: async (peer, reason) => trustService.revoke(peer, reason === undefined ? undefined : await outbox.admitText({ kind: 'trust-reason', text: reason })),
     audit,
     revoked,
     stop: async () => {
@@ -151,7 +162,8 @@ export async function connect (a: { libp2p: Libp2p }, b: { libp2p: Libp2p }): Pr
 
 /** Send a text request over the messaging service; resolves with the reply text or rejects with the typed error. */
 export async function send (from: TestNode, to: TestNode, service = 'echo', text = 'hi'): Promise<string> {
-  const reply = await from.messaging.send(to.peerId, service, encoder.encode(text), 'text/plain')
+  const { body, contentType } = await from.outbox.admit({ kind: 'request', body: encoder.encode(text), contentType: 'text/plain' })
+  const reply = await from.messaging.send(to.peerId, service, body, contentType)
   return decoder.decode(reply.body)
 }
 

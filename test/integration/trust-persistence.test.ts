@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { Outbox } from '../../src/outbox/index.ts'
 import { readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
@@ -16,8 +17,8 @@ describe('trust store persistence', () => {
     try {
       await connect(a, b)
       await connect(c, b)
-      await a.trust.request(b.id, 'survive a restart')
-      await c.trust.request(b.id, 'me too')
+      await a.request(b.id, 'survive a restart')
+      await c.request(b.id, 'me too')
       await b.trust.approve(c.id)
       const invite = await b.trust.createInvite({ ttlMs: 60_000, uses: 3 })
 
@@ -103,7 +104,7 @@ describe('trust store persistence', () => {
     const libp2p = await bareLibp2p(key)
     try {
       const service = trust({ home })({ libp2p, privateKey: key })
-      await assert.rejects(service.request(peerIdFromPrivateKey(await generateKeyPair('Ed25519')), 'x'), { code: 'NotStarted' })
+      await assert.rejects(service.request(peerIdFromPrivateKey(await generateKeyPair('Ed25519')), await new Outbox([]).admitText({ kind: 'trust-reason', text: 'x' })), { code: 'NotStarted' })
       await assert.rejects(service.createInvite(), { code: 'NotStarted' })
       assert.equal(service.admitsInbound(libp2p.peerId), true) // not strict
     } finally {

@@ -32,7 +32,7 @@ async function waitFor (check: () => boolean, what: string): Promise<void> {
 
 async function trustEachOther (x: TestNode, y: TestNode): Promise<void> {
   await connect(x, y)
-  await x.trust.request(y.id, 'pair')
+  await x.request(y.id, 'pair')
   await y.trust.approve(x.id)
   assert.equal(x.trust.isTrusted(y.id) && y.trust.isTrusted(x.id), true)
 }
@@ -61,7 +61,8 @@ describe('revocation between real nodes', () => {
     const stream = (async () => {
       while (streaming) {
         try {
-          await b.messaging.send(a.peerId, 'echo', encoder.encode(`m${delivered}`), 'text/plain', { oneway: true, timeoutMs: 1000 })
+          const { body } = await b.outbox.admit({ kind: 'oneway', body: encoder.encode(`m${delivered}`), contentType: 'text/plain' })
+          await b.messaging.send(a.peerId, 'echo', body, 'text/plain', { oneway: true, timeoutMs: 1000 })
           delivered++
         } catch (err) {
           failures.push(String((err as { code?: unknown }).code ?? (err as Error).message))
@@ -81,7 +82,7 @@ describe('revocation between real nodes', () => {
         a.libp2p.addEventListener('connection:close', onClose)
       })
       const started = performance.now()
-      const result = await a.trust.revoke(b.id, 'compromised')
+      const result = await a.revoke(b.id, 'compromised')
       const revokeMs = performance.now() - started
       const closedAt = await Promise.race([closed, new Promise<number>(resolve => setTimeout(() => resolve(Infinity), 3000))])
       assert.ok(closedAt - started < 1000, `connection closed ${Math.round(closedAt - started)} ms after revoke`)
@@ -115,7 +116,7 @@ describe('revocation between real nodes', () => {
     assert.equal(a.trust.isTrusted(b.id), false)
     assert.equal(b.trust.isTrusted(a.id), false)
     // a refuses b's new requests; b's new request therefore fails with Refused
-    assert.equal(await codeOf(b.trust.request(a.id, 'sorry')), 'Refused')
+    assert.equal(await codeOf(b.request(a.id, 'sorry')), 'Refused')
 
     assert.ok(a.audit.types(b.id).includes('trust.revoked'))
     assert.ok(b.audit.types(a.id).includes('trust.revoked-by-peer'))
@@ -124,7 +125,7 @@ describe('revocation between real nodes', () => {
   })
 
   it('trust can be restored after a revocation by a new request from the side that revoked', async () => {
-    const result = await a.trust.request(b.id, 'let us start over')
+    const result = await a.request(b.id, 'let us start over')
     assert.equal(result.state, 'pending-outbound')
     assert.equal(b.trust.stateOf(a.id), 'pending-inbound')
     await b.trust.approve(a.id)
@@ -166,7 +167,7 @@ describe('strict mode (connection gater)', () => {
 
   it('admits a peer this node asked for trust, so its approval can come back', async () => {
     await s.libp2p.dial(stranger.addr)
-    await s.trust.request(stranger.id, 'strict node asks')
+    await s.request(stranger.id, 'strict node asks')
     await s.libp2p.hangUp(stranger.peerId)
     const result = await stranger.trust.approve(s.id)
     assert.equal(result.delivered, true)
@@ -180,7 +181,7 @@ describe('strict mode (connection gater)', () => {
       const invite = await s.trust.createInvite({ ttlMs: 60_000, uses: 1 })
       await other.trust.acceptInvite(invite.code)
       assert.equal(s.trust.isTrusted(other.id), true)
-      await s.trust.revoke(other.id)
+      await s.revoke(other.id)
       await assertRefused(other, s)
       // the invite is used up: strangers are refused again
       const late = await startNode()

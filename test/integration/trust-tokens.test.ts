@@ -6,8 +6,8 @@ import { after, describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { loadConfig } from '../../src/config/index.ts'
-import { createAgentNode } from '../../src/node/index.ts'
-import type { AgentNode } from '../../src/node/index.ts'
+import { createAgentNode } from '../../src/agent/index.ts'
+import type { AgentNode } from '../../src/agent/index.ts'
 
 const quiet = { autonat: false, webrtc: false, dcutr: false, upnp: false, stunServers: [], stunFromBootstrap: false, stunServerPort: 0 }
 
@@ -36,7 +36,7 @@ describe('session tokens are issued to trusted peers only (for private services)
     })
     nodes.push(target)
     await target.start()
-    target.messaging.registerService('vault', m => ({ body: m.body, contentType: m.contentType }))
+    target.registerService('vault', m => ({ body: m.body, contentType: m.contentType }))
     const address = target.libp2p.getMultiaddrs()[0]
     assert.ok(address != null)
 
@@ -51,10 +51,10 @@ describe('session tokens are issued to trusted peers only (for private services)
     // asking the token protocol directly: refused for a private service
     await assert.rejects(stranger.tokens.fetch(target.peerId, 'vault'), /trusted peers only/)
     // and the message itself is refused before any token matters
-    await assert.rejects(stranger.messaging.send(target.peerId, 'vault', new Uint8Array([1]), 'application/octet-stream', { timeoutMs: 3000 }), { code: 'UntrustedPeer' })
+    await assert.rejects(stranger.send(target.peerId, 'vault', new Uint8Array([1]), 'application/octet-stream', { timeoutMs: 3000 }), { code: 'UntrustedPeer' })
 
     // the statically trusted friend fetches a token transparently and gets through
-    const reply = await friend.messaging.send(target.peerId, 'vault', new Uint8Array([7]), 'application/octet-stream', { timeoutMs: 5000 })
+    const reply = await friend.send(target.peerId, 'vault', new Uint8Array([7]), 'application/octet-stream', { timeoutMs: 5000 })
     assert.deepEqual([...reply.body], [7])
   })
 })

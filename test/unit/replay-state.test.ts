@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { ReplayCache } from '../../src/protocol/index.ts'
-import { loadReplayCache, REPLAY_FILE, saveReplayCache } from '../../src/node/replay-state.ts'
+import { loadReplayCache, REPLAY_FILE, saveReplayCache } from '../../src/protocol/replay-state.ts'
 
 const options = { windowMs: 60_000, maxSkewMs: 30_000, afterCrash: false }
 

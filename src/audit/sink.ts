@@ -1,4 +1,5 @@
-import type { AuditData, AuditLog } from '../audit/index.ts'
+import type { AuditLog } from './log.ts'
+import type { AuditData } from './record.ts'
 import type { Logger } from 'pino'
 
 /** Rejections recorded one by one per peer per second; the rest are counted */

@@ -1,6 +1,7 @@
 import { readFile, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
-import { CorruptSnapshotError, ReplayCache } from '../protocol/index.ts'
+import { CorruptSnapshotError } from './errors.ts'
+import { ReplayCache } from './replay-cache.ts'
 import { writeFileAtomic } from '../utils/fs.ts'
 import type { Logger } from 'pino'
 

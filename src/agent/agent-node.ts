@@ -1,0 +1,174 @@
+import { AgentReplyError } from '../messaging/index.ts'
+import type { AuditSink } from '../audit/index.ts'
+import type { AgentCard, CardContent, CardService } from '../cards/index.ts'
+import type { ErrorCode, ForeignCode } from '../errors/index.ts'
+import type { InboundMessage, MessagingService, Reply, SendOptions } from '../messaging/index.ts'
+import type { AgentLibp2p, Network, NodeInfo, NodeStatus, PeerSummary } from '../node/index.ts'
+import type { Outbox } from '../outbox/index.ts'
+import type { TokenService } from '../tokens/index.ts'
+import type { TrustService } from '../trust/index.ts'
+import type { AbortOptions, Connection, PeerId, Startable } from '@libp2p/interface'
+import type { Datastore } from 'interface-datastore'
+import type { Logger } from 'pino'
+
+/** What a local agent answers a request with: a body, or an error of its own */
+export type AgentReply =
+  | { body: Uint8Array, contentType: string }
+  | { error: { code: ErrorCode | ForeignCode, message: string } }
+
+/** A local agent's service: every reply it makes leaves through the outbox */
+export type AgentServiceHandler = (message: InboundMessage) => Promise<AgentReply | undefined> | AgentReply | undefined
+
+export interface AgentNodeParts {
+  libp2p: AgentLibp2p
+  trust: TrustService
+  tokens: TokenService
+  messaging: MessagingService
+  network: Network
+  cards: CardService
+  outbox: Outbox
+  audit: AuditSink
+  /** Peer store, DHT records, keychain (closed last at stop) */
+  datastore: Datastore & { close: () => Promise<void> }
+  /** Started in this order, stopped in the reverse */
+  lifecycle: Startable[]
+  /** Persist what a clean stop leaves behind (the replay-cache snapshot) */
+  saveState: () => Promise<void>
+  logger?: Logger
+}
+
+/**
+ * An agent's node, as the local API sees it. Everything an agent sends goes
+ * through {@link AgentNode.outbox} here, and only here.
+ */
+export class AgentNode {
+  readonly libp2p: AgentLibp2p
+  readonly peerId: PeerId
+  readonly messaging: MessagingService
+  readonly tokens: TokenService
+  readonly trust: TrustService
+  readonly network: Network
+  readonly cards: CardService
+  readonly outbox: Outbox
+  readonly audit: AuditSink
+  readonly datastore: Datastore & { close: () => Promise<void> }
+  private readonly lifecycle: Startable[]
+  private readonly saveState: () => Promise<void>
+  private readonly logger: Logger | undefined
+  private started: Startable[] = []
+
+  constructor (parts: AgentNodeParts) {
+    this.libp2p = parts.libp2p
+    this.peerId = parts.libp2p.peerId
+    this.messaging = parts.messaging
+    this.tokens = parts.tokens
+    this.trust = parts.trust
+    this.network = parts.network
+    this.cards = parts.cards
+    this.outbox = parts.outbox
+    this.audit = parts.audit
+    this.datastore = parts.datastore
+    this.lifecycle = parts.lifecycle
+    this.saveState = parts.saveState
+    this.logger = parts.logger
+  }
+
+  async start (): Promise<void> {
+    for (const component of this.lifecycle) {
+      try {
+        await component.start()
+      } catch (err) {
+        await this.stopStarted().catch(() => {})
+        throw err
+      }
+      this.started.push(component)
+    }
+    this.logger?.info({ peerId: this.peerId.toString(), addresses: this.network.addresses() }, 'node listening')
+  }
+
+  private async stopStarted (): Promise<void> {
+    let first: unknown
+    for (const component of this.started.reverse()) {
+      try {
+        await component.stop()
+      } catch (err) {
+        first ??= err
+      }
+    }
+    this.started = []
+    await this.audit.close().catch(err => this.logger?.error({ err }, 'could not close the audit log'))
+    if (first != null) throw first
+  }
+
+  async stop (): Promise<void> {
+    await this.stopStarted()
+    try {
+      await this.saveState()
+    } catch (err) {
+      this.logger?.error({ err }, 'could not save the replay cache; the next start will treat this stop as a crash')
+      throw err
+    }
+    this.logger?.info('node stopped')
+  }
+
+  // ---- agent-authored content: every path passes the outbox once
+
+  /** Send a request (resolves with the reply) or a one-way message (resolves once accepted) */
+  async send (to: PeerId, service: string, body: Uint8Array, contentType: string, options: SendOptions = {}): Promise<Reply> {
+    const admitted = await this.outbox.admit({ kind: options.oneway === true ? 'oneway' : 'request', to: to.toString(), service, body, contentType }, options)
+    return this.messaging.send(to, service, admitted.body, admitted.contentType, options)
+  }
+
+  /** Serve a local service; its replies and error texts pass the outbox. Returns the unregister function */
+  registerService (name: string, handler: AgentServiceHandler): () => void {
+    return this.messaging.registerService(name, async (message) => {
+      const reply = await handler(message)
+      if (reply == null) {
+        return undefined
+      }
+      const to = message.from.toString()
+      if ('error' in reply) {
+        const text = await this.outbox.admitText({ kind: 'error', to, service: name, text: reply.error.message })
+        throw new AgentReplyError(reply.error.code, text)
+      }
+      return this.outbox.admit({ kind: 'reply', to, service: name, body: reply.body, contentType: reply.contentType })
+    })
+  }
+
+  /** Ask a peer for trust, with a justification it will read */
+  async requestTrust (peer: PeerId | string, reason: string, options: AbortOptions = {}): ReturnType<TrustService['request']> {
+    const text = await this.outbox.admitText({ kind: 'trust-reason', to: peer.toString(), text: reason }, options)
+    return this.trust.request(peer, text, options)
+  }
+
+  /** Reject a pending trust request; the reason, if any, is sent to the peer */
+  async rejectTrust (peer: PeerId | string, reason: string | undefined, options: AbortOptions = {}): ReturnType<TrustService['reject']> {
+    const text = reason === undefined ? undefined : await this.outbox.admitText({ kind: 'trust-reason', to: peer.toString(), text: reason }, options)
+    return this.trust.reject(peer, text, options)
+  }
+
+  /** Revoke trust; the reason, if any, is sent to the peer */
+  async revokeTrust (peer: PeerId | string, reason: string | undefined, options: AbortOptions = {}): ReturnType<TrustService['revoke']> {
+    const text = reason === undefined ? undefined : await this.outbox.admitText({ kind: 'trust-reason', to: peer.toString(), text: reason }, options)
+    return this.trust.revoke(peer, text, options)
+  }
+
+  /** Change and publish our agent card */
+  async publishCard (content: Partial<CardContent>, options: AbortOptions = {}): Promise<AgentCard> {
+    return this.cards.publish(await this.outbox.admitJson({ kind: 'card', value: content }, options), options)
+  }
+
+  async lookupCard (peer: PeerId, options: AbortOptions = {}): Promise<AgentCard> {
+    return this.cards.lookup(peer, options)
+  }
+
+  // ---- the network
+
+  addresses (): string[] { return this.network.addresses() }
+  info (): NodeInfo { return this.network.info() }
+  status (): NodeStatus { return this.network.status() }
+  async peers (): Promise<PeerSummary[]> { return this.network.peers() }
+  async connect (target: string, signal?: AbortSignal): Promise<Connection> { return this.network.connect(target, signal) }
+  async reach (peer: PeerId, signal?: AbortSignal): Promise<Connection> { return this.network.reach(peer, signal) }
+  async ping (target: string, signal?: AbortSignal): Promise<{ peerId: string, rttMs: number }> { return this.network.ping(target, signal) }
+}

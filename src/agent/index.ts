@@ -1,0 +1,213 @@
+/**
+ * @packageDocumentation
+ *
+ * The composition root: the one module that wires an agent's node together
+ * and declares, in order, what happens to a message. Nothing else wires the
+ * stages; every stage is one module.
+ *
+ * Outbound (data flows down), once per piece of agent-authored content, in
+ * the outbox (`src/outbox`): {@link OUTBOUND_STAGES}; then per attempt, in
+ * `src/messaging`: token attach (`src/tokens`), seal = sign (`src/protocol`).
+ *
+ * Inbound (data flows up), per frame, in `src/messaging`: open = verify and
+ * replay check (`openEnvelope` in `src/protocol`), then the gates
+ * {@link INBOUND_STAGES}, then delivery to the local service.
+ *
+ * @example
+ *
+ * ```TypeScript
+ * import { loadConfig } from './src/config/index.ts'
+ * import { loadOrCreateIdentity } from './src/identity/index.ts'
+ * import { createAgentNode } from './src/agent/index.ts'
+ *
+ * const config = await loadConfig({ overrides: { listen: ['/ip4/127.0.0.1/tcp/0'] } })
+ * const { privateKey } = await loadOrCreateIdentity('/tmp/agentnet-a')
+ * const node = await createAgentNode({ config, privateKey, home: '/tmp/agentnet-a' })
+ * await node.start()
+ * node.registerService('echo', async msg => ({ body: msg.body, contentType: msg.contentType }))
+ * await node.stop()
+ * ```
+ */
+
+import { join } from 'node:path'
+import { multiaddr } from '@multiformats/multiaddr'
+import { AUDIT_LOG_FILE, AuditSink, openAuditLog } from '../audit/index.ts'
+import { CARD_NAMESPACE, CardService, createCardValidator, selectCard } from '../cards/index.ts'
+import { MessagingService } from '../messaging/index.ts'
+import { AGENT_VERSION, createAgentLibp2p, keychainPassFor, Network, openPeerStore } from '../node/index.ts'
+import { Outbox } from '../outbox/index.ts'
+import { loadReplayCache, saveReplayCache } from '../protocol/index.ts'
+import { TokenService } from '../tokens/index.ts'
+import { createTrustGater, TrustService } from '../trust/index.ts'
+import { AgentNode } from './agent-node.ts'
+import { stunService } from './stun.ts'
+import type { AuditData } from '../audit/index.ts'
+import type { Config } from '../config/index.ts'
+import type { InboundStage } from '../messaging/index.ts'
+import type { OutboundStage } from '../outbox/index.ts'
+import type { PrivateKey, Startable } from '@libp2p/interface'
+import type { Logger } from 'pino'
+
+export { AgentNode } from './agent-node.ts'
+export type { AgentReply, AgentServiceHandler } from './agent-node.ts'
+
+export interface AgentNodeInit {
+  config: Config
+  privateKey: PrivateKey
+  /** Home folder for persistent state (trust, tokens, audit, replay cache) */
+  home: string
+  /**
+   * The previous node on this home did not stop cleanly: its replay cache
+   * snapshot is missing, so refuse anything timestamped before start + skew
+   */
+  afterCrash?: boolean
+  /** How often a node with no connections re-dials its bootstrap nodes, ms. @default 15000 */
+  rejoinIntervalMs?: number
+  /** Structured logger; defaults to none */
+  logger?: Logger
+}
+
+/** Names of the outbound stages, in order (the outbox runs them once per piece of content) */
+export const OUTBOUND_STAGES = ['trust check', 'guard'] as const
+/** Names of the inbound gates between `open` and delivery, in order */
+export const INBOUND_STAGES = ['trust gate', 'token gate'] as const
+
+/** Assemble (but do not start) an agent's node described by `config` */
+export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> {
+  const { config, privateKey, home } = init
+  const log = (component: string): Logger | undefined => init.logger?.child({ component })
+
+  // ---- the libp2p node (src/node assembles it from the config only)
+  // known peers, DHT records and the WebRTC-direct certificate key, on disk;
+  // the card validator reads the DHT records to refuse older cards
+  const datastore = await openPeerStore(home, log('peerstore'))
+  // strict mode needs the gater at creation, before the trust service exists
+  let trust: TrustService | undefined
+  const infrastructurePeers = config.bootstrap.map(a => multiaddr(a).getComponents().findLast(c => c.name === 'p2p')?.value).filter((p): p is string => p != null)
+  const libp2p = await createAgentLibp2p({
+    config,
+    connectionGater: config.trust.strict ? createTrustGater(() => trust, { allowPeers: () => infrastructurePeers }) : undefined,
+    privateKey,
+    userAgent: AGENT_VERSION,
+    datastore,
+    keychainPass: keychainPassFor(privateKey),
+    dhtValidators: { [CARD_NAMESPACE]: createCardValidator(datastore) },
+    dhtSelectors: { [CARD_NAMESPACE]: selectCard }
+  })
+
+  // ---- persistent security state
+  const replayCache = await loadReplayCache(home, {
+    windowMs: config.messaging.replayWindowMs,
+    afterCrash: init.afterCrash === true,
+    maxSkewMs: config.messaging.maxClockSkewMs,
+    logger: log('replay')
+  })
+  const auditLog = await openAuditLog({ path: join(home, AUDIT_LOG_FILE) })
+  for (const warning of auditLog.recovery.warnings) {
+    init.logger?.warn({ warning }, 'audit log')
+  }
+  const audit = new AuditSink(auditLog, log('audit'))
+
+  // ---- services
+  const tokens: TokenService = new TokenService({
+    libp2p,
+    privateKey,
+    logger: log('tokens'),
+    // a token opens a private service only for a peer that is trusted anyway
+    mayIssue: (peer, services) => trustService.isTrusted(peer) || services.every(s => publicServices.has(s)),
+    onEvent: ({ type, ...data }) => { audit.record(type, { ...data }) }
+  }, {
+    home,
+    protectedServices: config.tokens.protectedServices,
+    lifetimeMs: config.tokens.lifetimeMs,
+    maxLifetimeMs: config.tokens.maxLifetimeMs
+  })
+  const trustService = new TrustService({
+    libp2p,
+    privateKey,
+    logger: log('trust'),
+    // trust decisions are rare: the caller waits until its record is on disk
+    audit: { append: async (type, data) => { await audit.recordNow(type, JSON.parse(JSON.stringify(data)) as AuditData) } },
+    onRevoke: async peer => { await tokens.revoke(peer) }
+  }, {
+    home,
+    staticPeers: config.trust.peers,
+    publicServices: config.trust.publicServices,
+    strict: config.trust.strict,
+    allowPeers: () => infrastructurePeers
+  })
+  trust = trustService
+  const publicServices = new Set(config.trust.publicServices)
+  const network = new Network({ libp2p, logger: log('network') }, { config, rejoinIntervalMs: init.rejoinIntervalMs })
+
+  // ---- what happens to a message, in order ---------------------------------
+  const outbound: OutboundStage[] = [
+    // who: never send to a peer that revoked us, or that we revoked
+    { name: 'trust check', run: (content) => { if (content.to != null && (content.kind === 'request' || content.kind === 'oneway' || content.kind === 'group')) trustService.outboundCheck(content.to); return content } },
+    // what: the leakage guard (a pass-through until src/guard exists)
+    { name: 'guard', run: (content) => content }
+    // then, per attempt, in messaging: token attach → seal (sign)
+  ]
+  const inbound: InboundStage[] = [
+    // after open (verify, replay) in messaging: who first, then with what
+    { name: 'trust gate', check: trustService.gate },
+    { name: 'token gate', check: tokens.gate }
+    // then deliver to the local service
+  ]
+  // --------------------------------------------------------------------------
+
+  const outbox = new Outbox(outbound)
+  const messaging = new MessagingService({
+    libp2p,
+    privateKey,
+    logger: log('messaging'),
+    tokenProvider: tokens,
+    inboundGates: inbound,
+    onReject: event => { audit.rejectedMessage(event) },
+    connect: async (peer, signal) => network.reach(peer, signal)
+  }, {
+    maxBodyBytes: config.messaging.maxBodyBytes,
+    replayWindowMs: config.messaging.replayWindowMs,
+    maxClockSkewMs: config.messaging.maxClockSkewMs,
+    requestTimeoutMs: config.messaging.requestTimeoutMs,
+    retries: config.messaging.retries,
+    replayCache
+  })
+  const cards = new CardService({
+    peerId: libp2p.peerId,
+    privateKey,
+    contentRouting: libp2p.services.dht == null ? undefined : libp2p.contentRouting,
+    logger: log('cards')
+  }, {
+    // the configured card is agent-authored content too
+    card: await outbox.admitJson({ kind: 'card', value: config.card })
+  })
+
+  // ---- lifecycle: started in this order, stopped in the reverse ------------
+  const lifecycle: Startable[] = [
+    { start: () => {}, stop: async () => { await datastore.close() } }, // closed last
+    trustService, // loads trust.json before any connection can arrive
+    libp2p,
+    tokens,
+    messaging,
+    network,
+    cards,
+    stunService(config, log('stun'))
+  ]
+
+  return new AgentNode({
+    libp2p,
+    trust: trustService,
+    tokens,
+    messaging,
+    network,
+    cards,
+    outbox,
+    audit,
+    datastore,
+    lifecycle,
+    logger: init.logger,
+    // only a clean stop leaves a snapshot; its absence at the next start means a crash
+    saveState: async () => { await saveReplayCache(home, replayCache) }
+  })
+}

@@ -1,0 +1,190 @@
+/**
+ * @packageDocumentation
+ *
+ * The one error model of agentnet: every error the node, the SDK or the CLI
+ * throws is an {@link AgentnetError} with a `code`, and every code is listed
+ * once, with its meaning, in {@link ERROR_CODES}. The README's error table is
+ * generated from (and checked against) this table by a test.
+ *
+ * The code is checked at compile time: a subclass declaring
+ * `readonly code = 'Typo'` does not type-check, because the base declares
+ * `code` as an {@link ErrorCode}. The only codes outside the table are the
+ * ones another party chose (a remote service's own error code, a local
+ * agent's `msg.reply` error code); they are marked with {@link foreignCode}
+ * and carried by the few classes that relay them.
+ *
+ * @example
+ *
+ * ```TypeScript
+ * import { AgentnetError, errorCodeOf } from './src/errors/index.ts'
+ *
+ * class InvalidTargetError extends AgentnetError {
+ *   override readonly code = 'InvalidTarget'
+ * }
+ * try {
+ *   throw new InvalidTargetError('not a peer ID')
+ * } catch (err) {
+ *   console.log(errorCodeOf(err)) // InvalidTarget
+ * }
+ * ```
+ */
+
+/**
+ * Every agentnet error code and what it means. Wire codes (sent to peers in
+ * `error` envelopes and trust replies) and local codes share one namespace.
+ */
+export const ERROR_CODES = {
+  // frames and envelopes (inbound checks, in order)
+  MalformedFrame: 'a frame or payload that is not a canonical encoding (truncated, bad varint, unknown field, bad nonce or signature size)',
+  UnsupportedVersion: 'a protocol version this node does not speak',
+  BodyTooLarge: 'a body over `messaging.maxBodyBytes`',
+  FrameTooLarge: 'a length prefix over the frame limit; the stream is reset',
+  SenderMismatch: 'the envelope\'s `from` is not the peer the secure channel authenticated',
+  WrongRecipient: 'the envelope is addressed to another node',
+  BadSignature: 'the Ed25519 signature does not verify',
+  UnsupportedKey: 'the sender\'s peer ID does not embed an Ed25519 key',
+  StaleMessage: 'the timestamp is older than the replay window',
+  FutureMessage: 'the timestamp is further in the future than the allowed clock skew',
+  Replay: 'a nonce already seen from this sender inside the window, or a timestamp at or below its watermark',
+  // gates
+  UntrustedPeer: 'the sender is not trusted and the service is not public (run `agentnet trust request <peer>` or use an invite)',
+  RevokedByPeer: 'the peer revoked its trust in this node',
+  TokenRequired: 'the service is protected and the message carries no session token',
+  TokenInvalid: 'the session token is malformed, forged or issued by another node',
+  TokenExpired: 'the session token has expired',
+  TokenAudience: 'the session token was issued to another peer',
+  TokenScope: 'the session token does not cover this service',
+  TokenRevoked: 'the session token was issued before its peer\'s revocation',
+  LeakBlocked: 'the outbound guard refused the message: it carries registered context, secrets or PII the policy does not allow for this peer',
+  // messaging
+  NoSuchService: 'no local agent registered the addressed service',
+  ServiceTaken: 'the service name is held by another local connection',
+  ServiceTimeout: 'the local agent did not answer a request within 60 s',
+  ServiceUnavailable: 'the local agent serving the service disconnected',
+  ServiceError: 'the service failed without an error code of its own',
+  RemoteError: 'the peer answered with an error body that could not be read',
+  RequestTimeout: 'no answer arrived within the request\'s timeout, retries included',
+  Busy: 'too much in flight (requests from one peer, queued bytes, pending handshakes); retry later',
+  PeerUnreachable: 'no connection to the peer could be opened (not found in the peer store or the DHT, or every address failed)',
+  StreamClosed: 'the stream to the peer closed before the frame was written',
+  Stopped: 'the node is stopping',
+  UnknownDelivery: '`msg.reply` for a delivery that was answered already, timed out, or was one-way',
+  InvalidId: 'a request ID that is too long',
+  InvalidBody: 'a body given as neither text, JSON nor valid base64, or as both `body` and `bodyBase64`',
+  InvalidTarget: 'not a multiaddr, peer ID, petname or agentnet URL',
+  // trust
+  ReasonTooLong: 'a trust justification over 1 KiB',
+  InvalidReason: 'a trust justification with control characters or bidi overrides',
+  PendingFull: 'the peer holds too many pending trust requests',
+  RateLimited: 'too many trust handshakes or token requests from this peer',
+  Refused: 'the peer rejected the trust request',
+  NotRequested: 'an approval or rejection for a request that was never made',
+  NotPending: 'no pending trust request from this peer',
+  InviteExpired: 'the invite has expired',
+  InviteUsedUp: 'the invite has no uses left',
+  InviteInvalid: 'the invite code is forged, altered or unknown',
+  InviteLimit: 'too many open invites',
+  HandshakeRefused: 'the peer refused a trust message with a frame-check code',
+  NotStarted: 'the service was used before it started',
+  // cards
+  CardNotFound: 'no agent card for this peer in the DHT',
+  InvalidCard: 'an agent card that is forged, oversized or malformed',
+  StaleCard: 'an agent card older than the one already held',
+  // local state and set-up
+  InvalidArgument: 'a caller passed a value out of range',
+  CorruptSnapshot: 'the replay-cache snapshot is damaged',
+  CorruptTrustStore: '`trust.json` is damaged; the node does not start rather than forget trust decisions',
+  CorruptTokenState: '`tokens.json` is damaged; the node does not start rather than forget revocations',
+  CorruptAddressBook: '`aliases.json` is damaged',
+  InvalidAlias: 'a petname that is not 1–64 letters, digits, `_` or `-` starting with a letter',
+  NoSuchAlias: 'no petname of that name',
+  IdentityError: 'the identity key could not be read or written',
+  IdentityExists: '`init` on a home that already has an identity',
+  MissingIdentity: 'the home has no identity key',
+  InsecureKeyFile: 'the key file is readable by group or others',
+  CorruptKey: 'the key file is not a valid Ed25519 key',
+  ConfigError: 'the configuration is invalid; the message names the key',
+  NodeAlreadyRunning: 'a node already runs on this home',
+  AuditError: 'the audit log failed',
+  AuditInvalidArgument: 'a bad audit event type or data',
+  AuditDataTooLarge: 'audit data over the record limit',
+  AuditLogClosed: 'an append after the audit log was closed',
+  AuditLogNotFound: 'no audit log at the given path',
+  AuditIO: 'the file system refused an audit log operation',
+  // local API and SDK
+  ParseError: 'an IPC line that is not JSON',
+  InvalidRequest: 'an IPC line that is not a JSON-RPC 2.0 request object',
+  MethodNotFound: 'an unknown IPC method',
+  InvalidParams: 'bad IPC params; the message names the param',
+  LineTooLong: 'an IPC line over `ipc.maxLineBytes`; the connection is closed',
+  NodeNotRunning: 'no node answers on the home\'s socket (run `agentnet start`)',
+  ConnectionClosed: 'the connection to the node closed before the answer',
+  UsageError: 'a CLI command used wrongly',
+  InternalError: 'a bug: please report it'
+} as const satisfies Record<string, string>
+
+/** A code from {@link ERROR_CODES} */
+export type ErrorCode = keyof typeof ERROR_CODES
+
+declare const foreign: unique symbol
+/**
+ * A code another party chose: a remote service's or a local agent's own
+ * error code, relayed unchanged. Only {@link foreignCode} makes one.
+ */
+export type ForeignCode = string & { readonly [foreign]: true }
+
+/** Mark a code received from a peer or an agent (it may or may not be in the table) */
+export function foreignCode (code: string): ErrorCode | ForeignCode {
+  return code as ErrorCode | ForeignCode
+}
+
+/** Is `code` one of agentnet's own codes? */
+export function isErrorCode (code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(ERROR_CODES, code)
+}
+
+export interface AgentnetErrorOptions {
+  cause?: unknown
+}
+
+/**
+ * The base of every agentnet error. Subclasses fix their code with
+ * `override readonly code = '…'`; the few that relay another party's code
+ * assign a {@link ForeignCode}. `name` is the class name.
+ */
+export class AgentnetError extends Error {
+  readonly code: ErrorCode | ForeignCode = 'InternalError'
+  /** The peer (string peer ID) this error came from, when a peer sent it */
+  remote?: string
+
+  constructor (message?: string, options?: AgentnetErrorOptions) {
+    super(message, options)
+    // the class name: `UntrustedPeerError`, `ReplayError`, …
+    this.name = new.target.name
+  }
+}
+
+/** An error whose code is given at construction (a family of related codes, or a relayed one) */
+export class CodedError extends AgentnetError {
+  override readonly code: ErrorCode | ForeignCode
+
+  constructor (code: ErrorCode | ForeignCode, message: string, options?: AgentnetErrorOptions) {
+    super(message, options)
+    this.code = code
+  }
+}
+
+/** A peer could not be reached: not found, or every address failed */
+export class PeerUnreachableError extends AgentnetError {
+  override readonly code = 'PeerUnreachable'
+}
+
+/** Too much in flight; retry later */
+export class BusyError extends AgentnetError {
+  override readonly code = 'Busy'
+}
+
+/** The code of an agentnet error, or `undefined` for anything else */
+export function errorCodeOf (err: unknown): ErrorCode | ForeignCode | undefined {
+  return err instanceof AgentnetError ? err.code : undefined
+}
