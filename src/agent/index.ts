@@ -33,6 +33,7 @@ import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { AUDIT_LOG_FILE, AuditSink, openAuditLog } from '../audit/index.ts'
 import { CARD_NAMESPACE, CardService, createCardValidator, selectCard } from '../cards/index.ts'
+import { AGENT_CARD_SERVICE, agentCardHandler } from '../did/service.ts'
 import { MessagingService } from '../messaging/index.ts'
 import { AGENT_VERSION, createAgentLibp2p, keychainPassFor, Network, openPeerStore } from '../node/index.ts'
 import { Outbox } from '../outbox/index.ts'
@@ -195,7 +196,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     stunService(config, log('stun'))
   ]
 
-  return new AgentNode({
+  const node = new AgentNode({
     libp2p,
     trust: trustService,
     tokens,
@@ -210,4 +211,10 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     // only a clean stop leaves a snapshot; its absence at the next start means a crash
     saveState: async () => { await saveReplayCache(home, replayCache) }
   })
+  // the A2A-style agent card (src/did), signed from the card content the outbox admitted
+  node.registerService(AGENT_CARD_SERVICE, agentCardHandler(async () => {
+    const { createAgentCard } = await import('../did/agent-card.ts')
+    return createAgentCard({ ...cards.content(), version: AGENT_VERSION.split('/')[1] ?? '0.0.0' }, privateKey)
+  }, { version: () => cards.content() }))
+  return node
 }

@@ -1,17 +1,15 @@
 /**
- * Named errors of the identity-interop module, each with a stable `code`.
+ * Named errors of the identity-interop module.
  *
  * @module
  */
 
-export class InvalidDidError extends Error {
-  static readonly code = 'InvalidDid'
-  readonly code = 'InvalidDid'
-  override name = 'InvalidDidError'
+import { AgentnetError } from '../errors/index.ts'
+
+export class InvalidDidError extends AgentnetError {
+  override readonly code = 'InvalidDid'
 }
 
-export class InvalidAgentCardError extends Error {
-  static readonly code = 'InvalidAgentCard'
-  readonly code = 'InvalidAgentCard'
-  override name = 'InvalidAgentCardError'
+export class InvalidAgentCardError extends AgentnetError {
+  override readonly code = 'InvalidAgentCard'
 }

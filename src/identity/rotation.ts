@@ -28,6 +28,7 @@
  */
 
 import canonicalize from 'canonicalize'
+import { AgentnetError } from '../errors/index.ts'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { createSigner, signatureScheme, verifySignature } from '../protocol/index.ts'
 import type { PrivateKey } from '@libp2p/interface'
@@ -48,12 +49,11 @@ export const MAX_SUCCESSION_CHARS = 2048
 
 export type SuccessionErrorCode = 'MalformedSuccession' | 'SameKey' | 'BadSignature' | 'NewKeySignatureMissing' | 'StaleSuccession' | 'FutureSuccession'
 
-export class SuccessionError extends Error {
-  static readonly code = 'SuccessionError'
-  readonly code: SuccessionErrorCode
+/** A succession record that cannot be acted on; `code` says why */
+export class SuccessionError extends AgentnetError {
+  override readonly code: SuccessionErrorCode
   constructor (code: SuccessionErrorCode, message: string) {
     super(message)
-    this.name = 'SuccessionError'
     this.code = code
   }
 }

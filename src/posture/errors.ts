@@ -1,18 +1,12 @@
 /**
- * Named errors of the posture module, each with a stable `code`.
+ * Named errors of the posture module.
  *
  * @module
  */
 
-export class PostureError extends Error {
-  static readonly code: string = 'PostureError'
-  readonly code: string = 'PostureError'
-  override name = 'PostureError'
-}
+import { AgentnetError } from '../errors/index.ts'
 
-/** The baseline file is not a baseline (bad JSON or shape) */
-export class MalformedBaselineError extends PostureError {
-  static override readonly code = 'MalformedBaseline'
+/** The baseline cannot be encoded or read as a baseline */
+export class MalformedBaselineError extends AgentnetError {
   override readonly code = 'MalformedBaseline'
-  override name = 'MalformedBaselineError'
 }

@@ -19,9 +19,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { loadConfig } from '../../src/config/index.ts'
-import { createAgentNode } from '../../src/node/index.ts'
+import { createAgentNode } from '../../src/agent/index.ts'
 import type { SecurityProtocol } from '../../src/config/index.ts'
-import type { AgentNode } from '../../src/node/index.ts'
+import type { AgentNode } from '../../src/agent/index.ts'
 
 const args = process.argv.slice(2)
 function flag (name: string, fallback: number): number {
@@ -46,7 +46,7 @@ async function pair (security: SecurityProtocol[]): Promise<Pair> {
     const config = await loadConfig({ overrides: { listen: ['/ip4/127.0.0.1/tcp/0'], nat: quiet, relay: { reserve: false }, dht: { enabled: false }, security, trust: { publicServices: ['echo'] }, connections: { inboundConnectionThreshold: 100_000 } } })
     const node = await createAgentNode({ config, privateKey: await generateKeyPair('Ed25519'), home })
     await node.start()
-    node.messaging.registerService('echo', m => ({ body: m.body, contentType: m.contentType }))
+    node.registerService('echo', m => ({ body: m.body, contentType: m.contentType }))
     return node
   }
   return { a: await make(), b: await make(), homes }
@@ -74,7 +74,7 @@ async function rtts (p: Pair, n: number): Promise<number[]> {
   const out: number[] = []
   for (let i = 0; i < n; i++) {
     const t0 = performance.now()
-    await p.a.messaging.send(p.b.peerId, 'echo', body, 'application/octet-stream', { timeoutMs: 5000 })
+    await p.a.send(p.b.peerId, 'echo', body, 'application/octet-stream', { timeoutMs: 5000 })
     out.push(performance.now() - t0)
   }
   return out

@@ -1,7 +1,8 @@
 /**
- * The A2A card served over the agent protocol between two real nodes: B
- * asks A for its card on the `agent-card` service and verifies it against
- * A's peer ID; a node answering with another peer's card is refused.
+ * The A2A card over the agent protocol between two real nodes: every node
+ * serves its signed card (made from its configured card, as the outbox
+ * admitted it) on the `agent-card` service; B asks A for it and verifies it
+ * against A's peer ID; a node answering with another peer's card is refused.
  */
 
 import assert from 'node:assert/strict'
@@ -11,9 +12,9 @@ import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { loadConfig } from '../../src/config/index.ts'
-import { AGENT_CARD_SERVICE, agentCardHandler, createAgentCard, fetchAgentCard } from '../../src/did/index.ts'
-import { createAgentNode } from '../../src/node/index.ts'
-import type { AgentNode } from '../../src/node/index.ts'
+import { AGENT_CARD_SERVICE, fetchAgentCard } from '../../src/did/index.ts'
+import { createAgentNode } from '../../src/agent/index.ts'
+import type { AgentNode } from '../../src/agent/index.ts'
 import type { PrivateKey } from '@libp2p/interface'
 
 const quiet = { autonat: false, webrtc: false, dcutr: false, upnp: false, stunServers: [], stunFromBootstrap: false, stunServerPort: 0 }
@@ -26,10 +27,16 @@ describe('agent card over the agent protocol', () => {
     await Promise.all(homes.map(async h => rm(h, { recursive: true, force: true })))
   })
 
-  async function node (key: PrivateKey): Promise<AgentNode> {
+  async function node (key: PrivateKey, name: string): Promise<AgentNode> {
     const home = await mkdtemp(join(tmpdir(), 'an-card-'))
     homes.push(home)
-    const config = await loadConfig({ overrides: { listen: ['/ip4/127.0.0.1/tcp/0'], nat: quiet, relay: { reserve: false }, dht: { enabled: false }, trust: { publicServices: [AGENT_CARD_SERVICE] } } })
+    const config = await loadConfig({
+      overrides: {
+        listen: ['/ip4/127.0.0.1/tcp/0'], nat: quiet, relay: { reserve: false }, dht: { enabled: false },
+        trust: { publicServices: [AGENT_CARD_SERVICE, 'fake-card'] },
+        card: { name, services: ['forecast'], metadata: {} }
+      }
+    })
     const n = await createAgentNode({ config, privateKey: key, home })
     nodes.push(n)
     await n.start()
@@ -37,29 +44,24 @@ describe('agent card over the agent protocol', () => {
   }
 
   it('B fetches A\'s signed card by A\'s peer ID and verifies it; a card of another peer is refused', async () => {
-    const keyA = await generateKeyPair('Ed25519')
-    const a = await node(keyA)
-    const b = await node(await generateKeyPair('Ed25519'))
-    let made = 0
-    a.messaging.registerService(AGENT_CARD_SERVICE, agentCardHandler(async () => {
-      made++
-      return createAgentCard({ name: 'A', services: ['forecast'], version: '0.1.0' }, keyA)
-    }))
+    const a = await node(await generateKeyPair('Ed25519'), 'A')
+    const b = await node(await generateKeyPair('Ed25519'), 'B')
     const addr = a.libp2p.getMultiaddrs()[0]
     assert.ok(addr !== undefined)
     await b.libp2p.dial(addr)
-    const { card, verified } = await fetchAgentCard(b.messaging, a.peerId, { timeoutMs: 5000 })
+    const { card, verified } = await fetchAgentCard(b, a.peerId, { timeoutMs: 5000 })
     assert.equal(verified.peerId, a.peerId.toString())
     assert.equal(card.name, 'A')
-    await fetchAgentCard(b.messaging, a.peerId, { timeoutMs: 5000 })
-    assert.equal(made, 1, 'the card is made once and cached')
+    assert.deepEqual(card.agentnet.services, ['forecast'])
+    assert.equal(a.outbox.admitted.card, 1, 'the card content passed the outbox once, at start')
+    assert.ok(a.outbox.admitted.reply >= 1, 'the card reply passed the outbox')
 
     // C answers with A's (validly signed) card: B refuses it as C's card
-    const c = await node(await generateKeyPair('Ed25519'))
-    c.messaging.registerService(AGENT_CARD_SERVICE, agentCardHandler(async () => card))
+    const c = await node(await generateKeyPair('Ed25519'), 'C')
+    c.registerService('fake-card', () => ({ body: new TextEncoder().encode(JSON.stringify(card)), contentType: 'application/json' }))
     const addrC = c.libp2p.getMultiaddrs()[0]
     assert.ok(addrC !== undefined)
     await b.libp2p.dial(addrC)
-    await assert.rejects(fetchAgentCard(b.messaging, c.peerId, { timeoutMs: 5000 }), { code: 'InvalidAgentCard' })
+    await assert.rejects(fetchAgentCard(b, c.peerId, { timeoutMs: 5000, service: 'fake-card' }), { code: 'InvalidAgentCard' })
   })
 })

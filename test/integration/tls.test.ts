@@ -14,9 +14,9 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { loadConfig, profilePath } from '../../src/config/index.ts'
-import { createAgentNode } from '../../src/node/index.ts'
+import { createAgentNode } from '../../src/agent/index.ts'
 import type { SecurityProtocol } from '../../src/config/index.ts'
-import type { AgentNode } from '../../src/node/index.ts'
+import type { AgentNode } from '../../src/agent/index.ts'
 
 const quiet = { autonat: false, webrtc: false, dcutr: false, upnp: false, stunServers: [], stunFromBootstrap: false, stunServerPort: 0 }
 const encoder = new TextEncoder()
@@ -41,7 +41,7 @@ describe('TLS 1.3 connection encrypter (config security)', () => {
     const n = await createAgentNode({ config, privateKey: await generateKeyPair('Ed25519'), home })
     nodes.push(n)
     await n.start()
-    n.messaging.registerService('echo', m => ({ body: m.body, contentType: m.contentType }))
+    n.registerService('echo', m => ({ body: m.body, contentType: m.contentType }))
     return n
   }
 
@@ -52,7 +52,7 @@ describe('TLS 1.3 connection encrypter (config security)', () => {
   }
 
   async function roundTrip (from: AgentNode, to: AgentNode, text: string): Promise<string> {
-    const reply = await from.messaging.send(to.peerId, 'echo', encoder.encode(text), 'text/plain', { timeoutMs: 5000 })
+    const reply = await from.send(to.peerId, 'echo', encoder.encode(text), 'text/plain', { timeoutMs: 5000 })
     return decoder.decode(reply.body)
   }
 
