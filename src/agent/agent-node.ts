@@ -1,5 +1,6 @@
 import { AgentReplyError } from '../messaging/index.ts'
 import type { AuditSink } from '../audit/index.ts'
+import type { SuccessorService } from '../identity/successor.ts'
 import type { AgentCard, CardContent, CardService } from '../cards/index.ts'
 import type { ErrorCode, ForeignCode } from '../errors/index.ts'
 import type { InboundMessage, MessagingService, Reply, SendOptions } from '../messaging/index.ts'
@@ -28,6 +29,8 @@ export interface AgentNodeParts {
   cards: CardService
   outbox: Outbox
   audit: AuditSink
+  /** This node's key rotation in its grace period (src/identity) */
+  rotation: SuccessorService
   /** Peer store, DHT records, keychain (closed last at stop) */
   datastore: Datastore & { close: () => Promise<void> }
   /** Started in this order, stopped in the reverse */
@@ -51,6 +54,7 @@ export class AgentNode {
   readonly cards: CardService
   readonly outbox: Outbox
   readonly audit: AuditSink
+  readonly rotation: SuccessorService
   readonly datastore: Datastore & { close: () => Promise<void> }
   private readonly lifecycle: Startable[]
   private readonly saveState: () => Promise<void>
@@ -67,6 +71,7 @@ export class AgentNode {
     this.cards = parts.cards
     this.outbox = parts.outbox
     this.audit = parts.audit
+    this.rotation = parts.rotation
     this.datastore = parts.datastore
     this.lifecycle = parts.lifecycle
     this.saveState = parts.saveState

@@ -34,6 +34,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { AUDIT_LOG_FILE, AuditSink, openAuditLog } from '../audit/index.ts'
 import { CARD_NAMESPACE, CardService, createCardValidator, selectCard } from '../cards/index.ts'
 import { AGENT_CARD_SERVICE, agentCardHandler } from '../did/service.ts'
+import { repointPetnames, SuccessorService } from '../identity/successor.ts'
 import { MessagingService } from '../messaging/index.ts'
 import { AGENT_VERSION, createAgentLibp2p, keychainPassFor, Network, openPeerStore } from '../node/index.ts'
 import { Outbox } from '../outbox/index.ts'
@@ -129,16 +130,27 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     logger: log('trust'),
     // trust decisions are rare: the caller waits until its record is on disk
     audit: { append: async (type, data) => { await audit.recordNow(type, JSON.parse(JSON.stringify(data)) as AuditData) } },
-    onRevoke: async peer => { await tokens.revoke(peer) }
+    onRevoke: async peer => { await tokens.revoke(peer) },
+    // a trusted peer rotated its key (src/identity): its petnames follow
+    onSuccession: async (old, next) => { await repointPetnames(home, old, next) }
   }, {
     home,
     staticPeers: config.trust.peers,
     publicServices: config.trust.publicServices,
     strict: config.trust.strict,
+    acceptOldKeyOnlySuccession: config.trust.acceptOldKeyOnlySuccession,
     allowPeers: () => infrastructurePeers
   })
   trust = trustService
   const publicServices = new Set(config.trust.publicServices)
+  // a key rotation of this node in its grace period: the old ID points to the new one
+  const rotation = new SuccessorService({
+    home,
+    libp2p,
+    trustedPeers: () => trustService.list().filter(e => e.state === 'trusted').map(e => e.peerId),
+    audit: async (type, data) => { await audit.recordNow(type, data) },
+    logger: log('rotation')
+  }, { config })
   const network = new Network({ libp2p, logger: log('network') }, { config, rejoinIntervalMs: init.rejoinIntervalMs })
 
   // ---- what happens to a message, in order ---------------------------------
@@ -193,6 +205,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     messaging,
     network,
     cards,
+    rotation,
     stunService(config, log('stun'))
   ]
 
@@ -205,6 +218,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     cards,
     outbox,
     audit,
+    rotation,
     datastore,
     lifecycle,
     logger: init.logger,

@@ -285,7 +285,7 @@ async function ensureHomeDir (opts: GlobalOptions): Promise<string> {
 }
 
 /** `90s`, `30m`, `12h`, `7d`, or plain seconds, to ms */
-function parseDuration (value: string): number {
+export function parseDuration (value: string): number {
   const match = /^(\d+(?:\.\d+)?)(s|m|h|d)?$/.exec(value.trim())
   const unit = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }
   if (match == null) {

@@ -10,8 +10,9 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { Option } from 'commander'
 import { loadConfig, profilePath } from '../config/index.ts'
 import { loadIdentity, resolveHome } from '../identity/index.ts'
-import { CliError, print, withCommon } from './common.ts'
-import { SilentExit } from './index.ts'
+import { CliError, print, withClient, withCommon } from './common.ts'
+import { NodeNotRunningError } from '../client/index.ts'
+import { parseDuration, SilentExit } from './index.ts'
 import type { GlobalOptions } from './common.ts'
 import type { Profile } from '../config/index.ts'
 import type { Command } from 'commander'
@@ -82,5 +83,33 @@ export function registerPostureCommands (program: Command): void {
       const { verifyAgentCard } = await import('../did/agent-card.ts')
       const verified = await verifyAgentCard(text)
       print(opts.json, { ok: true, ...verified }, () => `valid card of ${verified.peerId} (${verified.did}), signed by ${verified.kid}`)
+    })
+
+  const identity = program.command('identity').description('key rotation with succession')
+  withCommon(identity.command('rotate').description('replace this node\'s key; trusted peers follow to the new peer ID (run with the node stopped; the next start tells them)'))
+    .option('--grace <duration>', 'how long the old ID keeps answering with a pointer to the new one: 90s, 30m, 12h, 7d (default 7d, at most 90d)', parseDuration)
+    .action(async (opts: GlobalOptions & { grace?: number }) => {
+      const home = resolveHome(opts.home)
+      await loadIdentity(home)
+      try {
+        await withClient(opts, async client => client.nodeInfo())
+        throw new CliError('the node is running: stop it, rotate, then start it again (the start tells the trusted peers)', 'NodeAlreadyRunning')
+      } catch (err) {
+        if (!(err instanceof NodeNotRunningError)) throw err
+      }
+      const { rotateIdentity } = await import('../identity/succession.ts')
+      const { didKeyFromPeerId } = await import('../did/did-key.ts')
+      const s = await rotateIdentity(home, { graceMs: opts.grace })
+      const graceEndsAt = new Date(s.ts + s.graceMs).toISOString()
+      print(opts.json, { old: s.old, new: s.new, did: didKeyFromPeerId(s.new), ts: s.ts, graceMs: s.graceMs, graceEndsAt, record: s.record }, () =>
+        `rotated ${s.old}\n     to ${s.new}\nthe next start tells the trusted peers; the old ID answers with a pointer until ${graceEndsAt}`)
+    })
+  withCommon(identity.command('status').description('the key rotation in progress, if any'))
+    .action(async (opts: GlobalOptions) => {
+      const home = resolveHome(opts.home)
+      const { readRotation } = await import('../identity/succession.ts')
+      const s = await readRotation(home)
+      const out = s === undefined ? { rotating: false } : { rotating: true, state: s.state, old: s.old, new: s.new, ts: s.ts, graceMs: s.graceMs, graceEndsAt: new Date(s.ts + s.graceMs).toISOString(), notified: s.notified }
+      print(opts.json, out, () => s === undefined ? 'no key rotation in progress' : `rotating ${s.old} → ${s.new} (${s.state}) until ${out.graceEndsAt ?? ''}; ${s.notified.length} peer(s) took note`)
     })
 }

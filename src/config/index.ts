@@ -133,6 +133,8 @@ export interface TrustConfig {
   publicServices: string[]
   /** Refuse connections from peers that are neither trusted nor bootstrap/relay peers */
   strict: boolean
+  /** Follow a peer's key rotation whose succession record only the old key signed (a stolen old key can make one) */
+  acceptOldKeyOnlySuccession: boolean
 }
 
 export interface CardConfig {
@@ -304,7 +306,8 @@ const SCHEMA: Record<string, Check | Record<string, Check>> = {
       })
     },
     publicServices: serviceList,
-    strict: bool
+    strict: bool,
+    acceptOldKeyOnlySuccession: bool
   },
   tokens: {
     protectedServices: serviceList,

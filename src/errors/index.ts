@@ -99,6 +99,8 @@ export const ERROR_CODES = {
   NewKeySignatureMissing: 'a succession record signed by the old key only, and the policy does not accept that (a stolen old key could have made it)',
   StaleSuccession: 'a succession record older than the age a peer acts on',
   FutureSuccession: 'a succession record dated in the future',
+  RotationInProgress: '`identity rotate` while a rotation is still in its grace period',
+  CorruptSuccessionState: '`succession.json` is damaged; the rotation cannot resume',
   Moved: 'this peer ID was rotated to a new one; the message carries the succession record',
   // local state and set-up
   InvalidArgument: 'a caller passed a value out of range',

@@ -135,6 +135,7 @@ const WEAKER: Record<string, { when: Direction, severity: Severity, what: string
   'tokens.maxLifetimeMs': { when: 'up', severity: 'medium', what: 'longest token lifetime lengthened' },
   'tokens.protectedServices': { when: 'removed', severity: 'high', what: 'token protection removed from services' },
   'trust.strict': { when: 'off', severity: 'high', what: 'strict mode disabled' },
+  'trust.acceptOldKeyOnlySuccession': { when: 'on', severity: 'high', what: 'key rotations signed by the old key alone accepted' },
   'trust.publicServices': { when: 'added', severity: 'medium', what: 'services made public' },
   'trust.peers': { when: 'added', severity: 'medium', what: 'peers added to trust.peers' },
   'nat.upnp': { when: 'on', severity: 'medium', what: 'UPnP enabled' },

@@ -125,6 +125,9 @@ export function checkServices (s: PostureSnapshot): Finding[] {
   if (trust.publicServices.length > 0 && !trust.strict) {
     out.push({ id: 'trust.strict-off-public', severity: 'medium', title: 'strict mode is off on a node with public services', explanation: `Public services (${trust.publicServices.join(', ')}) answer anyone, and with trust.strict off any peer may connect and use them.`, fix: 'config trust.strict: true' })
   }
+  if (trust.acceptOldKeyOnlySuccession === true) {
+    out.push({ id: 'trust.old-key-only-succession', severity: 'high', title: 'key rotations signed by the old key alone are followed', explanation: 'A peer\'s trust moves to whatever new ID a record signed only by its old key names: whoever steals a trusted peer\'s key can take over its trust for good.', fix: 'config trust.acceptOldKeyOnlySuccession: false' })
+  }
   const free = trust.publicServices.filter(svc => !tokens.protectedServices.includes(svc))
   if (free.length > 0) {
     out.push({ id: 'services.public-token-free', severity: 'medium', title: `public services without tokens: ${free.join(', ')}`, explanation: 'These answer untrusted peers without a session token: nothing limits or scopes who uses them, and revocation cannot cut a caller off.', fix: `config tokens.protectedServices: ${JSON.stringify([...tokens.protectedServices, ...free])}` })
