@@ -129,6 +129,8 @@ export async function completeRotationSwap (home: string): Promise<RotationState
   const next = join(home, NEXT_KEY_FILE)
   const old = join(home, OLD_KEY_FILE)
   if (await exists(next)) {
+    // killed between the two renames, the old key is already identity.old.key
+    await rekeyKeychain(home, await readKey(await exists(key) ? key : old), await readKey(next))
     const current = await exists(key) ? peerIdFromPrivateKey(await readKey(key)).toString() : undefined
     if (current === state.old) await rename(key, old)
     else if (current !== undefined && current !== state.new) throw new CorruptSuccessionStateError(`${key} is neither the old nor the new key of the rotation in progress`)
@@ -138,6 +140,40 @@ export async function completeRotationSwap (home: string): Promise<RotationState
   const swapped: RotationState = { ...state, state: 'grace' }
   await writeRotation(home, swapped)
   return swapped
+}
+
+/* eslint-disable @typescript-eslint/no-empty-function */
+const silent = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false })
+const quietLogger = { forComponent: () => silent }
+
+/**
+ * The keychain in the peer store (the WebRTC-direct certificate key) is
+ * encrypted under a pass derived from the node key: re-encrypt it under the
+ * new key's pass. Idempotent (a key already under the new pass is kept); a
+ * key neither pass opens is dropped, and WebRTC-direct makes a new one.
+ */
+async function rekeyKeychain (home: string, oldKey: PrivateKey, newKey: PrivateKey): Promise<void> {
+  if (!await exists(join(home, 'peerstore'))) return
+  const { keychainPassFor, openPeerStore } = await import('../node/peer-store.ts')
+  const { keychain } = await import('@libp2p/keychain')
+  const store = await openPeerStore(home)
+  try {
+    const components = { datastore: store, logger: quietLogger } as unknown as Parameters<ReturnType<typeof keychain>>[0]
+    const before = keychain({ pass: keychainPassFor(oldKey) })(components)
+    const after = keychain({ pass: keychainPassFor(newKey) })(components)
+    for (const { name } of await before.listKeys()) {
+      try {
+        const key = await before.exportKey(name)
+        await after.removeKey(name)
+        await after.importKey(name, key)
+      } catch {
+        const kept = await after.exportKey(name).then(() => true, () => false)
+        if (!kept) await after.removeKey(name).catch(() => {})
+      }
+    }
+  } finally {
+    await store.close()
+  }
 }
 
 /** Prepare and swap: the whole of `agentnet identity rotate` (the node is stopped) */

@@ -199,4 +199,22 @@ describe('key rotation with succession (real nodes)', () => {
     assert.equal(b.trust.stateOf(oldD), 'revoked')
     assert.equal(await echo(b, prepared.new, 'resumed'), 'resumed')
   })
+
+  it('the WebRTC-direct certificate key in the keychain is re-encrypted under the new key', async () => {
+    const home = await newHome()
+    const config = await loadConfig({ overrides: { listen: ['/ip4/127.0.0.1/tcp/0', '/ip4/127.0.0.1/udp/0/webrtc-direct'], nat: { ...quiet, webrtc: true }, relay: { reserve: false }, dht: { enabled: false } } })
+    const certhash = (node: AgentNode): string | undefined => node.addresses().find(x => x.includes('/certhash/'))?.split('/certhash/')[1]?.split('/')[0]
+    let node = await createAgentNode({ config, privateKey: (await loadOrCreateIdentity(home)).privateKey, home })
+    await node.start()
+    const before = certhash(node)
+    await node.stop()
+    await rotateIdentity(home, { graceMs: 1000 })
+    node = await createAgentNode({ config, privateKey: (await loadIdentity(home)).privateKey, home })
+    await node.start()
+    running.add(node)
+    assert.ok(before !== undefined)
+    assert.equal(certhash(node), before, 'the same certificate, opened with the new key\'s pass')
+    running.delete(node)
+    await node.stop()
+  })
 })
