@@ -93,7 +93,24 @@ export function checkKeyAge (s: PostureSnapshot, o: ReviewOptions = {}): Finding
   if (age <= max) {
     return [{ id: 'key.age', severity: 'info', title: `identity key is ${days(age)} old`, explanation: `Within the rotation period of ${days(max)} (age from the key file's modification time).`, fix: 'none needed' }]
   }
-  return [{ id: 'key.age', severity: 'medium', title: `identity key is ${days(age)} old`, explanation: `Keys older than ${days(max)} should be rotated: the longer a key lives, the more copies and backups of it exist.`, fix: 'rotate the key: agentnet identity rotate once succession is wired (src/identity/rotation.ts); until then a new home with agentnet init and new trust' }]
+  return [{ id: 'key.age', severity: 'medium', title: `identity key is ${days(age)} old`, explanation: `Keys older than ${days(max)} should be rotated: the longer a key lives, the more copies and backups of it exist.`, fix: 'stop the node, run agentnet identity rotate, start it: trusted peers follow to the new peer ID' }]
+}
+
+/** A key rotation in progress (`succession.json`) */
+export function checkRotation (s: PostureSnapshot): Finding[] {
+  const r = s.rotation
+  if (r === undefined) return []
+  if ('error' in r) {
+    return [{ id: 'identity.rotation-damaged', severity: 'high', title: 'the key rotation state is damaged', explanation: `${r.error}. The rotation cannot resume: the old key may stay on disk and peers may not be told.`, fix: `restore ${s.home}/succession.json from a backup, or remove it and identity.old.key once every trusted peer follows the new ID` }]
+  }
+  const end = r.ts + r.graceMs
+  if (r.state === 'prepared') {
+    return [{ id: 'identity.rotation-in-progress', severity: 'low', title: `key rotation ${r.old} → ${r.new} was interrupted`, explanation: 'The new key and the succession record are written but the key is not swapped yet; the next start (or any command that loads the identity) completes it.', fix: 'agentnet start' }]
+  }
+  if (s.now >= end) {
+    return [{ id: 'identity.rotation-in-progress', severity: 'low', title: `the grace period of key rotation ${r.old} → ${r.new} is over, but the old key is still on disk`, explanation: 'The node deletes identity.old.key when it runs past the end of the grace period.', fix: 'agentnet start' }]
+  }
+  return [{ id: 'identity.rotation-in-progress', severity: 'info', title: `key rotation ${r.old} → ${r.new} in its grace period until ${new Date(end).toISOString()}`, explanation: `${r.notified} trusted peer(s) took note so far; the old ID answers with a pointer to the new one until then, and the old key is deleted afterwards.`, fix: 'agentnet identity status' }]
 }
 
 /** Replay window, clock skew and token lifetimes against recommended bounds */
@@ -276,6 +293,7 @@ export function reviewPosture (s: PostureSnapshot, o: ReviewOptions = {}): Findi
   return sortFindings([
     ...checkHome(s),
     ...checkKeyAge(s, o),
+    ...checkRotation(s),
     ...checkTimeouts(s, o),
     ...checkServices(s),
     ...checkTrust(s, o),

@@ -109,6 +109,15 @@ export async function collectSnapshot (options: CollectOptions): Promise<Posture
     }
   }
 
+  let rotation: PostureSnapshot['rotation']
+  try {
+    const { readRotation } = await import('../identity/succession.ts')
+    const r = await readRotation(home)
+    if (r !== undefined) rotation = { state: r.state, old: r.old, new: r.new, ts: r.ts, graceMs: r.graceMs, notified: r.notified.length }
+  } catch (err) {
+    rotation = { error: (err as Error).message }
+  }
+
   let guardPolicies: unknown
   try {
     guardPolicies = JSON.parse(await readFile(join(home, GUARD_POLICIES_FILE), 'utf8'))
@@ -129,6 +138,7 @@ export async function collectSnapshot (options: CollectOptions): Promise<Posture
     trust,
     ...(audit !== undefined ? { audit } : {}),
     ...(guardPolicies !== undefined ? { guardPolicies } : {}),
+    ...(rotation !== undefined ? { rotation } : {}),
     versions: await installedVersions(),
     advisories: options.advisories ?? await shippedAdvisories(),
     live

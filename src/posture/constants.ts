@@ -44,4 +44,4 @@ export const DEFAULT_AUDIT_GAP_MS = 30 * DAY
 export const DEFAULT_LIVE_TIMEOUT_MS = 3_000
 
 /** Files of the home that hold secrets or decisions: group/other access is high severity */
-export const SENSITIVE_FILES: readonly string[] = ['identity.key', 'trust.json', 'tokens.json', 'audit.log', 'audit.head', 'replay-cache.bin', 'agentnet.sock', BASELINE_FILE, GUARD_POLICIES_FILE]
+export const SENSITIVE_FILES: readonly string[] = ['identity.key', 'identity.old.key', 'identity.next.key', 'succession.json', 'trust.json', 'tokens.json', 'audit.log', 'audit.head', 'replay-cache.bin', 'agentnet.sock', BASELINE_FILE, GUARD_POLICIES_FILE]

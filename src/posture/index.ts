@@ -31,7 +31,7 @@ export { runDoctor, recordBaseline, formatReport, baselineFindings } from './doc
 export type { DoctorOptions, DoctorReport } from './doctor.ts'
 export { collectSnapshot, collectLive } from './collect.ts'
 export type { CollectOptions } from './collect.ts'
-export { reviewPosture, checkHome, checkKeyAge, checkTimeouts, checkServices, checkTrust, checkNetwork, checkAudit, checkClock, sortFindings, hasHigh, listensLocally } from './checks.ts'
+export { reviewPosture, checkHome, checkKeyAge, checkRotation, checkTimeouts, checkServices, checkTrust, checkNetwork, checkAudit, checkClock, sortFindings, hasHigh, listensLocally } from './checks.ts'
 export type { ReviewOptions } from './checks.ts'
 export { postureOf, encodeBaseline, checkBaseline, diffPosture } from './baseline.ts'
 export type { ApprovedPosture, Baseline, BaselineCheck, BaselineStatus } from './baseline.ts'

@@ -79,6 +79,8 @@ export interface PostureSnapshot {
   lastSeen?: Record<string, number>
   /** the audit log's verification; undefined when there is no log */
   audit?: AuditVerifyResult & { error?: string, lastTime?: string, timeRegressions?: number }
+  /** the key rotation in progress (`succession.json`), when there is one */
+  rotation?: { state: string, old: string, new: string, ts: number, graceMs: number, notified: number } | { error: string }
   /** guard policies (`guard-policies.json`) when present */
   guardPolicies?: unknown
   /** installed versions: `agentnet`, `libp2p`, `@libp2p/…` */

@@ -77,7 +77,7 @@ describe('posture checks (pure)', () => {
     }, {
       messaging: { replayWindowMs: 300_000, maxClockSkewMs: 120_000 },
       tokens: { lifetimeMs: 600_000 },
-      trust: { publicServices: ['search'], strict: false },
+      trust: { publicServices: ['search'], strict: false, acceptOldKeyOnlySuccession: true },
       nat: { upnp: true, stunServers: ['stun:stun.example.org:3478'] },
       metrics: { listen: '0.0.0.0:9090' },
       dashboard: { listen: '127.0.0.1:8080' }
@@ -88,11 +88,12 @@ describe('posture checks (pure)', () => {
       ['home.key-mode', 'high', /chmod 600 .*identity\.key/],
       ['home.file-mode.trust.json', 'high', /chmod 600/],
       ['home.file-mode.notes.txt', 'medium', /chmod 600/],
-      ['key.age', 'medium', /rotate/],
+      ['key.age', 'medium', /agentnet identity rotate/],
       ['config.replay-window', 'medium', /messaging\.replayWindowMs/],
       ['config.clock-skew', 'medium', /messaging\.maxClockSkewMs/],
       ['config.token-lifetime', 'medium', /tokens\.lifetimeMs/],
       ['trust.strict-off-public', 'medium', /trust\.strict: true/],
+      ['trust.old-key-only-succession', 'high', /trust\.acceptOldKeyOnlySuccession: false/],
       ['services.public-token-free', 'medium', /tokens\.protectedServices: \["search"\]/],
       ['trust.stale-peers', 'low', /trust revoke/],
       ['trust.open-invite.bbbbbbbbbbbb', 'low', /--ttl/],
@@ -117,6 +118,19 @@ describe('posture checks (pure)', () => {
     assert.equal(findings.some(f => f.id.startsWith('trust.open-invite.cccc')), false, 'an expired invite is not open')
     assert.equal(hasHigh(findings), true)
     assert.equal(findings[0]?.severity, 'high', 'sorted by severity')
+  })
+
+  it('reports a key rotation in progress: interrupted, in its grace period, past it, damaged', async () => {
+    const r = { old: 'A', new: 'B', ts: NOW - DAY, graceMs: 7 * DAY, notified: 2 }
+    const of = async (rotation: PostureSnapshot['rotation']): Promise<Finding> => find(reviewPosture(await snapshot({ rotation })), 'identity.rotation')
+    assert.equal((await of({ ...r, state: 'prepared' })).severity, 'low')
+    assert.match((await of({ ...r, state: 'prepared' })).fix, /agentnet start/)
+    const grace = await of({ ...r, state: 'grace' })
+    assert.equal(grace.severity, 'info')
+    assert.match(grace.explanation, /2 trusted peer/)
+    assert.equal((await of({ ...r, state: 'grace', ts: NOW - 8 * DAY })).severity, 'low')
+    assert.equal((await of({ error: 'bad JSON' })).severity, 'high')
+    assert.equal(reviewPosture(await snapshot()).some(f => f.id.startsWith('identity.rotation')), false)
   })
 
   it('uses last-seen data when the node has it', async () => {
