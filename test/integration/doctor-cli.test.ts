@@ -196,3 +196,35 @@ describe('agentnet id / card (CLI)', () => {
     assert.equal(JSON.parse(bad.stdout).error.code, 'InvalidAgentCard')
   })
 })
+
+describe('agentnet identity rotate / status (CLI)', () => {
+  const homes: string[] = []
+  after(async () => { await Promise.all(homes.map(removeHome)) })
+
+  it('rotates a stopped node\'s key, refuses while a rotation or the node runs, and doctor reports it', async () => {
+    const h = await makeHome('an-rot-')
+    homes.push(h)
+    const { peerId } = await runJson(['init', '--home', h])
+    const node = await startNode(h, ['--log-level', 'silent'])
+    try {
+      const refused = await runCli(['identity', 'rotate', '--home', h, '--json'])
+      assert.equal(refused.code, 1)
+      assert.equal(JSON.parse(refused.stdout).error.code, 'NodeAlreadyRunning')
+    } finally {
+      await node.stop()
+    }
+    const rotated = await runJson(['identity', 'rotate', '--home', h, '--grace', '1h'])
+    assert.equal(rotated.old, peerId)
+    assert.notEqual(rotated.new, peerId)
+    assert.equal(rotated.graceMs, 3_600_000)
+    assert.match(rotated.did, /^did:key:z6Mk/)
+    assert.equal((await runJson(['id', '--home', h])).peerId, rotated.new)
+    const status = await runJson(['identity', 'status', '--home', h])
+    assert.deepEqual([status.rotating, status.state, status.old, status.new], [true, 'grace', peerId, rotated.new])
+    const again = await runCli(['identity', 'rotate', '--home', h, '--json'])
+    assert.equal(again.code, 1)
+    assert.equal(JSON.parse(again.stdout).error.code, 'RotationInProgress')
+    const { report } = await doctor(['--home', h, '--offline'])
+    assert.equal(get(report, 'identity.rotation-in-progress').severity, 'info')
+  })
+})
