@@ -147,6 +147,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
   const rotation = new SuccessorService({
     home,
     libp2p,
+    contentRouting: libp2p.services.dht == null ? undefined : libp2p.contentRouting,
     trustedPeers: () => trustService.list().filter(e => e.state === 'trusted').map(e => e.peerId),
     audit: async (type, data) => { await audit.recordNow(type, data) },
     logger: log('rotation')

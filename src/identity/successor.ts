@@ -11,6 +11,10 @@
  *   to the new ID at once;
  * - answers anything else on the trust protocol with an `error` of code
  *   `Moved` whose message is the record (a peer verifies it and follows);
+ * - publishes, when the DHT is on, an agent card for the old ID (signed by
+ *   the old key, a higher `seq` than its last card) that points to the new
+ *   one: `{name: "moved", services: [], metadata: {successor, succession,
+ *   until}}`, republished like any card until the grace period ends;
  * - stops when the grace period ends; the old key is then deleted.
  *
  * It listens on the TCP listen addresses of the config with port 0 (the
@@ -25,6 +29,7 @@ import { lpStream } from '@libp2p/utils'
 import { yamux } from '@libp2p/yamux'
 import { createLibp2p } from 'libp2p'
 import { AddressBook } from '../addressbook/index.ts'
+import { CARD_REPUBLISH_MS, cardKey, encodeCard } from '../cards/index.ts'
 import { connectionEncryptersFor } from '../node/libp2p.ts'
 import { createSigner, ReplayCache, TRUST_SIGNATURE_SCHEME } from '../protocol/index.ts'
 import { encodeHandshake, newNonce, openHandshake } from '../trust/codec.ts'
@@ -34,7 +39,7 @@ import { finishRotation, loadOldKey, readRotation, writeRotation } from './succe
 import type { RotationState } from './succession.ts'
 import type { Config } from '../config/index.ts'
 import type { MessageSigner } from '../protocol/index.ts'
-import type { Libp2p, PeerId, Startable, Stream } from '@libp2p/interface'
+import type { ContentRouting, Libp2p, PeerId, PrivateKey, Startable, Stream } from '@libp2p/interface'
 import type { Logger } from 'pino'
 
 /** How often peers that did not take note yet are told again, ms */
@@ -50,6 +55,8 @@ export interface SuccessorComponents {
   libp2p: Pick<Libp2p, 'peerId' | 'peerStore' | 'dial'>
   /** Peer IDs this node trusts (they are told) */
   trustedPeers: () => string[]
+  /** The new node's DHT, to publish the old ID's pointer card; undefined when the DHT is off */
+  contentRouting?: Pick<ContentRouting, 'put'>
   /** Audit records (`identity.*`) */
   audit?: (type: string, data: Record<string, string | number | boolean | string[]>) => Promise<void>
   logger?: Logger
@@ -92,6 +99,7 @@ export class SuccessorService implements Startable {
   private readonly replayCache = new ReplayCache({ windowMs: 60_000 })
   private graceTimer: ReturnType<typeof setTimeout> | undefined
   private retryTimer: ReturnType<typeof setTimeout> | undefined
+  private cardTimer: ReturnType<typeof setTimeout> | undefined
   private announcing: Promise<void> | undefined
   private stopped = false
 
@@ -127,12 +135,32 @@ export class SuccessorService implements Startable {
     await this.components.audit?.('identity.rotation-grace', { old: state.old, new: state.new, ts: state.ts, graceMs: state.graceMs })
     this.scheduleGraceEnd()
     this.announcing = this.announce()
+    void this.publishPointer(oldKey, state)
+  }
+
+  /** The old ID's card in the DHT points to the new ID (best effort, republished until the grace period ends) */
+  private async publishPointer (oldKey: PrivateKey, state: RotationState): Promise<void> {
+    const routing = this.components.contentRouting
+    if (routing === undefined || this.stopped || this.state === undefined) return
+    let delay = CARD_REPUBLISH_MS
+    try {
+      const value = encodeCard({ name: 'moved', services: [], metadata: { successor: state.new, succession: state.record, until: state.ts + state.graceMs } }, oldKey, Date.now())
+      await routing.put(cardKey(state.old), value, { signal: AbortSignal.timeout(30_000) })
+    } catch (err) {
+      this.components.logger?.debug({ err: (err as Error).message }, 'the old ID\'s pointer card was not published; retrying')
+      // no DHT peers yet, most likely: retry soon
+      delay = 60_000
+    }
+    if (this.stopped || this.state === undefined) return
+    this.cardTimer = setTimeout(() => { void this.publishPointer(oldKey, state) }, delay)
+    this.cardTimer.unref()
   }
 
   async stop (): Promise<void> {
     this.stopped = true
     clearTimeout(this.graceTimer)
     clearTimeout(this.retryTimer)
+    clearTimeout(this.cardTimer)
     await this.announcing?.catch(() => {})
     await Promise.resolve(this.oldNode?.stop()).catch(() => {})
     this.oldNode = undefined
@@ -240,6 +268,7 @@ export class SuccessorService implements Startable {
 
   private async endGrace (state: RotationState): Promise<void> {
     clearTimeout(this.retryTimer)
+    clearTimeout(this.cardTimer)
     await Promise.resolve(this.oldNode?.stop()).catch(() => {})
     this.oldNode = undefined
     this.state = undefined
