@@ -187,6 +187,14 @@ export class SuccessorService implements Startable {
     await this.announcing
   }
 
+  /** Tell the peers that did not take note yet now, rather than at the next retry */
+  async announceNow (): Promise<void> {
+    await this.announcing
+    clearTimeout(this.retryTimer)
+    this.announcing = this.announce()
+    await this.announcing
+  }
+
   /** Tell every trusted peer that did not take note yet; retried until the grace period ends */
   private async announce (): Promise<void> {
     const state = this.state

@@ -64,8 +64,8 @@ describe('key rotation with succession (real nodes)', () => {
   }
 
   /** A full agent node (src/agent) on `home`, on the key that home holds; `echo` registered */
-  async function start (home: string, strict = false): Promise<AgentNode> {
-    const config = await loadConfig({ overrides: { listen: ['/ip4/127.0.0.1/tcp/0'], nat: quiet, relay: { reserve: false }, dht: { enabled: false }, trust: { strict } } })
+  async function start (home: string, strict = false, listen = ['/ip4/127.0.0.1/tcp/0']): Promise<AgentNode> {
+    const config = await loadConfig({ overrides: { listen, nat: quiet, relay: { reserve: false }, dht: { enabled: false }, trust: { strict } } })
     const { privateKey } = await loadOrCreateIdentity(home)
     const node = await createAgentNode({ config, privateKey, home })
     await node.start()
@@ -183,6 +183,12 @@ describe('key rotation with succession (real nodes)', () => {
     const homeD = await newHome()
     let d = await start(homeD)
     await befriend(d, b)
+    // E trusts D too, and is offline while D restarts
+    const homeE = await newHome()
+    let e = await start(homeE)
+    const addrE = e.libp2p.getMultiaddrs()[0]?.toString().replace(/\/p2p\/.*$/, '') ?? assert.fail('no address')
+    await befriend(d, e)
+    await stop(e)
     const oldD = d.peerId.toString()
     await stop(d)
     // killed after the new key and the record were written, and after the
@@ -198,6 +204,16 @@ describe('key rotation with succession (real nodes)', () => {
     await waitFor('B to follow', () => b.trust.isTrusted(prepared.new))
     assert.equal(b.trust.stateOf(oldD), 'revoked')
     assert.equal(await echo(b, prepared.new, 'resumed'), 'resumed')
+
+    // E comes back (same address): the notice reaches it at the next retry
+    assert.deepEqual(d.rotation.status()?.pending, [e.peerId.toString()])
+    e = await start(homeE, false, [addrE])
+    assert.equal(e.trust.stateOf(oldD), 'trusted', 'E missed the notice')
+    await d.rotation.announceNow()
+    assert.equal(e.trust.stateOf(prepared.new), 'trusted')
+    assert.equal(e.trust.stateOf(oldD), 'revoked')
+    assert.equal(await echo(e, prepared.new, 'late'), 'late')
+    assert.deepEqual(d.rotation.status()?.pending, [])
   })
 
   it('the WebRTC-direct certificate key in the keychain is re-encrypted under the new key', async () => {
