@@ -18,6 +18,7 @@
  * ```
  */
 
+import { stat } from 'node:fs/promises'
 import { AgentnetError } from '../errors/index.ts'
 import type { ErrorCode } from '../errors/index.ts'
 import { join } from 'node:path'
@@ -77,6 +78,24 @@ export class AddressBook {
     delete data.aliases[name]
     await writeFileAtomic(this.file, JSON.stringify(data, null, 2) + '\n')
     return true
+  }
+
+  private cache: { mtimeMs: number, names: Map<string, string[]> } | undefined
+
+  /**
+   * The petnames of a peer (for policies written against petnames). Called
+   * for every outbound message, so the parsed file is kept until it changes.
+   */
+  async namesOf (peerId: string): Promise<string[]> {
+    const mtimeMs = await stat(this.file).then(s => s.mtimeMs, () => -1)
+    if (this.cache?.mtimeMs !== mtimeMs) {
+      const names = new Map<string, string[]>()
+      for (const { name, peerId: id } of mtimeMs === -1 ? [] : await this.list()) {
+        names.set(id, [...(names.get(id) ?? []), name])
+      }
+      this.cache = { mtimeMs, names }
+    }
+    return this.cache.names.get(peerId) ?? []
   }
 
   /** The peer ID a petname stands for; anything else is returned unchanged */

@@ -1,4 +1,7 @@
 import { AgentReplyError } from '../messaging/index.ts'
+import { InboundRefusedError } from './errors.ts'
+import type { AddressBook } from '../addressbook/index.ts'
+import type { Guard, GuardDecision, Screening } from '../guard/index.ts'
 import type { AuditSink } from '../audit/index.ts'
 import type { SuccessorService } from '../identity/successor.ts'
 import type { AgentCard, CardContent, CardService } from '../cards/index.ts'
@@ -17,10 +20,26 @@ export type AgentReply =
   | { body: Uint8Array, contentType: string }
   | { error: { code: ErrorCode | ForeignCode, message: string } }
 
+/** An inbound message as a local agent's service gets it */
+export interface AgentInbound extends InboundMessage {
+  /** Set when the body echoes this agent's registered values or secrets, or holds injection markers */
+  screening?: Screening
+}
+
 /** A local agent's service: every reply it makes leaves through the outbox */
-export type AgentServiceHandler = (message: InboundMessage) => Promise<AgentReply | undefined> | AgentReply | undefined
+export type AgentServiceHandler = (message: AgentInbound) => Promise<AgentReply | undefined> | AgentReply | undefined
+
+export interface ScreeningOptions {
+  /** Screen inbound bodies (`guard.enabled && guard.inbound.screen`) */
+  enabled: boolean
+  /** Services that refuse a message whose screening found something */
+  refuse: ReadonlySet<string>
+}
 
 export interface AgentNodeParts {
+  guard: Guard
+  screening: ScreeningOptions
+  book: AddressBook
   libp2p: AgentLibp2p
   trust: TrustService
   tokens: TokenService
@@ -55,6 +74,9 @@ export class AgentNode {
   readonly outbox: Outbox
   readonly audit: AuditSink
   readonly rotation: SuccessorService
+  readonly guard: Guard
+  readonly book: AddressBook
+  private readonly screening: ScreeningOptions
   readonly datastore: Datastore & { close: () => Promise<void> }
   private readonly lifecycle: Startable[]
   private readonly saveState: () => Promise<void>
@@ -72,6 +94,9 @@ export class AgentNode {
     this.outbox = parts.outbox
     this.audit = parts.audit
     this.rotation = parts.rotation
+    this.guard = parts.guard
+    this.book = parts.book
+    this.screening = parts.screening
     this.datastore = parts.datastore
     this.lifecycle = parts.lifecycle
     this.saveState = parts.saveState
@@ -127,7 +152,11 @@ export class AgentNode {
   /** Serve a local service; its replies and error texts pass the outbox. Returns the unregister function */
   registerService (name: string, handler: AgentServiceHandler): () => void {
     return this.messaging.registerService(name, async (message) => {
-      const reply = await handler(message)
+      const screening = await this.screen(message)
+      if (screening != null && this.screening.refuse.has(name)) {
+        throw new InboundRefusedError(`service ${JSON.stringify(name)} refuses messages that echo protected values, carry secrets or injection markers`)
+      }
+      const reply = await handler(screening == null ? message : { ...message, screening })
       if (reply == null) {
         return undefined
       }
@@ -138,6 +167,20 @@ export class AgentNode {
       }
       return this.outbox.admit({ kind: 'reply', to, service: name, body: reply.body, contentType: reply.contentType })
     })
+  }
+
+  /** Inbound screening: the last stage before delivery */
+  private async screen (message: InboundMessage): Promise<Screening | undefined> {
+    if (!this.screening.enabled || message.contentType === 'application/octet-stream') {
+      return undefined
+    }
+    return this.guard.screenInbound(new TextDecoder().decode(message.body))
+  }
+
+  /** The decision `msg.send` would take for this content, without sending (`guard.check`) */
+  async checkGuard (to: PeerId | string, service: string | undefined, body: string): Promise<GuardDecision> {
+    const peer = to.toString()
+    return this.guard.check({ peerNames: [peer, ...await this.book.namesOf(peer)], service, body })
   }
 
   /** Ask a peer for trust, with a justification it will read */

@@ -11,7 +11,8 @@
  *
  * Inbound (data flows up), per frame, in `src/messaging`: open = verify and
  * replay check (`openEnvelope` in `src/protocol`), then the gates
- * {@link INBOUND_STAGES}, then delivery to the local service.
+ * {@link INBOUND_STAGES} (screening flags echoes of the agent's own values,
+ * secrets and injection markers), then delivery to the local service.
  *
  * @example
  *
@@ -41,17 +42,22 @@ import { Outbox } from '../outbox/index.ts'
 import { loadReplayCache, saveReplayCache } from '../protocol/index.ts'
 import { TokenService } from '../tokens/index.ts'
 import { createTrustGater, TrustService } from '../trust/index.ts'
+import { AddressBook } from '../addressbook/index.ts'
+import { createGuard } from '../guard/index.ts'
 import { AgentNode } from './agent-node.ts'
+import { guardStage } from './guard-stage.ts'
 import { stunService } from './stun.ts'
 import type { AuditData } from '../audit/index.ts'
 import type { Config } from '../config/index.ts'
 import type { InboundStage } from '../messaging/index.ts'
 import type { OutboundStage } from '../outbox/index.ts'
 import type { PrivateKey, Startable } from '@libp2p/interface'
+import type { Clock } from '../utils/clock.ts'
 import type { Logger } from 'pino'
 
 export { AgentNode } from './agent-node.ts'
-export type { AgentReply, AgentServiceHandler } from './agent-node.ts'
+export type { AgentInbound, AgentReply, AgentServiceHandler } from './agent-node.ts'
+export { InboundRefusedError } from './errors.ts'
 
 export interface AgentNodeInit {
   config: Config
@@ -67,12 +73,14 @@ export interface AgentNodeInit {
   rejoinIntervalMs?: number
   /** Structured logger; defaults to none */
   logger?: Logger
+  /** Wall clock for every window and expiry (tests move it instead of sleeping). @default Date.now */
+  clock?: Clock
 }
 
 /** Names of the outbound stages, in order (the outbox runs them once per piece of content) */
 export const OUTBOUND_STAGES = ['trust check', 'guard'] as const
 /** Names of the inbound gates between `open` and delivery, in order */
-export const INBOUND_STAGES = ['trust gate', 'token gate'] as const
+export const INBOUND_STAGES = ['trust gate', 'token gate', 'inbound screening'] as const
 
 /** Assemble (but do not start) an agent's node described by `config` */
 export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> {
@@ -111,9 +119,11 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
   const audit = new AuditSink(auditLog, log('audit'))
 
   // ---- services
+  const clock = init.clock ?? Date.now
   const tokens: TokenService = new TokenService({
     libp2p,
     privateKey,
+    clock,
     logger: log('tokens'),
     // a token opens a private service only for a peer that is trusted anyway
     mayIssue: (peer, services) => trustService.isTrusted(peer) || services.every(s => publicServices.has(s)),
@@ -127,6 +137,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
   const trustService = new TrustService({
     libp2p,
     privateKey,
+    clock,
     logger: log('trust'),
     // trust decisions are rare: the caller waits until its record is on disk
     audit: { append: async (type, data) => { await audit.recordNow(type, JSON.parse(JSON.stringify(data)) as AuditData) } },
@@ -154,12 +165,29 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
   }, { config })
   const network = new Network({ libp2p, logger: log('network') }, { config, rejoinIntervalMs: init.rejoinIntervalMs })
 
+  const guard = createGuard({
+    now: clock,
+    persistPath: join(home, config.guard.persistFile),
+    policies: config.guard.policies,
+    maxValues: config.guard.maxValues,
+    maxPolicies: config.guard.maxPolicies,
+    maxBodyChars: config.guard.maxBodyChars,
+    sweepIntervalMs: config.guard.sweepIntervalMs,
+    minPartialDigits: config.guard.minPartialDigits,
+    longNumberDigits: config.guard.longNumberDigits,
+    partialWordsFraction: config.guard.partialWordsFraction,
+    secretScan: config.guard.secretScan,
+    entropyScan: config.guard.entropyScan,
+    onPersistError: err => { init.logger?.error({ err: err.message }, 'could not write the guard store') }
+  })
+  const book = new AddressBook(home)
+
   // ---- what happens to a message, in order ---------------------------------
   const outbound: OutboundStage[] = [
     // who: never send to a peer that revoked us, or that we revoked
     { name: 'trust check', run: (content) => { if (content.to != null && (content.kind === 'request' || content.kind === 'oneway' || content.kind === 'group')) trustService.outboundCheck(content.to); return content } },
-    // what: the leakage guard (a pass-through until src/guard exists)
-    { name: 'guard', run: (content) => content }
+    // what: the leakage guard (registered context, secrets, PII, per-peer policy)
+    guardStage(guard, { enabled: config.guard.enabled, namesOf: async peer => book.namesOf(peer), audit })
     // then, per attempt, in messaging: token attach → seal (sign)
   ]
   const inbound: InboundStage[] = [
@@ -174,6 +202,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
   const messaging = new MessagingService({
     libp2p,
     privateKey,
+    clock,
     logger: log('messaging'),
     tokenProvider: tokens,
     inboundGates: inbound,
@@ -200,6 +229,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
   // ---- lifecycle: started in this order, stopped in the reverse ------------
   const lifecycle: Startable[] = [
     { start: () => {}, stop: async () => { await datastore.close() } }, // closed last
+    guard, // loads persisted values; a damaged store stops the start
     trustService, // loads trust.json before any connection can arrive
     libp2p,
     tokens,
@@ -211,6 +241,9 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
   ]
 
   const node = new AgentNode({
+    guard,
+    screening: { enabled: config.guard.enabled && config.guard.inbound.screen, refuse: new Set(config.guard.inbound.refuse) },
+    book,
     libp2p,
     trust: trustService,
     tokens,

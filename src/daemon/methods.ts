@@ -1,10 +1,10 @@
 import { decodeBody, encodeBody } from '../messaging/index.ts'
 import { invalidParams } from '../ipc/index.ts'
 import { parsePeerId, parseTarget } from '../node/index.ts'
-import { AddressBook } from '../addressbook/index.ts'
 import { InvalidCardError } from '../cards/index.ts'
 import { LocalServices } from './services.ts'
 import type { MethodHandler } from '../ipc/index.ts'
+import type { PolicyInput, ProtectInput } from '../guard/index.ts'
 import type { AgentNode } from '../agent/index.ts'
 
 function paramsObject (params: unknown): Record<string, unknown> {
@@ -61,7 +61,7 @@ function requireService (params: unknown, key = 'service'): string {
 /** The JSON-RPC methods of the local socket; the README's "Local API" documents each */
 export function createMethods (node: AgentNode, home: string): Record<string, MethodHandler> {
   const services = new LocalServices(node)
-  const book = new AddressBook(home)
+  const book = node.book
   /** A peer reference with any petname replaced by its peer ID */
   const target = async (params: unknown, key: string): Promise<string> => {
     const text = requireString(params, key)
@@ -87,7 +87,8 @@ export function createMethods (node: AgentNode, home: string): Record<string, Me
       return {
         messaging: node.messaging.metrics,
         replayCache: { entries: node.messaging.replayCache.size },
-        outbox: { admitted: node.outbox.admitted, refused: node.outbox.refused }
+        outbox: { admitted: node.outbox.admitted, refused: node.outbox.refused },
+        guard: node.guard.stats()
       }
     },
     'peers.list': async (params) => {
@@ -177,6 +178,30 @@ export function createMethods (node: AgentNode, home: string): Record<string, Me
       return node.trust.createInvite({ ttlMs: optionalPositive(p, 'ttlMs'), uses: optionalPositive(p, 'uses') })
     },
     'invite.accept': async (params, { signal }) => node.trust.acceptInvite(requireString(params, 'code'), { signal }),
+    // the leakage guard (README "Leakage guard"); values never come back out
+    'guard.protect': async (params) => node.guard.protect(paramsObject(params) as unknown as ProtectInput),
+    'guard.unprotect': async (params) => node.guard.unprotect(paramsObject(params) as unknown as { id: string }),
+    'guard.list': async (params) => node.guard.list(paramsObject(params) as { scope?: string }),
+    'guard.policy.set': async (params) => {
+      const p = paramsObject(params)
+      return node.guard.setPolicy({ ...p, peer: typeof p.peer === 'string' ? await book.resolve(p.peer) : p.peer } as unknown as PolicyInput)
+    },
+    'guard.policy.get': async (params) => {
+      const peer = optionalString(params, 'peer')
+      return node.guard.getPolicy(peer === undefined ? {} : { peer: await book.resolve(peer) })
+    },
+    'guard.check': async (params) => {
+      const p = paramsObject(params)
+      const to = parseTarget(await target(p, 'to'))
+      if (to.kind !== 'peer') {
+        throw invalidParams('params.to must be a peer ID, petname or agentnet:// URL')
+      }
+      const service = optionalString(p, 'service') ?? to.service ?? undefined
+      const body = typeof p.body === 'string' ? p.body : p.body === undefined ? undefined : JSON.stringify(p.body)
+      if (body === undefined) throw invalidParams('params.body must be the text (or JSON value) to check')
+      const decision = await node.checkGuard(to.peerId, service, body)
+      return { action: decision.action, ...(decision.action === 'redact' ? { body: decision.body } : {}), findings: decision.findings }
+    },
     'alias.list': async () => book.list(),
     'alias.add': async (params) => book.add(requireString(params, 'name'), requireString(params, 'peerId')),
     'alias.remove': async (params) => ({ removed: await book.remove(requireString(params, 'name')) })

@@ -2,8 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { foreignCode } from '../errors/index.ts'
 import { decodeBody, encodeBody, MessagingError, ServiceError } from '../messaging/index.ts'
 import { invalidParams } from '../ipc/index.ts'
-import type { InboundMessage } from '../messaging/index.ts'
-import type { AgentNode, AgentReply } from '../agent/index.ts'
+import type { AgentInbound, AgentNode, AgentReply } from '../agent/index.ts'
 import type { IpcSession } from '../ipc/index.ts'
 
 /** How long a local service may take when the sender set no deadline */
@@ -89,7 +88,7 @@ export class LocalServices {
     pending.resolve(encoded)
   }
 
-  private async deliver (session: IpcSession, message: InboundMessage): Promise<AgentReply | undefined> {
+  private async deliver (session: IpcSession, message: AgentInbound): Promise<AgentReply | undefined> {
     const delivery = randomUUID()
     const notification = {
       id: delivery,
@@ -98,7 +97,8 @@ export class LocalServices {
       service: message.service,
       kind: message.kind,
       ...decodeBody(message.body, message.contentType),
-      contentType: message.contentType
+      contentType: message.contentType,
+      ...(message.screening == null ? {} : { screening: message.screening })
     }
     if (message.kind === 'oneway') {
       session.notify('msg.received', notification)

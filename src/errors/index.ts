@@ -56,6 +56,10 @@ export const ERROR_CODES = {
   TokenScope: 'the session token does not cover this service',
   TokenRevoked: 'the session token was issued before its peer\'s revocation',
   LeakBlocked: 'the outbound guard refused the message: it carries registered context, secrets or PII the policy does not allow for this peer',
+  CorruptGuardStore: '`guard-values.json` is damaged; the node does not start and leaves it untouched',
+  GuardLimit: 'too many registered values or guard policies',
+  GuardNotStarted: 'a `persist: true` value before the guard store was loaded',
+  InboundRefused: 'the service refuses inbound messages that echo its agent\'s protected values, carry secrets or injection markers (`guard.inbound.refuse`)',
   // messaging
   NoSuchService: 'no local agent registered the addressed service',
   ServiceTaken: 'the service name is held by another local connection',

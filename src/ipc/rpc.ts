@@ -82,7 +82,8 @@ export function toRpcError (err: unknown): JsonRpcErrorObject {
   }
   if (err instanceof Error) {
     if (err instanceof AgentnetError) {
-      return { code: RpcErrorCode.ApplicationError, message: err.message, data: { code: err.code } }
+      // a layer below the IPC that judged the caller's input (e.g. the guard) says InvalidParams
+      return { code: err.code === 'InvalidParams' ? RpcErrorCode.InvalidParams : RpcErrorCode.ApplicationError, message: err.message, data: { code: err.code } }
     }
     return { code: RpcErrorCode.InternalError, message: err.message, data: { code: 'InternalError' } }
   }

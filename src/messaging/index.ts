@@ -20,6 +20,7 @@
  * ```
  */
 
+import type { Clock } from '../utils/clock.ts'
 import { MessagingService } from './messaging.ts'
 import type { ReplayCache } from '../protocol/index.ts'
 import type { Connection, Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
@@ -72,6 +73,8 @@ export interface RejectionEvent {
 }
 
 export interface MessagingComponents {
+  /** Wall clock for windows and expiry. @default Date.now */
+  clock?: Clock
   libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dial' | 'addEventListener' | 'removeEventListener'>
   /** How to reach a peer; the node prefers a direct (e.g. WebRTC) connection over a relayed one. Default: `libp2p.dial` */
   connect?: (peer: PeerId, signal: AbortSignal) => Promise<Connection>

@@ -219,7 +219,10 @@ export class MessagingService {
   private readonly inFlightPerPeer = new Map<string, number>()
   private started = false
 
+  private readonly now: () => number
+
   constructor (components: MessagingComponents, init: MessagingInit = {}) {
+    this.now = components.clock ?? Date.now
     this.components = components
     this.init = {
       maxBodyBytes: init.maxBodyBytes ?? 1024 * 1024,
@@ -313,7 +316,7 @@ export class MessagingService {
     const id = randomUUID()
     const timeoutMs = options.timeoutMs ?? this.init.requestTimeoutMs
     const attempts = (options.retries ?? this.init.retries) + 1
-    const deadline = Date.now() + timeoutMs
+    const deadline = this.now() + timeoutMs
     const remote = to.toString()
     const { promise, resolve, reject } = Promise.withResolvers<Message | 'ack'>()
     this.pending.set(id, { to: remote, resolve, reject })
@@ -327,7 +330,7 @@ export class MessagingService {
     const dialSignal = options.signal == null ? overall.signal : AbortSignal.any([options.signal, overall.signal])
     try {
       for (let attempt = 0; attempt < attempts; attempt++) {
-        const left = deadline - Date.now()
+        const left = deadline - this.now()
         if (left <= 0) {
           break
         }
@@ -346,13 +349,14 @@ export class MessagingService {
             ttl: timeoutMs,
             contentType,
             token,
+            timestamp: this.now(),
             body
           }, this.signer)
           await channel.write(frame)
           // the attempt's share of the deadline runs from the moment the frame left
           // (a clearable timer: AbortSignal.timeout cannot be cancelled and would fire for every message)
           const attemptController = new AbortController()
-          const attemptMs = Math.max(1, Math.ceil((deadline - Date.now()) / (attempts - attempt)))
+          const attemptMs = Math.max(1, Math.ceil((deadline - this.now()) / (attempts - attempt)))
           timer = setTimeout(() => { attemptController.abort(new RequestTimeoutError('attempt timed out')) }, attemptMs)
           const signal = options.signal == null ? attemptController.signal : AbortSignal.any([options.signal, attemptController.signal])
           this.metrics.sent++
@@ -368,7 +372,7 @@ export class MessagingService {
               tokenRetried = true
               await this.components.tokenProvider.renew(to, service, options.signal)
               this.pending.delete(id)
-              return await this.send(to, service, body, contentType, { ...options, timeoutMs: Math.max(1, deadline - Date.now()) })
+              return await this.send(to, service, body, contentType, { ...options, timeoutMs: Math.max(1, deadline - this.now()) })
             }
             throw err
           }
@@ -464,7 +468,7 @@ export class MessagingService {
       ({ message } = openEnvelope(frame, {
         localPeer: this.localBytes,
         remotePeer: channel.remotePeer,
-        now: Date.now(),
+        now: this.now(),
         maxBodyBytes: this.init.maxBodyBytes,
         windowMs: this.init.replayWindowMs,
         maxSkewMs: this.init.maxClockSkewMs,
@@ -518,6 +522,7 @@ export class MessagingService {
       id: randomUUID(),
       inReplyTo: request.id,
       contentType: reply.contentType,
+      timestamp: this.now(),
       body: reply.body
     }, this.signer)
     channel.write(frame).catch(() => {})
@@ -526,7 +531,7 @@ export class MessagingService {
   private async onRequest (channel: Channel, message: Message): Promise<void> {
     const key = `${channel.remote}/${message.id}`
     const existing = this.idempotence.get(key)
-    if (existing != null && existing.expires > Date.now()) {
+    if (existing != null && existing.expires > this.now()) {
       // a retry of a request we have seen: answer it, never run the service twice
       this.metrics.duplicates++
       if (message.kind === 'oneway') {
@@ -558,7 +563,7 @@ export class MessagingService {
       if (inFlight >= this.init.maxInFlightPerPeer) {
         throw new BusyError(`too many requests in flight from ${channel.remote}`)
       }
-      const entry: IdempotenceEntry = { expires: Date.now() + this.init.replayWindowMs, bytes: 0 }
+      const entry: IdempotenceEntry = { expires: this.now() + this.init.replayWindowMs, bytes: 0 }
       this.remember(key, entry)
       const inbound: InboundMessage = {
         from: channel.remotePeer,
@@ -587,7 +592,7 @@ export class MessagingService {
           throw new ServiceError('BodyTooLarge', 'the service answered with a body over the limit')
         }
       } catch (err) {
-        const code = err instanceof MessagingError ? err.code : 'ServiceError'
+        const code = errorCodeOf(err) ?? 'ServiceError'
         reply = { kind: 'error', body: errorBody(code, (err as Error).message), contentType: JSON_TYPE }
       } finally {
         const n = (this.inFlightPerPeer.get(channel.remote) ?? 1) - 1
@@ -621,7 +626,7 @@ export class MessagingService {
   }
 
   private trimIdempotence (): void {
-    const now = Date.now()
+    const now = this.now()
     for (const [k, v] of this.idempotence) {
       const over = this.idempotence.size > this.init.maxIdempotenceEntries || this.idempotenceBytes > this.init.maxIdempotenceBytes
       if (v.expires > now && !over) break

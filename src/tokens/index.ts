@@ -26,6 +26,7 @@
  * ```
  */
 
+import type { Clock } from '../utils/clock.ts'
 import { AgentnetError } from '../errors/index.ts'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
@@ -62,6 +63,8 @@ export interface TokensInit {
 }
 
 export interface TokensComponents {
+  /** Wall clock for windows and expiry. @default Date.now */
+  clock?: Clock
   libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol' | 'peerId'>
   privateKey: PrivateKey
   logger?: Logger
@@ -100,7 +103,10 @@ export class TokenService implements TokenProvider {
   private readonly limiter: RateLimiter
   private saving: Promise<void> = Promise.resolve()
 
+  private readonly now: () => number
+
   constructor (components: TokensComponents, init: TokensInit) {
+    this.now = components.clock ?? Date.now
     this.components = components
     this.init = {
       protectedServices: [],
@@ -133,7 +139,7 @@ export class TokenService implements TokenProvider {
   issue (audience: PeerId, services: string[], lifetimeMs = this.init.lifetimeMs): { token: Uint8Array, expiresAt: number } {
     const aud = audience.toString()
     // strictly after any revocation, even within the same millisecond
-    const iat = Math.max(Date.now(), (this.state.revokedBefore[aud] ?? 0) + 1)
+    const iat = Math.max(this.now(), (this.state.revokedBefore[aud] ?? 0) + 1)
     const exp = iat + Math.min(lifetimeMs, this.init.maxLifetimeMs)
     const token = encodeToken({ iss: this.components.libp2p.peerId.toString(), aud, svc: services, iat, exp, jti: randomBytes(8).toString('hex') }, this.components.privateKey)
     this.components.onEvent?.({ type: 'token.issued', peer: aud, services, expiresAt: exp })
@@ -143,7 +149,7 @@ export class TokenService implements TokenProvider {
   /** Invalidate every token issued to `peer` so far; persisted before it returns */
   async revoke (peer: PeerId): Promise<{ peerId: string, revokedBefore: number }> {
     const key = peer.toString()
-    const revokedBefore = Date.now()
+    const revokedBefore = this.now()
     this.state.revokedBefore[key] = revokedBefore
     await this.save()
     this.components.onEvent?.({ type: 'token.revoked', peer: key })
@@ -170,7 +176,7 @@ export class TokenService implements TokenProvider {
     if (!claims.svc.includes(message.service)) {
       throw new TokenError('TokenScope', `session token does not cover service ${JSON.stringify(message.service)}`)
     }
-    if (Date.now() >= claims.exp) {
+    if (this.now() >= claims.exp) {
       throw new TokenError('TokenExpired', 'session token has expired')
     }
     if (claims.iat <= (this.state.revokedBefore[sender] ?? -1)) {
@@ -186,7 +192,7 @@ export class TokenService implements TokenProvider {
     if (held == null) {
       return undefined
     }
-    const now = Date.now()
+    const now = this.now()
     if (now >= held.expiresAt - 1000) {
       this.held.delete(key)
       await this.fetch(peer, service, signal)
@@ -222,7 +228,7 @@ export class TokenService implements TokenProvider {
         throw new TokenError('TokenInvalid', `token request refused: ${reply.error?.message ?? 'bad reply'}`)
       }
       const token = Buffer.from(reply.token, 'base64')
-      this.held.set(`${peer.toString()}/${service}`, { token, issuedAt: Date.now(), expiresAt: reply.expiresAt })
+      this.held.set(`${peer.toString()}/${service}`, { token, issuedAt: this.now(), expiresAt: reply.expiresAt })
     } finally {
       await stream.close().catch(() => {})
     }

@@ -154,6 +154,7 @@
  * ```
  */
 
+import type { Clock } from '../utils/clock.ts'
 import { TrustService } from './trust.ts'
 import type { TrustState, TrustDirection, TrustVia } from './store.ts'
 import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
@@ -229,6 +230,8 @@ export interface TrustAuditLog {
 }
 
 export interface TrustComponents {
+  /** Wall clock for windows and expiry. @default Date.now */
+  clock?: Clock
   libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol' | 'hangUp' | 'getConnections' | 'peerId' | 'getMultiaddrs'>
   privateKey: PrivateKey
   logger?: Logger

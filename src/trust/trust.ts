@@ -156,8 +156,11 @@ export class TrustService extends EventEmitter<TrustEvents> {
   private writing: Promise<void> | undefined
   private queued: Promise<void> | undefined
 
+  private readonly now: () => number
+
   constructor (components: TrustComponents, init: TrustInit) {
     super()
+    this.now = components.clock ?? Date.now
     if (typeof init.home !== 'string' || init.home.length === 0) throw new InvalidArgumentError('home must be a directory path')
     this.components = components
     this.init = {
@@ -209,7 +212,7 @@ export class TrustService extends EventEmitter<TrustEvents> {
     for (const [id, record] of Object.entries(doc.peers)) this.setRecord(id, record)
     for (const [id, invite] of Object.entries(doc.invites)) this.inviteStore.set(id, invite)
     this.loaded = true
-    this.startedAt = Date.now()
+    this.startedAt = this.now()
     await this.components.libp2p.handle(TRUST_PROTOCOL, (stream, connection) => this.serve(stream, connection.remotePeer), {
       maxInboundStreams: this.init.maxInboundStreams,
       runOnLimitedConnection: true
@@ -308,7 +311,7 @@ export class TrustService extends EventEmitter<TrustEvents> {
 
   /** Live invites this node issued. */
   invites (): InviteInfo[] {
-    const now = Date.now()
+    const now = this.now()
     const out: InviteInfo[] = []
     for (const [id, i] of this.inviteStore) {
       if (i.expiresAt > now) out.push({ id, createdAt: i.createdAt, expiresAt: i.expiresAt, uses: i.uses, usesLeft: i.usesLeft, usedBy: [...i.usedBy] })
@@ -353,7 +356,7 @@ export class TrustService extends EventEmitter<TrustEvents> {
     if (reason.trim().length === 0) throw new InvalidArgumentError('a request needs a justification')
     const state = this.effectiveState(id)
     if (state === 'trusted') return { peerId: id, state: 'trusted' }
-    const now = Date.now()
+    const now = this.now()
     if (state === 'pending-inbound') {
       // it asked us first: our request completes the pair
       const theirs = this.peers.get(id)
@@ -451,7 +454,7 @@ export class TrustService extends EventEmitter<TrustEvents> {
 
   /** A revocation (either way) keeps what is known of how the peer came to be trusted */
   private revocationRecord (id: string, state: 'revoked' | 'revoked-by-peer', reason: string | undefined): StoredPeer {
-    const now = Date.now()
+    const now = this.now()
     const old = this.peers.get(id)
     const record: StoredPeer = {
       state,
@@ -511,7 +514,7 @@ export class TrustService extends EventEmitter<TrustEvents> {
     }
     if (options.addresses !== undefined && addresses.length > MAX_INVITE_ADDRESSES) throw new InvalidArgumentError(`an invite holds at most ${MAX_INVITE_ADDRESSES} addresses`)
     addresses = addresses.slice(0, MAX_INVITE_ADDRESSES)
-    const now = Date.now()
+    const now = this.now()
     this.purgeInvites(now)
     if (this.inviteStore.size >= this.init.maxInvites) throw new InviteLimitError(`this node already holds ${this.inviteStore.size} live invites`)
     const secret = Uint8Array.from(randomBytes(INVITE_SECRET_BYTES))
@@ -553,7 +556,7 @@ export class TrustService extends EventEmitter<TrustEvents> {
     const invite = decodeInvite(code)
     const id = invite.inviter.toString()
     if (invite.inviter.equals(this.self)) throw new InviteInvalidError('this is an invite of this node itself')
-    if (invite.expiresAt <= Date.now()) throw new InviteExpiredError(`the invite expired at ${new Date(invite.expiresAt).toISOString()}`)
+    if (invite.expiresAt <= this.now()) throw new InviteExpiredError(`the invite expired at ${new Date(invite.expiresAt).toISOString()}`)
     const addresses = invite.addresses.map(a => a.toString())
     let reply: HandshakeMessage
     try {
@@ -563,7 +566,7 @@ export class TrustService extends EventEmitter<TrustEvents> {
       throw err
     }
     if (reply.type !== 'approve') throw new HandshakeRefusedError('InvalidReply', `${id} answered an invite with ${reply.type}`)
-    const now = Date.now()
+    const now = this.now()
     const old = this.peers.get(id)
     await this.commit(id, {
       state: 'trusted',
@@ -583,7 +586,7 @@ export class TrustService extends EventEmitter<TrustEvents> {
     const signal = AbortSignal.timeout(this.init.timeoutMs)
     const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
     const answer = async (reply: Answer, re: string): Promise<void> => {
-      const fields: HandshakeFields = { type: reply.type, to: remote, re }
+      const fields: HandshakeFields = { type: reply.type, to: remote, re, ts: this.now() }
       if (reply.type === 'error') {
         fields.code = reply.code
         fields.message = reply.message
@@ -624,7 +627,8 @@ export class TrustService extends EventEmitter<TrustEvents> {
             remote,
             replayCache: this.replayCache,
             windowMs: this.init.replayWindowMs,
-            maxSkewMs: this.init.maxClockSkewMs
+            maxSkewMs: this.init.maxClockSkewMs,
+            now: this.now()
           })
           if (!INITIATOR_TYPES.has(message.type)) throw new InvalidArgumentError(`a ${message.type} message cannot open an exchange`)
         } catch (err) {
@@ -673,7 +677,7 @@ export class TrustService extends EventEmitter<TrustEvents> {
 
   private async onRequest (id: string, reason: string): Promise<Answer> {
     const state = this.effectiveState(id)
-    const now = Date.now()
+    const now = this.now()
     switch (state) {
       case 'trusted':
         // it may have lost our approval: answer it again
@@ -752,7 +756,7 @@ export class TrustService extends EventEmitter<TrustEvents> {
       return refuse(err instanceof TrustError ? err : new InviteInvalidError('invalid invite code'))
     }
     if (!invite.inviter.equals(this.self)) return refuse(new InviteInvalidError('this invite was not issued by this node'))
-    const now = Date.now()
+    const now = this.now()
     const key = inviteId(invite.secret)
     if (invite.expiresAt <= now) return refuse(new InviteExpiredError(`the invite expired at ${new Date(invite.expiresAt).toISOString()}`), key)
     const stored = this.inviteStore.get(key)
@@ -790,13 +794,13 @@ export class TrustService extends EventEmitter<TrustEvents> {
   private async onSuccession (id: string, record: string): Promise<Answer> {
     let s
     try {
-      s = verifySuccession(record, { acceptOldKeyOnly: this.init.acceptOldKeyOnlySuccession })
+      s = verifySuccession(record, { acceptOldKeyOnly: this.init.acceptOldKeyOnlySuccession, now: this.now() })
       if (s.old !== id && s.new !== id) throw new SuccessionError('MalformedSuccession', 'the succession record is not about the peer that sent it')
     } catch (err) {
       if (err instanceof SuccessionError) await this.audit('trust.succession-refused', id, { code: err.code, reason: err.message })
       throw err
     }
-    const now = Date.now()
+    const now = this.now()
     const peers = Object.fromEntries(this.peers)
     const current = this.entryOf(s.old)
     // a static (config) peer has no stored record: its trust moves as if it had one
@@ -831,7 +835,7 @@ export class TrustService extends EventEmitter<TrustEvents> {
   private async exchange (remote: PeerId, fields: HandshakeFields & { type: InitiatorType }, options: TrustAbortOptions & { addresses?: Multiaddr[] }): Promise<HandshakeMessage> {
     const signal = anySignal([options.signal, AbortSignal.timeout(this.init.timeoutMs)])
     const nonce = newNonce()
-    const frame = encodeHandshake({ ...fields, nonce }, this.signer)
+    const frame = encodeHandshake({ ...fields, nonce, ts: this.now() }, this.signer)
     const id = remote.toString()
     const target = options.addresses !== undefined && options.addresses.length > 0
       ? options.addresses.map(a => a.getComponents().at(-1)?.value === id ? a : a.encapsulate(`/p2p/${id}`))
@@ -854,7 +858,8 @@ export class TrustService extends EventEmitter<TrustEvents> {
           remote,
           replayCache: this.replayCache,
           windowMs: this.init.replayWindowMs,
-          maxSkewMs: this.init.maxClockSkewMs
+          maxSkewMs: this.init.maxClockSkewMs,
+          now: this.now()
         })
       } catch (err) {
         throw new HandshakeRefusedError('InvalidReply', `${id} sent an invalid reply: ${(err as Error).message}`)
@@ -908,7 +913,7 @@ export class TrustService extends EventEmitter<TrustEvents> {
 
   /** The record for a new state, keeping reason / direction / via. */
   private next (id: string, state: TrustState, extra: { note?: string }): StoredPeer {
-    const now = Date.now()
+    const now = this.now()
     const old = this.peers.get(id)
     const out: StoredPeer = {
       state,
@@ -974,7 +979,7 @@ export class TrustService extends EventEmitter<TrustEvents> {
   }
 
   private hasLiveInvite (): boolean {
-    const now = Date.now()
+    const now = this.now()
     for (const invite of this.inviteStore.values()) {
       if (invite.expiresAt > now && invite.usesLeft > 0) return true
     }
@@ -1013,7 +1018,7 @@ export class TrustService extends EventEmitter<TrustEvents> {
   }
 
   private write (): Promise<void> {
-    this.purgeInvites(Date.now())
+    this.purgeInvites(this.now())
     const doc = {
       version: 1 as const,
       peers: Object.fromEntries(this.peers),

@@ -55,12 +55,12 @@ class Fixture {
   }
 
   /** Create and start an AgentNode on 127.0.0.1 with an `echo` service that logs request IDs into `calls` */
-  async node (options: { home?: string, key?: PrivateKey, afterCrash?: boolean, overrides?: ConfigOverrides, calls?: string[] } = {}): Promise<AgentNode> {
+  async node (options: { home?: string, key?: PrivateKey, afterCrash?: boolean, overrides?: ConfigOverrides, calls?: string[], clock?: () => number } = {}): Promise<AgentNode> {
     const home = options.home ?? await this.home()
     const key = options.key ?? await generateKeyPair('Ed25519')
     // the services under attack answer untrusted peers: these tests are about the message checks, not trust
     const config = await loadConfig({ overrides: { trust: { publicServices: ['echo', 'vault', 'vault2'] }, ...options.overrides, listen: ['/ip4/127.0.0.1/tcp/0'] } })
-    const node = await createAgentNode({ config, privateKey: key, home, afterCrash: options.afterCrash })
+    const node = await createAgentNode({ config, privateKey: key, home, afterCrash: options.afterCrash, clock: options.clock })
     await node.start()
     this.nodes.add(node)
     const calls = options.calls
@@ -490,6 +490,9 @@ describe('session tokens', () => {
   const fx = new Fixture()
   const vaultCalls: string[] = []
   const overrides: ConfigOverrides = { tokens: { protectedServices: ['vault', 'vault2'], lifetimeMs: 1000 } }
+  // target and honest share a clock the tests move forward instead of sleeping
+  let advancedMs = 0
+  const clock = (): number => Date.now() + advancedMs
   let home: string
   let key: PrivateKey
   let target: AgentNode
@@ -509,9 +512,9 @@ describe('session tokens', () => {
   before(async () => {
     home = await fx.home()
     key = await generateKeyPair('Ed25519')
-    target = await fx.node({ home, key, overrides })
+    target = await fx.node({ home, key, overrides, clock })
     register(target)
-    honest = await fx.node()
+    honest = await fx.node({ clock })
     attacker = await fx.attacker()
     s = await attacker.open(addrOf(target))
   })
@@ -612,7 +615,7 @@ describe('session tokens', () => {
     assert.equal(decoder.decode(reply.body), 'vault opened')
     assert.equal(rejected(target, 'TokenRequired') - n, 1, 'the first attempt went without a token')
     // and again once that token has expired
-    await sleep(1100)
+    advancedMs += 1100
     const again = await honest.send(target.peerId, 'vault', encoder.encode('hi again'), TEXT, { timeoutMs: 5000 })
     assert.equal(decoder.decode(again.body), 'vault opened')
   })
@@ -628,7 +631,7 @@ describe('session tokens', () => {
     await fx.stop(target)
     await waitDisconnected(attacker.libp2p, target.peerId)
     await waitDisconnected(honest.libp2p, target.peerId)
-    target = await fx.node({ home, key, overrides })
+    target = await fx.node({ home, key, overrides, clock })
     register(target)
     s = await attacker.open(addrOf(target))
     assert.equal(codeOf(await call('vault', old)), 'TokenRevoked', 'the revocation survived the restart')

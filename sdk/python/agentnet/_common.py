@@ -1,0 +1,449 @@
+"""Shared pieces of the blocking and asyncio clients: errors, result types,
+body encoding, socket location and JSON-RPC framing.
+
+Nothing here touches a socket; :mod:`agentnet.client` and :mod:`agentnet.aio`
+do the I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Union
+
+from typing import Literal, TypedDict
+
+__all__ = [
+    "SOCKET_FILE",
+    "MAX_LINE_BYTES",
+    "DEFAULT_TIMEOUT",
+    "JsonValue",
+    "Body",
+    "AgentnetError",
+    "ConnectionFailedError",
+    "NodeNotRunningError",
+    "ConnectionClosedError",
+    "RequestTimeoutError",
+    "ServiceError",
+    "Message",
+    "Reply",
+    "socket_path",
+    "encode_body",
+    "decode_body",
+    "error_reply",
+]
+
+#: File name of the node's socket inside its home folder.
+SOCKET_FILE = "agentnet.sock"
+
+#: Longest line the clients accept from the node (64 MiB, as the TypeScript SDK).
+MAX_LINE_BYTES = 64 * 1024 * 1024
+
+#: Default time in seconds a call waits for the node's answer. ``msg.send``
+#: is bounded by the node itself (``messaging.requestTimeoutMs``, and a local
+#: service has 60 s to answer), so this is only a guard against a hung node.
+DEFAULT_TIMEOUT = 120.0
+
+JsonValue = Any
+"""Any value :func:`json.dumps` accepts."""
+
+Body = Union[str, bytes, bytearray, memoryview, JsonValue]
+"""A message body: ``str`` travels as UTF-8 text, ``bytes`` as
+``application/octet-stream`` (``bodyBase64`` on the socket), any other JSON
+value as ``application/json``. The receiver sees the same form."""
+
+
+# --------------------------------------------------------------------------
+# errors
+
+
+class AgentnetError(Exception):
+    """An error from the node (or from this SDK) with agentnet's error code.
+
+    Attributes:
+        code: the agentnet error name, e.g. ``"PeerUnreachable"``,
+            ``"UntrustedPeer"``, ``"InvalidParams"``, ``"MethodNotFound"`` or a
+            remote service's own code (``data.code`` of the JSON-RPC error).
+        rpc_code: the JSON-RPC error code (``-32000`` for agentnet errors,
+            ``-32601`` unknown method, ``-32602`` bad params, ...); ``None``
+            for errors raised by the SDK itself.
+        data: the JSON-RPC error's ``data`` object, if any.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        code: str = "AgentnetError",
+        rpc_code: Optional[int] = None,
+        data: Optional[Mapping[str, Any]] = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.rpc_code = rpc_code
+        self.data: Dict[str, Any] = dict(data) if data is not None else {}
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, rpc_code={self.rpc_code!r}, message={self.message!r})"
+
+    @classmethod
+    def from_rpc(cls, error: Mapping[str, Any]) -> "AgentnetError":
+        """Build the exception for a JSON-RPC ``error`` object."""
+        data = error.get("data")
+        data = data if isinstance(data, dict) else {}
+        rpc_code = error.get("code")
+        code = data.get("code")
+        if not isinstance(code, str):
+            code = _STANDARD_CODES.get(rpc_code, "Unknown") if isinstance(rpc_code, int) else "Unknown"
+        message = error.get("message")
+        return cls(
+            message if isinstance(message, str) else "the node reported an error",
+            code=code,
+            rpc_code=rpc_code if isinstance(rpc_code, int) else None,
+            data=data,
+        )
+
+
+_STANDARD_CODES = {
+    -32700: "ParseError",
+    -32600: "InvalidRequest",
+    -32601: "MethodNotFound",
+    -32602: "InvalidParams",
+    -32603: "InternalError",
+    -32001: "LineTooLong",
+}
+
+
+class ConnectionFailedError(AgentnetError):
+    """The node's socket could not be reached (other than "not running")."""
+
+    def __init__(self, message: str, code: str = "ConnectionFailed") -> None:
+        super().__init__(message, code=code)
+
+
+class NodeNotRunningError(ConnectionFailedError):
+    """No node answers on the socket: start one with ``agentnet start``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="NodeNotRunning")
+
+
+class ConnectionClosedError(AgentnetError):
+    """The connection to the node closed (node stopped, or :meth:`close` called)
+    while a call was waiting for its answer."""
+
+    def __init__(self, message: str = "the connection to the agentnet node closed") -> None:
+        super().__init__(message, code="ConnectionClosed")
+
+
+class RequestTimeoutError(AgentnetError):
+    """The node did not answer a call within the client-side timeout."""
+
+    def __init__(self, method: str, timeout: float) -> None:
+        super().__init__(f"no answer from the node to {method} within {timeout:g} s", code="ClientTimeout")
+
+
+class ServiceError(AgentnetError):
+    """Raise this from a :meth:`serve` handler to answer with a chosen error
+    code, e.g. ``raise ServiceError("Overloaded", "try again later")``.
+    (Any other exception is answered with its class name as the code.)"""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message, code=code)
+
+
+def connect_error(path: str, home: Optional[str], err: OSError) -> AgentnetError:
+    """Turn an OS error from connecting to ``path`` into a helpful exception."""
+    where = f"home {home}" if home is not None else f"socket {path}"
+    start_hint = f"agentnet start --home {home}" if home is not None else "agentnet start"
+    if isinstance(err, (FileNotFoundError, ConnectionRefusedError)):
+        reason = "no socket" if isinstance(err, FileNotFoundError) else "the socket refuses connections"
+        return NodeNotRunningError(
+            f"no agentnet node is running on {where} ({reason} at {path}); start one with `{start_hint}`"
+        )
+    if isinstance(err, PermissionError):
+        return ConnectionFailedError(
+            f"permission denied on {path}: the socket is readable by the node's user only (mode 0600); "
+            "run the agent as that user",
+            code="PermissionDenied",
+        )
+    return ConnectionFailedError(f"cannot connect to the agentnet node at {path}: {err}")
+
+
+def socket_path(home: Optional[str] = None, path: Optional[str] = None) -> str:
+    """Where the node's socket is: ``path`` if given, else
+    ``<home>/agentnet.sock`` with ``home`` defaulting to ``$AGENTNET_HOME``,
+    then ``~/.agentnet`` (the same rule as the CLI)."""
+    if path is not None:
+        return path
+    return os.path.join(resolve_home(home), SOCKET_FILE)
+
+
+def resolve_home(home: Optional[str] = None) -> str:
+    """The node home folder: ``home``, else ``$AGENTNET_HOME``, else ``~/.agentnet``."""
+    if home is not None:
+        return home
+    env = os.environ.get("AGENTNET_HOME")
+    if env:
+        return env
+    return os.path.join(os.path.expanduser("~"), ".agentnet")
+
+
+# --------------------------------------------------------------------------
+# bodies and messages
+
+
+def encode_body(body: Body, key: str = "body") -> Dict[str, Any]:
+    """Socket params for a body: ``{"body": ...}`` for text and JSON values,
+    ``{"bodyBase64": ...}`` for bytes-like values."""
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        return {key + "Base64": base64.b64encode(bytes(body)).decode("ascii")}
+    return {key: body}
+
+
+def decode_body(obj: Mapping[str, Any]) -> Body:
+    """The body of a ``msg.received`` notification or ``msg.send`` result:
+    ``bytes`` if it came as ``bodyBase64``, else the JSON value (``str`` for
+    text)."""
+    if "bodyBase64" in obj and isinstance(obj["bodyBase64"], str):
+        return base64.b64decode(obj["bodyBase64"])
+    return obj.get("body")
+
+
+def error_reply(exc: BaseException) -> Dict[str, str]:
+    """The ``error`` object of a ``msg.reply`` for an exception raised by a
+    service handler: its ``code`` attribute if it is a string, else the
+    exception's class name."""
+    code = getattr(exc, "code", None)
+    if not isinstance(code, str) or not code:
+        code = type(exc).__name__
+    message = getattr(exc, "message", None)
+    if not isinstance(message, str) or not message:
+        message = str(exc) or type(exc).__name__
+    return {"code": code, "message": message}
+
+
+@dataclass(frozen=True)
+class Message:
+    """An inbound message for a service this client registered (the
+    ``msg.received`` notification).
+
+    Answer a request with ``client.reply(message.id, body)`` (or let
+    :meth:`~agentnet.Client.serve` do it). One-way messages need no answer.
+    """
+
+    #: Delivery ID on this node: pass it to ``reply``.
+    id: str
+    #: The sender's request ID.
+    request_id: str
+    #: The sender's peer ID.
+    sender: str
+    service: str
+    #: ``"request"`` or ``"oneway"``.
+    kind: str
+    #: ``str`` (text), ``bytes``, or another JSON value.
+    body: Body
+    content_type: str
+    #: The notification's params as received.
+    raw: Dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    @property
+    def is_request(self) -> bool:
+        """True if the sender waits for an answer."""
+        return self.kind == "request"
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> "Message":
+        return cls(
+            id=str(params.get("id", "")),
+            request_id=str(params.get("requestId", "")),
+            sender=str(params.get("from", "")),
+            service=str(params.get("service", "")),
+            kind=str(params.get("kind", "request")),
+            body=decode_body(params),
+            content_type=str(params.get("contentType", "")),
+            raw=dict(params),
+        )
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The result of :meth:`~agentnet.Client.send`: the peer's answer to a
+    request, or the acknowledgement of a one-way message (``accepted``)."""
+
+    #: The answering peer's ID.
+    sender: str
+    #: The request ID.
+    id: str
+    #: The answer's body (``None`` for an accepted one-way message).
+    body: Body = None
+    content_type: Optional[str] = None
+    #: True for a one-way message the receiving node accepted.
+    accepted: bool = False
+    raw: Dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    @classmethod
+    def from_result(cls, result: Mapping[str, Any]) -> "Reply":
+        return cls(
+            sender=str(result.get("from", "")),
+            id=str(result.get("id", "")),
+            body=None if result.get("accepted") is True else decode_body(result),
+            content_type=result.get("contentType"),
+            accepted=result.get("accepted") is True,
+            raw=dict(result),
+        )
+
+
+# --------------------------------------------------------------------------
+# result shapes (see the README's method table)
+
+
+class Connection(TypedDict, total=False):
+    peerId: str
+    address: str
+    direct: bool
+    transport: Literal["tcp", "webrtc", "webrtc-direct", "relay"]
+    direction: str
+
+
+class NodeInfo(TypedDict):
+    peerId: str
+    addresses: List[str]
+    protocols: List[str]
+    version: str
+
+
+class NodeStatus(TypedDict, total=False):
+    peerId: str
+    addresses: List[str]
+    reachability: Literal["public", "private", "unknown"]
+    relayReservations: List[str]
+    connections: List[Connection]
+
+
+class MessagingMetrics(TypedDict, total=False):
+    sent: int
+    received: int
+    rejected: Dict[str, int]
+    retries: int
+    duplicates: int
+
+
+class NodeMetrics(TypedDict, total=False):
+    messaging: MessagingMetrics
+    replayCache: Dict[str, int]
+
+
+class PeerSummary(TypedDict):
+    peerId: str
+    addresses: List[str]
+
+
+class ConnectResult(TypedDict):
+    peerId: str
+    address: str
+
+
+class PingResult(TypedDict):
+    peerId: str
+    rttMs: float
+
+
+class ServiceResult(TypedDict, total=False):
+    service: str
+    removed: bool
+
+
+class TokenRevocation(TypedDict):
+    peerId: str
+    revokedBefore: int
+
+
+class Card(TypedDict, total=False):
+    peerId: str
+    seq: int
+    name: str
+    services: List[str]
+    metadata: Dict[str, Any]
+
+
+class TrustResult(TypedDict):
+    peerId: str
+    state: str
+
+
+class TrustDecision(TypedDict, total=False):
+    peerId: str
+    state: str
+    delivered: bool
+    error: Any
+    closedConnections: int
+
+
+class PendingRequest(TypedDict):
+    peerId: str
+    reason: str
+    since: int
+    updatedAt: int
+
+
+class TrustEntry(TypedDict, total=False):
+    peerId: str
+    state: str
+    since: int
+    updatedAt: int
+    reason: str
+    direction: str
+    via: str
+    note: str
+    static: bool
+
+
+class TrustSubscription(TypedDict):
+    subscribed: bool
+    pending: List[PendingRequest]
+
+
+class Invite(TypedDict):
+    code: str
+    id: str
+    expiresAt: int
+    uses: int
+    addresses: List[str]
+
+
+class InviteAccepted(TypedDict):
+    peerId: str
+    state: str
+    addresses: List[str]
+
+
+class Alias(TypedDict):
+    name: str
+    peerId: str
+
+
+class AliasRemoved(TypedDict):
+    removed: bool
+
+
+# --------------------------------------------------------------------------
+# JSON-RPC framing
+
+
+def request_line(id_: int, method: str, params: Optional[Mapping[str, Any]]) -> bytes:
+    """One JSON-RPC request, newline-terminated, compact UTF-8."""
+    req: Dict[str, Any] = {"jsonrpc": "2.0", "id": id_, "method": method}
+    if params is not None:
+        req["params"] = params
+    return (json.dumps(req, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+
+
+def clean_params(**params: Any) -> Dict[str, Any]:
+    """Params without the ``None`` values (optional params left out)."""
+    return {k: v for k, v in params.items() if v is not None}
