@@ -259,7 +259,12 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     // only a clean stop leaves a snapshot; its absence at the next start means a crash
     saveState: async () => { await saveReplayCache(home, replayCache) }
   })
-  // the A2A-style agent card (src/did), signed from the card content the outbox admitted
+  // the A2A-style agent card (src/did), signed from the card content the outbox admitted;
+  // its reply passes the guard too, where the JWS signature and the did:key count as
+  // high-entropy tokens: allowed for this service unless the config sets its own policy
+  if (!config.guard.policies.some(p => p.peer === '*' && p.service === AGENT_CARD_SERVICE)) {
+    guard.setPolicy({ peer: '*', service: AGENT_CARD_SERVICE, allow: ['secret/high-entropy'] })
+  }
   node.registerService(AGENT_CARD_SERVICE, agentCardHandler(async () => {
     const { createAgentCard } = await import('../did/agent-card.ts')
     return createAgentCard({ ...cards.content(), version: AGENT_VERSION.split('/')[1] ?? '0.0.0' }, privateKey)
