@@ -163,8 +163,13 @@ function directionsOf (before: unknown, after: unknown): Set<Direction> {
 
 const show = (v: unknown): string => v === undefined ? '(absent)' : JSON.stringify(v)
 
-/** Every difference between the approved posture and the current one */
-export function diffPosture (approved: ApprovedPosture, current: ApprovedPosture, recordedAt: number): Finding[] {
+/**
+ * Every difference between the approved posture and the current one.
+ * `successions` maps a trusted peer ID to the ID it succeeded by a verified
+ * key rotation (trust store note `succeeds <old>`): when the old ID was
+ * approved, the new one is reported as a rotation (low), not a new peer.
+ */
+export function diffPosture (approved: ApprovedPosture, current: ApprovedPosture, recordedAt: number, successions: Record<string, string> = {}): Finding[] {
   const out: Finding[] = []
   const since = `since the baseline of ${new Date(recordedAt).toISOString()}`
   const keys = sorted([...Object.keys(approved.settings), ...Object.keys(current.settings)])
@@ -182,10 +187,17 @@ export function diffPosture (approved: ApprovedPosture, current: ApprovedPosture
       fix: `config ${key}: ${show(before)} (or agentnet doctor --record-baseline to approve)`
     })
   }
+  const rotated = new Set<string>()
   for (const peer of current.trustedPeers.filter(p => !approved.trustedPeers.includes(p))) {
+    const old = successions[peer]
+    if (old !== undefined && approved.trustedPeers.includes(old)) {
+      rotated.add(old)
+      out.push({ id: `drift.rotated-peer.${peer}`, severity: 'low', title: `trusted peer ${old} rotated its key to ${peer}`, explanation: `${old} was trusted in the baseline; a succession record signed by both keys moved that trust to ${peer} ${since}.`, fix: 'agentnet doctor --record-baseline to approve' })
+      continue
+    }
     out.push({ id: `drift.trusted-peer.${peer}`, severity: 'medium', title: `new trusted peer ${peer}`, explanation: `${peer} became trusted ${since}.`, fix: `agentnet trust revoke ${peer} (or agentnet doctor --record-baseline to approve)` })
   }
-  for (const peer of approved.trustedPeers.filter(p => !current.trustedPeers.includes(p))) {
+  for (const peer of approved.trustedPeers.filter(p => !current.trustedPeers.includes(p) && !rotated.has(p))) {
     out.push({ id: `drift.untrusted-peer.${peer}`, severity: 'info', title: `peer ${peer} is no longer trusted`, explanation: `${peer} was trusted in the baseline.`, fix: 'agentnet doctor --record-baseline to approve' })
   }
   const g0 = canonicalize(approved.policies.guard ?? null)

@@ -64,7 +64,12 @@ export async function baselineFindings (s: PostureSnapshot, peerId: string | und
   if (check.status === 'tampered' || check.baseline === undefined) {
     return { status: 'tampered', findings: [{ id: 'baseline.tampered', severity: 'high', title: 'baseline signature is not intact', explanation: `${check.reason ?? 'tampered'}: someone changed the approved posture, or it is not this node's. Drift is not reported against it.`, fix: 'find out who changed posture-baseline.json; review the posture, then agentnet doctor --record-baseline' }] }
   }
-  const drift = diffPosture(check.baseline.posture, postureOf(s), check.baseline.recordedAt)
+  const successions: Record<string, string> = {}
+  for (const [id, p] of Object.entries(s.trust.peers)) {
+    const old = p.state === 'trusted' ? /^succeeds (\S+)$/.exec(p.note ?? '')?.[1] : undefined
+    if (old !== undefined) successions[id] = old
+  }
+  const drift = diffPosture(check.baseline.posture, postureOf(s), check.baseline.recordedAt, successions)
   return {
     status: 'intact',
     recordedAt: check.baseline.recordedAt,

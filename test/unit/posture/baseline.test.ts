@@ -100,6 +100,12 @@ describe('posture baseline', () => {
     assert.equal(sev('drift.tokens.lifetimeMs'), 'info', 'a shorter lifetime is tighter')
     assert.match(drift.find(f => f.id === 'drift.messaging.replayWindowMs')?.title ?? '', /60000 → 240000/)
     assert.equal(diffPosture(approved, approved, NOW).length, 0)
+    // a trusted peer that rotated its key: one low finding, not a new peer plus a lost one
+    const [old] = approved.trustedPeers
+    assert.ok(old !== undefined)
+    const successor = 'successor-id'
+    const rotated = diffPosture(approved, { ...approved, trustedPeers: [...approved.trustedPeers.filter(p => p !== old), successor] }, NOW, { [successor]: old })
+    assert.deepEqual(rotated.map(f => `${f.id}:${f.severity}`), [`drift.rotated-peer.${successor}:low`])
     const noGuard = { ...current, policies: { guard: null } }
     assert.equal(diffPosture(approved, noGuard, NOW).find(f => f.id === 'drift.guard-policies')?.severity, 'high')
   })
