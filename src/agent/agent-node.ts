@@ -2,12 +2,13 @@ import { AgentReplyError } from '../messaging/index.ts'
 import { InboundRefusedError } from './errors.ts'
 import type { AddressBook } from '../addressbook/index.ts'
 import type { Guard, GuardDecision, Screening } from '../guard/index.ts'
+import type { GroupsService } from '../groups/index.ts'
 import type { AuditSink } from '../audit/index.ts'
 import type { SuccessorService } from '../identity/successor.ts'
 import type { AgentCard, CardContent, CardService } from '../cards/index.ts'
 import type { ErrorCode, ForeignCode } from '../errors/index.ts'
 import type { InboundMessage, MessagingService, Reply, SendOptions } from '../messaging/index.ts'
-import type { AgentLibp2p, Network, NodeInfo, NodeStatus, PeerSummary } from '../node/index.ts'
+import type { AgentLibp2p, Milestones, Network, NodeInfo, NodeStatus, PeerSummary } from '../node/index.ts'
 import type { Outbox } from '../outbox/index.ts'
 import type { TokenService } from '../tokens/index.ts'
 import type { TrustService } from '../trust/index.ts'
@@ -37,6 +38,8 @@ export interface ScreeningOptions {
 }
 
 export interface AgentNodeParts {
+  groups: GroupsService
+  milestones: Milestones
   guard: Guard
   screening: ScreeningOptions
   book: AddressBook
@@ -75,6 +78,9 @@ export class AgentNode {
   readonly audit: AuditSink
   readonly rotation: SuccessorService
   readonly guard: Guard
+  readonly groups: GroupsService
+  /** Operator milestones and readiness (`node.state`, `node.wait`) */
+  readonly milestones: Milestones
   readonly book: AddressBook
   private readonly screening: ScreeningOptions
   readonly datastore: Datastore & { close: () => Promise<void> }
@@ -95,6 +101,8 @@ export class AgentNode {
     this.audit = parts.audit
     this.rotation = parts.rotation
     this.guard = parts.guard
+    this.groups = parts.groups
+    this.milestones = parts.milestones
     this.book = parts.book
     this.screening = parts.screening
     this.datastore = parts.datastore
@@ -113,7 +121,6 @@ export class AgentNode {
       }
       this.started.push(component)
     }
-    this.logger?.info({ peerId: this.peerId.toString(), addresses: this.network.addresses() }, 'node listening')
   }
 
   private async stopStarted (): Promise<void> {
@@ -171,10 +178,15 @@ export class AgentNode {
 
   /** Inbound screening: the last stage before delivery */
   private async screen (message: InboundMessage): Promise<Screening | undefined> {
-    if (!this.screening.enabled || message.contentType === 'application/octet-stream') {
+    return this.screenText(message.body, message.contentType)
+  }
+
+  /** Screen an inbound body (a message, a group message) when screening is on */
+  async screenText (body: Uint8Array, contentType: string): Promise<Screening | undefined> {
+    if (!this.screening.enabled || contentType === 'application/octet-stream') {
       return undefined
     }
-    return this.guard.screenInbound(new TextDecoder().decode(message.body))
+    return this.guard.screenInbound(new TextDecoder().decode(body))
   }
 
   /** The decision `msg.send` would take for this content, without sending (`guard.check`) */
@@ -199,6 +211,12 @@ export class AgentNode {
   async revokeTrust (peer: PeerId | string, reason: string | undefined, options: AbortOptions = {}): ReturnType<TrustService['revoke']> {
     const text = reason === undefined ? undefined : await this.outbox.admitText({ kind: 'trust-reason', to: peer.toString(), text: reason }, options)
     return this.trust.revoke(peer, text, options)
+  }
+
+  /** Send to a group: screened by the outbox for every member, then MLS-encrypted and fanned out */
+  async sendToGroup (groupId: string, body: Uint8Array, contentType: string, options: AbortOptions = {}): Promise<{ epoch: number, delivered: number, queued: number }> {
+    const admitted = await this.outbox.admit({ kind: 'group', service: groupId, body, contentType }, options)
+    return this.groups.send({ groupId, body: admitted.body, contentType: admitted.contentType }, options)
   }
 
   /** Change and publish our agent card */

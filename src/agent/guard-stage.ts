@@ -26,7 +26,8 @@ export function guardStage (guard: Guard, options: GuardStageOptions): OutboundS
         return content
       }
       // content for everyone (an agent card) is judged by the `*` policy
-      const peerNames = content.to == null ? ['*'] : [content.to, ...await options.namesOf(content.to)]
+      // a group message is judged by the policy for `group:<groupId>`, else `*`
+      const peerNames = content.kind === 'group' ? [`group:${content.service ?? ''}`] : content.to == null ? ['*'] : [content.to, ...await options.namesOf(content.to)]
       const target = { peer: content.to ?? '*', service: content.service, body: content.text }
       const decision = await guard.check({ peerNames, service: content.service, body: content.text })
       if (decision.action !== 'pass') {

@@ -37,13 +37,15 @@ import { CARD_NAMESPACE, CardService, createCardValidator, selectCard } from '..
 import { AGENT_CARD_SERVICE, agentCardHandler } from '../did/service.ts'
 import { repointPetnames, SuccessorService } from '../identity/successor.ts'
 import { MessagingService } from '../messaging/index.ts'
-import { AGENT_VERSION, createAgentLibp2p, keychainPassFor, Network, openPeerStore } from '../node/index.ts'
+import { AGENT_VERSION, createAgentLibp2p, keychainPassFor, Milestones, Network, openPeerStore, reachabilityOf, relaysOf } from '../node/index.ts'
 import { Outbox } from '../outbox/index.ts'
 import { loadReplayCache, saveReplayCache } from '../protocol/index.ts'
 import { TokenService } from '../tokens/index.ts'
 import { createTrustGater, TrustService } from '../trust/index.ts'
 import { AddressBook } from '../addressbook/index.ts'
 import { createGuard } from '../guard/index.ts'
+import { groups } from '../groups/index.ts'
+import type { GroupsService } from '../groups/index.ts'
 import { AgentNode } from './agent-node.ts'
 import { guardStage } from './guard-stage.ts'
 import { stunService } from './stun.ts'
@@ -120,6 +122,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
 
   // ---- services
   const clock = init.clock ?? Date.now
+  let groupsService: GroupsService | undefined
   const tokens: TokenService = new TokenService({
     libp2p,
     privateKey,
@@ -141,7 +144,11 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     logger: log('trust'),
     // trust decisions are rare: the caller waits until its record is on disk
     audit: { append: async (type, data) => { await audit.recordNow(type, JSON.parse(JSON.stringify(data)) as AuditData) } },
-    onRevoke: async peer => { await tokens.revoke(peer) },
+    onRevoke: async peer => {
+      await tokens.revoke(peer)
+      // and removes it from every group (asks the committer where this node is not it)
+      void groupsService?.onTrustRevoked(peer.toString()).catch((err: Error) => { init.logger?.warn({ err: err.message }, 'could not remove a revoked peer from its groups') })
+    },
     // a trusted peer rotated its key (src/identity): its petnames follow
     onSuccession: async (old, next) => { await repointPetnames(home, old, next) }
   }, {
@@ -216,14 +223,38 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     retries: config.messaging.retries,
     replayCache
   })
+  // the milestones an operator waits for: listening, bootstrap connected, DHT ready, relay, card
+  const milestones = new Milestones(libp2p, config.bootstrap, { reachabilityOf, relaysOf }, init.logger)
   const cards = new CardService({
     peerId: libp2p.peerId,
     privateKey,
     contentRouting: libp2p.services.dht == null ? undefined : libp2p.contentRouting,
-    logger: log('cards')
+    logger: log('cards'),
+    onPublished: seq => { milestones.cardPublished(seq) }
   }, {
     // the configured card is agent-authored content too
     card: await outbox.admitJson({ kind: 'card', value: config.card })
+  })
+
+  // MLS groups: frames signed by the protocol core; group messages leave through the outbox
+  groupsService = groups({
+    home,
+    heartbeatIntervalMs: config.groups.heartbeatIntervalMs,
+    committerTimeoutMs: config.groups.committerTimeoutMs,
+    selfUpdateIntervalMs: config.groups.selfUpdateIntervalMs,
+    offlineWindowMs: config.groups.offlineWindowMs,
+    maxGroups: config.groups.maxGroups,
+    maxMembers: config.groups.maxMembers,
+    maxBodyBytes: config.messaging.maxBodyBytes,
+    replayWindowMs: config.messaging.replayWindowMs
+  })({
+    libp2p,
+    privateKey,
+    clock,
+    logger: log('groups'),
+    // only trusted peers may invite this node into a group
+    acceptInvite: peer => trustService.isTrusted(peer),
+    audit: ({ type, ...data }) => { audit.record(type, { ...data }) }
   })
 
   // ---- lifecycle: started in this order, stopped in the reverse ------------
@@ -232,15 +263,19 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     guard, // loads persisted values; a damaged store stops the start
     trustService, // loads trust.json before any connection can arrive
     libp2p,
+    milestones,
     tokens,
     messaging,
     network,
     cards,
     rotation,
+    ...(config.groups.enabled ? [groupsService] : []),
     stunService(config, log('stun'))
   ]
 
   const node = new AgentNode({
+    groups: groupsService,
+    milestones,
     guard,
     screening: { enabled: config.guard.enabled && config.guard.inbound.screen, refuse: new Set(config.guard.inbound.refuse) },
     book,

@@ -22,6 +22,8 @@ export interface CardServiceComponents {
   /** undefined when the DHT is disabled */
   contentRouting: ContentRouting | undefined
   logger?: Logger
+  /** Told after each successful publication (for the `card published` milestone) */
+  onPublished?: (seq: number) => void
 }
 
 export interface CardServiceInit {
@@ -75,6 +77,7 @@ export class CardService implements Startable {
     this.card = next
     this.lastSeq = seq
     await routing.put(cardKey(this.components.peerId), value, { signal: options.signal ?? AbortSignal.timeout(CARD_DHT_TIMEOUT_MS) })
+    this.components.onPublished?.(seq)
     return { peerId: this.components.peerId.toString(), seq, ...next }
   }
 

@@ -7,12 +7,8 @@
  */
 
 import { readFile, writeFile } from 'node:fs/promises'
-import { Option } from 'commander'
-import { loadConfig, profilePath } from '../config/index.ts'
-import { loadIdentity, resolveHome } from '../identity/index.ts'
-import { CliError, print, withClient, withCommon } from './common.ts'
 import { NodeNotRunningError } from '../client/index.ts'
-import { parseDuration, SilentExit } from './index.ts'
+import { CliError, homeOf, print, SilentExit, withClient, withCommon } from './common.ts'
 import type { GlobalOptions } from './common.ts'
 import type { Profile } from '../config/index.ts'
 import type { Command } from 'commander'
@@ -22,24 +18,34 @@ interface ConfigOptions {
   profile: Profile
 }
 
-function withConfig (command: Command): Command {
-  return command
-    .option('--config <file>', 'the JSON config the node runs with (as for start)')
-    .addOption(new Option('--profile <name>', 'set of defaults the node runs with').choices(['default', 'bootstrap']).default('default'))
+/** What the program module hands over (it owns commander and the option parsers) */
+export interface PostureCommandDeps {
+  Option: typeof import('commander').Option
+  parseDuration: (value: string) => number
 }
 
 async function configFor (opts: ConfigOptions) {
+  const { loadConfig, profilePath } = await import('../config/index.ts')
   return loadConfig({ defaultsFile: profilePath(opts.profile), file: opts.config })
 }
 
-export function registerPostureCommands (program: Command): void {
+async function loadIdentity (home: string) {
+  return (await import('../identity/index.ts')).loadIdentity(home)
+}
+
+export function registerPostureCommands (program: Command, deps: PostureCommandDeps): void {
+  const { Option, parseDuration } = deps
+  const withConfig = (command: Command): Command => command
+    .option('--config <file>', 'the JSON config the node runs with (as for start)')
+    .addOption(new Option('--profile <name>', 'set of defaults the node runs with').choices(['default', 'bootstrap']).default('default'))
+
   withCommon(withConfig(program.command('doctor').description('review this node\'s security posture and drift from the approved baseline; exit 1 on any high-severity finding')))
     .option('--record-baseline', 'approve the current posture: store it signed by the node key')
     .option('--offline', 'do not ask the running node (home and config only)')
     .option('--verbose', 'also print info findings')
     .action(async (opts: GlobalOptions & ConfigOptions & { recordBaseline?: boolean, offline?: boolean, verbose?: boolean }) => {
       const { formatReport, recordBaseline, runDoctor } = await import('../posture/index.ts')
-      const home = resolveHome(opts.home)
+      const home = homeOf(opts)
       const config = await configFor(opts)
       const configSource = opts.config ?? `${opts.profile} profile defaults`
       if (opts.recordBaseline === true) {
@@ -57,7 +63,7 @@ export function registerPostureCommands (program: Command): void {
   withCommon(withConfig(card.command('export').description('print (or write) this node\'s signed agent card')))
     .option('--out <file>', 'write the card to this file instead of stdout')
     .action(async (opts: GlobalOptions & ConfigOptions & { out?: string }) => {
-      const home = resolveHome(opts.home)
+      const home = homeOf(opts)
       const config = await configFor(opts)
       const { privateKey } = await loadIdentity(home)
       const { installedVersions } = await import('../posture/versions.ts')
@@ -89,7 +95,7 @@ export function registerPostureCommands (program: Command): void {
   withCommon(identity.command('rotate').description('replace this node\'s key; trusted peers follow to the new peer ID (run with the node stopped; the next start tells them)'))
     .option('--grace <duration>', 'how long the old ID keeps answering with a pointer to the new one: 90s, 30m, 12h, 7d (default 7d, at most 90d)', parseDuration)
     .action(async (opts: GlobalOptions & { grace?: number }) => {
-      const home = resolveHome(opts.home)
+      const home = homeOf(opts)
       await loadIdentity(home)
       try {
         await withClient(opts, async client => client.nodeInfo())
@@ -106,7 +112,7 @@ export function registerPostureCommands (program: Command): void {
     })
   withCommon(identity.command('status').description('the key rotation in progress, if any'))
     .action(async (opts: GlobalOptions) => {
-      const home = resolveHome(opts.home)
+      const home = homeOf(opts)
       const { readRotation } = await import('../identity/succession.ts')
       const s = await readRotation(home)
       const out = s === undefined ? { rotating: false } : { rotating: true, state: s.state, old: s.old, new: s.new, ts: s.ts, graceMs: s.graceMs, graceEndsAt: new Date(s.ts + s.graceMs).toISOString(), notified: s.notified }

@@ -20,7 +20,8 @@ import { AgentnetError, foreignCode } from '../errors/index.ts'
 import type { ErrorCode, ForeignCode } from '../errors/index.ts'
 import { EventEmitter } from 'node:events'
 import { createConnection } from 'node:net'
-import { join } from 'node:path'
+import { homedir } from 'node:os'
+import { join, resolve } from 'node:path'
 import { LineSplitter } from '../ipc/lines.ts'
 import type { JsonRpcErrorObject } from '../ipc/rpc.ts'
 import type { NodeInfo, NodeStatus, PeerSummary } from '../node/index.ts'
@@ -64,7 +65,7 @@ export class ConnectionClosedError extends AgentnetError {
 }
 
 export interface ClientOptions {
-  /** Node home folder; the socket is `<home>/agentnet.sock` */
+  /** Node home folder; the socket is `<home>/agentnet.sock`. @default {@link defaultHome}() */
   home?: string
   /** Explicit socket path (wins over `home`) */
   socketPath?: string
@@ -135,6 +136,52 @@ export interface TrustPending {
   updatedAt: number
 }
 
+/** A group as `group.list` shows it */
+export interface GroupSummary {
+  groupId: string
+  name: string
+  epoch: number
+  term: number
+  committer: string
+  members: string[]
+}
+
+/** A registered guard value as `guard.list` shows it: never the value */
+export interface ProtectedEntry {
+  id: string
+  label: string
+  category: string
+  scope?: string
+  expiresAt?: number
+  persist?: boolean
+}
+
+export interface GuardPolicyEntry {
+  peer: string
+  service?: string
+  allow: string[]
+  action: 'block' | 'redact' | 'warn'
+}
+
+export interface GuardFindingEntry {
+  detector: string
+  category: string
+  label?: string
+  id?: string
+  start: number
+  end: number
+  variant?: string
+  allowed?: boolean
+}
+
+/** The decision `msg.send` would take (`guard.check`) */
+export interface GuardCheckResult {
+  action: 'pass' | 'redact' | 'block' | 'warn'
+  /** the redacted text, when `action` is `redact` */
+  body?: string
+  findings: GuardFindingEntry[]
+}
+
 export interface TrustEntry {
   peerId: string
   /** trusted, pending-inbound, pending-outbound, rejected, rejected-by-peer, revoked, revoked-by-peer */
@@ -158,6 +205,21 @@ export interface TrustDecision {
 export interface NodeMetrics {
   messaging: { sent: number, received: number, rejected: Record<string, number>, retries: number, duplicates: number }
   replayCache: { entries: number }
+}
+
+/** What `node.wait` reports once the node is ready (and `node.state` at any time) */
+export interface NodeReadiness {
+  /** the node's process */
+  pid: number
+  peerId: string
+  addresses: string[]
+  /** true once listening and, with bootstrap peers configured, connected to one and the DHT joined */
+  ready: boolean
+  listening: boolean
+  bootstrap: { configured: number, connected: number }
+  dht: 'disabled' | 'joining' | 'ready'
+  reachability: 'public' | 'private' | 'unknown'
+  relayReservations: string[]
 }
 
 export class AgentnetClient extends EventEmitter<AgentnetClientEvents> {
@@ -312,6 +374,85 @@ export class AgentnetClient extends EventEmitter<AgentnetClientEvents> {
     return this.request('invite.accept', { code }, options)
   }
 
+  /** Readiness now (listening, bootstrap, DHT) without waiting */
+  async nodeState (options?: RequestOptions): Promise<NodeReadiness> {
+    return this.request<NodeReadiness>('node.state', {}, options)
+  }
+
+  /**
+   * Resolve once the node is ready: listening and, when bootstrap peers are
+   * configured, connected to one with the DHT joined. Rejects with a
+   * `RemoteError` of code `Timeout` after `timeoutMs`.
+   */
+  async waitReady (timeoutMs = 30_000, options?: RequestOptions): Promise<NodeReadiness> {
+    return this.request<NodeReadiness>('node.wait', { timeoutMs }, options)
+  }
+
+  /** Ask the node to stop cleanly; resolves once it accepted (see `agentnet stop` to wait for the exit) */
+  async stopNode (options?: RequestOptions): Promise<{ pid: number, stopping: true }> {
+    return this.request('node.stop', {}, options)
+  }
+
+  async aliasList (options?: RequestOptions): Promise<Array<{ name: string, peerId: string }>> {
+    return this.request('alias.list', {}, options)
+  }
+
+  async groupCreate (name: string, options?: RequestOptions): Promise<{ groupId: string }> {
+    return this.request('group.create', { name }, options)
+  }
+
+  async groupAdd (groupId: string, peer: string, options?: RequestOptions): Promise<{ epoch: number }> {
+    return this.request('group.add', { groupId, peer }, options)
+  }
+
+  async groupRemove (groupId: string, peer: string, options?: RequestOptions): Promise<{ epoch: number }> {
+    return this.request('group.remove', { groupId, peer }, options)
+  }
+
+  /** Send to every member: text (`body` string), JSON (`body` other) or bytes (`bodyBase64`) */
+  async groupSend (params: { groupId: string, body?: unknown, bodyBase64?: string }, options?: RequestOptions): Promise<{ epoch: number, delivered: number, queued: number }> {
+    return this.request('group.send', params, options)
+  }
+
+  async groupList (options?: RequestOptions): Promise<GroupSummary[]> {
+    return this.request('group.list', {}, options)
+  }
+
+  async groupLeave (groupId: string, options?: RequestOptions): Promise<{ groupId: string, left: true }> {
+    return this.request('group.leave', { groupId }, options)
+  }
+
+  /** Receive `group.received` notifications (listen with `on('notification', …)`) for one group or all */
+  async groupSubscribe (groupId?: string, options?: RequestOptions): Promise<{ subscribed: true }> {
+    return this.request('group.subscribe', groupId == null ? {} : { groupId }, options)
+  }
+
+  /** Register a value the guard keeps from leaving (unless a policy allows its category) */
+  async guardProtect (params: { value: string, label: string, category: string, scope?: string, ttlMs?: number, persist?: boolean }, options?: RequestOptions): Promise<{ id: string }> {
+    return this.request('guard.protect', params, options)
+  }
+
+  async guardUnprotect (params: { id: string } | { scope: string }, options?: RequestOptions): Promise<{ removed: number }> {
+    return this.request('guard.unprotect', params, options)
+  }
+
+  async guardList (params: { scope?: string } = {}, options?: RequestOptions): Promise<ProtectedEntry[]> {
+    return this.request('guard.list', params, options)
+  }
+
+  async guardPolicySet (params: { peer: string, service?: string, allow: string[], action?: 'block' | 'redact' | 'warn' }, options?: RequestOptions): Promise<GuardPolicyEntry> {
+    return this.request('guard.policy.set', params, options)
+  }
+
+  async guardPolicyGet (params: { peer?: string } = {}, options?: RequestOptions): Promise<GuardPolicyEntry[]> {
+    return this.request('guard.policy.get', params, options)
+  }
+
+  /** The decision `send` would take for this body to this peer, without sending */
+  async guardCheck (params: { to: string, service?: string, body: string }, options?: RequestOptions): Promise<GuardCheckResult> {
+    return this.request('guard.check', params, options)
+  }
+
   close (): void {
     this.socket.end()
     this.socket.destroy()
@@ -364,18 +505,21 @@ export class AgentnetClient extends EventEmitter<AgentnetClientEvents> {
   }
 }
 
-export function socketPathFor (options: ClientOptions): string {
+/** `$AGENTNET_HOME` if set, else `~/.agentnet` (what the CLI uses without `--home`) */
+export function defaultHome (): string {
+  const chosen = process.env.AGENTNET_HOME
+  return resolve(chosen != null && chosen !== '' ? chosen : join(homedir(), '.agentnet'))
+}
+
+export function socketPathFor (options: ClientOptions = {}): string {
   if (options.socketPath != null) {
     return options.socketPath
   }
-  if (options.home == null) {
-    throw new TypeError('connectClient needs home or socketPath')
-  }
-  return join(options.home, SOCKET_FILE)
+  return join(options.home ?? defaultHome(), SOCKET_FILE)
 }
 
-/** Connect to a running node's socket */
-export async function connectClient (options: ClientOptions): Promise<AgentnetClient> {
+/** Connect to a running node's socket (`home` defaults to {@link defaultHome}) */
+export async function connectClient (options: ClientOptions = {}): Promise<AgentnetClient> {
   const path = socketPathFor(options)
   const socket = createConnection(path)
   await new Promise<void>((resolve, reject) => {

@@ -84,6 +84,15 @@ export const SCHEMA = {
     acceptOldKeyOnlySuccession: field(false, bool, 'follow a peer\'s key rotation whose succession record only its old key signed (a stolen old key can make one; keep off)')
   },
   security: field<SecurityProtocol[]>(['noise'], securityList, 'connection encrypters in order of preference: `noise` (Noise XX), `tls` (TLS 1.3, mutual); both authenticate the peer ID (`["noise", "tls"]` in the bootstrap profile)'),
+  groups: {
+    enabled: field(true, bool, 'MLS groups on `/agentnet/mls/1.0.0` (RFC 9420 via ts-mls)'),
+    heartbeatIntervalMs: field(5_000, integer(500, 600_000), 'committer heartbeats, ms (also the retry tick)'),
+    committerTimeoutMs: field(20_000, integer(2_000, 3_600_000), 'silence after which the next member on the succession list takes over as committer, ms'),
+    selfUpdateIntervalMs: field(3_600_000, integer(0, 604_800_000), 'periodic self-update for post-compromise security, ms (0: off)'),
+    offlineWindowMs: field(600_000, integer(10_000, 86_400_000), 'how long a group message to an offline member is retried, ms'),
+    maxGroups: field(256, integer(1, 100_000), 'groups this node holds at most'),
+    maxMembers: field(1_000, integer(2, 100_000), 'members of one group at most')
+  },
   guard: {
     enabled: field(true, bool, 'screen every outbound message with the leakage guard, and inbound ones for echoes and injection'),
     policies: field<GuardPolicyConfig[]>([], guardPolicies, 'policies installed at start: `[{peer, service?, allow, action?}]` (peer ID, petname or `*`); IPC changes are not written back'),

@@ -20,12 +20,14 @@ import { join } from 'node:path'
 import { SOCKET_FILE } from '../client/index.ts'
 import { loadOrCreateIdentity } from '../identity/index.ts'
 import { createIpcServer } from '../ipc/index.ts'
+import { RpcError, RpcErrorCode } from '../ipc/rpc.ts'
 import { createAgentNode } from '../agent/index.ts'
 import { acquireLock } from './lock.ts'
 import { createMethods } from './methods.ts'
 import type { Config } from '../config/index.ts'
-import type { IpcServer } from '../ipc/index.ts'
+import type { IpcServer, MethodHandler } from '../ipc/index.ts'
 import type { AgentNode } from '../agent/index.ts'
+import type { Readiness } from '../node/index.ts'
 import type { Logger } from 'pino'
 
 export { NodeAlreadyRunningError } from './lock.ts'
@@ -37,6 +39,12 @@ export interface DaemonInit {
   home: string
   config: Config
   logger?: Logger
+  /**
+   * Called when a client asks the node to stop (`node.stop`, `agentnet
+   * stop`); the default stops the daemon. The CLI passes its own shutdown
+   * so that the process exits too.
+   */
+  onStopRequest?: () => void
 }
 
 export interface Daemon {
@@ -61,12 +69,13 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
   const releaseLock = lock.release
   let node: AgentNode | undefined
   let ipc: IpcServer | undefined
+  let requestStop = (): void => {}
   try {
     node = await createAgentNode({ config, privateKey: identity.privateKey, home, afterCrash: lock.recoveredStale, logger })
     await node.start()
     ipc = createIpcServer({
       socketPath,
-      methods: createMethods(node, home),
+      methods: { ...createMethods(node, home), ...lifecycleMethods(node, () => { requestStop() }) },
       maxLineBytes: config.ipc.maxLineBytes,
       maxConnections: config.ipc.maxConnections,
       logger
@@ -80,7 +89,7 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
   const startedNode = node
   const startedIpc = ipc
   let stopping: Promise<void> | undefined
-  return {
+  const daemon: Daemon = {
     node: startedNode,
     ipc: startedIpc,
     socketPath,
@@ -97,6 +106,40 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
         await releaseLock()
       })()
       await stopping
+    }
+  }
+  requestStop = init.onStopRequest ?? (() => { void daemon.stop() })
+  return daemon
+}
+
+/** `node.state`, `node.wait` and `node.stop`: what `agentnet wait`, `start --detach` and `agentnet stop` use */
+function lifecycleMethods (node: AgentNode, requestStop: () => void): Record<string, MethodHandler> {
+  const state = (): Readiness & { pid: number } => {
+    if (node.milestones == null) throw new RpcError(RpcErrorCode.Unavailable, 'Starting', 'the node is starting')
+    return { ...node.milestones.state(), pid: process.pid }
+  }
+  return {
+    'node.state': async () => state(),
+    'node.wait': async (params, { signal }) => {
+      const timeoutMs = (params as { timeoutMs?: unknown } | undefined)?.timeoutMs
+      const ms = typeof timeoutMs === 'number' && Number.isFinite(timeoutMs) && timeoutMs > 0 ? Math.min(timeoutMs, 600_000) : 30_000
+      const timeout = AbortSignal.timeout(ms)
+      state()
+      try {
+        return { ...await node.milestones!.whenReady(AbortSignal.any([signal, timeout])), pid: process.pid }
+      } catch (err) {
+        if (timeout.aborted) {
+          const now = state()
+          const waitingFor = !now.listening ? 'listening' : now.bootstrap.connected === 0 ? 'a bootstrap peer to connect' : 'the DHT to be joined'
+          throw new RpcError(RpcErrorCode.ApplicationError, 'Timeout', `not ready after ${ms / 1000} s: waiting for ${waitingFor}`, { state: now })
+        }
+        throw err
+      }
+    },
+    'node.stop': async () => {
+      // answer first, then stop (the IPC server closes every connection)
+      setTimeout(requestStop, 20)
+      return { pid: process.pid, stopping: true }
     }
   }
 }

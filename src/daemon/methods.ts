@@ -5,6 +5,7 @@ import { InvalidCardError } from '../cards/index.ts'
 import { LocalServices } from './services.ts'
 import type { MethodHandler } from '../ipc/index.ts'
 import type { PolicyInput, ProtectInput } from '../guard/index.ts'
+import type { GroupMessage } from '../groups/index.ts'
 import type { AgentNode } from '../agent/index.ts'
 
 function paramsObject (params: unknown): Record<string, unknown> {
@@ -201,6 +202,39 @@ export function createMethods (node: AgentNode, home: string): Record<string, Me
       if (body === undefined) throw invalidParams('params.body must be the text (or JSON value) to check')
       const decision = await node.checkGuard(to.peerId, service, body)
       return { action: decision.action, ...(decision.action === 'redact' ? { body: decision.body } : {}), findings: decision.findings }
+    },
+    // MLS groups (README "Groups"); bodies leave through the outbox like any message
+    'group.create': async (params) => node.groups.create({ name: requireString(params, 'name') }),
+    'group.add': async (params, { signal }) => node.groups.add({ groupId: requireString(params, 'groupId'), peer: parsePeerId(await target(params, 'peer')).toString() }, { signal }),
+    'group.remove': async (params, { signal }) => node.groups.remove({ groupId: requireString(params, 'groupId'), peer: parsePeerId(await target(params, 'peer')).toString() }, { signal }),
+    'group.send': async (params, { signal }) => {
+      const p = paramsObject(params)
+      let encoded
+      try {
+        encoded = encodeBody({ body: p.body, bodyBase64: p.bodyBase64 as string | undefined })
+      } catch (err) {
+        throw invalidParams((err as Error).message)
+      }
+      return node.sendToGroup(requireString(p, 'groupId'), encoded.body, encoded.contentType, { signal })
+    },
+    'group.list': async () => node.groups.list(),
+    'group.leave': async (params, { signal }) => {
+      const groupId = requireString(params, 'groupId')
+      await node.groups.leave({ groupId }, { signal })
+      return { groupId, left: true }
+    },
+    'group.subscribe': async (params, { session }) => {
+      // group messages arrive as `group.received` notifications (of one group, or all) until the client disconnects
+      const only = optionalString(params, 'groupId')
+      const onReceived = (m: GroupMessage): void => {
+        if (only != null && m.groupId !== only) return
+        void node.screenText(m.body, m.contentType).then(screening => {
+          session.notify('group.received', { groupId: m.groupId, from: m.from, epoch: m.epoch, ...decodeBody(m.body, m.contentType), contentType: m.contentType, ...(screening == null ? {} : { screening }) })
+        })
+      }
+      node.groups.on('received', onReceived)
+      session.events.once('close', () => { node.groups.off('received', onReceived) })
+      return { subscribed: true, ...(only == null ? {} : { groupId: only }) }
     },
     'alias.list': async () => book.list(),
     'alias.add': async (params) => book.add(requireString(params, 'name'), requireString(params, 'peerId')),

@@ -90,6 +90,22 @@ export const ERROR_CODES = {
   InviteLimit: 'too many open invites',
   HandshakeRefused: 'the peer refused a trust message with a frame-check code',
   NotStarted: 'the service was used before it started',
+  // groups (MLS)
+  UnknownGroup: 'no group with this ID on this node',
+  NotMember: 'the peer is not a member of the group',
+  NotCommitter: 'a commit or committer-only request from a member that is not the group\'s committer',
+  StaleTerm: 'a frame from a committer term older than the highest seen',
+  WrongEpoch: 'a commit or message for another epoch than the member\'s current one',
+  WelcomeBeforeCommit: 'a Welcome that arrived before its commit was settled',
+  UnexpectedWelcome: 'a Welcome this node did not ask to join with',
+  BadCredential: 'an MLS credential that does not name the sending peer or is not bound to its key',
+  InvalidCommit: 'a commit MLS refuses to process',
+  MalformedGroupFrame: 'a group frame that does not decode',
+  GroupTimeout: 'the committer or members did not answer in time',
+  GroupRefused: 'a peer refused a group request',
+  TooManyGroups: 'the node holds as many groups as `groups.maxGroups` allows',
+  CorruptGroupState: 'a group state file cannot be decrypted or decoded',
+  Removed: 'this node was removed from the group',
   // cards
   CardNotFound: 'no agent card for this peer in the DHT',
   InvalidCard: 'an agent card that is forged, oversized or malformed',
@@ -137,6 +153,13 @@ export const ERROR_CODES = {
   NodeNotRunning: 'no node answers on the home\'s socket (run `agentnet start`)',
   ConnectionClosed: 'the connection to the node closed before the answer',
   UsageError: 'a CLI command used wrongly',
+  FileError: 'a file the CLI was given cannot be read or written',
+  Starting: 'the node is still starting (wait with `agentnet wait`)',
+  Timeout: 'the node was not ready, or not stopped, within the time given',
+  StartFailed: 'a node started with `--detach` exited before it was ready (see `<home>/agentnet.log`)',
+  AliasExists: 'the petname already names another peer (`alias add --force` repoints it)',
+  ExecFailed: 'the command run by `listen --exec` exited with a non-zero status',
+  NotImplemented: 'the listener does not answer requests',
   InternalError: 'a bug: please report it'
 } as const satisfies Record<string, string>
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { errorCodeOf, foreignCode } from '../errors/index.ts'
+import { errorCodeOf, foreignCode, PeerUnreachableError } from '../errors/index.ts'
 import type { ErrorCode, ForeignCode } from '../errors/index.ts'
 import { createSigner, decodeMessage, decodeSignedMessage, openEnvelope, ProtocolError, ReplayCache, sealEnvelope } from '../protocol/index.ts'
 import { JSON_TYPE } from './body.ts'
@@ -386,6 +386,10 @@ export class MessagingService {
         } finally {
           clearTimeout(timer)
         }
+      }
+      if (lastError instanceof PeerUnreachableError) {
+        // no attempt got as far as a connection: say so, not "timed out"
+        throw lastError
       }
       throw new RequestTimeoutError(`no answer from ${remote} for ${service} within ${timeoutMs} ms${lastError != null ? ` (${lastError.message})` : ''}`)
     } finally {

@@ -117,7 +117,10 @@ export async function createAgentLibp2p (init: Libp2pAssembly): Promise<AgentLib
   const services: Record<string, (components: any) => unknown> = {
     identify: identify(),
     identifyPush: identifyPush(),
-    ping: ping()
+    // kad-dht pings every new contact before adding it to its routing table;
+    // with libp2p's default of one outbound ping stream per connection, a
+    // user's first ping to a newly found peer raced that ping and failed
+    ping: ping({ maxOutboundStreams: 4, maxInboundStreams: 4 })
   }
   if (init.keychainPass != null) {
     // keeps the WebRTC-direct certificate's key (so its certhash) across restarts

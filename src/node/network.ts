@@ -221,8 +221,17 @@ export class Network implements Startable {
     const connection = await this.connect(target, signal)
     const timeout = AbortSignal.timeout(this.config.connections.dialTimeoutMs)
     try {
-      const started = performance.now()
-      await this.libp2p.services.ping.ping(connection.remotePeer, { signal: signal == null ? timeout : AbortSignal.any([signal, timeout]) })
+      const pingSignal = signal == null ? timeout : AbortSignal.any([signal, timeout])
+      let started = performance.now()
+      try {
+        await this.libp2p.services.ping.ping(connection.remotePeer, { signal: pingSignal })
+      } catch (err) {
+        // a peer running an older limit (one inbound/outbound ping stream) may still race the DHT's ping: once more
+        if (!/Too many (outbound|inbound) protocol streams/.test((err as Error).message) || pingSignal.aborted) throw err
+        await new Promise(resolve => setTimeout(resolve, 50))
+        started = performance.now()
+        await this.libp2p.services.ping.ping(connection.remotePeer, { signal: pingSignal })
+      }
       // libp2p reports whole milliseconds; on a LAN the interesting part is below one
       const rttMs = Math.round((performance.now() - started) * 1000) / 1000
       return { peerId: connection.remotePeer.toString(), rttMs }

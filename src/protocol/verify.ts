@@ -15,10 +15,10 @@ import {
   StaleMessageError,
   WrongRecipientError
 } from './errors.ts'
-import { verifySignature } from './signing.ts'
+import { MESSAGE_SIGNATURE_SCHEME, verifySignature } from './signing.ts'
 import type { Message, MessageKind } from './envelope.ts'
 import type { ReplayCache } from './replay-cache.ts'
-import type { MessageSigner } from './signing.ts'
+import type { MessageSigner, SignatureScheme } from './signing.ts'
 import type { PeerId } from '@libp2p/interface'
 
 /** Default {@link OpenContext.maxBodyBytes}: 1 MiB. */
@@ -67,6 +67,14 @@ export interface OpenContext {
    * @default 30_000
    */
   maxSkewMs?: number
+  /**
+   * The signature scheme the frame was sealed under (the signer's scheme on
+   * the sending side): another protocol that reuses this envelope passes its
+   * own, e.g. `MLS_SIGNATURE_SCHEME`.
+   *
+   * @default MESSAGE_SIGNATURE_SCHEME
+   */
+  scheme?: SignatureScheme
 }
 
 /** A frame that passed every check. */
@@ -141,7 +149,7 @@ export function openEnvelope (frame: Uint8Array, ctx: OpenContext): OpenedEnvelo
   if (!equalBytes(message.to, peerBytes(ctx.localPeer))) {
     throw new WrongRecipientError('Message is addressed to another peer')
   }
-  if (!verifySignature(remote, payload, signature)) {
+  if (!verifySignature(remote, payload, signature, ctx.scheme ?? MESSAGE_SIGNATURE_SCHEME)) {
     throw new BadSignatureError('Message signature is invalid')
   }
 

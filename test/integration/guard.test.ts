@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { makeHome, removeHome, runJson, startNode } from '../helpers/cli.ts'
+import { makeHome, removeHome, runCli, runJson, startNode } from '../helpers/cli.ts'
 import { RawSocket } from '../helpers/raw-socket.ts'
 import type { RunningNode } from '../helpers/cli.ts'
 
@@ -147,5 +147,26 @@ describe('the leakage guard on the message path (two real nodes, agents over IPC
     }
     const tailB = await runJson<Array<{ type: string }>>(['audit', 'tail', '-n', '50', '--home', homeB])
     assert.ok(tailB.some(r => r.type === 'guard.block'), 'B audited the blocked reply')
+  })
+
+  it('the CLI: guard protect, list, policy, check, unprotect (--json), never printing a value', async () => {
+    const iban = 'DE89 3704 0044 0532 0130 00'
+    const added = await runJson<{ id: string }>(['guard', 'protect', iban, '--label', 'salary account', '--category', 'finance/iban', '--scope', 'cli', '--home', homeA])
+    assert.match(added.id, /\S/)
+    const listed = await runJson<Array<{ id: string, label: string }>>(['guard', 'list', '--scope', 'cli', '--home', homeA])
+    assert.deepEqual(listed.map(v => v.label), ['salary account'])
+    // an earlier test allowed finance/*: narrow the policy again from the CLI
+    assert.equal((await runJson<{ action: string }>(['guard', 'policy', peerB, '--allow', 'identity/*', '--action', 'block', '--home', homeA])).action, 'block')
+    const check = await runJson<{ action: string, findings: Array<{ label?: string }> }>(['guard', 'check', peerB, `wire it to ${iban.replaceAll(' ', '')}`, '--home', homeA])
+    assert.equal(check.action, 'block')
+    assert.ok(check.findings.some(f => f.label === 'salary account'))
+    const policy = await runJson<{ peer: string, allow: string[], action: string }>(['guard', 'policy', peerB, '--allow', 'finance/*', '--action', 'redact', '--home', homeA])
+    assert.deepEqual(policy.allow, ['finance/*'])
+    assert.equal((await runJson<{ action: string }>(['guard', 'check', peerB, `wire it to ${iban}`, '--home', homeA])).action, 'pass')
+    const policies = await runJson<Array<{ peer: string }>>(['guard', 'policy', '--home', homeA])
+    assert.ok(policies.some(p => p.peer === peerB))
+    assert.equal((await runJson<{ removed: number }>(['guard', 'unprotect', '--scope', 'cli', '--home', homeA])).removed, 1)
+    const text = await runCli(['guard', 'list', '--home', homeA])
+    assert.ok(!text.stdout.includes('3704'), 'no value is printed')
   })
 })

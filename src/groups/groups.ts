@@ -1,0 +1,443 @@
+/**
+ * The groups service: lifecycle, public API, committer side. Inbound frames
+ * are handled in `inbound.ts`.
+ *
+ * @module
+ */
+
+import { createHash, randomBytes } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import { lpStream } from '@libp2p/utils'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { createCommit, createGroup, decodeMlsMessage, encodeMlsMessage } from 'ts-mls'
+import { createSigner, MLS_SIGNATURE_SCHEME, ReplayCache } from '../protocol/index.ts'
+import { DEFAULTS, MAX_FRAME_BYTES, MLS_PROTOCOL } from './constants.ts'
+import {
+  GroupsError, InvalidArgumentError, NotMemberError, RateLimitedError, NotStartedError, TooManyGroupsError, UnknownGroupError, InvalidCommitError
+} from './errors.ts'
+import { cipherSuite, clientConfig, keyPackagePeer, leafOf, members, newKeyPackage } from './identity.ts'
+import { Delivery } from './delivery.ts'
+import { Inbound } from './inbound.ts'
+import { GroupStore } from './store.ts'
+import { exchange, sealFrame, sealReply, openFrame } from './wire.ts'
+import type { GuardedBody } from '../outbox/index.ts'
+import type { AbortOptions, GroupAuditEvent, GroupInfo, GroupsComponents, GroupsEvents, GroupsInit } from './index.ts'
+import type { GroupRecord } from './store.ts'
+import type { FrameType, GroupFrame } from './wire.ts'
+import type { MessageSigner } from '../protocol/index.ts'
+import type { PeerId, Startable, Stream, Connection } from '@libp2p/interface'
+import type { CiphersuiteImpl, ClientConfig, KeyPackage, Proposal } from 'ts-mls'
+
+type Options = Required<Omit<GroupsInit, 'home'>> & { home: string }
+
+export const sha256hex = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
+export const epochOf = (rec: GroupRecord): number => Number(rec.state.groupContext.epoch)
+
+/** MLS groups over `/agentnet/mls/1.0.0`; see the package doc in `index.ts`. */
+export class GroupsService extends EventEmitter<GroupsEvents> implements Startable {
+  readonly components: GroupsComponents
+  readonly options: Options
+  readonly self: PeerId
+  readonly selfId: string
+  readonly groups = new Map<string, GroupRecord>()
+  readonly replayCache: ReplayCache
+  readonly signer: MessageSigner
+  impl?: CiphersuiteImpl
+  readonly config: ClientConfig
+  store: GroupStore
+  readonly inbound: Inbound
+  readonly delivery: Delivery
+  /** Inbound frames accepted by the verification core, by type (metrics and tests). */
+  readonly framesIn: Record<string, number> = {}
+  private readonly locks = new Map<string, Promise<unknown>>()
+  private readonly dirty = new Map<string, ReturnType<typeof setTimeout>>()
+  private readonly refreshing = new Set<string>()
+  private started = false
+  private timer?: ReturnType<typeof setInterval>
+  private controller = new AbortController()
+
+  constructor (components: GroupsComponents, init: GroupsInit) {
+    super()
+    this.components = components
+    this.options = { ...DEFAULTS, ...init }
+    this.self = components.libp2p.peerId
+    this.selfId = this.self.toString()
+    this.replayCache = new ReplayCache({ windowMs: this.options.replayWindowMs })
+    this.signer = createSigner(components.privateKey, MLS_SIGNATURE_SCHEME)
+    this.config = clientConfig(this.options.retainEpochs)
+    this.store = new GroupStore(init.home, components.privateKey, this.config)
+    this.inbound = new Inbound(this)
+    this.delivery = new Delivery(this)
+  }
+
+  readonly [Symbol.toStringTag] = '@agentnet/groups'
+  now (): number {
+    return (this.components.clock ?? Date.now)()
+  }
+
+  get cs (): CiphersuiteImpl {
+    if (this.impl === undefined || !this.started) throw new NotStartedError('groups service is not started')
+    return this.impl
+  }
+
+  isStarted (): boolean { return this.started }
+
+  async start (): Promise<void> {
+    if (this.started) return
+    this.controller = new AbortController()
+    this.impl = await cipherSuite()
+    for (const rec of await this.store.loadAll(this.now())) this.groups.set(rec.id, rec)
+    for (const rec of this.groups.values()) if (rec.unclean === true) setTimeout(() => { void this.refresh(rec).catch(() => {}) }, 0).unref()
+    await this.components.libp2p.handle(MLS_PROTOCOL, (stream: Stream, connection: Connection) => this.serve(stream, connection.remotePeer), { maxInboundStreams: 256 })
+    this.components.libp2p.addEventListener('peer:connect', this.delivery.onConnect)
+    this.started = true
+    this.timer = setInterval(() => { void this.tick() }, this.options.heartbeatIntervalMs)
+    this.timer.unref?.()
+    this.log('info', { groups: this.groups.size }, 'groups service started')
+  }
+
+  async stop (): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    clearInterval(this.timer)
+    this.controller.abort(new NotStartedError('groups service stopped'))
+    this.components.libp2p.removeEventListener('peer:connect', this.delivery.onConnect)
+    await this.components.libp2p.unhandle(MLS_PROTOCOL).catch(() => {})
+    await Promise.allSettled([...this.locks.values()])
+    for (const t of this.dirty.values()) clearTimeout(t)
+    this.dirty.clear()
+    for (const rec of this.groups.values()) await this.store.save(rec, false).catch(() => {})
+    this.groups.clear()
+  }
+
+
+  log (level: 'info' | 'warn' | 'debug', obj: Record<string, unknown>, msg: string): void {
+    this.components.logger?.[level](obj, msg)
+  }
+
+  audit (event: GroupAuditEvent): void {
+    this.log(event.type === 'groups.rejected' ? 'warn' : 'info', { ...event }, event.type)
+    try {
+      this.components.audit?.(event)
+    } catch {}
+  }
+
+  /** Run `fn` with the group's lock held: every change of one group is serialised. */
+  async withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(id) ?? Promise.resolve()
+    const run = prev.then(fn, fn)
+    const tail = run.catch(() => {})
+    this.locks.set(id, tail)
+    void tail.then(() => { if (this.locks.get(id) === tail) this.locks.delete(id) })
+    return run
+  }
+
+  signal (timeoutMs: number, outer?: AbortSignal): AbortSignal {
+    return AbortSignal.any([this.controller.signal, AbortSignal.timeout(timeoutMs), ...(outer !== undefined ? [outer] : [])])
+  }
+
+  group (groupId: string): GroupRecord {
+    const rec = this.groups.get(groupId)
+    if (rec === undefined) throw new UnknownGroupError(`no group ${groupId}`)
+    return rec
+  }
+
+  /** Send one frame and wait for its reply. */
+  async request (peer: string, type: FrameType, frame: Partial<GroupFrame> & { groupId: Uint8Array }, signal: AbortSignal): Promise<GroupFrame> {
+    const to = peerIdFromString(peer)
+    const sealed = sealFrame(this.signer, to, type, frame, this.now())
+    return exchange(this.components.libp2p, to, sealed, { local: this.self, replayCache: this.replayCache, now: this.now(), windowMs: this.options.replayWindowMs }, signal)
+  }
+
+  frameOf (rec: GroupRecord, extra: Partial<GroupFrame> = {}): Partial<GroupFrame> & { groupId: Uint8Array } {
+    return { groupId: rec.groupId, epoch: epochOf(rec), term: rec.term, ...extra }
+  }
+
+  /** A frame stating `epoch` (an ack names the epoch the commit leads to). */
+  frameFor (rec: GroupRecord, epoch: number): Partial<GroupFrame> & { groupId: Uint8Array } {
+    return { groupId: rec.groupId, epoch, term: rec.term }
+  }
+
+  async save (rec: GroupRecord): Promise<void> {
+    const pending = this.dirty.get(rec.id)
+    if (pending !== undefined) { clearTimeout(pending); this.dirty.delete(rec.id) }
+    await this.store.save(rec)
+  }
+
+  /** Save within `saveDelayMs` (ratchet advances of sent and received messages); a crash before it is handled by `unclean`. */
+  saveSoon (rec: GroupRecord): void {
+    if (this.dirty.has(rec.id)) return
+    const timer = setTimeout(() => {
+      this.dirty.delete(rec.id)
+      if (this.groups.get(rec.id) === rec) void this.withLock(rec.id, async () => this.store.save(rec)).catch(() => {})
+    }, this.options.saveDelayMs)
+    timer.unref()
+    this.dirty.set(rec.id, timer)
+  }
+
+  /** After an unclean stop: move the group to a new epoch before this node sends in it again. */
+  async refresh (rec: GroupRecord): Promise<void> {
+    if (this.refreshing.has(rec.id) || rec.unclean !== true) return
+    this.refreshing.add(rec.id)
+    try {
+      const signal = this.signal(this.options.requestTimeoutMs * 3)
+      if (rec.committer === this.selfId) await this.withLock(rec.id, async () => this.commit(rec, [], { exclude: [], welcome: [] }, signal))
+      else await this.request(rec.committer, 'mls.request', this.frameOf(rec, { meta: { op: 'update' } }), signal)
+    } finally {
+      this.refreshing.delete(rec.id)
+    }
+  }
+
+  // ------------------------------------------------------------------ API
+
+  async create (args: { name: string }, options: AbortOptions = {}): Promise<{ groupId: string }> {
+    if (typeof args.name !== 'string' || args.name.length === 0 || args.name.length > 200) throw new InvalidArgumentError('name must be 1..200 characters')
+    if (this.groups.size >= this.options.maxGroups) throw new TooManyGroupsError(`at most ${this.options.maxGroups} groups`)
+    options.signal?.throwIfAborted()
+    const groupId = new Uint8Array(randomBytes(16))
+    const kp = await newKeyPackage(this.components.privateKey, this.self, this.cs)
+    const state = await createGroup(groupId, kp.publicPackage, kp.privatePackage, [], this.cs, this.config)
+    const rec: GroupRecord = {
+      id: Buffer.from(groupId).toString('hex'), groupId, name: args.name, creator: this.selfId, term: 1, committer: this.selfId,
+      state, log: [], lastHeartbeat: this.now(), lastUpdate: this.now()
+    }
+    await this.save(rec)
+    this.groups.set(rec.id, rec)
+    return { groupId: rec.id }
+  }
+
+  list (): GroupInfo[] {
+    return [...this.groups.values()].map(rec => this.info(rec))
+  }
+
+  info (rec: GroupRecord): GroupInfo {
+    return { groupId: rec.id, name: rec.name, epoch: epochOf(rec), term: rec.term, committer: rec.committer, members: members(rec.state) }
+  }
+
+  /** Fetch a key package from `peer` (it must name that peer). */
+  async fetchKeyPackage (rec: GroupRecord, peer: string, signal: AbortSignal): Promise<KeyPackage> {
+    const reply = await this.request(peer, 'mls.keypackage', this.frameOf(rec), signal)
+    return this.parseKeyPackage(reply.mls, peer)
+  }
+
+  parseKeyPackage (bytes: Uint8Array, peer: string): KeyPackage {
+    const decoded = decodeMlsMessage(bytes, 0)?.[0]
+    if (decoded?.wireformat !== 'mls_key_package') throw new InvalidArgumentError('not a key package')
+    if (keyPackagePeer(decoded.keyPackage) !== peer) throw new GroupsError('BadCredential', `key package does not name ${peer}`)
+    return decoded.keyPackage
+  }
+
+  /** Add `peer`; resolves once the commit is applied and the Welcome sent (by this node or by the committer). */
+  async add (args: { groupId: string, peer: string }, options: AbortOptions = {}): Promise<{ epoch: number }> {
+    const rec = this.group(args.groupId)
+    const peer = peerIdFromString(args.peer).toString()
+    if (members(rec.state).includes(peer)) return { epoch: epochOf(rec) }
+    const signal = this.signal(this.options.requestTimeoutMs * 3, options.signal)
+    const kp = await this.fetchKeyPackage(rec, peer, signal)
+    return this.changeMembers(rec, { op: 'add', peer, kp }, signal)
+  }
+
+  async remove (args: { groupId: string, peer: string }, options: AbortOptions = {}): Promise<{ epoch: number }> {
+    const rec = this.group(args.groupId)
+    const peer = peerIdFromString(args.peer).toString()
+    if (!members(rec.state).includes(peer)) throw new NotMemberError(`${peer} is not a member of ${args.groupId}`)
+    return this.changeMembers(rec, { op: 'remove', peer }, this.signal(this.options.requestTimeoutMs * 3, options.signal))
+  }
+
+  /** Leave a group: ask the committer to remove this node, then forget the group. */
+  async leave (args: { groupId: string }, options: AbortOptions = {}): Promise<{ groupId: string }> {
+    const rec = this.group(args.groupId)
+    if (members(rec.state).length > 1) {
+      if (rec.committer === this.selfId) await this.handOver(rec).catch(() => {})
+      await this.changeMembers(rec, { op: 'remove', peer: this.selfId }, this.signal(this.options.requestTimeoutMs * 3, options.signal)).catch(() => {})
+    }
+    await this.forget(rec)
+    return { groupId: rec.id }
+  }
+
+  /** Trust in `peer` was revoked: remove it from every group (asking the committer where this node is not it). */
+  async onTrustRevoked (peer: string): Promise<void> {
+    const jobs = [...this.groups.values()].filter(rec => members(rec.state).includes(peer) && peer !== this.selfId)
+      .map(async rec => this.remove({ groupId: rec.id, peer }).then(() => this.audit({ type: 'groups.removed', peer, groupId: rec.id, message: 'trust revoked' })))
+    await Promise.allSettled(jobs)
+  }
+
+  async forget (rec: GroupRecord): Promise<void> {
+    this.groups.delete(rec.id)
+    this.delivery.pending.delete(rec.id)
+    await this.store.remove(rec.id)
+    this.emit('removed', { groupId: rec.id })
+  }
+
+  /** Encrypt `body` for the group and send it to every other member; unreachable members get it on reconnect (within `offlineWindowMs`). */
+  async send (args: { groupId: string, body: GuardedBody, contentType?: string }, options: AbortOptions = {}): Promise<{ epoch: number, delivered: number, queued: number }> {
+    return this.delivery.send(args, options)
+  }
+
+  // ------------------------------------------------------------- committer
+
+  /** Apply a membership change: commit it here if this node is the committer, else ask the committer. */
+  async changeMembers (rec: GroupRecord, change: { op: 'add', peer: string, kp: KeyPackage } | { op: 'remove', peer: string } | { op: 'rejoin', peer: string, kp: KeyPackage }, signal: AbortSignal): Promise<{ epoch: number }> {
+    if (rec.committer !== this.selfId) {
+      const mls = change.op === 'remove' ? undefined : encodeMlsMessage({ version: 'mls10', wireformat: 'mls_key_package', keyPackage: change.kp })
+      const reply = await this.request(rec.committer, 'mls.request', this.frameOf(rec, { meta: { op: change.op, peer: change.peer }, ...(mls !== undefined ? { mls } : {}) }), signal)
+      return { epoch: reply.epoch }
+    }
+    return this.withLock(rec.id, async () => {
+      const proposals: Proposal[] = []
+      const old = leafOf(rec.state, change.peer)
+      if (change.op !== 'add' && old !== undefined) proposals.push({ proposalType: 'remove', remove: { removed: old } })
+      if (change.op !== 'remove') {
+        if (change.op === 'add' && old !== undefined) return { epoch: epochOf(rec) }
+        if (members(rec.state).length >= this.options.maxMembers) throw new InvalidArgumentError(`at most ${this.options.maxMembers} members`)
+        proposals.push({ proposalType: 'add', add: { keyPackage: change.kp } })
+      }
+      if (proposals.length === 0) return { epoch: epochOf(rec) }
+      await this.commit(rec, proposals, {
+        exclude: change.op === 'rejoin' ? [change.peer] : [],
+        welcome: change.op === 'remove' ? [] : [change.peer]
+      }, signal)
+      return { epoch: epochOf(rec) }
+    })
+  }
+
+  /**
+   * Create a commit (not applied), send it to every member, apply it once the
+   * reachable members have acknowledged it, then send the Welcome. Runs with
+   * the group lock held.
+   */
+  async commit (rec: GroupRecord, proposals: Proposal[], opts: { exclude: string[], welcome: string[] }, signal: AbortSignal): Promise<void> {
+    const before = members(rec.state)
+    const epoch = epochOf(rec)
+    const out = await createCommit({ state: rec.state, cipherSuite: this.cs }, { extraProposals: proposals, ratchetTreeExtension: true })
+    const mls = encodeMlsMessage(out.commit)
+    const hash = sha256hex(mls)
+    // the Welcome travels (encrypted to the joiners) with the commit, so that a successor can send it if this node dies
+    const welcome = out.welcome === undefined ? undefined : encodeMlsMessage({ version: 'mls10', wireformat: 'mls_welcome', welcome: out.welcome })
+    const frame = this.frameOf(rec, { mls, ...(welcome !== undefined ? { meta: { welcome: Buffer.from(welcome).toString('base64'), welcomeTo: opts.welcome } } : {}) })
+    const targets = before.filter(p => p !== this.selfId && !opts.exclude.includes(p))
+    const ackSignal = AbortSignal.any([signal, AbortSignal.timeout(this.options.ackTimeoutMs)])
+    const results = await Promise.allSettled(targets.map(async p => this.request(p, 'mls.commit', frame, ackSignal)))
+    const acked = targets.filter((_p, i) => results[i]?.status === 'fulfilled')
+    this.log('debug', { group: rec.id, epoch, acked: acked.length, targets: targets.length }, 'commit acknowledged')
+    if (rec.committer !== this.selfId || epochOf(rec) !== epoch) throw new InvalidCommitError('the group moved on while the commit was in flight')
+    rec.prev = rec.state
+    rec.prevUntil = this.now() + this.options.committerTimeoutMs * 2
+    // out.consumed is not zeroed: `prev` shares those keys until the rollback window closes
+    rec.state = out.newState
+    delete rec.unclean
+    rec.last = { epoch, term: rec.term, hash }
+    rec.log.push({ epoch, term: rec.term, hash, commit: mls, at: this.now(), ...(welcome !== undefined ? { welcome, welcomeTo: opts.welcome } : {}) })
+    while (rec.log.length > this.options.commitLogSize) rec.log.shift()
+    await this.save(rec)
+    void this.heartbeat(rec)
+    if (welcome !== undefined) this.sendWelcome(rec, welcome, opts.welcome, hash, acked)
+  }
+
+  /** Send a heartbeat `(epoch, term, last commit hash)` to every member. */
+  async heartbeat (rec: GroupRecord): Promise<void> {
+    const frame = this.frameOf(rec, { meta: { hash: rec.last?.hash ?? '' } })
+    const signal = this.signal(this.options.requestTimeoutMs)
+    await Promise.allSettled(members(rec.state).filter(p => p !== this.selfId).map(async p => this.request(p, 'mls.heartbeat', frame, signal)))
+  }
+
+  /** Make the next member in succession the committer (a clean hand-over before leaving). */
+  async handOver (rec: GroupRecord): Promise<void> {
+    const next = this.inbound.committerOf(rec, rec.term + 1)
+    if (next === this.selfId) return
+    await this.request(next, 'mls.request', this.frameOf(rec, { meta: { op: 'takeover' } }), this.signal(this.options.requestTimeoutMs))
+    // the next member now commits for term + 1: follow it at once (its heartbeat would say the same)
+    await this.withLock(rec.id, async () => { rec.term += 1; rec.committer = next; await this.save(rec) })
+  }
+
+  /** Become committer with `term + rank` (failover, or a hand-over). */
+  async takeOver (rec: GroupRecord, rank: number): Promise<void> {
+    rec.term += rank
+    rec.committer = this.selfId
+    rec.lastHeartbeat = this.now()
+    await this.save(rec)
+    this.audit({ type: 'groups.takeover', peer: this.selfId, groupId: rec.id, epoch: epochOf(rec), term: rec.term })
+    void this.heartbeat(rec)
+    // the previous committer may have died before sending the Welcome of the last commit
+    const last = rec.log.at(-1)
+    if (last?.welcome !== undefined && last.epoch === epochOf(rec) - 1) this.sendWelcome(rec, last.welcome, last.welcomeTo ?? [], last.hash, undefined)
+  }
+
+  /** Send the Welcome of the commit that produced the current epoch (`confirm`: members that acked it). */
+  sendWelcome (rec: GroupRecord, welcome: Uint8Array, to: string[], hash: string, acked: string[] | undefined): void {
+    // `confirm`: members that acknowledged the commit, whom the joiner asks whether it is settled (unknown after a take-over)
+    const confirm = acked?.filter(p => !to.includes(p)).slice(0, 3)
+    const frame = this.frameOf(rec, { mls: welcome, meta: { name: rec.name, creator: rec.creator, hash, ...(confirm !== undefined ? { confirm } : {}) } })
+    for (const p of to) void this.delivery.deliverWelcome(p, frame)
+  }
+
+  /** Periodic work: heartbeats, failover, self-update, redelivery. */
+  async tick (): Promise<void> {
+    if (!this.started) return
+    const now = this.now()
+    for (const rec of [...this.groups.values()]) {
+      try {
+        if (rec.unclean === true) void this.refresh(rec).catch(() => {})
+        if (rec.prev !== undefined && now > (rec.prevUntil ?? 0)) {
+          // the previous epoch's secrets are kept only while a rollback can still happen
+          await this.withLock(rec.id, async () => { delete rec.prev; await this.save(rec) })
+        }
+        if (rec.committer === this.selfId) {
+          if (this.options.selfUpdateIntervalMs > 0 && now - rec.lastUpdate > this.options.selfUpdateIntervalMs) {
+            await this.selfUpdate(rec)
+          }
+          void this.withLock(rec.id, async () => { void this.heartbeat(rec) })
+          continue
+        }
+        const rank = this.inbound.rankOf(rec, this.selfId)
+        if (rank > 0 && now - rec.lastHeartbeat > this.options.committerTimeoutMs * rank) {
+          await this.withLock(rec.id, async () => this.takeOver(rec, rank))
+        } else if (this.options.selfUpdateIntervalMs > 0 && now - rec.lastUpdate > this.options.selfUpdateIntervalMs) {
+          await this.selfUpdate(rec)
+        }
+      } catch (err) {
+        this.log('debug', { group: rec.id, err: (err as Error).message }, 'groups tick')
+      }
+    }
+    if (this.delivery.pending.size > 0) await this.delivery.redeliver()
+  }
+
+  /** Refresh this node's leaf: an empty commit (committer) or a rejoin with a fresh key package. */
+  async selfUpdate (rec: GroupRecord): Promise<void> {
+    rec.lastUpdate = this.now()
+    const signal = this.signal(this.options.requestTimeoutMs * 3)
+    if (rec.committer === this.selfId) {
+      await this.withLock(rec.id, async () => this.commit(rec, [], { exclude: [], welcome: [] }, signal))
+    } else {
+      await this.inbound.rejoin(rec)
+    }
+  }
+
+  /** Serve one inbound stream: one frame in, one reply out. */
+  private async serve (stream: Stream, remote: PeerId): Promise<void> {
+    const signal = this.signal(this.options.requestTimeoutMs)
+    const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
+    const data = await lp.read({ signal })
+    let reply: Partial<GroupFrame> & { groupId: Uint8Array }
+    let id = ''
+    let service = 'mls.error'
+    try {
+      const take = this.inbound.frames.take(remote.toString(), this.now())
+      if (!take.allowed) throw new RateLimitedError('too many frames', { repeat: !take.firstRefusal })
+      const opened = openFrame(data.subarray(), { local: this.self, remote, replayCache: this.replayCache, now: this.now(), windowMs: this.options.replayWindowMs })
+      id = opened.id
+      service = opened.type
+      this.framesIn[service] = (this.framesIn[service] ?? 0) + 1
+      if (opened.kind !== 'request') throw new InvalidArgumentError('expected a request')
+      reply = await this.inbound.handle(opened.type, remote.toString(), opened.frame, signal)
+    } catch (err) {
+      const code = err instanceof GroupsError || (typeof (err as { code?: unknown }).code === 'string') ? String((err as { code: string }).code) : 'InternalError'
+      const meta: Record<string, unknown> = { error: { code, message: (err as Error).message } }
+      if (err instanceof GroupsError && err.meta !== undefined) Object.assign(meta, err.meta)
+      reply = { groupId: new Uint8Array([0]), meta }
+      if (!(err instanceof GroupsError && err.meta?.repeat === true)) this.inbound.rejected(remote.toString(), code, (err as Error).message, '', undefined, err)
+    }
+    await lp.write(sealReply(this.signer, remote, service, id, reply, this.now()), { signal })
+    await stream.close({ signal }).catch(() => {})
+  }
+}

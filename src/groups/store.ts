@@ -1,0 +1,183 @@
+/**
+ * Group state at rest: one file per group, `<home>/groups/<groupId hex>.bin`,
+ * written atomically (temporary file, fsync, rename, fsync of the folder) and
+ * encrypted with AES-256-GCM under a key derived from the node's private key
+ * by HKDF-SHA256 (salt `agentnet-groups`, info `state-key/v1`). The file name
+ * is authenticated data, so a file cannot be moved to another group's name.
+ *
+ * ```
+ * file = "AGG1" || nonce(12) || tag(16) || AES-256-GCM(key, nonce, aad = "agentnet-groups/v1/" || name, json)
+ * ```
+ *
+ * @module
+ */
+
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto'
+import { mkdir, readdir, readFile, unlink } from 'node:fs/promises'
+import { join } from 'node:path'
+import { decodeGroupState, encodeGroupState } from 'ts-mls'
+import { writeFileAtomic } from '../utils/fs.ts'
+import { STATE_DIR } from './constants.ts'
+import { CorruptGroupStateError } from './errors.ts'
+import type { PrivateKey } from '@libp2p/interface'
+import type { ClientConfig, ClientState } from 'ts-mls'
+
+const MAGIC = Buffer.from('AGG1')
+
+/** One commit kept so that members that missed it can catch up. */
+export interface CommitLogEntry {
+  /** the epoch the commit applies to (the group is at `epoch + 1` after it) */
+  epoch: number
+  term: number
+  /** hex SHA-256 of the MLSMessage bytes */
+  hash: string
+  commit: Uint8Array
+  at: number
+  /** the Welcome of this commit (encrypted to the joiners) and who it is for */
+  welcome?: Uint8Array
+  welcomeTo?: string[]
+}
+
+/** Everything this node knows of one group. */
+export interface GroupRecord {
+  id: string
+  groupId: Uint8Array
+  name: string
+  creator: string
+  term: number
+  committer: string
+  state: ClientState
+  /** the state before `last` was applied: a losing commit can be rolled back once */
+  prev?: ClientState
+  /** when `prev` is deleted (ms; not persisted: a loaded `prev` lives until the first tick after the timeout) */
+  prevUntil?: number
+  /** the commit that produced the current epoch */
+  last?: { epoch: number, term: number, hash: string }
+  log: CommitLogEntry[]
+  /** when the committer was last heard from (not persisted: a restart starts the clock again) */
+  lastHeartbeat: number
+  /** when this member last refreshed its leaf */
+  lastUpdate: number
+  /**
+   * Loaded from a file written while the node ran (it did not stop cleanly):
+   * its sending ratchet may be behind what it already used, so it must not
+   * send in this epoch (a generation would be reused); cleared by the next epoch.
+   */
+  unclean?: boolean
+}
+
+interface StoredRecord {
+  v: 1
+  id: string
+  name: string
+  creator: string
+  term: number
+  committer: string
+  state: string
+  prev?: string
+  last?: { epoch: number, term: number, hash: string }
+  log: Array<{ epoch: number, term: number, hash: string, commit: string, at: number, welcome?: string, welcomeTo?: string[] }>
+  lastUpdate: number
+  /** written while running (true) or at a clean stop (false) */
+  open?: boolean
+}
+
+const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64')
+const unb64 = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'base64'))
+
+function decodeState (text: string, config: ClientConfig): ClientState {
+  const decoded = decodeGroupState(unb64(text), 0)
+  if (decoded === undefined) throw new CorruptGroupStateError('group state does not decode')
+  return { ...decoded[0], clientConfig: config }
+}
+
+/** Encrypted, atomic persistence of {@link GroupRecord}s. */
+export class GroupStore {
+  private readonly dir: string
+  private readonly key: Buffer
+  private readonly config: ClientConfig
+
+  constructor (home: string, privateKey: PrivateKey, config: ClientConfig) {
+    this.dir = join(home, STATE_DIR)
+    this.key = Buffer.from(hkdfSync('sha256', privateKey.raw, 'agentnet-groups', 'state-key/v1', 32))
+    this.config = config
+  }
+
+  private file (id: string): string {
+    return join(this.dir, `${id}.bin`)
+  }
+
+  private aad (id: string): Buffer {
+    return Buffer.from(`agentnet-groups/v1/${id}.bin`)
+  }
+
+  /** Write `record`; `open` = false only at a clean stop. */
+  async save (record: GroupRecord, open = true): Promise<void> {
+    const stored: StoredRecord = {
+      v: 1,
+      id: record.id,
+      name: record.name,
+      creator: record.creator,
+      term: record.term,
+      committer: record.committer,
+      state: b64(encodeGroupState(record.state)),
+      ...(record.prev !== undefined ? { prev: b64(encodeGroupState(record.prev)) } : {}),
+      ...(record.last !== undefined ? { last: { epoch: record.last.epoch, term: record.last.term, hash: record.last.hash } } : {}),
+      log: record.log.map(e => ({ epoch: e.epoch, term: e.term, hash: e.hash, commit: b64(e.commit), at: e.at, ...(e.welcome !== undefined ? { welcome: b64(e.welcome), welcomeTo: e.welcomeTo ?? [] } : {}) })),
+      lastUpdate: record.lastUpdate,
+      open
+    }
+    const nonce = randomBytes(12)
+    const cipher = createCipheriv('aes-256-gcm', this.key, nonce)
+    cipher.setAAD(this.aad(record.id))
+    const ct = Buffer.concat([cipher.update(JSON.stringify(stored), 'utf8'), cipher.final()])
+    await mkdir(this.dir, { recursive: true, mode: 0o700 })
+    await writeFileAtomic(this.file(record.id), Buffer.concat([MAGIC, nonce, cipher.getAuthTag(), ct]))
+  }
+
+  async remove (id: string): Promise<void> {
+    await unlink(this.file(id)).catch(() => {})
+  }
+
+  /** Every stored group; a file that does not decrypt throws {@link CorruptGroupStateError} (never silently forgotten). */
+  async loadAll (now: number): Promise<GroupRecord[]> {
+    let names: string[]
+    try {
+      names = await readdir(this.dir)
+    } catch {
+      return []
+    }
+    const out: GroupRecord[] = []
+    for (const name of names) {
+      if (!/^[0-9a-f]{2,128}\.bin$/.test(name)) continue
+      const id = name.slice(0, -4)
+      const data = await readFile(this.file(id))
+      let stored: StoredRecord
+      try {
+        if (!data.subarray(0, 4).equals(MAGIC)) throw new Error('bad magic')
+        const decipher = createDecipheriv('aes-256-gcm', this.key, data.subarray(4, 16))
+        decipher.setAAD(this.aad(id))
+        decipher.setAuthTag(data.subarray(16, 32))
+        stored = JSON.parse(Buffer.concat([decipher.update(data.subarray(32)), decipher.final()]).toString('utf8')) as StoredRecord
+      } catch (err) {
+        throw new CorruptGroupStateError(`group state ${name} cannot be decrypted: ${(err as Error).message}`)
+      }
+      out.push({
+        id,
+        groupId: new Uint8Array(Buffer.from(id, 'hex')),
+        name: stored.name,
+        creator: stored.creator,
+        term: stored.term,
+        committer: stored.committer,
+        state: decodeState(stored.state, this.config),
+        ...(stored.prev !== undefined ? { prev: decodeState(stored.prev, this.config) } : {}),
+        ...(stored.last !== undefined ? { last: stored.last } : {}),
+        log: stored.log.map(e => ({ epoch: e.epoch, term: e.term, hash: e.hash, commit: unb64(e.commit), at: e.at, ...(e.welcome !== undefined ? { welcome: unb64(e.welcome), welcomeTo: e.welcomeTo ?? [] } : {}) })),
+        lastHeartbeat: now,
+        lastUpdate: stored.lastUpdate,
+        ...(stored.open === true ? { unclean: true } : {})
+      })
+    }
+    return out
+  }
+}

@@ -1,0 +1,188 @@
+/**
+ * Frames of `/agentnet/mls/1.0.0`: a signed envelope of the agent protocol
+ * (`src/protocol`, signed under `MLS_SIGNATURE_SCHEME`) whose `service` names
+ * the frame type and whose `body` is
+ *
+ * ```
+ * body = 0x01 || uvarint(len(groupId)) || groupId || uvarint(epoch) || uvarint(term)
+ *        || uvarint(len(mls)) || mls || uvarint(len(meta)) || meta
+ * ```
+ *
+ * `mls` is an RFC 9420 `MLSMessage` (or empty) and `meta` UTF-8 JSON (or empty).
+ * One request frame per stream, answered by one response frame
+ * (`kind = response`, `in_reply_to` = the request id) on the same stream.
+ *
+ * @module
+ */
+
+import { randomUUID } from 'node:crypto'
+import { lpStream } from '@libp2p/utils'
+import { openEnvelope, sealEnvelope, MLS_SIGNATURE_SCHEME } from '../protocol/index.ts'
+import { BODY_VERSION, MAX_FRAME_BYTES, MLS_PROTOCOL } from './constants.ts'
+import { errorFromWire, GroupsError, MalformedGroupFrameError, PeerUnreachableError } from './errors.ts'
+import type { MessageSigner, ReplayCache } from '../protocol/index.ts'
+import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
+
+/** Frame types: the envelope's `service`. */
+export const FRAME_TYPES = ['mls.commit', 'mls.welcome', 'mls.app', 'mls.heartbeat', 'mls.request', 'mls.keypackage', 'mls.sync', 'mls.status'] as const
+export type FrameType = typeof FRAME_TYPES[number]
+
+/** The decoded body of a frame. */
+export interface GroupFrame {
+  groupId: Uint8Array
+  epoch: number
+  term: number
+  mls: Uint8Array
+  meta: Record<string, unknown>
+}
+
+const EMPTY = new Uint8Array(0)
+
+function pushVarint (out: number[], value: number): void {
+  if (!Number.isSafeInteger(value) || value < 0) throw new MalformedGroupFrameError('varint out of range')
+  while (value >= 0x80) {
+    out.push((value % 0x80) | 0x80)
+    value = Math.floor(value / 0x80)
+  }
+  out.push(value)
+}
+
+/** Encode a frame body. */
+export function encodeBody (frame: Partial<GroupFrame> & { groupId: Uint8Array }): Uint8Array {
+  const meta = frame.meta === undefined || Object.keys(frame.meta).length === 0 ? EMPTY : new TextEncoder().encode(JSON.stringify(frame.meta))
+  const mls = frame.mls ?? EMPTY
+  const head: number[] = [BODY_VERSION]
+  pushVarint(head, frame.groupId.length)
+  const tail: number[] = []
+  pushVarint(tail, frame.epoch ?? 0)
+  pushVarint(tail, frame.term ?? 0)
+  pushVarint(tail, mls.length)
+  const metaLen: number[] = []
+  pushVarint(metaLen, meta.length)
+  const out = new Uint8Array(head.length + frame.groupId.length + tail.length + mls.length + metaLen.length + meta.length)
+  let o = 0
+  for (const part of [Uint8Array.from(head), frame.groupId, Uint8Array.from(tail), mls, Uint8Array.from(metaLen), meta]) {
+    out.set(part, o)
+    o += part.length
+  }
+  return out
+}
+
+/** Decode a frame body; anything but exactly one well-formed body throws {@link MalformedGroupFrameError}. */
+export function decodeBody (bytes: Uint8Array): GroupFrame {
+  let i = 0
+  const varint = (): number => {
+    let value = 0
+    for (let shift = 0; ; shift += 7) {
+      const b = bytes[i++]
+      if (b === undefined || shift > 49) throw new MalformedGroupFrameError('truncated varint')
+      value += (b & 0x7f) * 2 ** shift
+      if ((b & 0x80) === 0) return value
+    }
+  }
+  const take = (n: number): Uint8Array => {
+    if (i + n > bytes.length) throw new MalformedGroupFrameError('truncated field')
+    const v = bytes.subarray(i, i + n)
+    i += n
+    return v
+  }
+  if (bytes[i++] !== BODY_VERSION) throw new MalformedGroupFrameError('unknown body version')
+  const groupId = take(varint())
+  if (groupId.length === 0 || groupId.length > 64) throw new MalformedGroupFrameError('bad group id')
+  const epoch = varint()
+  const term = varint()
+  const mls = take(varint())
+  const metaBytes = take(varint())
+  if (i !== bytes.length) throw new MalformedGroupFrameError('trailing bytes')
+  let meta: Record<string, unknown> = {}
+  if (metaBytes.length > 0) {
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(metaBytes))
+    } catch {
+      throw new MalformedGroupFrameError('meta is not JSON')
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new MalformedGroupFrameError('meta is not an object')
+    meta = parsed as Record<string, unknown>
+  }
+  return { groupId, epoch, term, mls, meta }
+}
+
+/** Seal a request frame of `type` for `to`; returns the frame and its request id. */
+export function sealFrame (signer: MessageSigner, to: PeerId, type: FrameType, frame: Partial<GroupFrame> & { groupId: Uint8Array }, timestamp?: number): { bytes: Uint8Array, id: string } {
+  const id = randomUUID()
+  const fields = { to, service: type, kind: 'request' as const, id, contentType: 'application/agentnet-mls', body: encodeBody(frame) }
+  return { bytes: sealEnvelope(timestamp === undefined ? fields : { ...fields, timestamp }, signer), id }
+}
+
+/** Seal the response to request `id` (same frame type, `kind = response`). */
+export function sealReply (signer: MessageSigner, to: PeerId, type: string, id: string, frame: Partial<GroupFrame> & { groupId: Uint8Array }, timestamp: number): Uint8Array {
+  return sealEnvelope({ to, service: type, kind: 'response', id: randomUUID(), inReplyTo: id, contentType: 'application/agentnet-mls', body: encodeBody(frame), timestamp }, signer)
+}
+
+/** What opening a frame needs. */
+export interface OpenFrameContext {
+  local: PeerId
+  remote: PeerId
+  replayCache: ReplayCache
+  now: number
+  windowMs: number
+}
+
+/** Open (verify) a frame with the project's one verification core, then decode its body. */
+export function openFrame (bytes: Uint8Array, ctx: OpenFrameContext): { type: string, id: string, inReplyTo: string, kind: string, frame: GroupFrame } {
+  const opened = openEnvelope(bytes, {
+    localPeer: ctx.local,
+    remotePeer: ctx.remote,
+    replayCache: ctx.replayCache,
+    now: ctx.now,
+    windowMs: ctx.windowMs,
+    maxBodyBytes: MAX_FRAME_BYTES,
+    scheme: MLS_SIGNATURE_SCHEME
+  })
+  const m = opened.message
+  return { type: m.service, id: m.id, inReplyTo: m.inReplyTo, kind: m.kind, frame: decodeBody(m.body) }
+}
+
+/** The part of libp2p the transport needs. */
+export type GroupsLibp2p = Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol' | 'peerId' | 'addEventListener' | 'removeEventListener' | 'getConnections'>
+
+/** Send one request frame to `peer` and return the opened reply. Errors in the reply are thrown as {@link GroupsError}. */
+export async function exchange (libp2p: GroupsLibp2p, peer: PeerId, request: { bytes: Uint8Array, id: string }, ctx: Omit<OpenFrameContext, 'remote'>, signal: AbortSignal): Promise<GroupFrame> {
+  let stream: Stream
+  try {
+    // one frame per stream: send the protocol name and the frame together (no negotiation round trip)
+    stream = await libp2p.dialProtocol(peer, MLS_PROTOCOL, { signal, negotiateFully: false })
+  } catch (err) {
+    throw new PeerUnreachableError(`cannot reach ${peer.toString()}: ${(err as Error).message}`)
+  }
+  try {
+    const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
+    await lp.write(request.bytes, { signal })
+    const data = await lp.read({ signal })
+    await stream.close({ signal }).catch(() => {})
+    const reply = openFrame(data.subarray(), { ...ctx, remote: peer })
+    if (reply.kind !== 'response' || reply.inReplyTo !== request.id) throw new MalformedGroupFrameError('reply does not answer the request')
+    const error = reply.frame.meta.error as { code?: unknown, message?: unknown } | undefined
+    if (error !== undefined) {
+      const e = errorFromWire(String(error.code), String(error.message ?? ''))
+      e.meta = reply.frame.meta
+      throw e
+    }
+    return reply.frame
+  } catch (err) {
+    stream.abort(err as Error)
+    if (err instanceof GroupsError) throw err
+    throw new PeerUnreachableError(`no answer from ${peer.toString()}: ${(err as Error).message}`)
+  }
+}
+
+/** Write raw frame bytes to `peer` and return the raw reply (tests: forged, replayed or out-of-order frames). */
+export async function sendRawFrame (libp2p: Pick<Libp2p, 'dialProtocol'>, peer: PeerId, bytes: Uint8Array, signal: AbortSignal): Promise<Uint8Array> {
+  const stream = await libp2p.dialProtocol(peer, MLS_PROTOCOL, { signal })
+  const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
+  await lp.write(bytes, { signal })
+  const data = await lp.read({ signal })
+  await stream.close({ signal }).catch(() => {})
+  return data.subarray()
+}

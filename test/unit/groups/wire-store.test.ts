@@ -1,0 +1,93 @@
+/**
+ * The group frame body codec, the peer-bound authentication service, and the
+ * encrypted state store.
+ */
+
+import assert from 'node:assert/strict'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, it } from 'node:test'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { createGroup } from 'ts-mls'
+import { decodeBody, encodeBody, peerAuthenticationService, GroupsError } from '../../../src/groups/index.ts'
+import { cipherSuite, clientConfig, members, newKeyPackage } from '../../../src/groups/identity.ts'
+import { GroupStore } from '../../../src/groups/store.ts'
+
+const enc = new TextEncoder()
+
+describe('groups: frame body codec', () => {
+  it('round-trips every field', () => {
+    const frame = { groupId: new Uint8Array(16).fill(7), epoch: 300, term: 2 ** 40, mls: new Uint8Array([1, 2, 3]), meta: { hash: 'ab', confirm: ['x'] } }
+    const back = decodeBody(encodeBody(frame))
+    assert.deepEqual({ ...back, groupId: [...back.groupId], mls: [...back.mls] }, { ...frame, groupId: [...frame.groupId], mls: [1, 2, 3] })
+  })
+
+  it('refuses anything but exactly one well-formed body', () => {
+    const good = encodeBody({ groupId: new Uint8Array([1]), epoch: 1, term: 1 })
+    const bad = [
+      new Uint8Array(0),
+      Uint8Array.from([2, ...good.subarray(1)]),
+      Uint8Array.from([...good, 0]),
+      good.subarray(0, good.length - 1),
+      encodeBody({ groupId: new Uint8Array(0) }),
+      Uint8Array.from([...good.subarray(0, good.length - 1), 2, 0x7b, 0x7b])
+    ]
+    for (const b of bad) assert.throws(() => decodeBody(b), (err: unknown) => err instanceof GroupsError && err.code === 'MalformedGroupFrame')
+  })
+})
+
+describe('groups: authentication service', () => {
+  it('accepts a credential only with the peer key of the peer it names', async () => {
+    const key = await generateKeyPair('Ed25519')
+    const other = await generateKeyPair('Ed25519')
+    const id = peerIdFromPrivateKey(key).toString()
+    const cred = { credentialType: 'basic' as const, identity: enc.encode(id) }
+    assert.equal(await peerAuthenticationService.validateCredential(cred, key.publicKey.raw), true)
+    assert.equal(await peerAuthenticationService.validateCredential(cred, other.publicKey.raw), false)
+    assert.equal(await peerAuthenticationService.validateCredential({ credentialType: 'basic', identity: enc.encode('alice') }, key.publicKey.raw), false)
+    assert.equal(await peerAuthenticationService.validateCredential({ credentialType: 'basic', identity: enc.encode(` ${id}`) }, key.publicKey.raw), false)
+  })
+})
+
+describe('groups: state at rest', () => {
+  it('is encrypted, authenticated and bound to its file name', async () => {
+    const home = await mkdtemp(join(tmpdir(), 'agentnet-gstore-'))
+    try {
+      const key = await generateKeyPair('Ed25519')
+      const peer = peerIdFromPrivateKey(key)
+      const cs = await cipherSuite()
+      const config = clientConfig(4)
+      const kp = await newKeyPackage(key, peer, cs)
+      const groupId = new Uint8Array(16).fill(9)
+      const state = await createGroup(groupId, kp.publicPackage, kp.privatePackage, [], cs, config)
+      const store = new GroupStore(home, key, config)
+      const id = Buffer.from(groupId).toString('hex')
+      await store.save({ id, groupId, name: 'very secret name', creator: peer.toString(), term: 1, committer: peer.toString(), state, log: [], lastHeartbeat: 0, lastUpdate: 0 }, false)
+      const [file] = await readdir(join(home, 'groups'))
+      assert.equal(file, `${id}.bin`)
+      const bytes = await readFile(join(home, 'groups', file))
+      assert.ok(!bytes.toString('latin1').includes('very secret name'))
+      assert.ok(!bytes.toString('latin1').includes(peer.toString()))
+      const [loaded] = await store.loadAll(0)
+      assert.equal(loaded?.name, 'very secret name')
+      assert.deepEqual(members(loaded!.state), [peer.toString()])
+      assert.equal(loaded?.unclean, undefined)
+      // another node's key cannot read it
+      await assert.rejects(new GroupStore(home, await generateKeyPair('Ed25519'), config).loadAll(0), (err: unknown) => err instanceof GroupsError && err.code === 'CorruptGroupState')
+      // a flipped byte is detected
+      const flipped = Buffer.from(bytes)
+      flipped[flipped.length - 1] = (flipped[flipped.length - 1] ?? 0) ^ 1
+      await writeFile(join(home, 'groups', file), flipped)
+      await assert.rejects(store.loadAll(0), (err: unknown) => err instanceof GroupsError && err.code === 'CorruptGroupState')
+      // a file renamed to another group's name is refused
+      await writeFile(join(home, 'groups', file), bytes)
+      await rm(join(home, 'groups', file))
+      await writeFile(join(home, 'groups', `${'ab'.repeat(16)}.bin`), bytes)
+      await assert.rejects(store.loadAll(0), (err: unknown) => err instanceof GroupsError && err.code === 'CorruptGroupState')
+    } finally {
+      await rm(home, { recursive: true, force: true })
+    }
+  })
+})
