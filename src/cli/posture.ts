@@ -7,8 +7,8 @@
  */
 
 import { readFile, writeFile } from 'node:fs/promises'
-import { NodeNotRunningError } from '../client/index.ts'
-import { CliError, homeOf, print, SilentExit, withClient, withCommon } from './common.ts'
+import { connectClient, NodeNotRunningError } from '../client/index.ts'
+import { CliError, homeOf, print, SilentExit, withCommon } from './common.ts'
 import type { GlobalOptions } from './common.ts'
 import type { Profile } from '../config/index.ts'
 import type { Command } from 'commander'
@@ -98,7 +98,7 @@ export function registerPostureCommands (program: Command, deps: PostureCommandD
       const home = homeOf(opts)
       await loadIdentity(home)
       try {
-        await withClient(opts, async client => client.nodeInfo())
+        (await connectClient({ home })).close()
         throw new CliError('the node is running: stop it, rotate, then start it again (the start tells the trusted peers)', 'NodeAlreadyRunning')
       } catch (err) {
         if (!(err instanceof NodeNotRunningError)) throw err
