@@ -130,7 +130,10 @@ export async function completeRotationSwap (home: string): Promise<RotationState
   const old = join(home, OLD_KEY_FILE)
   if (await exists(next)) {
     // killed between the two renames, the old key is already identity.old.key
-    await rekeyKeychain(home, await readKey(await exists(key) ? key : old), await readKey(next))
+    const oldKey = await readKey(await exists(key) ? key : old)
+    const newKey = await readKey(next)
+    await rekeyKeychain(home, oldKey, newKey)
+    await resignBaseline(home, oldKey, newKey)
     const current = await exists(key) ? peerIdFromPrivateKey(await readKey(key)).toString() : undefined
     if (current === state.old) await rename(key, old)
     else if (current !== undefined && current !== state.new) throw new CorruptSuccessionStateError(`${key} is neither the old nor the new key of the rotation in progress`)
@@ -174,6 +177,23 @@ async function rekeyKeychain (home: string, oldKey: PrivateKey, newKey: PrivateK
   } finally {
     await store.close()
   }
+}
+
+/**
+ * The approved posture baseline (`agentnet doctor --record-baseline`) is
+ * signed by the node key: one intact under the old key is signed again by the
+ * new key, unchanged, so `doctor` does not report the rotation as tampering.
+ * Anything else (absent, already re-signed, tampered) is left as it is.
+ */
+async function resignBaseline (home: string, oldKey: PrivateKey, newKey: PrivateKey): Promise<void> {
+  const { BASELINE_FILE } = await import('../posture/constants.ts')
+  const file = join(home, BASELINE_FILE)
+  const text = await readStateFile(file)
+  if (text === undefined) return
+  const { checkBaseline, encodeBaseline } = await import('../posture/baseline.ts')
+  const check = checkBaseline(text, peerIdFromPrivateKey(oldKey).toString())
+  if (check.status !== 'intact' || check.baseline === undefined) return
+  await writeFileAtomic(file, encodeBaseline(check.baseline.posture, newKey, check.baseline.recordedAt), 0o600)
 }
 
 /** Prepare and swap: the whole of `agentnet identity rotate` (the node is stopped) */

@@ -213,6 +213,7 @@ describe('agentnet identity rotate / status (CLI)', () => {
     } finally {
       await node.stop()
     }
+    await runJson(['doctor', '--home', h, '--record-baseline', '--offline'])
     const rotated = await runJson(['identity', 'rotate', '--home', h, '--grace', '1h'])
     assert.equal(rotated.old, peerId)
     assert.notEqual(rotated.new, peerId)
@@ -226,5 +227,6 @@ describe('agentnet identity rotate / status (CLI)', () => {
     assert.equal(JSON.parse(again.stdout).error.code, 'RotationInProgress')
     const { report } = await doctor(['--home', h, '--offline'])
     assert.equal(get(report, 'identity.rotation-in-progress').severity, 'info')
+    assert.equal(report.baseline, 'intact', 'the approved baseline was signed again by the new key')
   })
 })
