@@ -35,7 +35,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { AUDIT_LOG_FILE, AuditSink, openAuditLog } from '../audit/index.ts'
 import { CARD_NAMESPACE, CardService, createCardValidator, selectCard } from '../cards/index.ts'
 import { AGENT_CARD_SERVICE, agentCardHandler } from '../did/service.ts'
-import { repointPetnames, SuccessorService } from '../identity/successor.ts'
+import { repointPetnames, SuccessorService, swapGroupMember } from '../identity/successor.ts'
 import { MessagingService } from '../messaging/index.ts'
 import { AGENT_VERSION, createAgentLibp2p, keychainPassFor, Milestones, Network, openPeerStore, reachabilityOf, relaysOf } from '../node/index.ts'
 import { Outbox } from '../outbox/index.ts'
@@ -149,8 +149,12 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
       // and removes it from every group (asks the committer where this node is not it)
       void groupsService?.onTrustRevoked(peer.toString()).catch((err: Error) => { init.logger?.warn({ err: err.message }, 'could not remove a revoked peer from its groups') })
     },
-    // a trusted peer rotated its key (src/identity): its petnames follow
-    onSuccession: async (old, next) => { await repointPetnames(home, old, next) }
+    // a trusted peer rotated its key (src/identity): its petnames follow, and
+    // its group memberships where this node commits (in the background: the new ID dials in once told)
+    onSuccession: async (old, next) => {
+      await repointPetnames(home, old, next)
+      void swapGroupMember(groupsService, libp2p.peerId.toString(), old, next).catch(() => {})
+    }
   }, {
     home,
     staticPeers: config.trust.peers,

@@ -25,6 +25,7 @@ import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { AgentnetError } from '../errors/index.ts'
 import { fsyncDir, readStateFile, writeFileAtomic } from '../utils/fs.ts'
+import { STATE_DIR } from '../groups/constants.ts'
 import { decodeSuccession, DEFAULT_GRACE_MS, encodeSuccession } from './rotation.ts'
 import type { PrivateKey } from '@libp2p/interface'
 
@@ -36,6 +37,8 @@ export const NEXT_KEY_FILE = 'identity.next.key'
 export const OLD_KEY_FILE = 'identity.old.key'
 /** The rotation in progress */
 export const SUCCESSION_FILE = 'succession.json'
+/** The old ID's group state, during the grace period */
+export const OLD_GROUPS_DIR = `${STATE_DIR}.old`
 
 export class RotationInProgressError extends AgentnetError {
   override readonly code = 'RotationInProgress'
@@ -134,6 +137,9 @@ export async function completeRotationSwap (home: string): Promise<RotationState
     const newKey = await readKey(next)
     await rekeyKeychain(home, oldKey, newKey)
     await resignBaseline(home, oldKey, newKey)
+    // MLS group state is the old ID's membership, encrypted under the old key:
+    // set aside (the committers add the new ID, which joins by Welcome) and deleted with the old key
+    if (await exists(join(home, STATE_DIR)) && !await exists(join(home, OLD_GROUPS_DIR))) await rename(join(home, STATE_DIR), join(home, OLD_GROUPS_DIR))
     const current = await exists(key) ? peerIdFromPrivateKey(await readKey(key)).toString() : undefined
     if (current === state.old) await rename(key, old)
     else if (current !== undefined && current !== state.new) throw new CorruptSuccessionStateError(`${key} is neither the old nor the new key of the rotation in progress`)
@@ -216,6 +222,7 @@ export async function loadOldKey (home: string): Promise<PrivateKey | undefined>
 /** Step 4: the grace period is over; the old key is deleted */
 export async function finishRotation (home: string): Promise<void> {
   await rm(join(home, OLD_KEY_FILE), { force: true })
+  await rm(join(home, OLD_GROUPS_DIR), { recursive: true, force: true })
   await rm(join(home, SUCCESSION_FILE), { force: true })
   await fsyncDir(home)
 }

@@ -302,3 +302,41 @@ export async function repointPetnames (home: string, old: string, next: string):
   }
   return moved
 }
+
+/** What {@link swapGroupMember} needs of the groups service */
+export interface GroupMembership {
+  list: () => Array<{ groupId: string, committer: string, members: string[] }>
+  add: (args: { groupId: string, peer: string }) => Promise<unknown>
+  remove: (args: { groupId: string, peer: string }) => Promise<unknown>
+}
+
+/**
+ * Peer side: in every group this node commits for, the rotated member's old
+ * ID is replaced by its new one (add the new ID, which gets a Welcome, then
+ * remove the old). Other members leave it to their committer, which got the
+ * same notice. The new ID may not be reachable yet when the notice arrives:
+ * each step is retried. Resolves to the groups changed.
+ */
+export async function swapGroupMember (groups: GroupMembership | undefined, self: string, old: string, next: string, options: { attempts?: number, delayMs?: number } = {}): Promise<string[]> {
+  if (groups === undefined) return []
+  const attempts = options.attempts ?? 10
+  const delayMs = options.delayMs ?? 1000
+  const retry = async (step: () => Promise<unknown>): Promise<boolean> => {
+    for (let i = 0; i < attempts; i++) {
+      try {
+        await step()
+        return true
+      } catch {
+        await new Promise(resolve => setTimeout(resolve, delayMs))
+      }
+    }
+    return false
+  }
+  const changed: string[] = []
+  for (const g of groups.list()) {
+    if (g.committer !== self || !g.members.includes(old)) continue
+    const added = g.members.includes(next) || await retry(async () => groups.add({ groupId: g.groupId, peer: next }))
+    if (added && await retry(async () => groups.remove({ groupId: g.groupId, peer: old }))) changed.push(g.groupId)
+  }
+  return changed
+}

@@ -96,6 +96,7 @@ describe('key rotation with succession (real nodes)', () => {
   let a: AgentNode, b: AgentNode, c: AgentNode
   let oldA: string, newA: string
   let oldKeyA: PrivateKey
+  let groupId: string
 
   before(async () => {
     homeA = await newHome()
@@ -109,6 +110,10 @@ describe('key rotation with succession (real nodes)', () => {
     oldKeyA = (await loadIdentity(homeA)).privateKey
     await new AddressBook(homeB).add('alice', oldA)
     assert.equal(await echo(b, oldA, 'before'), 'before')
+    // B commits a group A belongs to
+    groupId = (await b.groups.create({ name: 'team' })).groupId
+    await b.groups.add({ groupId, peer: oldA })
+    await waitFor('A to join the group', () => a.groups.list().some(g => g.groupId === groupId))
   })
 
   it('a record signed by the old key alone is refused (a thief with the old key cannot move trust)', async () => {
@@ -153,6 +158,15 @@ describe('key rotation with succession (real nodes)', () => {
     assert.ok((await auditTypes(homeA)).includes('identity.succession-delivered'))
     // A still trusts B and C: its own trust store is keyed by their IDs
     assert.ok(a.trust.isTrusted(b.peerId) && a.trust.isTrusted(c.peerId))
+
+    // group membership follows: B, the committer, swaps the old ID for the new one
+    const members = (): string[] => b.groups.list().find(g => g.groupId === groupId)?.members ?? []
+    await waitFor('B to swap A in the group', () => members().includes(newA) && !members().includes(oldA), 30_000)
+    await waitFor('A to join on its new ID', () => a.groups.list().some(g => g.groupId === groupId && g.members.includes(newA)), 30_000)
+    const received: string[] = []
+    a.groups.on('received', m => { if (m.groupId === groupId) received.push(decoder.decode(m.body)) })
+    await b.sendToGroup(groupId, encoder.encode('hello team'), 'text/plain')
+    await waitFor('the group message on the new ID', () => received.includes('hello team'))
   })
 
   it('the old ID answers with a pointer during the grace period, then stops; the old key is deleted', async () => {
