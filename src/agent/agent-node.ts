@@ -4,6 +4,7 @@ import type { AddressBook } from '../addressbook/index.ts'
 import type { Guard, GuardDecision, Screening } from '../guard/index.ts'
 import type { GroupsService } from '../groups/index.ts'
 import type { AuditSink } from '../audit/index.ts'
+import type { SuccessorService } from '../identity/successor.ts'
 import type { AgentCard, CardContent, CardService } from '../cards/index.ts'
 import type { ErrorCode, ForeignCode } from '../errors/index.ts'
 import type { InboundMessage, MessagingService, Reply, SendOptions } from '../messaging/index.ts'
@@ -50,6 +51,8 @@ export interface AgentNodeParts {
   cards: CardService
   outbox: Outbox
   audit: AuditSink
+  /** This node's key rotation in its grace period (src/identity) */
+  rotation: SuccessorService
   /** Peer store, DHT records, keychain (closed last at stop) */
   datastore: Datastore & { close: () => Promise<void> }
   /** Started in this order, stopped in the reverse */
@@ -73,6 +76,7 @@ export class AgentNode {
   readonly cards: CardService
   readonly outbox: Outbox
   readonly audit: AuditSink
+  readonly rotation: SuccessorService
   readonly guard: Guard
   readonly groups: GroupsService
   /** Operator milestones and readiness (`node.state`, `node.wait`) */
@@ -95,6 +99,7 @@ export class AgentNode {
     this.cards = parts.cards
     this.outbox = parts.outbox
     this.audit = parts.audit
+    this.rotation = parts.rotation
     this.guard = parts.guard
     this.groups = parts.groups
     this.milestones = parts.milestones

@@ -34,6 +34,8 @@ import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { AUDIT_LOG_FILE, AuditSink, openAuditLog } from '../audit/index.ts'
 import { CARD_NAMESPACE, CardService, createCardValidator, selectCard } from '../cards/index.ts'
+import { AGENT_CARD_SERVICE, agentCardHandler } from '../did/service.ts'
+import { repointPetnames, SuccessorService, swapGroupMember } from '../identity/successor.ts'
 import { MessagingService } from '../messaging/index.ts'
 import { AGENT_VERSION, createAgentLibp2p, keychainPassFor, Milestones, Network, openPeerStore, reachabilityOf, relaysOf } from '../node/index.ts'
 import { Outbox } from '../outbox/index.ts'
@@ -146,16 +148,32 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
       await tokens.revoke(peer)
       // and removes it from every group (asks the committer where this node is not it)
       void groupsService?.onTrustRevoked(peer.toString()).catch((err: Error) => { init.logger?.warn({ err: err.message }, 'could not remove a revoked peer from its groups') })
+    },
+    // a trusted peer rotated its key (src/identity): its petnames follow, and
+    // its group memberships where this node commits (in the background: the new ID dials in once told)
+    onSuccession: async (old, next) => {
+      await repointPetnames(home, old, next)
+      void swapGroupMember(groupsService, libp2p.peerId.toString(), old, next).catch(() => {})
     }
   }, {
     home,
     staticPeers: config.trust.peers,
     publicServices: config.trust.publicServices,
     strict: config.trust.strict,
+    acceptOldKeyOnlySuccession: config.trust.acceptOldKeyOnlySuccession,
     allowPeers: () => infrastructurePeers
   })
   trust = trustService
   const publicServices = new Set(config.trust.publicServices)
+  // a key rotation of this node in its grace period: the old ID points to the new one
+  const rotation = new SuccessorService({
+    home,
+    libp2p,
+    contentRouting: libp2p.services.dht == null ? undefined : libp2p.contentRouting,
+    trustedPeers: () => trustService.list().filter(e => e.state === 'trusted').map(e => e.peerId),
+    audit: async (type, data) => { await audit.recordNow(type, data) },
+    logger: log('rotation')
+  }, { config })
   const network = new Network({ libp2p, logger: log('network') }, { config, rejoinIntervalMs: init.rejoinIntervalMs })
 
   const guard = createGuard({
@@ -254,11 +272,12 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     messaging,
     network,
     cards,
+    rotation,
     ...(config.groups.enabled ? [groupsService] : []),
     stunService(config, log('stun'))
   ]
 
-  return new AgentNode({
+  const node = new AgentNode({
     groups: groupsService,
     milestones,
     guard,
@@ -272,10 +291,22 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     cards,
     outbox,
     audit,
+    rotation,
     datastore,
     lifecycle,
     logger: init.logger,
     // only a clean stop leaves a snapshot; its absence at the next start means a crash
     saveState: async () => { await saveReplayCache(home, replayCache) }
   })
+  // the A2A-style agent card (src/did), signed from the card content the outbox admitted;
+  // its reply passes the guard too, where the JWS signature and the did:key count as
+  // high-entropy tokens: allowed for this service unless the config sets its own policy
+  if (!config.guard.policies.some(p => p.peer === '*' && p.service === AGENT_CARD_SERVICE)) {
+    guard.setPolicy({ peer: '*', service: AGENT_CARD_SERVICE, allow: ['secret/high-entropy'] })
+  }
+  node.registerService(AGENT_CARD_SERVICE, agentCardHandler(async () => {
+    const { createAgentCard } = await import('../did/agent-card.ts')
+    return createAgentCard({ ...cards.content(), version: AGENT_VERSION.split('/')[1] ?? '0.0.0' }, privateKey)
+  }, { version: () => cards.content() }))
+  return node
 }

@@ -56,6 +56,11 @@ export class CardService implements Startable {
     clearTimeout(this.timer)
   }
 
+  /** The card content as the outbox admitted it (a new object after each publish) */
+  content (): Readonly<CardContent> {
+    return this.card
+  }
+
   /**
    * Sign and publish our card (replacing the fields given). Resolves once at
    * least one DHT peer stored it.

@@ -196,6 +196,10 @@ export async function buildProgram (): Promise<Command> {
     .option('--port <n>', 'TCP port on 127.0.0.1 (default: any free port)', parsePort)
     .action(lazy(guardCommands, 'dashboard'))
 
+  // issue 15: doctor, card export/verify, identity rotate/status (their modules load when they run)
+  const { registerPostureCommands } = await import('./posture.ts')
+  registerPostureCommands(program, { Option, parseDuration })
+
   program.command('completion').description('print a shell completion script: agentnet completion bash >> ~/.bashrc')
     .argument('<shell>', 'bash, zsh or fish')
     .action(async (shell: string) => {

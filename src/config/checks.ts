@@ -147,3 +147,14 @@ export const peerIdList: Check = (value, path) => {
     }
   })
 }
+
+/** Connection encrypters (`security`) */
+export type SecurityProtocol = 'noise' | 'tls'
+export const SECURITY_PROTOCOLS: readonly SecurityProtocol[] = ['noise', 'tls']
+
+export const securityList: Check = (value, path) => {
+  if (!Array.isArray(value) || value.length === 0 || new Set(value).size !== value.length ||
+      !value.every(item => SECURITY_PROTOCOLS.includes(item as SecurityProtocol))) {
+    throw new ConfigError(`config: ${path} must be a non-empty list of distinct encrypters from ${SECURITY_PROTOCOLS.join(', ')} (in order of preference), got ${JSON.stringify(value)}`)
+  }
+}

@@ -22,8 +22,8 @@ import { ConfigError, isPlainObject } from './checks.ts'
 import { SCHEMA } from './schema.ts'
 import type { Config, Field, SchemaNode } from './schema.ts'
 
-export { ConfigError, LOG_LEVELS } from './checks.ts'
-export type { LogLevel } from './checks.ts'
+export { ConfigError, LOG_LEVELS, SECURITY_PROTOCOLS } from './checks.ts'
+export type { LogLevel, SecurityProtocol } from './checks.ts'
 export { SCHEMA } from './schema.ts'
 export type { Config, Field } from './schema.ts'
 

@@ -10,8 +10,8 @@
  * library would add a runtime dependency for what 100 lines do here.
  */
 
-import { bool, cardName, fileName, fraction, guardPolicies, integer, jsonObject, logLevel, multiaddrList, oneOf, peerIdList, peerMultiaddrList, serviceList, urlList } from './checks.ts'
-import type { Check, GuardPolicyConfig, LogLevel } from './checks.ts'
+import { bool, cardName, fileName, fraction, guardPolicies, integer, jsonObject, logLevel, multiaddrList, oneOf, peerIdList, peerMultiaddrList, securityList, serviceList, urlList } from './checks.ts'
+import type { Check, GuardPolicyConfig, LogLevel, SecurityProtocol } from './checks.ts'
 
 /** One setting: its default, its check and its meaning (the README shows `doc`) */
 export interface Field<T> {
@@ -80,8 +80,10 @@ export const SCHEMA = {
   trust: {
     peers: field<string[]>([], peerIdList, 'peer IDs trusted without a handshake (a fleet provisioned together)'),
     publicServices: field<string[]>([], serviceList, 'services that answer untrusted peers too; everything else is private'),
-    strict: field(false, bool, 'refuse connections from peers that are neither trusted nor bootstrap/relay peers')
+    strict: field(false, bool, 'refuse connections from peers that are neither trusted nor bootstrap/relay peers'),
+    acceptOldKeyOnlySuccession: field(false, bool, 'follow a peer\'s key rotation whose succession record only its old key signed (a stolen old key can make one; keep off)')
   },
+  security: field<SecurityProtocol[]>(['noise'], securityList, 'connection encrypters in order of preference: `noise` (Noise XX), `tls` (TLS 1.3, mutual); both authenticate the peer ID (`["noise", "tls"]` in the bootstrap profile)'),
   groups: {
     enabled: field(true, bool, 'MLS groups on `/agentnet/mls/1.0.0` (RFC 9420 via ts-mls)'),
     heartbeatIntervalMs: field(5_000, integer(500, 600_000), 'committer heartbeats, ms (also the retry tick)'),

@@ -25,6 +25,7 @@ import { join, resolve } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { writeFileAtomic } from '../utils/fs.ts'
+import { completeRotationSwap } from './succession.ts'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 
 /** File name of the private key inside the home folder */
@@ -93,6 +94,8 @@ export async function createIdentity (home: string): Promise<Identity> {
 /** Load the identity from `home`; refuses a key file that group or others can access */
 export async function loadIdentity (home: string): Promise<Identity> {
   const file = join(home, KEY_FILE)
+  // a key rotation interrupted between its steps completes here (src/identity/succession.ts)
+  await completeRotationSwap(home)
   let info
   try {
     info = await stat(file)

@@ -90,6 +90,13 @@ export function stunServersFor (config: Config): string[] {
   return [...servers]
 }
 
+/** The connection encrypters of `config.security`, in its order of preference */
+export async function connectionEncryptersFor (config: Pick<Config, 'security'>): Promise<NonNullable<Libp2pOptions['connectionEncrypters']>> {
+  // loaded only when configured: @libp2p/tls (X.509, ASN.1) adds ~0.4 s to module loading here
+  const tls = config.security.includes('tls') ? (await import('@libp2p/tls')).tls : undefined
+  return config.security.map(name => name === 'tls' && tls !== undefined ? tls() : noise())
+}
+
 /** Build (not start) the libp2p node a config describes */
 export async function createAgentLibp2p (init: Libp2pAssembly): Promise<AgentLibp2p> {
   const { config } = init
@@ -164,7 +171,7 @@ export async function createAgentLibp2p (init: Libp2pAssembly): Promise<AgentLib
       announce: config.announce
     },
     transports,
-    connectionEncrypters: [noise()],
+    connectionEncrypters: await connectionEncryptersFor(config),
     streamMuxers: [yamux()],
     connectionManager: {
       maxConnections: config.connections.maxConnections,

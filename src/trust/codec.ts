@@ -39,6 +39,7 @@ import {
   NONCE_BYTES
 } from './constants.ts'
 import { InvalidReasonError, InviteInvalidError, ReasonTooLongError } from './errors.ts'
+import { MAX_SUCCESSION_CHARS } from '../identity/rotation.ts'
 import type { MessageSigner, ReplayCache, SignatureScheme } from '../protocol/index.ts'
 import type { PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -55,7 +56,7 @@ const SIGNATURE_BYTES = 64
 // ---------------------------------------------------------------- handshake
 
 /** Messages that open an exchange (sent on a new stream). */
-export type InitiatorType = 'request' | 'approve' | 'reject' | 'revoke' | 'invite'
+export type InitiatorType = 'request' | 'approve' | 'reject' | 'revoke' | 'invite' | 'succession'
 /** Messages that answer one (sent back on the same stream). */
 export type ReplyType = 'pending' | 'approve' | 'ok' | 'error'
 export type HandshakeType = InitiatorType | ReplyType
@@ -83,6 +84,8 @@ export interface HandshakeMessage {
   code?: string
   /** Error text, in `error` */
   message?: string
+  /** A key-rotation succession record (`src/identity/rotation.ts`), in `succession` */
+  succession?: string
 }
 
 /** The fields a sender chooses; {@link encodeHandshake} adds `v`, `from`, `nonce`, `ts`. */
@@ -94,6 +97,7 @@ export interface HandshakeFields {
   invite?: string
   code?: string
   message?: string
+  succession?: string
   /** ms since the epoch; set only to seal at a controlled time (tests) */
   ts?: number
   /** base64url nonce; set only for tests */
@@ -109,13 +113,14 @@ const KEY_RULES: Readonly<Record<HandshakeType, KeyRule>> = {
   reject: { required: [], optional: ['reason'] },
   revoke: { required: [], optional: ['reason'] },
   invite: { required: ['invite'], optional: [] },
+  succession: { required: ['succession'], optional: [] },
   pending: { required: [], optional: [] },
   ok: { required: [], optional: [] },
   error: { required: ['code', 'message'], optional: [] }
 }
 
 /** Types a node accepts on a stream someone else opened. */
-export const INITIATOR_TYPES: ReadonlySet<string> = new Set<InitiatorType>(['request', 'approve', 'reject', 'revoke', 'invite'])
+export const INITIATOR_TYPES: ReadonlySet<string> = new Set<InitiatorType>(['request', 'approve', 'reject', 'revoke', 'invite', 'succession'])
 
 const encoder = new TextEncoder()
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
@@ -168,7 +173,7 @@ export function encodeHandshake (fields: HandshakeFields, signer: MessageSigner)
   }
   const rule = KEY_RULES[fields.type]
   for (const key of [...rule.required, ...rule.optional]) {
-    const value = fields[key as 'reason' | 'invite' | 'code' | 'message']
+    const value = fields[key as 'reason' | 'invite' | 'code' | 'message' | 'succession']
     if (value !== undefined) message[key] = value
   }
   const payload = encoder.encode(JSON.stringify(message))
@@ -238,6 +243,9 @@ export function decodeHandshake (body: Uint8Array): DecodedHandshake {
   if (m.reason !== undefined) checkReason(m.reason)
   if (m.invite !== undefined && (typeof m.invite !== 'string' || m.invite.length === 0 || m.invite.length > MAX_INVITE_CODE_CHARS)) {
     throw new MalformedFrameError('invite must be an invite code')
+  }
+  if (m.succession !== undefined && (typeof m.succession !== 'string' || m.succession.length === 0 || m.succession.length > MAX_SUCCESSION_CHARS || !/^[A-Za-z0-9_-]+$/.test(m.succession))) {
+    throw new MalformedFrameError('succession must be a succession record')
   }
   if (m.code !== undefined && (typeof m.code !== 'string' || !/^[A-Za-z]{1,64}$/.test(m.code))) throw new MalformedFrameError('code must be 1..64 letters')
   if (m.message !== undefined && (typeof m.message !== 'string' || m.message.length > 4 * MAX_ERROR_MESSAGE_CHARS)) throw new MalformedFrameError('message must be a short string')

@@ -220,6 +220,8 @@ export interface TrustInit {
   replayMaxPerPeer?: number
   /** Replay cache bound in total. @default 100000 */
   replayMaxTotal?: number
+  /** Follow a key-rotation succession record signed by the old key alone (a stolen old key can make one). @default false */
+  acceptOldKeyOnlySuccession?: boolean
 }
 
 /** Where trust decisions are recorded (the audit log of `src/audit`). */
@@ -237,6 +239,8 @@ export interface TrustComponents {
   audit?: TrustAuditLog
   /** Called when this node revokes a peer, after its connections are closed (revoke its session tokens here) */
   onRevoke?: (peer: PeerId) => void | Promise<void>
+  /** Called after a trusted peer's key rotation moved its trust to its new ID (re-point petnames here) */
+  onSuccession?: (old: string, next: string) => void | Promise<void>
 }
 
 /** One peer as {@link TrustService.list} shows it. */

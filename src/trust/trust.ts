@@ -71,6 +71,7 @@ import {
   UntrustedPeerError
 } from './errors.ts'
 import { RateLimiter } from '../utils/rate-limit.ts'
+import { applySuccession, SuccessionError, verifySuccession } from '../identity/rotation.ts'
 import { loadDocument, serializeDocument } from './store.ts'
 import type { HandshakeFields, HandshakeMessage, HandshakeType, InitiatorType } from './codec.ts'
 import type {
@@ -105,7 +106,8 @@ const REPLIES_FOR: Readonly<Record<InitiatorType, ReadonlySet<HandshakeType>>> =
   invite: new Set(['approve', 'error']),
   approve: new Set(['ok', 'error']),
   reject: new Set(['ok', 'error']),
-  revoke: new Set(['ok', 'error'])
+  revoke: new Set(['ok', 'error']),
+  succession: new Set(['ok', 'error'])
 }
 
 function positive (name: string, value: number | undefined, fallback: number, integer = true): number {
@@ -178,7 +180,8 @@ export class TrustService extends EventEmitter<TrustEvents> {
       replayWindowMs: positive('replayWindowMs', init.replayWindowMs, DEFAULT_REPLAY_WINDOW_MS),
       maxClockSkewMs: positive('maxClockSkewMs', init.maxClockSkewMs, DEFAULT_MAX_CLOCK_SKEW_MS),
       replayMaxPerPeer: positive('replayMaxPerPeer', init.replayMaxPerPeer, DEFAULT_REPLAY_MAX_PER_PEER),
-      replayMaxTotal: positive('replayMaxTotal', init.replayMaxTotal, DEFAULT_REPLAY_MAX_TOTAL)
+      replayMaxTotal: positive('replayMaxTotal', init.replayMaxTotal, DEFAULT_REPLAY_MAX_TOTAL),
+      acceptOldKeyOnlySuccession: init.acceptOldKeyOnlySuccession === true
     }
     this.strict = this.init.strict
     this.allowPeers = init.allowPeers
@@ -642,7 +645,7 @@ export class TrustService extends EventEmitter<TrustEvents> {
         try {
           reply = await this.dispatch(message, remote)
         } catch (err) {
-          if (!(err instanceof TrustError)) throw err
+          if (!(err instanceof TrustError) && !(err instanceof SuccessionError)) throw err
           this.counters.refused++
           reply = { type: 'error', code: err.code, message: err.message }
         }
@@ -667,6 +670,7 @@ export class TrustService extends EventEmitter<TrustEvents> {
       case 'reject': return this.onReject(remote.toString(), message.reason)
       case 'revoke': return this.onRevoke(remote.toString(), message.reason)
       case 'invite': return this.onInvite(remote.toString(), message.invite ?? '')
+      case 'succession': return this.onSuccession(remote.toString(), message.succession ?? '')
       default: throw new NotRequestedError(`unexpected ${message.type} message`)
     }
   }
@@ -778,6 +782,49 @@ export class TrustService extends EventEmitter<TrustEvents> {
     return { type: 'approve' }
   }
 
+  // ------------------------------------------------------------ key rotation (issue 15)
+
+  /**
+   * A peer rotated its key: `record` (both keys' signatures, see
+   * `src/identity/rotation.ts`) moves its trust from the old ID to the new
+   * one, with its petnames (`onSuccession`). The sender must be one of the
+   * two IDs. A record signed by the old key alone is refused unless
+   * `acceptOldKeyOnlySuccession`. Idempotent: a repeat moves nothing.
+   */
+  private async onSuccession (id: string, record: string): Promise<Answer> {
+    let s
+    try {
+      s = verifySuccession(record, { acceptOldKeyOnly: this.init.acceptOldKeyOnlySuccession, now: this.now() })
+      if (s.old !== id && s.new !== id) throw new SuccessionError('MalformedSuccession', 'the succession record is not about the peer that sent it')
+    } catch (err) {
+      if (err instanceof SuccessionError) await this.audit('trust.succession-refused', id, { code: err.code, reason: err.message })
+      throw err
+    }
+    const now = this.now()
+    const peers = Object.fromEntries(this.peers)
+    const current = this.entryOf(s.old)
+    // a static (config) peer has no stored record: its trust moves as if it had one
+    if (peers[s.old] === undefined && current?.static === true && current.state === 'trusted') {
+      peers[s.old] = { state: 'trusted', since: current.since, updatedAt: current.updatedAt, reason: current.reason, direction: 'none', via: 'static' }
+    }
+    const move = applySuccession(peers, {}, s, now)
+    if (move.moved) {
+      const previous = { old: this.effectiveState(s.old), new: this.effectiveState(s.new) }
+      this.setRecord(s.new, move.peers[s.new])
+      this.setRecord(s.old, move.peers[s.old])
+      await this.persist()
+      this.emitChange(s.new, previous.new)
+      this.emitChange(s.old, previous.old)
+      try {
+        await this.components.onSuccession?.(s.old, s.new)
+      } catch (err) {
+        this.components.logger?.error({ err, old: s.old, new: s.new }, 'onSuccession hook failed')
+      }
+    }
+    await this.audit(move.audit.type, s.old, move.audit.data)
+    return { type: 'ok' }
+  }
+
   // ------------------------------------------------------------ outbound protocol
 
   /**
@@ -826,7 +873,11 @@ export class TrustService extends EventEmitter<TrustEvents> {
     if (!allowed.has(reply.type) || (reply.re !== nonce && !(reply.type === 'error' && reply.re === ''))) {
       throw new HandshakeRefusedError('InvalidReply', `${id} answered a ${fields.type} with an unrelated ${reply.type}`)
     }
-    if (reply.type === 'error') throw errorFromWire(reply.code ?? 'Error', sanitizeText(reply.message ?? ''), id)
+    if (reply.type === 'error') {
+      // the peer rotated its key: follow the record it answered with (verified like a notice)
+      if (reply.code === 'Moved' && reply.message !== undefined) await this.onSuccession(id, reply.message).catch(() => {})
+      throw errorFromWire(reply.code ?? 'Error', sanitizeText(reply.message ?? ''), id)
+    }
     return reply
   }
 

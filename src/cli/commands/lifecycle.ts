@@ -246,6 +246,11 @@ export async function stop (opts: GlobalOptions & { timeout?: number }): Promise
   print(opts.json, { stopped: true, pid }, () => `stopped (PID ${pid})`)
 }
 
+/** The peer ID as a did:key (issue 15) */
+async function didOf (peerId: string): Promise<string> {
+  return (await import('../../did/did-key.ts')).didKeyFromPeerId(peerId)
+}
+
 export async function id (opts: GlobalOptions): Promise<void> {
   const home = homeOf(opts)
   const deadline = Date.now() + 10_000
@@ -265,13 +270,15 @@ export async function id (opts: GlobalOptions): Promise<void> {
       // not running: the identity alone (no addresses)
       const { loadIdentity } = await import('../../identity/index.ts')
       const { peerId } = await loadIdentity(home)
+      const did = await didOf(peerId.toString())
       if (opts.json !== true) process.stderr.write('(the node is not running: no addresses)\n')
-      print(opts.json, { peerId: peerId.toString(), addresses: [] }, () => peerId.toString())
+      print(opts.json, { peerId: peerId.toString(), did, addresses: [] }, () => [peerId.toString(), did].join('\n'))
       return
     }
     try {
       const info = await client.nodeInfo()
-      print(opts.json, { peerId: info.peerId, addresses: info.addresses }, () => [info.peerId, ...info.addresses].join('\n'))
+      const did = await didOf(info.peerId)
+      print(opts.json, { peerId: info.peerId, did, addresses: info.addresses }, () => [info.peerId, did, ...info.addresses].join('\n'))
       return
     } finally {
       client.close()

@@ -84,6 +84,25 @@ describe('handshake frames', () => {
     assert.throws(() => openHandshake(inviteSigned, ctx(alice.peerId, bob.peerId)), BadSignatureError)
   })
 
+  it('succession: the record rides in its own field, only in a succession message', () => {
+    const record = 'eyJwYXlsb2FkIjoiIn0'
+    const body = encodeHandshake({ type: 'succession', to: bob.peerId, succession: record }, alice.trust)
+    const m = openHandshake(body, ctx(alice.peerId, bob.peerId))
+    assert.equal(m.type, 'succession')
+    assert.equal(m.succession, record)
+    const raw = (fields: Record<string, unknown>): Uint8Array => {
+      const payload = new TextEncoder().encode(JSON.stringify({ v: 1, from: alice.peerId.toString(), to: bob.peerId.toString(), nonce: 'AAAAAAAAAAAAAAAAAAAAAA', ts: Date.now(), re: '', ...fields }))
+      const out = new Uint8Array(1 + payload.length + 64)
+      out[0] = 1
+      out.set(payload, 1)
+      return out
+    }
+    assert.throws(() => decodeHandshake(raw({ type: 'succession' })), MalformedFrameError, 'the record is required')
+    assert.throws(() => decodeHandshake(raw({ type: 'succession', succession: 'not base64url!' })), MalformedFrameError)
+    assert.throws(() => decodeHandshake(raw({ type: 'succession', succession: 'A'.repeat(2049) })), MalformedFrameError)
+    assert.throws(() => decodeHandshake(raw({ type: 'request', reason: 'x', succession: record })), MalformedFrameError, 'not in other messages')
+  })
+
   it('refuses malformed payloads', () => {
     const sign = (json: string, version = 1): Uint8Array => {
       const payload = new TextEncoder().encode(json)
