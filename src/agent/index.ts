@@ -44,6 +44,7 @@ import { AddressBook } from '../addressbook/index.ts'
 import { createGuard } from '../guard/index.ts'
 import { groups } from '../groups/index.ts'
 import type { GroupsService } from '../groups/index.ts'
+import { NodeMetrics } from '../metrics/index.ts'
 import { AgentNode } from './agent-node.ts'
 import { guardStage } from './guard-stage.ts'
 import { stunService } from './stun.ts'
@@ -94,7 +95,10 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
   // strict mode needs the gater at creation, before the trust service exists
   let trust: TrustService | undefined
   const infrastructurePeers = config.bootstrap.map(a => multiaddr(a).getComponents().findLast(c => c.name === 'p2p')?.value).filter((p): p is string => p != null)
+  // Prometheus metrics (off unless metrics.listen is set): libp2p reports to the same registry
+  const metrics = config.metrics.listen === '' ? undefined : new NodeMetrics({ listen: config.metrics.listen, logger: log('metrics') })
   const libp2p = await createAgentLibp2p({
+    metricsRegistry: metrics?.registry,
     config,
     connectionGater: config.trust.strict ? createTrustGater(() => trust, { allowPeers: () => infrastructurePeers }) : undefined,
     privateKey,
@@ -128,7 +132,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     logger: log('tokens'),
     // a token opens a private service only for a peer that is trusted anyway
     mayIssue: (peer, services) => trustService.isTrusted(peer) || services.every(s => publicServices.has(s)),
-    onEvent: ({ type, ...data }) => { audit.record(type, { ...data }) }
+    onEvent: ({ type, ...data }) => { audit.record(type, { ...data }); metrics?.series.tokenEvent(type) }
   }, {
     home,
     protectedServices: config.tokens.protectedServices,
@@ -200,6 +204,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     tokenProvider: tokens,
     inboundGates: inbound,
     onReject: event => { audit.rejectedMessage(event) },
+    observer: metrics?.series.observer,
     connect: async (peer, signal) => network.reach(peer, signal)
   }, {
     maxBodyBytes: config.messaging.maxBodyBytes,
@@ -255,10 +260,13 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     network,
     cards,
     ...(config.groups.enabled ? [groupsService] : []),
-    stunService(config, log('stun'))
+    stunService(config, log('stun')),
+    ...(metrics == null ? [] : [metrics]) // serves /metrics once every service it reads runs
   ]
+  metrics?.setSources({ messaging, outbox, guard, groups: config.groups.enabled ? groupsService : undefined, trust: trustService, network })
 
   return new AgentNode({
+    metrics,
     groups: groupsService,
     milestones,
     guard,

@@ -147,3 +147,16 @@ export const peerIdList: Check = (value, path) => {
     }
   })
 }
+
+/** `""` (off) or a TCP listen address `/ip4|ip6/<address>/tcp/<port>` (the metrics endpoint) */
+export const tcpListenAddress: Check = (value, path) => {
+  if (value === '') return
+  let ok = false
+  try {
+    const components = typeof value === 'string' ? multiaddr(value).getComponents() : []
+    ok = components.length === 2 && (components[0]?.name === 'ip4' || components[0]?.name === 'ip6') && components[1]?.name === 'tcp'
+  } catch {}
+  if (!ok) {
+    throw new ConfigError(`config: ${path} must be "" (off) or /ip4|ip6/<address>/tcp/<port>, got ${JSON.stringify(value)}`)
+  }
+}
