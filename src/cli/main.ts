@@ -33,6 +33,7 @@ const lifecycle = async (): Promise<Record<string, unknown>> => import('./comman
 const local = async (): Promise<Record<string, unknown>> => import('./commands/local.ts')
 const groupCommands = async (): Promise<Record<string, unknown>> => import('./commands/groups.ts')
 const guardCommands = async (): Promise<Record<string, unknown>> => import('./commands/guard.ts')
+const metricsCommand = async (): Promise<Record<string, unknown>> => import('./commands/metrics.ts')
 
 /** The full command definitions (commander is loaded only when they are needed) */
 export async function buildProgram (): Promise<Command> {
@@ -195,6 +196,9 @@ export async function buildProgram (): Promise<Command> {
   withCommon(program.command('dashboard').description('serve a live web dashboard of the running node on 127.0.0.1 (prints its URL with the access token)'))
     .option('--port <n>', 'TCP port on 127.0.0.1 (default: any free port)', parsePort)
     .action(lazy(guardCommands, 'dashboard'))
+
+  withCommon(program.command('metrics').description('print the running node\'s Prometheus metrics (needs metrics.listen; --json: every series as JSON)'))
+    .action(lazy(metricsCommand, 'metrics'))
 
   program.command('completion').description('print a shell completion script: agentnet completion bash >> ~/.bashrc')
     .argument('<shell>', 'bash, zsh or fish')
