@@ -33,14 +33,14 @@ class BoundedLabel {
   private readonly seen = new Set<string>()
 
   value (v: string): string {
-    if (this.seen.has(v)) return v
+    if (v === '' || this.seen.has(v)) return v
     if (this.seen.size >= MAX_LABEL_VALUES) return OTHER_LABEL
     this.seen.add(v)
     return v
   }
 }
 
-/** `ok`, `duplicate` and agentnet's own codes as they are; a code another party chose as {@link FOREIGN_LABEL} */
+/** `ok`, `duplicate` and agentnet's own codes (a fixed set) as they are; a code another party chose as {@link FOREIGN_LABEL} */
 function resultLabel (result: string): string {
   return result === 'ok' || result === 'duplicate' || isErrorCode(result) ? result : FOREIGN_LABEL
 }
@@ -66,8 +66,9 @@ export interface AgentSeries {
 /** Register agentnet's series on `registry`; the collect-time ones read `sources()` on every scrape */
 export function registerAgentSeries (registry: Registry, sources: () => MetricsSources | undefined): AgentSeries {
   const registers = [registry]
-  const services = new BoundedLabel()
-  const codes = new BoundedLabel()
+  // peers choose the names and codes they send us: they must not crowd out ours
+  const sentServices = new BoundedLabel()
+  const receivedServices = new BoundedLabel()
   const read = <T> (fn: (s: MetricsSources) => T): T | undefined => {
     const s = sources()
     return s == null ? undefined : fn(s)
@@ -83,12 +84,12 @@ export function registerAgentSeries (registry: Registry, sources: () => MetricsS
 
   const observer: MessagingObserver = {
     sent: (service, kind, result, seconds) => {
-      const s = services.value(service)
-      sent.inc({ service: s, kind, result: codes.value(resultLabel(result)) })
+      const s = sentServices.value(service)
+      sent.inc({ service: s, kind, result: resultLabel(result) })
       if (seconds !== undefined) rtt.observe({ service: s }, seconds)
     },
     received: (service, kind, result) => {
-      received.inc({ service: services.value(service), kind, result: codes.value(resultLabel(result)) })
+      received.inc({ service: receivedServices.value(service), kind, result: resultLabel(result) })
     }
   }
   const onChanged = (change: TrustChange): void => { trustEvents.inc({ state: change.state }) }
