@@ -125,6 +125,10 @@ describe('Prometheus metrics (metrics.listen)', () => {
     }
     assert.ok(value(samples, 'agentnet_connections', { transport: 'tcp', path: 'direct' }) >= 1)
     assert.ok(value(samples, 'agentnet_trust_peers', { state: 'trusted' }) >= 1)
+    // A's request went pending, then B approved it: both changes were counted as they happened
+    assert.ok(value(samples, 'agentnet_trust_events_total', { state: 'pending-outbound' }) >= 1)
+    assert.ok(value(await until(async () => scrape(urlA), s => value(s, 'agentnet_trust_events_total', { state: 'trusted' }) >= 1), 'agentnet_trust_events_total', { state: 'trusted' }) >= 1)
+    assert.ok(value(await scrape(urlB), 'agentnet_trust_events_total', { state: 'trusted' }) >= 1)
     assert.equal((await fetch(urlA.replace('/metrics', '/'))).status, 404)
     assert.equal((await fetch(urlA, { method: 'POST' })).status, 405)
   })
