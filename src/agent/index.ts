@@ -44,7 +44,7 @@ import { AddressBook } from '../addressbook/index.ts'
 import { createGuard } from '../guard/index.ts'
 import { groups } from '../groups/index.ts'
 import type { GroupsService } from '../groups/index.ts'
-import { NodeMetrics } from '../metrics/index.ts'
+import type { NodeMetrics } from '../metrics/index.ts'
 import { AgentNode } from './agent-node.ts'
 import { guardStage } from './guard-stage.ts'
 import { stunService } from './stun.ts'
@@ -95,8 +95,8 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
   // strict mode needs the gater at creation, before the trust service exists
   let trust: TrustService | undefined
   const infrastructurePeers = config.bootstrap.map(a => multiaddr(a).getComponents().findLast(c => c.name === 'p2p')?.value).filter((p): p is string => p != null)
-  // Prometheus metrics (off unless metrics.listen is set): libp2p reports to the same registry
-  const metrics = config.metrics.listen === '' ? undefined : new NodeMetrics({ listen: config.metrics.listen, logger: log('metrics') })
+  // Prometheus metrics (off, and prom-client not loaded, unless metrics.listen is set): libp2p reports to the same registry
+  const metrics: NodeMetrics | undefined = config.metrics.listen === '' ? undefined : new (await import('../metrics/index.ts')).NodeMetrics({ listen: config.metrics.listen, logger: log('metrics') })
   const libp2p = await createAgentLibp2p({
     metricsRegistry: metrics?.registry,
     config,

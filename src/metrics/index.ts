@@ -34,7 +34,6 @@
 import { createServer } from 'node:http'
 import { multiaddr } from '@multiformats/multiaddr'
 import { Registry } from 'prom-client'
-import { AgentnetError } from '../errors/index.ts'
 import { METRICS_PATH, SCRAPE_TIMEOUT_MS } from './constants.ts'
 import { registerAgentSeries } from './series.ts'
 import type { AgentSeries, MetricsSources } from './series.ts'
@@ -44,12 +43,8 @@ import type { Logger } from 'pino'
 import type { MetricObjectWithValues, MetricValue } from 'prom-client'
 
 export * from './constants.ts'
+export { MetricsDisabledError } from './errors.ts'
 export type { AgentSeries, MetricsSources } from './series.ts'
-
-/** `agentnet metrics` / `node.prometheus` on a node whose `metrics.listen` is empty */
-export class MetricsDisabledError extends AgentnetError {
-  override readonly code = 'MetricsDisabled'
-}
 
 export interface NodeMetricsInit {
   /** `/ip4|ip6/<address>/tcp/<port>` (port 0: any free port) */
