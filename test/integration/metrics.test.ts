@@ -200,4 +200,20 @@ describe('Prometheus metrics (metrics.listen)', () => {
     assert.ok((sent?.values ?? []).some(v => v.labels.service === 'echo' && v.labels.kind === 'request' && v.value >= 3))
     assert.equal(json.metrics.find(m => m.name === 'agentnet_request_rtt_seconds')?.type, 'histogram')
   })
+
+  it('a node without metrics.listen serves none: agentnet metrics answers MetricsDisabled', async () => {
+    const homeC = await makeHome()
+    const nodeC = await startNode(homeC)
+    try {
+      const text = await runCli(['metrics', '--home', homeC])
+      assert.equal(text.code, 1)
+      assert.match(text.stderr, /metrics\.listen/)
+      const json = await runCli(['metrics', '--json', '--home', homeC])
+      assert.equal(json.code, 1)
+      assert.equal(JSON.parse(json.stdout).error.code, 'MetricsDisabled')
+    } finally {
+      await nodeC.stop()
+      await removeHome(homeC)
+    }
+  })
 })
