@@ -10,6 +10,7 @@ import type { ErrorCode, ForeignCode } from '../errors/index.ts'
 import type { InboundMessage, MessagingService, Reply, SendOptions } from '../messaging/index.ts'
 import type { AgentLibp2p, Milestones, Network, NodeInfo, NodeStatus, PeerSummary } from '../node/index.ts'
 import type { Outbox } from '../outbox/index.ts'
+import type { NodeMetrics } from '../metrics/index.ts'
 import type { TokenService } from '../tokens/index.ts'
 import type { TrustService } from '../trust/index.ts'
 import type { AbortOptions, Connection, PeerId, Startable } from '@libp2p/interface'
@@ -38,6 +39,8 @@ export interface ScreeningOptions {
 }
 
 export interface AgentNodeParts {
+  /** The Prometheus registry and endpoint; absent when `metrics.listen` is empty */
+  metrics?: NodeMetrics
   groups: GroupsService
   milestones: Milestones
   guard: Guard
@@ -82,6 +85,8 @@ export class AgentNode {
   /** Operator milestones and readiness (`node.state`, `node.wait`) */
   readonly milestones: Milestones
   readonly book: AddressBook
+  /** The Prometheus registry and endpoint; absent when `metrics.listen` is empty */
+  readonly metrics: NodeMetrics | undefined
   private readonly screening: ScreeningOptions
   readonly datastore: Datastore & { close: () => Promise<void> }
   private readonly lifecycle: Startable[]
@@ -104,6 +109,7 @@ export class AgentNode {
     this.groups = parts.groups
     this.milestones = parts.milestones
     this.book = parts.book
+    this.metrics = parts.metrics
     this.screening = parts.screening
     this.datastore = parts.datastore
     this.lifecycle = parts.lifecycle

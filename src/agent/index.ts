@@ -46,6 +46,7 @@ import { AddressBook } from '../addressbook/index.ts'
 import { createGuard } from '../guard/index.ts'
 import { groups } from '../groups/index.ts'
 import type { GroupsService } from '../groups/index.ts'
+import type { NodeMetrics } from '../metrics/index.ts'
 import { AgentNode } from './agent-node.ts'
 import { guardStage } from './guard-stage.ts'
 import { stunService } from './stun.ts'
@@ -96,7 +97,10 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
   // strict mode needs the gater at creation, before the trust service exists
   let trust: TrustService | undefined
   const infrastructurePeers = config.bootstrap.map(a => multiaddr(a).getComponents().findLast(c => c.name === 'p2p')?.value).filter((p): p is string => p != null)
+  // Prometheus metrics (off, and prom-client not loaded, unless metrics.listen is set): libp2p reports to the same registry
+  const metrics: NodeMetrics | undefined = config.metrics.listen === '' ? undefined : new (await import('../metrics/index.ts')).NodeMetrics({ listen: config.metrics.listen, logger: log('metrics') })
   const libp2p = await createAgentLibp2p({
+    metricsRegistry: metrics?.registry,
     config,
     connectionGater: config.trust.strict ? createTrustGater(() => trust, { allowPeers: () => infrastructurePeers }) : undefined,
     privateKey,
@@ -130,7 +134,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     logger: log('tokens'),
     // a token opens a private service only for a peer that is trusted anyway
     mayIssue: (peer, services) => trustService.isTrusted(peer) || services.every(s => publicServices.has(s)),
-    onEvent: ({ type, ...data }) => { audit.record(type, { ...data }) }
+    onEvent: ({ type, ...data }) => { audit.record(type, { ...data }); metrics?.series.tokenEvent(type) }
   }, {
     home,
     protectedServices: config.tokens.protectedServices,
@@ -218,6 +222,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     tokenProvider: tokens,
     inboundGates: inbound,
     onReject: event => { audit.rejectedMessage(event) },
+    observer: metrics?.series.observer,
     connect: async (peer, signal) => network.reach(peer, signal)
   }, {
     maxBodyBytes: config.messaging.maxBodyBytes,
@@ -274,10 +279,13 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     cards,
     rotation,
     ...(config.groups.enabled ? [groupsService] : []),
-    stunService(config, log('stun'))
+    stunService(config, log('stun')),
+    ...(metrics == null ? [] : [metrics]) // serves /metrics once every service it reads runs
   ]
+  metrics?.setSources({ messaging, outbox, guard, groups: config.groups.enabled ? groupsService : undefined, trust: trustService, network })
 
   const node = new AgentNode({
+    metrics,
     groups: groupsService,
     milestones,
     guard,

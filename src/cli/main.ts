@@ -33,6 +33,7 @@ const lifecycle = async (): Promise<Record<string, unknown>> => import('./comman
 const local = async (): Promise<Record<string, unknown>> => import('./commands/local.ts')
 const groupCommands = async (): Promise<Record<string, unknown>> => import('./commands/groups.ts')
 const guardCommands = async (): Promise<Record<string, unknown>> => import('./commands/guard.ts')
+const metricsCommand = async (): Promise<Record<string, unknown>> => import('./commands/metrics.ts')
 
 /** The full command definitions (commander is loaded only when they are needed) */
 export async function buildProgram (): Promise<Command> {
@@ -199,6 +200,9 @@ export async function buildProgram (): Promise<Command> {
   // issue 15: doctor, card export/verify, identity rotate/status (their modules load when they run)
   const { registerPostureCommands } = await import('./posture.ts')
   registerPostureCommands(program, { Option, parseDuration })
+
+  withCommon(program.command('metrics').description('print the running node\'s Prometheus metrics (needs metrics.listen; --json: every series as JSON)'))
+    .action(lazy(metricsCommand, 'metrics'))
 
   program.command('completion').description('print a shell completion script: agentnet completion bash >> ~/.bashrc')
     .argument('<shell>', 'bash, zsh or fish')

@@ -158,3 +158,16 @@ export const securityList: Check = (value, path) => {
     throw new ConfigError(`config: ${path} must be a non-empty list of distinct encrypters from ${SECURITY_PROTOCOLS.join(', ')} (in order of preference), got ${JSON.stringify(value)}`)
   }
 }
+
+/** `""` (off) or a TCP listen address `/ip4|ip6/<address>/tcp/<port>` (the metrics endpoint) */
+export const tcpListenAddress: Check = (value, path) => {
+  if (value === '') return
+  let ok = false
+  try {
+    const components = typeof value === 'string' ? multiaddr(value).getComponents() : []
+    ok = components.length === 2 && (components[0]?.name === 'ip4' || components[0]?.name === 'ip6') && components[1]?.name === 'tcp'
+  } catch {}
+  if (!ok) {
+    throw new ConfigError(`config: ${path} must be "" (off) or /ip4|ip6/<address>/tcp/<port>, got ${JSON.stringify(value)}`)
+  }
+}

@@ -10,7 +10,7 @@
  * library would add a runtime dependency for what 100 lines do here.
  */
 
-import { bool, cardName, fileName, fraction, guardPolicies, integer, jsonObject, logLevel, multiaddrList, oneOf, peerIdList, peerMultiaddrList, securityList, serviceList, urlList } from './checks.ts'
+import { bool, cardName, fileName, fraction, guardPolicies, integer, jsonObject, logLevel, multiaddrList, oneOf, peerIdList, peerMultiaddrList, securityList, serviceList, tcpListenAddress, urlList } from './checks.ts'
 import type { Check, GuardPolicyConfig, LogLevel, SecurityProtocol } from './checks.ts'
 
 /** One setting: its default, its check and its meaning (the README shows `doc`) */
@@ -110,6 +110,9 @@ export const SCHEMA = {
       screen: field(true, bool, 'add `screening` to `msg.received` when an inbound body echoes registered values or secrets, or holds injection markers'),
       refuse: field<string[]>([], serviceList, 'services that refuse (do not deliver) inbound messages whose screening found something')
     }
+  },
+  metrics: {
+    listen: field('', tcpListenAddress, 'serve Prometheus metrics on `http://<address>:<port>/metrics`, e.g. `/ip4/127.0.0.1/tcp/9464` (`""`: off; an address that is not loopback is logged as a warning)')
   }
 }
 

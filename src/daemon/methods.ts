@@ -2,6 +2,7 @@ import { decodeBody, encodeBody } from '../messaging/index.ts'
 import { invalidParams } from '../ipc/index.ts'
 import { parsePeerId, parseTarget } from '../node/index.ts'
 import { InvalidCardError } from '../cards/index.ts'
+import { MetricsDisabledError } from '../metrics/errors.ts'
 import { LocalServices } from './services.ts'
 import type { MethodHandler } from '../ipc/index.ts'
 import type { PolicyInput, ProtectInput } from '../guard/index.ts'
@@ -91,6 +92,14 @@ export function createMethods (node: AgentNode, home: string): Record<string, Me
         outbox: { admitted: node.outbox.admitted, refused: node.outbox.refused },
         guard: node.guard.stats()
       }
+    },
+    'node.prometheus': async (params) => {
+      const format = optionalString(params, 'format') ?? 'text'
+      if (format !== 'text' && format !== 'json') throw invalidParams('params.format must be "text" or "json"')
+      if (node.metrics == null) throw new MetricsDisabledError('this node serves no metrics: set metrics.listen (e.g. /ip4/127.0.0.1/tcp/9464) and restart it')
+      return format === 'json'
+        ? { url: node.metrics.url, metrics: await node.metrics.json() }
+        : { url: node.metrics.url, contentType: node.metrics.contentType, text: await node.metrics.text() }
     },
     'peers.list': async (params) => {
       paramsObject(params)

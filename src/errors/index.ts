@@ -161,6 +161,7 @@ export const ERROR_CODES = {
   AliasExists: 'the petname already names another peer (`alias add --force` repoints it)',
   ExecFailed: 'the command run by `listen --exec` exited with a non-zero status',
   NotImplemented: 'the listener does not answer requests',
+  MetricsDisabled: 'the node serves no metrics: set `metrics.listen` (e.g. `/ip4/127.0.0.1/tcp/9464`) and restart it',
   InternalError: 'a bug: please report it'
 } as const satisfies Record<string, string>
 

@@ -88,6 +88,16 @@ export interface MessagingComponents {
   inboundGates?: readonly InboundStage[]
   /** Called for every rejected frame (for the audit log) */
   onReject?: (event: RejectionEvent) => void
+  /** Per-message outcomes for the metrics endpoint (`src/metrics`); absent when metrics are off */
+  observer?: MessagingObserver
+}
+
+/** What the metrics endpoint learns of each message (service names are label values: the observer bounds them) */
+export interface MessagingObserver {
+  /** A `send` settled: `result` is `ok` or the error code; `seconds` from the call to the answer when one came (response or error) */
+  sent: (service: string, kind: 'request' | 'oneway', result: string, seconds?: number) => void
+  /** An inbound message was delivered (`ok`), answered from the idempotence cache (`duplicate`) or rejected (the code; service `""` when the frame did not verify) */
+  received: (service: string, kind: string, result: string) => void
 }
 
 /** A request or one-way message as a local service receives it */

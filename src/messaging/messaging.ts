@@ -309,6 +309,21 @@ export class MessagingService {
    * answer it from its idempotence cache instead of running the service twice.
    */
   async send (to: PeerId, service: string, body: GuardedBody, contentType: string, options: SendOptions = {}): Promise<Reply> {
+    const observer = this.components.observer
+    if (observer == null) return this.attempts(to, service, body, contentType, options)
+    const kind = options.oneway === true ? 'oneway' : 'request'
+    const started = performance.now()
+    try {
+      const reply = await this.attempts(to, service, body, contentType, options)
+      observer.sent(service, kind, 'ok', reply.kind === 'response' ? (performance.now() - started) / 1000 : undefined)
+      return reply
+    } catch (err) {
+      observer.sent(service, kind, errorCodeOf(err) ?? 'Error', err instanceof RemoteMessageError ? (performance.now() - started) / 1000 : undefined)
+      throw err
+    }
+  }
+
+  private async attempts (to: PeerId, service: string, body: GuardedBody, contentType: string, options: SendOptions): Promise<Reply> {
     if (body.byteLength > this.init.maxBodyBytes) {
       throw new MessagingError('BodyTooLarge', `body of ${body.byteLength} bytes exceeds the ${this.init.maxBodyBytes}-byte limit`)
     }
@@ -372,7 +387,7 @@ export class MessagingService {
               tokenRetried = true
               await this.components.tokenProvider.renew(to, service, options.signal)
               this.pending.delete(id)
-              return await this.send(to, service, body, contentType, { ...options, timeoutMs: Math.max(1, deadline - this.now()) })
+              return await this.attempts(to, service, body, contentType, { ...options, timeoutMs: Math.max(1, deadline - this.now()) })
             }
             throw err
           }
@@ -488,6 +503,7 @@ export class MessagingService {
       case 'response':
       case 'error': {
         const pending = this.pending.get(message.inReplyTo)
+        this.components.observer?.received(message.service, message.kind, 'ok')
         if (pending?.to === channel.remote) {
           pending.resolve(message)
         }
@@ -503,6 +519,8 @@ export class MessagingService {
   /** Count, log and (where the sender can match it) answer a rejected frame */
   private reject (channel: Channel, frame: Uint8Array | undefined, code: string, reason: string, message?: Message): void {
     this.metrics.rejected[code] = (this.metrics.rejected[code] ?? 0) + 1
+    // label only what verified: an unverified frame's service name is the attacker's choice
+    this.components.observer?.received(message?.service ?? '', message?.kind ?? '', code)
     let parsed = message
     if (parsed == null && frame != null) {
       try {
@@ -538,6 +556,7 @@ export class MessagingService {
     if (existing != null && existing.expires > this.now()) {
       // a retry of a request we have seen: answer it, never run the service twice
       this.metrics.duplicates++
+      this.components.observer?.received(message.service, message.kind, 'duplicate')
       if (message.kind === 'oneway') {
         channel.write(encodeAck(message.id)).catch(() => {})
       } else if (existing.reply != null) {
@@ -571,6 +590,7 @@ export class MessagingService {
       if (inFlight >= this.init.maxInFlightPerPeer) {
         throw new BusyError(`too many requests in flight from ${channel.remote}`)
       }
+      this.components.observer?.received(message.service, message.kind, 'ok')
       const entry: IdempotenceEntry = { expires: this.now() + this.init.replayWindowMs, bytes: 0 }
       this.remember(key, entry)
       const inbound: InboundMessage = {

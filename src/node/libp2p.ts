@@ -18,6 +18,7 @@ import type { ConnectionGater, Libp2p, PrivateKey, ServiceMap } from '@libp2p/in
 import type { Ping } from '@libp2p/ping'
 import type { Datastore } from 'interface-datastore'
 import type { Libp2pOptions } from 'libp2p'
+import type { Registry } from 'prom-client'
 
 /** The private DHT's protocol: an agentnet network never mixes with the public IPFS DHT */
 export const DHT_PROTOCOL = '/agentnet/kad/1.0.0'
@@ -45,6 +46,8 @@ export interface Libp2pAssembly {
   dhtValidators?: Record<string, ValidateFn>
   dhtSelectors?: Record<string, SelectFn>
   userAgent: string
+  /** The Prometheus registry libp2p reports its own metrics to; none when absent (`metrics.listen` off) */
+  metricsRegistry?: Registry
 }
 
 const ADDRESS_MAPPERS = {
@@ -178,6 +181,8 @@ export async function createAgentLibp2p (init: Libp2pAssembly): Promise<AgentLib
       dialTimeout: config.connections.dialTimeoutMs,
       inboundConnectionThreshold: config.connections.inboundConnectionThreshold
     },
-    services
+    services,
+    // loaded only when metrics are on
+    metrics: init.metricsRegistry == null ? undefined : (await import('@libp2p/prometheus-metrics')).prometheusMetrics({ registry: init.metricsRegistry })
   }) as unknown as AgentLibp2p
 }
