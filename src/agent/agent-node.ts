@@ -3,6 +3,7 @@ import { InboundRefusedError } from './errors.ts'
 import type { AddressBook } from '../addressbook/index.ts'
 import type { Guard, GuardDecision, Screening } from '../guard/index.ts'
 import type { GroupsService } from '../groups/index.ts'
+import type { PostureMonitor } from '../posture/monitor.ts'
 import type { AuditSink } from '../audit/index.ts'
 import type { SuccessorService } from '../identity/successor.ts'
 import type { AgentCard, CardContent, CardService } from '../cards/index.ts'
@@ -42,6 +43,8 @@ export interface AgentNodeParts {
   /** The Prometheus registry and endpoint; absent when `metrics.listen` is empty */
   metrics?: NodeMetrics
   groups: GroupsService
+  /** The node's own posture review, cached (metrics, dashboard, `node.posture`) */
+  posture: PostureMonitor
   milestones: Milestones
   guard: Guard
   screening: ScreeningOptions
@@ -82,6 +85,8 @@ export class AgentNode {
   readonly rotation: SuccessorService
   readonly guard: Guard
   readonly groups: GroupsService
+  /** The node's own posture review, cached (metrics, dashboard, `node.posture`) */
+  readonly posture: PostureMonitor
   /** Operator milestones and readiness (`node.state`, `node.wait`) */
   readonly milestones: Milestones
   readonly book: AddressBook
@@ -107,6 +112,7 @@ export class AgentNode {
     this.rotation = parts.rotation
     this.guard = parts.guard
     this.groups = parts.groups
+    this.posture = parts.posture
     this.milestones = parts.milestones
     this.book = parts.book
     this.metrics = parts.metrics

@@ -47,6 +47,7 @@ import { createGuard } from '../guard/index.ts'
 import { groups } from '../groups/index.ts'
 import type { GroupsService } from '../groups/index.ts'
 import type { NodeMetrics } from '../metrics/index.ts'
+import { PostureMonitor } from '../posture/monitor.ts'
 import { AgentNode } from './agent-node.ts'
 import { guardStage } from './guard-stage.ts'
 import { stunService } from './stun.ts'
@@ -282,11 +283,21 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     stunService(config, log('stun')),
     ...(metrics == null ? [] : [metrics]) // serves /metrics once every service it reads runs
   ]
-  metrics?.setSources({ messaging, outbox, guard, groups: config.groups.enabled ? groupsService : undefined, trust: trustService, network })
+  // the node's own posture review (agentnet doctor's checks), live data read in-process
+  const posture = new PostureMonitor({
+    home,
+    config,
+    live: () => {
+      const status = network.status()
+      return { running: true, version: network.info().version, addresses: network.info().addresses, connections: status.connections.length, relayReservations: status.relayReservations, rejected: { ...messaging.metrics.rejected } }
+    }
+  })
+  metrics?.setSources({ messaging, outbox, guard, groups: config.groups.enabled ? groupsService : undefined, trust: trustService, network, posture })
 
   const node = new AgentNode({
     metrics,
     groups: groupsService,
+    posture,
     milestones,
     guard,
     screening: { enabled: config.guard.enabled && config.guard.inbound.screen, refuse: new Set(config.guard.inbound.refuse) },

@@ -205,7 +205,26 @@ export interface TrustDecision {
 export interface NodeMetrics {
   messaging: { sent: number, received: number, rejected: Record<string, number>, retries: number, duplicates: number }
   replayCache: { entries: number }
+  outbox?: { admitted: Record<string, number>, refused: Record<string, number> }
+  /** the leakage guard's counters (`guard.stats()`) */
+  guard?: { registered: number, patterns: number, checks: number, actions: Record<string, number>, blockedByCategory: Record<string, number> }
+  /** the last posture review's counts, once one ran */
+  posture?: PostureCounts
 }
+
+/** Finding counts of the node's own posture review (`agentnet doctor`'s checks, drift included) */
+export interface PostureCounts {
+  findings: { high: number, medium: number, low: number, info: number }
+  /** `drift.*` findings: differences from the signed baseline */
+  drift: number
+  baseline: 'none' | 'intact' | 'tampered'
+  /** ms since the epoch */
+  checkedAt: number
+  error?: string
+}
+
+/** `node.posture`: `checking` until the first review finished */
+export type PostureState = ({ checking: false } & PostureCounts) | { checking: true }
 
 /** What `node.wait` reports once the node is ready (and `node.state` at any time) */
 export interface NodeReadiness {
@@ -296,6 +315,15 @@ export class AgentnetClient extends EventEmitter<AgentnetClientEvents> {
 
   async metrics (options?: RequestOptions): Promise<NodeMetrics> {
     return this.request<NodeMetrics>('node.metrics', {}, options)
+  }
+
+  /**
+   * The node's posture review (cached, at most one per 5 minutes): finding
+   * counts by severity and drift. Waits up to `waitMs` (default 30 s) for a
+   * review in progress; `{checking: true}` before the first one finished.
+   */
+  async posture (params: { waitMs?: number } = {}, options?: RequestOptions): Promise<PostureState> {
+    return this.request<PostureState>('node.posture', params, options)
   }
 
   /** Serve `service`: inbound messages arrive as `message` events until unregistered */

@@ -49,6 +49,21 @@ function optionalPositive (params: Record<string, unknown>, key: string): number
   return value
 }
 
+function optionalNonNegative (params: Record<string, unknown>, key: string): number | undefined {
+  const value = params[key]
+  if (value === undefined || value === null) {
+    return undefined
+  }
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw invalidParams(`params.${key} must be a number ≥ 0`)
+  }
+  return value
+}
+
+/** `node.posture` waits this long for a review in progress by default, and at most this long, ms */
+const POSTURE_DEFAULT_IPC_WAIT_MS = 30_000
+const POSTURE_MAX_IPC_WAIT_MS = 60_000
+
 /** Service names are short printable identifiers */
 const SERVICE_NAME = /^[\w.:/-]{1,128}$/
 
@@ -90,8 +105,17 @@ export function createMethods (node: AgentNode, home: string): Record<string, Me
         messaging: node.messaging.metrics,
         replayCache: { entries: node.messaging.replayCache.size },
         outbox: { admitted: node.outbox.admitted, refused: node.outbox.refused },
-        guard: node.guard.stats()
+        guard: node.guard.stats(),
+        // the cached posture review's counts, when one ran (node.posture runs one)
+        ...(node.posture.latest() === undefined ? {} : { posture: node.posture.latest() })
       }
+    },
+    'node.posture': async (params, { signal }) => {
+      // the cached posture review (at most one per 5 minutes); waits up to waitMs for one in progress
+      const waitMs = Math.min(optionalNonNegative(paramsObject(params), 'waitMs') ?? POSTURE_DEFAULT_IPC_WAIT_MS, POSTURE_MAX_IPC_WAIT_MS)
+      signal.throwIfAborted()
+      const counts = await node.posture.current(waitMs)
+      return counts === undefined ? { checking: true } : { checking: false, ...counts }
     },
     'node.prometheus': async (params) => {
       const format = optionalString(params, 'format') ?? 'text'

@@ -8,6 +8,7 @@
 
 import { Counter, Gauge, Histogram } from 'prom-client'
 import { isErrorCode } from '../errors/index.ts'
+import { POSTURE_WAIT_MS } from '../posture/constants.ts'
 import { FOREIGN_LABEL, MAX_LABEL_VALUES, OTHER_LABEL, RTT_BUCKETS_SECONDS } from './constants.ts'
 import type { Guard } from '../guard/index.ts'
 import type { GroupsService } from '../groups/index.ts'
@@ -15,6 +16,7 @@ import type { MessagingObserver, MessagingService } from '../messaging/index.ts'
 import type { Network } from '../node/index.ts'
 import type { Outbox } from '../outbox/index.ts'
 import type { TrustChange, TrustService } from '../trust/index.ts'
+import type { PostureMonitor } from '../posture/monitor.ts'
 import type { Registry } from 'prom-client'
 
 /** What the collect-time series read; every part is an existing service of the node */
@@ -26,6 +28,8 @@ export interface MetricsSources {
   groups?: Pick<GroupsService, 'list'>
   trust: Pick<TrustService, 'stats' | 'list' | 'on' | 'off'>
   network: Pick<Network, 'status'>
+  /** The node's posture review (cached: reviewed at most once per 5 minutes) */
+  posture?: Pick<PostureMonitor, 'current'>
 }
 
 /** Keeps a label to {@link MAX_LABEL_VALUES} distinct values */
@@ -114,6 +118,28 @@ export function registerAgentSeries (registry: Registry, sources: () => MetricsS
   new Gauge({ name: 'agentnet_connections', help: 'Open connections by transport (tcp, webrtc, webrtc-direct, relay) and path (direct or relayed)', labelNames: ['transport', 'path'], registers, collect () { read(s => { this.reset(); for (const c of s.network.status().connections) this.inc({ transport: c.transport, path: c.direct ? 'direct' : 'relayed' }) }) } })
   new Gauge({ name: 'agentnet_relay_reservations', help: 'Relays holding a reservation for this node', registers, collect () { read(s => { this.set(s.network.status().relayReservations.length) }) } })
   new Gauge({ name: 'agentnet_reachability', help: '1 for the node\'s current reachability (public, private, unknown)', labelNames: ['state'], registers, collect () { read(s => { this.reset(); this.set({ state: s.network.status().reachability }, 1) }) } })
+  // the posture review is cached for 5 minutes; a scrape waits for one in progress for at most POSTURE_WAIT_MS
+  new Gauge({
+    name: 'agentnet_posture_findings',
+    help: 'Findings of the node\'s posture review (agentnet doctor, drift included) by severity; reviewed at most every 5 minutes',
+    labelNames: ['severity'],
+    registers,
+    async collect () {
+      const counts = await sources()?.posture?.current(POSTURE_WAIT_MS)
+      this.reset()
+      if (counts !== undefined) for (const [severity, n] of Object.entries(counts.findings)) this.set({ severity }, n)
+    }
+  })
+  new Gauge({
+    name: 'agentnet_posture_drift',
+    help: 'Differences from the signed posture baseline (drift findings) at the last posture review',
+    registers,
+    async collect () {
+      const counts = await sources()?.posture?.current(POSTURE_WAIT_MS)
+      this.reset()
+      if (counts !== undefined) this.set(counts.drift)
+    }
+  })
 
   return {
     observer,

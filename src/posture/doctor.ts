@@ -39,7 +39,7 @@ export interface DoctorReport {
 }
 
 /** The peer ID of the home's key, read without the strict mode check (doctor reports the mode itself) */
-async function peerIdOfHome (home: string): Promise<string | undefined> {
+export async function peerIdOfHome (home: string): Promise<string | undefined> {
   try {
     return peerIdFromPrivateKey(privateKeyFromProtobuf(await readFile(join(home, KEY_FILE)))).toString()
   } catch {

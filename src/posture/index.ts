@@ -27,7 +27,9 @@
  * ```
  */
 
-export { runDoctor, recordBaseline, formatReport, baselineFindings } from './doctor.ts'
+export { runDoctor, recordBaseline, formatReport, baselineFindings, peerIdOfHome } from './doctor.ts'
+export { PostureMonitor } from './monitor.ts'
+export type { PostureCounts, PostureMonitorInit } from './monitor.ts'
 export type { DoctorOptions, DoctorReport } from './doctor.ts'
 export { collectSnapshot, collectLive } from './collect.ts'
 export type { CollectOptions } from './collect.ts'

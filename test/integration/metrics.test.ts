@@ -85,7 +85,8 @@ describe('Prometheus metrics (metrics.listen)', () => {
     urlB = `http://127.0.0.1:${portB}/metrics`
     const configA = join(homeA, 'metrics-config.json')
     const configB = join(homeB, 'metrics-config.json')
-    await writeFile(configA, JSON.stringify({ metrics: { listen: `/ip4/127.0.0.1/tcp/${portA}` } }))
+    // a planted weakness on A: session tokens living 10 minutes (posture finding config.token-lifetime, medium)
+    await writeFile(configA, JSON.stringify({ metrics: { listen: `/ip4/127.0.0.1/tcp/${portA}` }, tokens: { lifetimeMs: 600_000 } }))
     await writeFile(configB, JSON.stringify({ metrics: { listen: `/ip4/127.0.0.1/tcp/${portB}` } }))
     ;[nodeA, nodeB] = await Promise.all([startNode(homeA, ['--config', configA]), startNode(homeB, ['--config', configB])])
     const idB = await runJson<{ peerId: string, addresses: string[] }>(['id', '--home', homeB])
@@ -184,6 +185,30 @@ describe('Prometheus metrics (metrics.listen)', () => {
     assert.equal(moved('agentnet_messages_received_total', { service: '', result: 'BadSignature' }), 1)
     assert.equal(value(after, 'agentnet_messages_received_total', { service: 'admin' }), 0)
     assert.equal(moved('agentnet_messages_received_total', { service: 'echo', kind: 'request', result: 'UntrustedPeer' }), 1)
+  })
+
+  it('agentnet_posture_findings{severity} counts the node\'s posture findings (a planted weakness shows), as node.posture does', async () => {
+    const severities = ['high', 'medium', 'low', 'info']
+    // the first scrape starts the review; it is cached afterwards (poll until it finished)
+    const a = await until(async () => scrape(urlA), s => severities.every(severity => s.some(x => x.name === 'agentnet_posture_findings' && x.labels.severity === severity)), 20_000)
+    const b = await until(async () => scrape(urlB), s => s.some(x => x.name === 'agentnet_posture_findings'), 20_000)
+    for (const severity of severities) assert.ok(a.some(x => x.name === 'agentnet_posture_findings' && x.labels.severity === severity), severity)
+    const mediumA = value(a, 'agentnet_posture_findings', { severity: 'medium' })
+    const mediumB = value(b, 'agentnet_posture_findings', { severity: 'medium' })
+    assert.ok(mediumA >= 1, `A has a token lifetime of 10 minutes: ${mediumA} medium findings`)
+    assert.equal(mediumA, mediumB + 1, 'the token lifetime is the one difference between A and B')
+    assert.ok(value(a, 'agentnet_posture_findings', { severity: 'info' }) >= 1, 'baseline.none at least')
+    assert.equal(value(a, 'agentnet_posture_drift'), 0)
+    // over IPC: the same cached counts, the review's time, the baseline's state
+    const posture = (await call(x, 'node.posture', {})).result
+    assert.equal(posture.checking, false)
+    assert.deepEqual(posture.findings, Object.fromEntries(severities.map(severity => [severity, value(a, 'agentnet_posture_findings', { severity })])))
+    assert.equal(posture.baseline, 'none')
+    assert.ok(Date.now() - posture.checkedAt < 5 * 60_000)
+    // cached: a second scrape does not review again
+    assert.equal((await call(x, 'node.posture', {})).result.checkedAt, posture.checkedAt)
+    assert.deepEqual((await call(x, 'node.metrics', {})).result.posture.findings, posture.findings)
+    assert.equal((await call(x, 'node.posture', { waitMs: -1 })).error.data.code, 'InvalidParams')
   })
 
   it('agentnet metrics prints the same series (text and --json)', async () => {
