@@ -33,7 +33,7 @@ import { join } from 'node:path'
 import { AUDIT_LOG_FILE, tailAuditLog, verifyAuditLog } from '../audit/index.ts'
 import { connectClient } from '../client/index.ts'
 import { APP_CSS, APP_JS, pageHtml } from './page.ts'
-import type { AgentnetClient } from '../client/index.ts'
+import type { AgentnetClient, PostureState } from '../client/index.ts'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
@@ -69,6 +69,12 @@ export interface DashboardSnapshot {
   trust?: { pending: Array<{ peerId: string, reason: string, since: number }>, entries: Array<{ peerId: string, state: string, since: number, reason: string, via: string }> }
   metrics?: { sent: number, received: number, retries: number, duplicates: number, rejected: Record<string, number> }
   audit?: { ok: boolean, records: number, firstBad?: unknown, tail: Array<{ seq: number, time: string, type: string, data: unknown }> }
+  /** the leakage guard's decisions: actions (pass, redact, block, warn) and findings in blocked messages by category */
+  guard?: { checks: number, registered: number, actions: Record<string, number>, blockedByCategory: Record<string, number> }
+  /** MLS groups this node is a member of */
+  groups?: Array<{ groupId: string, name: string, epoch: number, committer: string, members: string[] }>
+  /** the node's posture review (cached by the node, at most one per 5 minutes); `checking` until the first one finished */
+  posture?: PostureState
 }
 
 const DEFAULT_INTERVAL_MS = 2000
@@ -114,8 +120,11 @@ export async function startDashboard (options: DashboardOptions): Promise<Dashbo
     const audit = await auditState()
     try {
       const c = await getClient()
-      const [info, status, entries, pending, metrics] = await Promise.all([
-        c.nodeInfo(), c.status(), c.trustList(), c.trustPending(), c.metrics()
+      const [info, status, entries, pending, metrics, groups, posture] = await Promise.all([
+        c.nodeInfo(), c.status(), c.trustList(), c.trustPending(), c.metrics(),
+        // a node without groups or posture (older, or groups off) still shows the rest
+        c.groupList().catch(() => undefined),
+        c.posture({ waitMs: 0 }).catch(() => undefined)
       ])
       refreshRtts(c, status.connections.map(conn => conn.peerId))
       return {
@@ -128,7 +137,10 @@ export async function startDashboard (options: DashboardOptions): Promise<Dashbo
           entries: entries.map(({ peerId, state, since, reason, via }) => ({ peerId, state, since, reason, via }))
         },
         metrics: { sent: metrics.messaging.sent, received: metrics.messaging.received, retries: metrics.messaging.retries, duplicates: metrics.messaging.duplicates, rejected: metrics.messaging.rejected },
-        audit
+        audit,
+        ...(metrics.guard === undefined ? {} : { guard: { checks: metrics.guard.checks, registered: metrics.guard.registered, actions: metrics.guard.actions, blockedByCategory: metrics.guard.blockedByCategory } }),
+        ...(groups === undefined ? {} : { groups: groups.map(({ groupId, name, epoch, committer, members }) => ({ groupId, name, epoch, committer, members })) }),
+        ...(posture === undefined ? {} : { posture })
       }
     } catch (err) {
       return { time, running: false, error: (err as Error).message, audit }

@@ -26,6 +26,14 @@ export function pageHtml (token: string): string {
 <section id="trust"><h2>Trust</h2>
 <table><thead><tr><th>peer</th><th>state</th><th>via</th><th>since</th><th>reason</th></tr></thead><tbody id="trust-rows"></tbody></table></section>
 <section id="rejections"><h2>Messages and rejections</h2><dl id="metrics"></dl><table><thead><tr><th>code</th><th>count</th></tr></thead><tbody id="rejection-rows"></tbody></table></section>
+<section id="guard"><h2>Leakage guard</h2><dl id="guard-info"></dl>
+<table><thead><tr><th>action</th><th>count</th></tr></thead><tbody id="guard-action-rows"></tbody></table>
+<h3>Blocked findings by category</h3>
+<table><thead><tr><th>category</th><th>count</th></tr></thead><tbody id="guard-category-rows"></tbody></table></section>
+<section id="groups"><h2>Groups <span id="group-count" class="count"></span></h2>
+<table><thead><tr><th>name</th><th>epoch</th><th>committer</th><th>members</th></tr></thead><tbody id="group-rows"></tbody></table></section>
+<section id="posture"><h2>Security posture <span id="posture-status" class="badge"></span></h2><dl id="posture-info"></dl>
+<p class="empty">details: <code>agentnet doctor --verbose</code></p></section>
 <section id="audit"><h2>Audit log <span id="audit-status" class="badge"></span></h2>
 <table><thead><tr><th>seq</th><th>time</th><th>type</th><th>data</th></tr></thead><tbody id="audit-rows"></tbody></table></section>
 </main>
@@ -44,6 +52,7 @@ header h1 { font-size: 1.2em; margin: 0; }
 main { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 1em; padding: 1em 1.2em; }
 section { border: 1px solid var(--line); border-radius: 6px; padding: .6em .9em; overflow-x: auto; }
 h2 { font-size: 1em; margin: .2em 0 .6em; }
+h3 { font-size: .9em; margin: .8em 0 .3em; color: var(--muted); }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .25em .5em; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { font-weight: 600; color: var(--muted); }
@@ -144,6 +153,37 @@ function render (s) {
     dl($('metrics'), [['sent', s.metrics.sent], ['received', s.metrics.received], ['retries', s.metrics.retries], ['duplicates', s.metrics.duplicates]])
     const codes = Object.entries(s.metrics.rejected).sort((a, b) => b[1] - a[1])
     fill($('rejection-rows'), codes.map(([code, n]) => { const tr = row([[code], [n]]); tr.dataset.code = code; return tr }), 2)
+  }
+  if (s.guard) {
+    dl($('guard-info'), [['checked', s.guard.checks], ['registered values', s.guard.registered]])
+    const actions = Object.entries(s.guard.actions).filter(([a]) => a !== 'pass').concat([['pass', s.guard.actions.pass || 0]])
+    fill($('guard-action-rows'), actions.map(([action, n]) => { const tr = row([[action], [n]]); tr.dataset.action = action; tr.dataset.count = String(n); return tr }), 2)
+    const cats = Object.entries(s.guard.blockedByCategory).sort((a, b) => b[1] - a[1])
+    fill($('guard-category-rows'), cats.map(([category, n]) => { const tr = row([[category, 'mono'], [n]]); tr.dataset.category = category; tr.dataset.count = String(n); return tr }), 2)
+  }
+  const groups = s.groups || []
+  $('group-count').textContent = '(' + groups.length + ')'
+  fill($('group-rows'), groups.map(g => {
+    const tr = row([[g.name], [g.epoch], [g.committer, 'mono peer'], [g.members.length + ': ' + g.members.join(', '), 'mono']])
+    tr.dataset.group = g.groupId
+    tr.dataset.name = g.name
+    tr.dataset.epoch = String(g.epoch)
+    tr.dataset.members = String(g.members.length)
+    return tr
+  }), 4)
+  const posture = s.posture
+  const pstatus = $('posture-status')
+  if (!posture || posture.checking) {
+    pstatus.textContent = posture ? 'reviewing…' : 'unavailable'
+    pstatus.className = 'badge'
+  } else {
+    const f = posture.findings
+    pstatus.textContent = f.high + ' high, ' + f.medium + ' medium, ' + f.low + ' low'
+    pstatus.className = 'badge ' + (f.high + f.medium > 0 ? 'bad' : 'ok')
+    for (const k of ['high', 'medium', 'low', 'info']) pstatus.dataset[k] = String(f[k])
+    dl($('posture-info'), [['high', f.high], ['medium', f.medium], ['low', f.low], ['info', f.info],
+      ['baseline', posture.baseline + (posture.baseline === 'intact' ? ', ' + posture.drift + ' drift finding' + (posture.drift === 1 ? '' : 's') : '')],
+      ['reviewed', when(posture.checkedAt)]].concat(posture.error ? [['error', posture.error]] : []))
   }
   const audit = s.audit
   const status = $('audit-status')

@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
 import { connectClient } from '../../src/client/index.ts'
 import { startDashboard } from '../../src/dashboard/index.ts'
+import { errorCodeOf } from '../../src/errors/index.ts'
 import { makeHome, removeHome, runJson, startNode } from '../helpers/cli.ts'
 import type { AgentnetClient } from '../../src/client/index.ts'
 import type { Dashboard, DashboardSnapshot } from '../../src/dashboard/index.ts'
@@ -72,6 +73,7 @@ describe('dashboard of a node with a direct and a relayed peer', () => {
   let peerR: string
   let peerC: string
   let peerD: string
+  let peerA: string
   const controller = new AbortController()
 
   before(async () => {
@@ -81,12 +83,15 @@ describe('dashboard of a node with a direct and a relayed peer', () => {
     await writeFile(noDirect, JSON.stringify({ nat: { dcutr: false, webrtc: false, autonat: false }, relay: { reserve: true } }))
     const relayConfig = join(homeR ?? '', '..', `an-dash-relay-${process.pid}.json`)
     await writeFile(relayConfig, JSON.stringify({ nat: { stunServerPort: 0 } }))
+    // A: a planted posture weakness (session tokens living 10 minutes: config.token-lifetime, medium)
+    const weakA = join(homeR ?? '', '..', `an-dash-weak-${process.pid}.json`)
+    await writeFile(weakA, JSON.stringify({ nat: { dcutr: false, webrtc: false, autonat: false }, relay: { reserve: true }, tokens: { lifetimeMs: 600_000 } }))
     nodes.push(await startNode(homeR ?? '', ['--profile', 'bootstrap', '--config', relayConfig]))
     const r = await runJson<{ peerId: string, addresses: string[] }>(['id', '--home', homeR ?? ''])
     peerR = r.peerId
     const relayAddr = r.addresses[0] ?? ''
     nodes.push(...await Promise.all([
-      startNode(homeA ?? '', ['--config', noDirect, '--bootstrap', relayAddr]),
+      startNode(homeA ?? '', ['--config', weakA, '--bootstrap', relayAddr]),
       // C listens only through the relay: no direct address to dial
       startNode(homeC ?? '', ['--config', noDirect, '--bootstrap', relayAddr], { listen: ['/p2p-circuit'] }),
       startNode(homeD ?? '', ['--config', noDirect])
@@ -100,6 +105,7 @@ describe('dashboard of a node with a direct and a relayed peer', () => {
     })
     await runJson(['connect', `${relayAddr}/p2p-circuit/p2p/${peerC}`, '--home', homeA ?? ''])
     clientA = await connectClient({ home: homeA ?? '' })
+    peerA = (await clientA.nodeInfo()).peerId
     dashboard = await startDashboard({ home: homeA ?? '', signal: controller.signal, intervalMs: 500 })
   })
 
@@ -185,6 +191,33 @@ describe('dashboard of a node with a direct and a relayed peer', () => {
       const entry = (await clientA.trustList()).find(e => e.peerId === peerD)
       assert.equal(entry?.state, 'trusted', 'approved over IPC')
       await page.locator(`#pending-list li[data-peer="${peerD}"]`).waitFor({ state: 'detached', timeout: 30_000 })
+
+      // a guard block: a registered value sent to D is refused (LeakBlocked) and counted by category
+      await clientA.guardProtect({ value: 'Project Nightingale closes at 4.2M', label: 'deal terms', category: 'legal/deal' })
+      await assert.rejects(clientA.send({ to: peerD, service: 'notes', body: 'FYI: Project Nightingale closes at 4.2M', oneway: true }),
+        (err: unknown) => errorCodeOf(err) === 'LeakBlocked')
+      await page.locator('#guard-action-rows tr[data-action="block"][data-count="1"]').waitFor({ timeout: 30_000 })
+      await page.locator('#guard-category-rows tr[data-category="legal/deal"][data-count="1"]').waitFor({ timeout: 30_000 })
+
+      // a group with D: name, epoch, committer and members appear
+      await waitFor('D trusting A', async () => (await runJson<Array<{ peerId: string, state: string }>>(['trust', 'list', '--home', homeD])).some(e => e.peerId === peerA && e.state === 'trusted') ? true : undefined)
+      const { groupId } = await clientA.groupCreate('ops-room')
+      const { epoch } = await clientA.groupAdd(groupId, peerD)
+      const groupRow = page.locator(`#group-rows tr[data-group="${groupId}"][data-name="ops-room"][data-epoch="${epoch}"][data-members="2"]`)
+      await groupRow.waitFor({ timeout: 30_000 })
+      assert.match(await groupRow.innerText(), new RegExp(peerD))
+      assert.match(await groupRow.innerText(), new RegExp(`ops-room\\s+${epoch}\\s+${peerA}`))
+
+      // the posture review's counts: A runs with a 10-minute token lifetime (a medium finding)
+      const posture = page.locator('#posture-status[data-medium]')
+      await posture.waitFor({ timeout: 30_000 })
+      const counts = await clientA.posture()
+      assert.equal(counts.checking, false)
+      assert.ok(!counts.checking && counts.findings.medium >= 1, 'the planted weakness is a finding')
+      if (!counts.checking) {
+        assert.equal(await posture.getAttribute('data-medium'), String(counts.findings.medium))
+        assert.equal(await posture.innerText(), `${counts.findings.high} high, ${counts.findings.medium} medium, ${counts.findings.low} low`)
+      }
       await page.screenshot({ path: join(ARTIFACTS, 'dashboard.png'), fullPage: true })
       assert.deepEqual(errors, [])
     } finally {
