@@ -4,6 +4,7 @@
 
 import { AgentnetError } from '../errors/index.ts'
 import type { ErrorCode } from '../errors/index.ts'
+import { LeakBlockedError } from '../guard/errors.ts'
 
 /** Standard JSON-RPC error codes, plus agentnet's own from -32000 down */
 export const RpcErrorCode = {
@@ -83,7 +84,9 @@ export function toRpcError (err: unknown): JsonRpcErrorObject {
   if (err instanceof Error) {
     if (err instanceof AgentnetError) {
       // a layer below the IPC that judged the caller's input (e.g. the guard) says InvalidParams
-      return { code: err.code === 'InvalidParams' ? RpcErrorCode.InvalidParams : RpcErrorCode.ApplicationError, message: err.message, data: { code: err.code } }
+      // a guard block names its findings (offsets, labels, categories; never values), as README "Leakage guard" says
+      const extra = err instanceof LeakBlockedError ? { findings: err.findings } : {}
+      return { code: err.code === 'InvalidParams' ? RpcErrorCode.InvalidParams : RpcErrorCode.ApplicationError, message: err.message, data: { ...extra, code: err.code } }
     }
     return { code: RpcErrorCode.InternalError, message: err.message, data: { code: 'InternalError' } }
   }

@@ -94,6 +94,8 @@ describe('the leakage guard on the message path (two real nodes, agents over IPC
     const before = received.length
     const reply = await call(x, 'msg.send', { to: peerB, service: 'travel', body: `pay with ${CARD.replaceAll(' ', '-')}` })
     assert.equal(reply.error?.data?.code, 'LeakBlocked')
+    // data.findings names what was found (labels, categories, offsets)
+    assert.deepEqual(reply.error?.data?.findings?.map((f: { label?: string }) => f.label), dry.findings.map((f: { label?: string }) => f.label))
     assert.ok(!JSON.stringify(reply.error).includes('4111'), 'the error never holds the value')
     // a one-way message too: nothing is confirmed, nothing arrives
     const oneway = await call(x, 'msg.send', { to: peerB, service: 'travel', body: `card ${CARD}`, oneway: true })

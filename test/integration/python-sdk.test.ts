@@ -5,8 +5,10 @@
  *
  * - tests.test_offline: no node (body encoding, error mapping, the
  *   generated asyncio wrappers are up to date)
- * - tests.test_blocking: the blocking client, agents on A and B
- * - tests.test_asyncio: the asyncio client, agents on A and C
+ * - tests.test_blocking: the blocking client, agents on A and B (guard
+ *   blocks as LeakBlockedError, a group round trip, posture, node.stop of D)
+ * - tests.test_asyncio: the asyncio client, agents on A and C (also a guard
+ *   block and a group round trip)
  *
  * python3 (≥ 3.9) is required: without it the test fails and says so.
  */
@@ -54,14 +56,15 @@ describe('Python SDK against real nodes', () => {
 
   before(async () => {
     checkPython()
-    for (let i = 0; i < 3; i++) homes.push(await makeHome('an-py-'))
+    // D only answers node.stop from Python
+    for (let i = 0; i < 4; i++) homes.push(await makeHome('an-py-'))
     nodes.push(...await Promise.all(homes.map(async home => startNode(home))))
-    const [homeA = '', homeB = '', homeC = ''] = homes
+    const [homeA = '', homeB = '', homeC = '', homeD = ''] = homes
     for (const home of [homeB, homeC]) {
       const { addresses } = await runJson<{ addresses: string[] }>(['id', '--home', home])
       await runJson(['connect', addresses[0] ?? '', '--home', homeA])
     }
-    env = { AGENTNET_TEST_HOME_A: homeA, AGENTNET_TEST_HOME_B: homeB, AGENTNET_TEST_HOME_C: homeC }
+    env = { AGENTNET_TEST_HOME_A: homeA, AGENTNET_TEST_HOME_B: homeB, AGENTNET_TEST_HOME_C: homeC, AGENTNET_TEST_HOME_D: homeD }
   })
 
   after(async () => {
@@ -75,8 +78,8 @@ describe('Python SDK against real nodes', () => {
 
   for (const [name, module] of [
     ['offline: bodies, errors, generated asyncio wrappers', 'tests.test_offline'],
-    ['blocking client: agents on A and B exchange requests, one-way messages and errors; trust request/approve', 'tests.test_blocking'],
-    ['asyncio client: agents on A and C exchange requests, one-way messages and errors; trust request/approve', 'tests.test_asyncio']
+    ['blocking client: agents on A and B exchange requests, one-way messages and errors; trust request/approve; guard block (LeakBlockedError), group round trip, node.state/wait/posture/stop', 'tests.test_blocking'],
+    ['asyncio client: agents on A and C exchange requests, one-way messages and errors; trust request/approve; guard block, group round trip', 'tests.test_asyncio']
   ] as const) {
     it(name, async (t) => {
       const { code, output } = await runUnittest([module], env)

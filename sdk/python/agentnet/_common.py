@@ -11,7 +11,7 @@ import base64
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Union, cast
 
 from typing import Literal, TypedDict
 
@@ -27,6 +27,7 @@ __all__ = [
     "ConnectionClosedError",
     "RequestTimeoutError",
     "ServiceError",
+    "LeakBlockedError",
     "Message",
     "Reply",
     "socket_path",
@@ -101,7 +102,9 @@ class AgentnetError(Exception):
         if not isinstance(code, str):
             code = _STANDARD_CODES.get(rpc_code, "Unknown") if isinstance(rpc_code, int) else "Unknown"
         message = error.get("message")
-        return cls(
+        # a code with its own exception class (LeakBlocked, ...) raises that class
+        klass = _ERROR_CLASSES.get(code, cls) if cls is AgentnetError else cls
+        return klass(
             message if isinstance(message, str) else "the node reported an error",
             code=code,
             rpc_code=rpc_code if isinstance(rpc_code, int) else None,
@@ -155,6 +158,41 @@ class ServiceError(AgentnetError):
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message, code=code)
+
+
+class LeakBlockedError(AgentnetError):
+    """The node's leakage guard refused outbound content (code ``LeakBlocked``):
+    nothing was sent. :attr:`findings` lists what it found (offsets, labels
+    and categories; never the values)."""
+
+    def __init__(
+        self,
+        message: str,
+        code: str = "LeakBlocked",
+        rpc_code: Optional[int] = None,
+        data: Optional[Mapping[str, Any]] = None,
+    ) -> None:
+        super().__init__(message, code=code, rpc_code=rpc_code, data=data)
+
+    @property
+    def findings(self) -> List["GuardFinding"]:
+        """The guard's findings (``data.findings``)."""
+        found = self.data.get("findings")
+        return cast(List[GuardFinding], found) if isinstance(found, list) else []
+
+    @property
+    def categories(self) -> List[str]:
+        """The categories of the findings, in order, without repeats."""
+        seen: List[str] = []
+        for f in self.findings:
+            category = f.get("category")
+            if isinstance(category, str) and category not in seen:
+                seen.append(category)
+        return seen
+
+
+#: Error codes raised as their own :class:`AgentnetError` subclass
+_ERROR_CLASSES: Dict[str, Any] = {"LeakBlocked": LeakBlockedError}
 
 
 def connect_error(path: str, home: Optional[str], err: OSError) -> AgentnetError:
@@ -337,6 +375,12 @@ class MessagingMetrics(TypedDict, total=False):
 class NodeMetrics(TypedDict, total=False):
     messaging: MessagingMetrics
     replayCache: Dict[str, int]
+    #: pieces of agent-authored content admitted/refused by kind
+    outbox: Dict[str, Dict[str, int]]
+    #: the leakage guard's counters
+    guard: "GuardStats"
+    #: the last posture review's counts, once one ran
+    posture: "PostureCounts"
 
 
 class PeerSummary(TypedDict):
@@ -430,6 +474,165 @@ class Alias(TypedDict):
 
 class AliasRemoved(TypedDict):
     removed: bool
+
+
+class GuardStats(TypedDict, total=False):
+    registered: int
+    patterns: int
+    checks: int
+    #: decisions by action: ``pass``, ``redact``, ``block``, ``warn``
+    actions: Dict[str, int]
+    #: findings in blocked messages by category
+    blockedByCategory: Dict[str, int]
+
+
+class PostureCounts(TypedDict, total=False):
+    #: ``True`` until the node's first posture review finished (the other keys are then absent)
+    checking: bool
+    #: findings by severity: ``high``, ``medium``, ``low``, ``info``
+    findings: Dict[str, int]
+    #: ``drift.*`` findings (differences from the signed baseline)
+    drift: int
+    baseline: Literal["none", "intact", "tampered"]
+    #: ms since the epoch
+    checkedAt: int
+    error: str
+
+
+class NodeReadiness(TypedDict, total=False):
+    pid: int
+    peerId: str
+    addresses: List[str]
+    ready: bool
+    listening: bool
+    bootstrap: Dict[str, Any]
+    dht: Any
+    reachability: str
+    relayReservations: List[str]
+
+
+class NodeStopping(TypedDict):
+    pid: int
+    stopping: bool
+
+
+class Prometheus(TypedDict, total=False):
+    url: str
+    contentType: str
+    #: the text format 0.0.4 (``format="text"``)
+    text: str
+    #: every series in prom-client's JSON form (``format="json"``)
+    metrics: List[Dict[str, Any]]
+
+
+class GuardFinding(TypedDict, total=False):
+    detector: str
+    category: str
+    label: str
+    id: str
+    #: UTF-16 code-unit offsets into the body
+    start: int
+    end: int
+    variant: str
+    allowed: bool
+
+
+class GuardCheck(TypedDict, total=False):
+    action: Literal["pass", "redact", "block", "warn"]
+    #: the redacted text when ``action`` is ``redact``
+    body: str
+    findings: List[GuardFinding]
+
+
+class ProtectedEntry(TypedDict, total=False):
+    id: str
+    label: str
+    category: str
+    scope: str
+    expiresAt: int
+    persist: bool
+
+
+class GuardPolicy(TypedDict, total=False):
+    peer: str
+    service: str
+    allow: List[str]
+    action: Literal["block", "redact", "warn"]
+
+
+class Protected(TypedDict):
+    id: str
+
+
+class Unprotected(TypedDict):
+    removed: int
+
+
+class GroupCreated(TypedDict):
+    groupId: str
+
+
+class GroupEpoch(TypedDict):
+    epoch: int
+
+
+class GroupSent(TypedDict):
+    epoch: int
+    #: members reached now
+    delivered: int
+    #: members it is kept for (offline)
+    queued: int
+
+
+class GroupSummary(TypedDict):
+    groupId: str
+    name: str
+    epoch: int
+    term: int
+    committer: str
+    #: in leaf order (the succession order)
+    members: List[str]
+
+
+class GroupLeft(TypedDict):
+    groupId: str
+    left: bool
+
+
+class GroupSubscription(TypedDict, total=False):
+    subscribed: bool
+    groupId: str
+
+
+@dataclass(frozen=True)
+class GroupMessage:
+    """A message received in an MLS group (the ``group.received`` notification)."""
+
+    group_id: str
+    #: The sending member's peer ID.
+    sender: str
+    #: The group's MLS epoch it was sent in.
+    epoch: int
+    #: ``str`` (text), ``bytes``, or another JSON value.
+    body: Body
+    content_type: str
+    #: The inbound screening's findings, when it found anything.
+    screening: Optional[Dict[str, Any]] = None
+    raw: Dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> "GroupMessage":
+        screening = params.get("screening")
+        epoch = params.get("epoch")
+        return cls(
+            group_id=str(params.get("groupId", "")),
+            sender=str(params.get("from", "")),
+            epoch=epoch if isinstance(epoch, int) else 0,
+            body=decode_body(params),
+            content_type=str(params.get("contentType", "")),
+            screening=screening if isinstance(screening, dict) else None,
+            raw=dict(params),
+        )
 
 
 # --------------------------------------------------------------------------

@@ -19,14 +19,28 @@ from ._common import (
     Body,
     Card,
     ConnectResult,
+    GroupCreated,
+    GroupEpoch,
+    GroupLeft,
+    GroupSent,
+    GroupSubscription,
+    GroupSummary,
+    GuardCheck,
+    GuardPolicy,
     Invite,
     InviteAccepted,
     NodeInfo,
     NodeMetrics,
+    NodeReadiness,
     NodeStatus,
+    NodeStopping,
     PeerSummary,
     PendingRequest,
     PingResult,
+    PostureCounts,
+    Prometheus,
+    Protected,
+    ProtectedEntry,
     Reply,
     ServiceResult,
     TokenRevocation,
@@ -34,6 +48,7 @@ from ._common import (
     TrustEntry,
     TrustResult,
     TrustSubscription,
+    Unprotected,
     clean_params,
     encode_body,
     error_reply,
@@ -59,7 +74,9 @@ class _Methods:
 
     def node_metrics(self) -> NodeMetrics:
         """``node.metrics``: messages sent/received, rejections by code,
-        retries, duplicates, replay-cache size."""
+        retries, duplicates, replay-cache size, the outbox's and the leakage
+        guard's counters (``guard``: actions and blocked categories) and the
+        last posture review's counts (``posture``, once one ran)."""
         return cast(NodeMetrics, self.call("node.metrics"))
 
     # ---------------------------------------------------------------- peers
@@ -234,9 +251,7 @@ class _Methods:
         """``alias.remove``: forget a petname."""
         return cast(AliasRemoved, self.call("alias.remove", {"name": name}))
 
-    # ---------------------------------------------------------------- guard (planned)
-    # Thin wrappers of the outbound guard's methods; they work once the node
-    # implements them (until then the node answers MethodNotFound).
+    # ---------------------------------------------------------------- leakage guard
 
     def guard_protect(
         self,
@@ -245,23 +260,33 @@ class _Methods:
         category: str,
         scope: Optional[str] = None,
         ttl_ms: Optional[int] = None,
-    ) -> Any:
-        """``guard.protect``: register a value the agent holds so that it does
-        not leave the node unless a policy allows its category."""
-        return self.call(
-            "guard.protect", clean_params(value=value, label=label, category=category, scope=scope, ttlMs=ttl_ms)
+        persist: Optional[bool] = None,
+    ) -> Protected:
+        """``guard.protect``: register a value the agent holds (``category`` a
+        lower-case path such as ``finance/card``) so that it does not leave the
+        node unless a policy allows its category; ``scope`` groups values for
+        :meth:`guard_unprotect`, ``ttl_ms`` expires it, ``persist`` keeps it
+        across restarts. The value never comes back out. Raises
+        ``InvalidParams``, ``GuardLimit``."""
+        return cast(
+            Protected,
+            self.call(
+                "guard.protect",
+                clean_params(value=value, label=label, category=category, scope=scope, ttlMs=ttl_ms, persist=persist),
+            ),
         )
 
-    def guard_unprotect(self, id: Optional[str] = None, scope: Optional[str] = None) -> Any:
+    def guard_unprotect(self, id: Optional[str] = None, scope: Optional[str] = None) -> Unprotected:
         """``guard.unprotect``: forget one registered value (``id``) or every
         value of a ``scope``."""
         if (id is None) == (scope is None):
             raise ValueError("guard_unprotect takes exactly one of id or scope")
-        return self.call("guard.unprotect", clean_params(id=id, scope=scope))
+        return cast(Unprotected, self.call("guard.unprotect", clean_params(id=id, scope=scope)))
 
-    def guard_list(self) -> Any:
-        """``guard.list``: the registered values (without the values themselves)."""
-        return self.call("guard.list")
+    def guard_list(self, scope: Optional[str] = None) -> List[ProtectedEntry]:
+        """``guard.list``: the registered values (all, or one ``scope``):
+        ids, labels, categories, scopes, expiry; never the values."""
+        return cast(List[ProtectedEntry], self.call("guard.list", clean_params(scope=scope)))
 
     def guard_policy_set(
         self,
@@ -269,50 +294,104 @@ class _Methods:
         allow: List[str],
         service: Optional[str] = None,
         action: Optional[str] = None,
-    ) -> Any:
+    ) -> GuardPolicy:
         """``guard.policy.set``: the categories ``peer`` (peer ID, petname or
-        ``*``) may receive, optionally per ``service``; ``action`` is
-        ``block``, ``redact`` or ``warn``."""
-        return self.call("guard.policy.set", clean_params(peer=peer, service=service, allow=allow, action=action))
+        ``*``) may receive, optionally per ``service``; ``action`` for the rest
+        is ``block`` (default), ``redact`` or ``warn``."""
+        return cast(
+            GuardPolicy, self.call("guard.policy.set", clean_params(peer=peer, service=service, allow=allow, action=action))
+        )
 
-    def guard_policy_get(self) -> Any:
-        """``guard.policy.get``: the outbound policy."""
-        return self.call("guard.policy.get")
+    def guard_policy_get(self, peer: Optional[str] = None) -> List[GuardPolicy]:
+        """``guard.policy.get``: the outbound policies (all, or those of ``peer``)."""
+        return cast(List[GuardPolicy], self.call("guard.policy.get", clean_params(peer=peer)))
 
-    def guard_check(self, to: str, body: Body, service: Optional[str] = None) -> Any:
-        """``guard.check``: what the guard would do with ``body`` sent to
-        ``to`` (nothing is sent)."""
-        params: Dict[str, Any] = clean_params(to=to, service=service)
-        params.update(encode_body(body))
-        return self.call("guard.check", params)
+    def guard_check(self, to: str, body: Body, service: Optional[str] = None) -> GuardCheck:
+        """``guard.check``: the decision ``msg.send`` would take for ``body``
+        (text, or a JSON value checked as its JSON text) sent to ``to``
+        (nothing is sent): ``action``, the redacted ``body`` for ``redact``,
+        and the ``findings``."""
+        if isinstance(body, (bytes, bytearray)):
+            raise TypeError("guard_check checks text or JSON values, not bytes")
+        return cast(GuardCheck, self.call("guard.check", clean_params(to=to, service=service, body=body)))
 
-    # ---------------------------------------------------------------- groups (planned)
+    # ---------------------------------------------------------------- groups (MLS)
 
-    def group_create(self, name: str) -> Any:
-        """``group.create``: a new MLS group with this node as its only member."""
-        return self.call("group.create", {"name": name})
+    def group_create(self, name: str) -> GroupCreated:
+        """``group.create``: a new MLS group with this node as its only member
+        and committer. Raises ``InvalidArgument``, ``TooManyGroups``."""
+        return cast(GroupCreated, self.call("group.create", {"name": name}))
 
-    def group_add(self, group_id: str, peer: str) -> Any:
-        """``group.add``: add ``peer`` to the group."""
-        return self.call("group.add", {"groupId": group_id, "peer": peer})
+    def group_add(self, group_id: str, peer: str) -> GroupEpoch:
+        """``group.add``: add ``peer`` (peer ID or petname; it must trust this
+        node) to the group; returns the new epoch once the commit is applied.
+        Raises ``UnknownGroup``, ``PeerUnreachable``, ``GroupRefused``,
+        ``NotCommitter``."""
+        return cast(GroupEpoch, self.call("group.add", {"groupId": group_id, "peer": peer}))
 
-    def group_remove(self, group_id: str, peer: str) -> Any:
-        """``group.remove``: remove ``peer`` from the group."""
-        return self.call("group.remove", {"groupId": group_id, "peer": peer})
+    def group_remove(self, group_id: str, peer: str) -> GroupEpoch:
+        """``group.remove``: remove ``peer`` from the group; returns the new epoch."""
+        return cast(GroupEpoch, self.call("group.remove", {"groupId": group_id, "peer": peer}))
 
-    def group_send(self, group_id: str, body: Body) -> Any:
-        """``group.send``: send ``body`` to every member (bytes as ``bodyBase64``)."""
+    def group_send(self, group_id: str, body: Body) -> GroupSent:
+        """``group.send``: send ``body`` to every member, end-to-end encrypted
+        (it passes the leakage guard first: ``LeakBlocked`` refuses it);
+        ``delivered``: members reached now, ``queued``: kept for offline ones."""
         params: Dict[str, Any] = {"groupId": group_id}
         params.update(encode_body(body))
-        return self.call("group.send", params)
+        return cast(GroupSent, self.call("group.send", params))
 
-    def group_list(self) -> Any:
-        """``group.list``: the groups this node is a member of."""
-        return self.call("group.list")
+    def group_list(self) -> List[GroupSummary]:
+        """``group.list``: the groups this node is a member of, with epoch,
+        committer and members."""
+        return cast(List[GroupSummary], self.call("group.list"))
 
-    def group_leave(self, group_id: str) -> Any:
-        """``group.leave``: leave the group."""
-        return self.call("group.leave", {"groupId": group_id})
+    def group_leave(self, group_id: str) -> GroupLeft:
+        """``group.leave``: leave the group (handing over the committer role if held)."""
+        return cast(GroupLeft, self.call("group.leave", {"groupId": group_id}))
+
+    def group_subscribe(self, group_id: Optional[str] = None) -> GroupSubscription:
+        """``group.subscribe``: group messages (of ``group_id``, or of every
+        group) then arrive on this connection as ``group.received``
+        notifications until it closes. :meth:`on_group_message` and
+        :meth:`group_messages` call it for you (once per connection, for every
+        group); calling both it with a ``group_id`` and them delivers that
+        group's messages twice."""
+        return cast(GroupSubscription, self.call("group.subscribe", clean_params(groupId=group_id)))
+
+    # ---------------------------------------------------------------- node lifecycle, metrics, posture
+
+    def node_state(self) -> NodeReadiness:
+        """``node.state``: readiness now (listening, bootstrap, DHT) and the
+        node's ``pid``, without waiting. Raises ``Starting`` while it starts."""
+        return cast(NodeReadiness, self.call("node.state"))
+
+    def node_wait(self, timeout_ms: Optional[int] = None) -> NodeReadiness:
+        """``node.wait``: return once the node is ready (listening and, with
+        bootstrap peers, connected to one and in the DHT). Raises ``Timeout``
+        after ``timeout_ms`` (node default 30 s, at most 600 s)."""
+        timeout = None if timeout_ms is None else max(timeout_ms / 1000 + 30, self._default_timeout())
+        return cast(NodeReadiness, self.call("node.wait", clean_params(timeoutMs=timeout_ms), timeout=timeout))
+
+    def node_stop(self) -> NodeStopping:
+        """``node.stop``: ask the node to stop cleanly; returns once it
+        accepted (the connection then closes: see :meth:`wait_closed`)."""
+        return cast(NodeStopping, self.call("node.stop"))
+
+    def node_prometheus(self, format: str = "text") -> Prometheus:
+        """``node.prometheus``: the node's Prometheus metrics, as its
+        ``/metrics`` serves them (``format="text"``: ``text``; ``"json"``:
+        ``metrics``). Raises ``MetricsDisabled`` without ``metrics.listen``."""
+        return cast(Prometheus, self.call("node.prometheus", {"format": format}))
+
+    def node_posture(self, wait_ms: Optional[int] = None) -> PostureCounts:
+        """``node.posture``: the node's own posture review (``agentnet
+        doctor``'s checks and baseline drift, cached for 5 minutes): finding
+        counts by severity, ``drift``, ``baseline`` and ``checkedAt``.
+        Waits up to ``wait_ms`` (node default 30 s) for a review in
+        progress; ``{"checking": True}`` if it still runs."""
+        timeout = None if wait_ms is None else max(wait_ms / 1000 + 30, self._default_timeout())
+        return cast(PostureCounts, self.call("node.posture", clean_params(waitMs=wait_ms), timeout=timeout))
 
     # ---------------------------------------------------------------- helpers
 

@@ -36,6 +36,8 @@ from ._common import (
     AgentnetError,
     Body,
     ConnectionClosedError,
+    GroupMessage,
+    GroupSubscription,
     Message,
     PendingRequest,
     TrustSubscription,
@@ -159,6 +161,7 @@ class AsyncClient(_AsyncMethods):
         self._close_reason: Optional[str] = None
         self._refused: Optional[str] = None
         self._trust_subscribed = False
+        self._groups_subscribed = False
         self._read_task = asyncio.ensure_future(self._read_loop())
 
     @classmethod
@@ -290,6 +293,23 @@ class AsyncClient(_AsyncMethods):
         self.on("trust.pending", callback)
         return (await self.trust_subscribe())["pending"]
 
+    async def on_group_message(self, callback: Callable[[GroupMessage], Any], group_id: Optional[str] = None) -> Callable[[], None]:
+        """Call ``callback(message)`` for each message received in a group
+        (every group, or only ``group_id``); subscribes this connection to
+        group messages (``group.subscribe``) once. Returns a function that
+        removes the callback."""
+
+        def listener(note: Notification) -> Any:
+            if note.method == "group.received":
+                message = GroupMessage.from_params(note.params)
+                if group_id is None or message.group_id == group_id:
+                    return callback(message)
+            return None
+
+        remove = self._add_listener(listener)
+        await self._subscribe_groups()
+        return remove
+
     def on_close(self, callback: Callable[[], Any]) -> None:
         """Call ``callback()`` once when the connection closes."""
         if self._closed.is_set():
@@ -319,6 +339,29 @@ class AsyncClient(_AsyncMethods):
         if not self._trust_subscribed:
             await self.trust_subscribe()
         return sub
+
+    async def group_messages(self, group_id: Optional[str] = None) -> AsyncSubscription[GroupMessage]:
+        """Messages received in groups (every group, or only ``group_id``)
+        from now on, as an async iterator of :class:`GroupMessage`
+        (subscribes this connection once, see :meth:`group_subscribe`)."""
+        sub: AsyncSubscription[GroupMessage] = self._subscribe(
+            lambda n: n.method == "group.received" and (group_id is None or n.params.get("groupId") == group_id),
+            lambda n: GroupMessage.from_params(n.params),
+        )
+        await self._subscribe_groups()
+        return sub
+
+    async def _subscribe_groups(self) -> None:
+        if not self._groups_subscribed:
+            await self.group_subscribe()
+
+    async def group_subscribe(self, group_id: Optional[str] = None) -> GroupSubscription:
+        result = await super().group_subscribe(group_id)
+        if group_id is None:
+            self._groups_subscribed = True
+        return result
+
+    group_subscribe.__doc__ = _AsyncMethods.group_subscribe.__doc__
 
     async def trust_subscribe(self) -> TrustSubscription:
         result = await super().trust_subscribe()

@@ -34,6 +34,8 @@ from ._common import (
     AgentnetError,
     Body,
     ConnectionClosedError,
+    GroupMessage,
+    GroupSubscription,
     Message,
     PendingRequest,
     TrustSubscription,
@@ -191,6 +193,7 @@ class Client(_Methods):
         self._close_reason: Optional[str] = None
         self._refused: Optional[str] = None
         self._trust_subscribed = False
+        self._groups_subscribed = False
         self._dispatch: "queue.Queue[Optional[Callable[[], None]]]" = queue.Queue()
         self._executor = ThreadPoolExecutor(max_workers=handler_threads, thread_name_prefix="agentnet-handler")
         self._reader = threading.Thread(target=self._read_loop, name="agentnet-reader", daemon=True)
@@ -309,6 +312,22 @@ class Client(_Methods):
         self.on("trust.pending", callback)
         return self.trust_subscribe()["pending"]
 
+    def on_group_message(self, callback: Callable[[GroupMessage], None], group_id: Optional[str] = None) -> Callable[[], None]:
+        """Call ``callback(message)`` for each message received in a group
+        (every group, or only ``group_id``); subscribes this connection to
+        group messages (``group.subscribe``) once. Returns a function that
+        removes the callback."""
+
+        def listener(note: Notification) -> None:
+            if note.method == "group.received":
+                message = GroupMessage.from_params(note.params)
+                if group_id is None or message.group_id == group_id:
+                    callback(message)
+
+        remove = self._add_listener(listener)
+        self._subscribe_groups()
+        return remove
+
     def on_close(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` once when the connection closes."""
         run_now = False
@@ -345,6 +364,29 @@ class Client(_Methods):
             self.trust_subscribe()
             self._trust_subscribed = True
         return sub
+
+    def group_messages(self, group_id: Optional[str] = None) -> Subscription[GroupMessage]:
+        """Messages received in groups (every group, or only ``group_id``)
+        from now on, as a blocking iterator of :class:`GroupMessage`
+        (subscribes this connection once, see :meth:`group_subscribe`)."""
+        sub: Subscription[GroupMessage] = self._subscribe(
+            lambda n: n.method == "group.received" and (group_id is None or n.params.get("groupId") == group_id),
+            lambda n: GroupMessage.from_params(n.params),
+        )
+        self._subscribe_groups()
+        return sub
+
+    def _subscribe_groups(self) -> None:
+        if not self._groups_subscribed:
+            self.group_subscribe()
+
+    def group_subscribe(self, group_id: Optional[str] = None) -> GroupSubscription:
+        result = super().group_subscribe(group_id)
+        if group_id is None:
+            self._groups_subscribed = True
+        return result
+
+    group_subscribe.__doc__ = _Methods.group_subscribe.__doc__
 
     def trust_subscribe(self) -> TrustSubscription:
         result = super().trust_subscribe()

@@ -114,6 +114,46 @@ class AsyncClientTest(unittest.IsolatedAsyncioTestCase):
         note = await asyncio.wait_for(seen.get(), WAIT)
         self.assertEqual(note.method, "msg.received")
 
+    async def test_05b_guard_block_and_group_round_trip(self) -> None:
+        await self.a.guard_protect("the Lisbon offer is 7.9M", "offer", "legal/offer", scope="aio")
+        check = await self.a.guard_check(self.peer_c, "note: the Lisbon offer is 7.9M")
+        self.assertEqual((check["action"], [f["category"] for f in check["findings"]]), ("block", ["legal/offer"]))
+        with self.assertRaises(agentnet.LeakBlockedError) as ctx:
+            await self.a.send(self.peer_c, "calc", "note: the Lisbon offer is 7.9M")
+        self.assertEqual((ctx.exception.code, ctx.exception.categories), ("LeakBlocked", ["legal/offer"]))
+        self.assertGreaterEqual((await self.a.node_metrics())["guard"]["blockedByCategory"]["legal/offer"], 1)
+        self.assertEqual(await self.a.guard_unprotect(scope="aio"), {"removed": 1})
+
+        group_id = (await self.a.group_create("aio-room"))["groupId"]
+        inbox_c = await self.c.group_messages(group_id)
+        answers: "asyncio.Queue[agentnet.GroupMessage]" = asyncio.Queue()
+        await self.a.on_group_message(answers.put_nowait, group_id)
+
+        async def pong(message: agentnet.GroupMessage) -> None:
+            if message.sender == self.peer_a:
+                await self.c.group_send(message.group_id, {"pong": message.body})
+
+        await self.c.on_group_message(pong, group_id)
+        await self.a.group_add(group_id, self.peer_c)
+        deadline = asyncio.get_running_loop().time() + WAIT
+        while not any(g["groupId"] == group_id for g in await self.c.group_list()):
+            self.assertLess(asyncio.get_running_loop().time(), deadline, "C joined the group")
+            await asyncio.sleep(0.05)
+        sent = await self.a.group_send(group_id, "hello group")
+        self.assertEqual(sent["delivered"], 1)
+        got = await inbox_c.get(WAIT)
+        self.assertEqual((got.group_id, got.sender, got.body), (group_id, self.peer_a, "hello group"))
+        answer = await asyncio.wait_for(answers.get(), WAIT)
+        self.assertEqual((answer.sender, answer.body), (self.peer_c, {"pong": "hello group"}))
+        inbox_c.close()
+        members = [g["members"] for g in await self.a.group_list() if g["groupId"] == group_id]
+        self.assertEqual([sorted(m) for m in members], [sorted([self.peer_a, self.peer_c])])
+        self.assertGreater((await self.a.group_remove(group_id, self.peer_c))["epoch"], sent["epoch"])
+        posture = await self.a.node_posture()
+        self.assertFalse(posture["checking"])
+        self.assertTrue((await self.a.node_wait(timeout_ms=5_000))["ready"])
+        self.assertEqual((await self.a.node_state())["peerId"], self.peer_a)
+
     async def test_06_closing_ends_iterators_and_fails_calls(self) -> None:
         other = await agentnet.aio.connect(home("A"))
         notes = other.notifications()

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
+from typing import Any, List
 import unittest
 from pathlib import Path
 
@@ -169,14 +171,92 @@ class BlockingClientTest(unittest.TestCase):
         self.assertGreater(metrics["messaging"]["sent"], 0)
         self.assertGreater(self.b.node_metrics()["messaging"]["rejected"].get("UntrustedPeer", 0), 0)
 
-    def test_10_planned_methods_go_through_call(self) -> None:
-        # guard.* and group.* are thin wrappers of call(); until the node has
-        # them it answers MethodNotFound, which arrives as such
-        for fn in (self.a.guard_list, self.a.group_list):
-            try:
-                fn()
-            except AgentnetError as err:
-                self.assertEqual(err.code, "MethodNotFound")
+    def test_10_guard_blocks_a_registered_value_with_leak_blocked(self) -> None:
+        secret = "Project Nightingale closes at 4.2M"
+        protected = self.a.guard_protect(secret, "deal terms", "legal/deal", scope="py-task")
+        self.assertIsInstance(protected["id"], str)
+        entries = self.a.guard_list(scope="py-task")
+        self.assertEqual([(e["id"], e["label"], e["category"]) for e in entries], [(protected["id"], "deal terms", "legal/deal")])
+        self.assertNotIn(secret, repr(entries))
+        check = self.a.guard_check(self.peer_b, "FYI: " + secret, service="calc")
+        self.assertEqual(check["action"], "block")
+        self.assertEqual([f["category"] for f in check["findings"]], ["legal/deal"])
+        before = self.a.node_metrics()["guard"]["actions"]["block"]
+        # the send is refused before anything leaves: LeakBlockedError, an AgentnetError with that code
+        with self.assertRaises(agentnet.LeakBlockedError) as ctx:
+            self.a.send(self.peer_b, "calc", "FYI: " + secret)
+        self.assertIsInstance(ctx.exception, AgentnetError)
+        self.assertEqual(ctx.exception.code, "LeakBlocked")
+        self.assertEqual(ctx.exception.categories, ["legal/deal"])
+        self.assertNotIn(secret, str(ctx.exception))
+        guard = self.a.node_metrics()["guard"]
+        self.assertEqual(guard["actions"]["block"], before + 1)
+        self.assertGreaterEqual(guard["blockedByCategory"]["legal/deal"], 1)
+        # a policy for B that allows the category lets it out; redaction for another service
+        policy = self.a.guard_policy_set(self.peer_b, ["legal/*"], service="calc")
+        self.assertEqual((policy["peer"], policy.get("service"), policy["allow"]), (self.peer_b, "calc", ["legal/*"]))
+        self.assertIn(("calc", ["legal/*"]), [(p.get("service"), p["allow"]) for p in self.a.guard_policy_get(self.peer_b)])
+        self.assertTrue(self.a.send_oneway(self.peer_b, "calc", secret).accepted)
+        self.a.guard_policy_set(self.peer_b, [], service="redacted", action="redact")
+        self.assertEqual(self.a.guard_check(self.peer_b, "FYI: " + secret, service="redacted")["body"], "FYI: [REDACTED:deal terms]")
+        self.assertEqual(self.a.guard_unprotect(scope="py-task"), {"removed": 1})
+        self.assertEqual(self.a.guard_check(self.peer_b, "FYI: " + secret, service="x")["action"], "pass")
+        with self.assertRaises(TypeError):
+            self.a.guard_check(self.peer_b, b"bytes")
+
+    def test_10b_group_round_trip_with_iterator_and_callback(self) -> None:
+        created = self.a.group_create("py-room")
+        group_id = created["groupId"]
+        inbox_b = self.b.group_messages(group_id)
+        inbox_a = self.a.group_messages()
+        # B answers every group message from A in the group (a callback)
+        self.b.on_group_message(
+            lambda m: self.b.group_send(m.group_id, {"pong": m.body}) if m.sender == self.peer_a else None, group_id
+        )
+        epoch = self.a.group_add(group_id, self.peer_b)["epoch"]
+        self.assertGreaterEqual(epoch, 1)
+        mine = [g for g in self.a.group_list() if g["groupId"] == group_id]
+        self.assertEqual([(g["name"], g["committer"], sorted(g["members"])) for g in mine], [("py-room", self.peer_a, sorted([self.peer_a, self.peer_b]))])
+        _poll(lambda: any(g["groupId"] == group_id for g in self.b.group_list()))
+        sent = self.a.group_send(group_id, {"hello": "group"})
+        self.assertEqual((sent["delivered"], sent["queued"]), (1, 0))
+        got = inbox_b.get(timeout=WAIT)
+        self.assertIsInstance(got, agentnet.GroupMessage)
+        self.assertEqual((got.group_id, got.sender, got.body), (group_id, self.peer_a, {"hello": "group"}))
+        answer = inbox_a.get(timeout=WAIT)
+        self.assertEqual((answer.group_id, answer.sender, answer.body), (group_id, self.peer_b, {"pong": {"hello": "group"}}))
+        self.b.group_send(group_id, b"\x00\x01")
+        self.assertEqual(inbox_a.get(timeout=WAIT).body, b"\x00\x01")
+        # the guard screens group messages too
+        self.a.guard_protect("Nightingale-7 access code 93517", "door code", "secret/door", scope="py-group")
+        with self.assertRaises(agentnet.LeakBlockedError):
+            self.a.group_send(group_id, "the code: Nightingale-7 access code 93517")
+        self.a.guard_unprotect(scope="py-group")
+        inbox_a.close()
+        inbox_b.close()
+        self.assertEqual(self.b.group_leave(group_id), {"groupId": group_id, "left": True})
+        self.assertCode("UnknownGroup", self.b.group_send, group_id, "gone")
+
+    def test_10c_node_state_wait_posture_prometheus(self) -> None:
+        state = self.a.node_state()
+        self.assertEqual(state["peerId"], self.peer_a)
+        self.assertIsInstance(state["pid"], int)
+        self.assertTrue(self.a.node_wait(timeout_ms=5_000)["ready"])
+        posture = self.a.node_posture()
+        self.assertFalse(posture["checking"])
+        self.assertEqual(sorted(posture["findings"]), ["high", "info", "low", "medium"])
+        self.assertEqual(posture["baseline"], "none")
+        self.assertGreater(posture["checkedAt"], 0)
+        self.assertEqual(self.a.node_metrics()["posture"]["findings"], posture["findings"])
+        self.assertCode("MetricsDisabled", self.a.node_prometheus)
+
+    def test_10d_node_stop(self) -> None:
+        node = agentnet.connect(home("D"))
+        pid = node.node_state()["pid"]
+        self.assertEqual(node.node_stop(), {"pid": pid, "stopping": True})
+        self.assertTrue(node.wait_closed(WAIT))
+        with self.assertRaises(NodeNotRunningError):
+            _poll_raises(lambda: agentnet.connect(home("D")).close())
 
     def test_11_closing_fails_pending_calls_and_frees_services(self) -> None:
         other = agentnet.connect(home("B"))
@@ -189,7 +269,20 @@ class BlockingClientTest(unittest.TestCase):
         self.assertTrue(other.closed)
         with self.assertRaises(ConnectionClosedError):
             other.node_info()
-        self.assertEqual(self.b.service_register("short-lived"), {"service": "short-lived"})
+        # the node frees the service once it has seen the socket close (asynchronously): poll
+        registered: List[Any] = []
+
+        def register() -> bool:
+            try:
+                registered.append(self.b.service_register("short-lived"))
+                return True
+            except AgentnetError as err:
+                if err.code != "ServiceTaken":
+                    raise
+                return False
+
+        _poll(register)
+        self.assertEqual(registered, [{"service": "short-lived"}])
         self.b.service_unregister("short-lived")
 
     def test_12_the_example_echo_agent(self) -> None:
@@ -224,6 +317,24 @@ def _calc(message: Message) -> agentnet.Body:
     if isinstance(body, dict) and "sum" in body:
         return {"sum": sum(body["sum"])}
     raise ServiceError("BadRequest", f"cannot handle {body!r}")
+
+
+def _poll(condition, timeout: float = WAIT) -> None:
+    """Wait until ``condition()`` holds, checking every 50 ms."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+def _poll_raises(fn, timeout: float = WAIT) -> None:
+    """Call ``fn()`` every 50 ms until it raises (the exception propagates)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        fn()
+        time.sleep(0.05)
+    raise AssertionError("it never raised")
 
 
 if __name__ == "__main__":
