@@ -9,6 +9,7 @@ import { isLoopback, isPrivate } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { PeerUnreachableError } from '../errors/index.ts'
 import { parseTarget } from './target.ts'
+import { didKeyFromPeerId } from '../did/index.ts'
 import type { AgentLibp2p } from './libp2p.ts'
 import type { Config } from '../config/index.ts'
 import type { Connection, PeerId, Startable } from '@libp2p/interface'
@@ -27,6 +28,8 @@ export interface NodeInfo {
   addresses: string[]
   protocols: string[]
   version: string
+  /** The peer ID as a `did:key` (Ed25519 multicodec, base58btc) */
+  did: string
 }
 
 export interface PeerSummary {
@@ -77,6 +80,7 @@ export class Network implements Startable {
   private readonly logger: Logger | undefined
   private readonly rejoinIntervalMs: number
   private bootstrapTimer: ReturnType<typeof setInterval> | undefined
+  private did: string | undefined
 
   constructor (components: NetworkComponents, init: NetworkInit) {
     this.libp2p = components.libp2p
@@ -121,7 +125,9 @@ export class Network implements Startable {
       peerId: this.peerId.toString(),
       addresses: this.addresses(),
       protocols: this.libp2p.getProtocols(),
-      version: AGENT_VERSION
+      version: AGENT_VERSION,
+      // computed once: `agentnet id` then needs no crypto of its own
+      did: this.did ??= didKeyFromPeerId(this.peerId)
     }
   }
 

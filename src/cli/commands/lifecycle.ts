@@ -277,7 +277,8 @@ export async function id (opts: GlobalOptions): Promise<void> {
     }
     try {
       const info = await client.nodeInfo()
-      const did = await didOf(info.peerId)
+      // the node computes it (older nodes do not: then here)
+      const did = typeof info.did === 'string' ? info.did : await didOf(info.peerId)
       print(opts.json, { peerId: info.peerId, did, addresses: info.addresses }, () => [info.peerId, did, ...info.addresses].join('\n'))
       return
     } finally {
