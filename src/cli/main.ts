@@ -33,6 +33,7 @@ const lifecycle = async (): Promise<Record<string, unknown>> => import('./comman
 const local = async (): Promise<Record<string, unknown>> => import('./commands/local.ts')
 const groupCommands = async (): Promise<Record<string, unknown>> => import('./commands/groups.ts')
 const guardCommands = async (): Promise<Record<string, unknown>> => import('./commands/guard.ts')
+const redteamCommands = async (): Promise<Record<string, unknown>> => import('./commands/redteam.ts')
 
 /** The full command definitions (commander is loaded only when they are needed) */
 export async function buildProgram (): Promise<Command> {
@@ -191,6 +192,29 @@ export async function buildProgram (): Promise<Command> {
     .action(lazy(groupCommands, 'groupListen'))
   withCommon(group.command('leave').description('leave a group').argument('<group>', 'group ID'))
     .action(lazy(groupCommands, 'groupLeave'))
+
+  withCommon(program.command('redteam').description('play attack dialogs against an agent\'s service and report what leaked (exit 1 if anything did)'), true)
+    .requiredOption('--target <peer>', 'peer ID, multiaddr …/p2p/<id>, or a petname (with --identity)')
+    .requiredOption('--service <service>', 'the target agent\'s service')
+    .option('--scenarios <path>', 'a scenario file or folder (default: the shipped library)')
+    .option('--only <ids>', 'only these scenario ids or families (comma-separated, repeatable)', collect)
+    .option('--canary <value>', 'a value that must not come back, or LABEL=VALUE (repeatable)', collect)
+    .option('--canary-file <file>', 'canaries: JSON [{label, category, value}] or one value a line (repeatable)', collect)
+    .option('--turns <n>', 'at most this many turns per scenario', parseCount)
+    .option('--report <file>', 'also write the JSON report here')
+    .option('--baseline <file>', 'an earlier JSON report: mark scenarios that newly leak')
+    .option('--identity <home>', 'use the running node of this home instead of a fresh ephemeral one')
+    .option('--invite <code>', 'an invite code of the target: the red-team node accepts it first')
+    .option('--connect <multiaddr>', 'dial this address first (repeatable)', collect)
+    .option('--bootstrap <multiaddr>', 'bootstrap peer of the ephemeral node (repeatable)', collect)
+    .option('--attacker-llm <url>', 'OpenAI-compatible chat-completions endpoint that writes the turns')
+    .option('--model <name>', 'model name for --attacker-llm')
+    .option('--timeout <seconds>', 'per turn (default 15)', parseSeconds)
+    .action(lazy(redteamCommands, 'redteam'))
+  withCommon(program.command('audit-dialogs').description('scan JSONL conversation logs for canaries, secrets and PII (exit 1 if any leaked)').argument('<files...>'))
+    .option('--canary <value>', 'a registered value, or LABEL=VALUE (repeatable)', collect)
+    .option('--canary-file <file>', 'canaries: JSON [{label, category, value}] or one value a line (repeatable)', collect)
+    .action(lazy(redteamCommands, 'auditDialogs'))
 
   withCommon(program.command('dashboard').description('serve a live web dashboard of the running node on 127.0.0.1 (prints its URL with the access token)'))
     .option('--port <n>', 'TCP port on 127.0.0.1 (default: any free port)', parsePort)
