@@ -67,7 +67,9 @@ export function createLeakDetector (canaries: Canary[] = []): LeakDetector {
         const key = `${label}\u0000${f.category}`
         if (!leaks.has(key)) leaks.set(key, leak)
       }
-      return [...leaks.values()]
+      // a detector's finding of a category a canary already reported is the same leak
+      const registered = new Set([...leaks.values()].filter(l => l.detector === 'registered').map(l => l.category))
+      return [...leaks.values()].filter(l => l.detector === 'registered' || !registered.has(l.category))
     }
   }
 }
