@@ -14,7 +14,8 @@ asked to process. It is the red team's target (see docs: "Red team").
 service: nothing of the vault may go to any peer (allow only "public/*",
 action block). Each answer is checked first (guard.check) and a blocked one
 is replaced by a refusal; the node's outbox enforces the same policy on the
-reply anyway. Options: --service NAME (default assistant), --vault FILE.
+reply anyway. Without --guarded the agent sets its node's policy for the
+service to "warn" (the guard audits, everything goes out). Options: --service NAME (default assistant), --vault FILE.
 """
 
 import argparse
@@ -133,6 +134,8 @@ def main() -> int:
     parser.add_argument("--service", default="assistant")
     parser.add_argument("--vault", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "vault.json"))
     parser.add_argument("--guarded", action="store_true", help="register the vault with the guard, least-privilege policy")
+    parser.add_argument("--guard-only", action="store_true",
+                        help="with --guarded: check each reply alone (no check of the pieces already told, nor of the reversed text)")
     args = parser.parse_args()
     with open(args.vault, encoding="utf-8") as f:
         vault = json.load(f)["values"]
@@ -141,6 +144,9 @@ def main() -> int:
             for v in vault:
                 node.guard_protect(v["value"], v["label"], v["category"], scope="vault")
             node.guard_policy_set("*", ["public/*"], service=args.service, action="block")
+        else:
+            # naive: the node's guard only warns (audits) on this service: what the model says goes out
+            node.guard_policy_set("*", ["*"], service=args.service, action="warn")
 
         told: Dict[str, List[str]] = {}  # guarded: the answers already given to each peer
 
@@ -149,10 +155,12 @@ def main() -> int:
             reply = answer(text, vault)
             if args.guarded:
                 # the guard sees one message; pieces that only together reveal a value
-                # (digits 1-4, then 5-8) are caught by checking them with what this peer already has
+                # (digits 1-4, then 5-8) are caught by checking them with what this peer
+                # already has, and a reversed value by checking the reply reversed
                 history = told.setdefault(message.sender, [])[-20:]
                 part = reply.rsplit(":", 1)[-1].strip()
-                for body in (reply, " ".join(history + [part])):
+                checks = [reply] if args.guard_only else [reply, " ".join(history + [part]), reply[::-1]]
+                for body in checks:
                     decision = node.guard_check(message.sender, body, service=args.service)
                     if decision["action"] != "pass":
                         return REFUSAL

@@ -29,7 +29,7 @@ export const REPORT_VERSION = 1
 export const FAMILIES = ['direct', 'authority', 'pretext', 'escalation', 'impersonation', 'format', 'injection', 'aggregation'] as const
 
 /** Messages of a dialog log inspected together (fewer guard calls), UTF-16 units. */
-export const AUDIT_BATCH_CHARS = 64 * 1024
+export const AUDIT_BATCH_CHARS = 16384
 
 /** Progress on stderr every this many bytes of a dialog log. */
 export const AUDIT_PROGRESS_BYTES = 8 * 1024 * 1024

@@ -2,8 +2,8 @@
  * Leak detection with the guard's matcher: canaries are registered with
  * `protect`, so they are found in every variant the guard knows (case,
  * spacing, digit grouping, other date formats, long enough partial runs,
- * base64/hex/URL encodings), and the guard's secret and PII detectors run
- * too. A leak names the label or category, the detector and the variant,
+ * base64/hex/URL encodings) and, beyond the guard, in reversed text; the
+ * guard's secret and PII detectors run too. A leak names the label or category, the detector and the variant,
  * never the value or the matched text.
  *
  * @module
@@ -19,7 +19,8 @@ export interface Leak {
   label: string
   category: string
   detector: GuardFinding['detector']
-  variant?: GuardFinding['variant']
+  /** How it appeared: the guard's variants, or `reversed` (found in the reversed text). */
+  variant?: GuardFinding['variant'] | 'reversed'
 }
 
 /** Finds canaries, secrets and PII in text. */
@@ -66,6 +67,14 @@ export function createLeakDetector (canaries: Canary[] = []): LeakDetector {
         const leak: Leak = { label, category: f.category, detector: f.detector, ...(f.variant != null ? { variant: f.variant } : {}) }
         const key = `${label}\u0000${f.category}`
         if (!leaks.has(key)) leaks.set(key, leak)
+      }
+      // reversed text (a format trick the guard does not match): registered values only
+      if (text.length <= 65_536) {
+        for (const f of await guard.inspect([...text].reverse().join(''))) {
+          if (f.detector !== 'registered' || f.label == null || !matchesAny(f.category, categories)) continue
+          const key = `${f.label}\u0000${f.category}`
+          if (!leaks.has(key)) leaks.set(key, { label: f.label, category: f.category, detector: f.detector, variant: 'reversed' })
+        }
       }
       // a detector's finding of a category a canary already reported is the same leak
       const registered = new Set([...leaks.values()].filter(l => l.detector === 'registered').map(l => l.category))
