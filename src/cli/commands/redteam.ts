@@ -180,9 +180,11 @@ export async function auditDialogs (files: string[], opts: { canary?: string[], 
   const rt = await import('../../redteam/index.ts')
   const canaries: Canary[] = (opts.canary ?? []).map(canaryArg)
   for (const file of opts.canaryFile ?? []) canaries.push(...parseCanaryFile(await readText(file), file))
+  const every = Number(process.env.AGENTNET_AUDIT_PROGRESS_BYTES)
   const result = await rt.auditDialogFiles(files, {
     canaries,
-    onProgress: p => { process.stderr.write(`${p.file}: ${(p.bytes / 1048576).toFixed(0)} MiB, ${p.messages} messages, ${p.leaks} leaking\n`) }
+    ...(Number.isInteger(every) && every > 0 ? { progressBytes: every } : {}),
+    onProgress: p => { process.stderr.write(`${p.file}: ${(p.bytes / 1048576).toFixed(p.bytes < 10485760 ? 1 : 0)} MiB, ${p.messages} messages, ${p.leaks} leaking\n`) }
   })
   process.stdout.write(opts.json === true ? JSON.stringify(result) + '\n' : rt.formatDialogAudit(result) + '\n')
   if (result.leakingMessages > 0) throw new SilentExit(1)
