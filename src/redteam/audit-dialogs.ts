@@ -13,7 +13,11 @@
 
 import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
+import { availableParallelism } from 'node:os'
+import { extname } from 'node:path'
 import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { Worker } from 'node:worker_threads'
 import { createLeakDetector } from './detect.ts'
 import { InvalidDialogLogError } from './errors.ts'
 import { AUDIT_BATCH_CHARS, AUDIT_PROGRESS_BYTES } from './constants.ts'
@@ -57,6 +61,53 @@ export interface AuditOptions {
   progressBytes?: number
   /** Stop at a malformed line (default), or skip it. */
   skipInvalid?: boolean
+  /** Worker threads inspecting batches; 0 inspects on this thread. Default: the CPUs, at most 4. */
+  workers?: number
+}
+
+type Results = Array<{ index: number, leaks: Leak[] }>
+
+/** Inspects batches of texts, here or in worker threads. */
+interface Inspector {
+  inspect: (texts: string[]) => Promise<Results>
+  /** Batches in flight before the reader waits. */
+  depth: number
+  close: () => Promise<void>
+}
+
+function localInspector (canaries: Canary[]): Inspector {
+  const detector = createLeakDetector(canaries)
+  return { inspect: async texts => inspectTexts(detector, texts), depth: 1, close: async () => {} }
+}
+
+function workerInspector (canaries: Canary[], count: number): Inspector {
+  const self = fileURLToPath(import.meta.url)
+  const script = new URL(`./audit-worker${extname(self)}`, import.meta.url)
+  const pending = new Map<number, { resolve: (r: Results) => void, reject: (e: Error) => void }>()
+  const workers = Array.from({ length: count }, () => {
+    const w = new Worker(script, { workerData: { canaries } })
+    w.on('message', (m: { id: number, results?: Results, error?: string }) => {
+      const p = pending.get(m.id)
+      pending.delete(m.id)
+      if (m.error != null) p?.reject(new InvalidDialogLogError(`the audit worker failed: ${m.error}`))
+      else p?.resolve(m.results ?? [])
+    })
+    w.on('error', err => {
+      for (const p of pending.values()) p.reject(err)
+      pending.clear()
+    })
+    return w
+  })
+  let next = 0
+  return {
+    depth: count * 2,
+    inspect: async texts => new Promise<Results>((resolve, reject) => {
+      const id = next++
+      pending.set(id, { resolve, reject })
+      workers[id % workers.length]!.postMessage({ id, texts })
+    }),
+    close: async () => { await Promise.all(workers.map(async w => w.terminate())) }
+  }
 }
 
 interface Pending {
@@ -70,10 +121,22 @@ interface Pending {
 /** Audit dialog logs. */
 export async function auditDialogFiles (files: string[], options: AuditOptions = {}): Promise<DialogAudit> {
   const started = Date.now()
-  const detector = createLeakDetector(options.canaries ?? [])
+  const canaries = options.canaries ?? []
+  const count = options.workers ?? Math.min(4, availableParallelism())
+  const inspector = count > 0 ? workerInspector(canaries, count) : localInspector(canaries)
   const audit: DialogAudit = { files, messages: 0, bytes: 0, leakingMessages: 0, findings: [], byLabel: {}, flows: [], durationMs: 0 }
-  for (const file of files) {
-    await auditFile(file, detector, audit, options)
+  try {
+    for (const file of files) {
+      await auditFile(file, inspector, audit, options)
+    }
+  } finally {
+    await inspector.close()
+  }
+  const order = new Map(files.map((f, i) => [f, i]))
+  audit.findings.sort((a, b) => (order.get(a.file)! - order.get(b.file)!) || a.line - b.line)
+  for (const f of audit.findings) {
+    audit.leakingMessages++
+    for (const l of f.leaks) audit.byLabel[l.label] = (audit.byLabel[l.label] ?? 0) + 1
   }
   const flows = new Map<string, { sender: string, recipient: string, messages: number, labels: Set<string> }>()
   for (const f of audit.findings) {
@@ -90,18 +153,26 @@ export async function auditDialogFiles (files: string[], options: AuditOptions =
   return audit
 }
 
-async function auditFile (file: string, detector: LeakDetector, audit: DialogAudit, options: AuditOptions): Promise<void> {
+async function auditFile (file: string, inspector: Inspector, audit: DialogAudit, options: AuditOptions): Promise<void> {
   await stat(file).catch(() => { throw new InvalidDialogLogError(`${file}: no such file`) })
   const progressBytes = options.progressBytes ?? AUDIT_PROGRESS_BYTES
   let nextProgress = progressBytes
   let fileBytes = 0
   let batch: Pending[] = []
   let batchChars = 0
+  const inFlight: Array<Promise<void>> = []
   const flush = async (): Promise<void> => {
     if (batch.length === 0) return
-    await inspectBatch(file, batch, detector, audit)
+    const messages = batch
     batch = []
     batchChars = 0
+    inFlight.push(inspector.inspect(messages.map(m => m.text)).then(results => {
+      for (const { index, leaks } of results) {
+        const m = messages[index]!
+        audit.findings.push({ file, line: m.line, sender: m.sender, recipient: m.recipient, leaks })
+      }
+    }))
+    while (inFlight.length >= inspector.depth) await inFlight.shift()
   }
   const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 }), crlfDelay: Infinity })
   let n = 0
@@ -126,44 +197,52 @@ async function auditFile (file: string, detector: LeakDetector, audit: DialogAud
     if (batchChars >= AUDIT_BATCH_CHARS) await flush()
     if (fileBytes >= nextProgress) {
       nextProgress += progressBytes
-      options.onProgress?.({ file, bytes: fileBytes, messages: audit.messages, leaks: audit.leakingMessages })
+      options.onProgress?.({ file, bytes: fileBytes, messages: audit.messages, leaks: audit.findings.length })
     }
   }
   await flush()
+  while (inFlight.length > 0) await inFlight.shift()
   audit.bytes += fileBytes
 }
 
-/** Index of the message holding offset `pos` of the batch text. */
-function messageAt (batch: Pending[], pos: number): number {
+/** Index of the text holding offset `pos` of the joined batch. */
+function textAt (starts: number[], pos: number): number {
   let lo = 0
-  let hi = batch.length - 1
+  let hi = starts.length - 1
   while (lo < hi) {
     const mid = (lo + hi + 1) >> 1
-    if (batch[mid]!.start <= pos) lo = mid
+    if (starts[mid]! <= pos) lo = mid
     else hi = mid - 1
   }
   return lo
 }
 
-async function inspectBatch (file: string, batch: Pending[], detector: LeakDetector, audit: DialogAudit): Promise<void> {
-  const text = batch.map(m => m.text).join('\n\n')
-  const findings = await detector.guard.inspect(text)
-  if (findings.length === 0) return
+/**
+ * Leaks of each text of a batch: one guard pass over the texts joined, then
+ * each text holding (part of) a finding alone, so nothing is attributed
+ * across a boundary. Also run in the worker threads.
+ */
+export async function inspectTexts (detector: LeakDetector, texts: string[]): Promise<Array<{ index: number, leaks: Leak[] }>> {
+  const starts: number[] = []
+  let at = 0
+  for (const t of texts) {
+    starts.push(at)
+    at += t.length + 2
+  }
+  const findings = await detector.guard.inspect(texts.join('\n\n'))
+  if (findings.length === 0) return []
   const suspects = new Set<number>()
   for (const f of findings) {
-    const first = messageAt(batch, f.start)
-    const last = messageAt(batch, Math.max(f.start, f.end - 1))
+    const first = textAt(starts, f.start)
+    const last = textAt(starts, Math.max(f.start, f.end - 1))
     for (let i = first; i <= last; i++) suspects.add(i)
   }
-  // every suspect alone: exact leaks per message, nothing attributed across a boundary
-  for (const i of [...suspects].sort((a, b) => a - b)) {
-    const m = batch[i]!
-    const leaks = await detector.find(m.text)
-    if (leaks.length === 0) continue
-    audit.leakingMessages++
-    audit.findings.push({ file, line: m.line, sender: m.sender, recipient: m.recipient, leaks })
-    for (const l of leaks) audit.byLabel[l.label] = (audit.byLabel[l.label] ?? 0) + 1
+  const out: Array<{ index: number, leaks: Leak[] }> = []
+  for (const index of [...suspects].sort((a, b) => a - b)) {
+    const leaks = await detector.find(texts[index]!)
+    if (leaks.length > 0) out.push({ index, leaks })
   }
+  return out
 }
 
 /** The human summary. */
