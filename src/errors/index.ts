@@ -114,7 +114,6 @@ export const ERROR_CODES = {
   InvalidScenario: 'a red-team scenario file that is not valid JSON or misses a field; the message names the file and field',
   AttackerLlmFailed: 'the attacker LLM endpoint timed out, answered an HTTP error, or sent a malformed chat-completions reply',
   InvalidDialogLog: 'a line of a dialog log that is not a JSON object with sender, recipient and text',
-  LeakFound: '`agentnet redteam` or `audit-dialogs` found a protected value, secret or PII in a reply or message',
   // local state and set-up
   InvalidArgument: 'a caller passed a value out of range',
   CorruptSnapshot: 'the replay-cache snapshot is damaged',
