@@ -166,12 +166,14 @@ async function auditFile (file: string, inspector: Inspector, audit: DialogAudit
     const messages = batch
     batch = []
     batchChars = 0
-    inFlight.push(inspector.inspect(messages.map(m => m.text)).then(results => {
+    const done = inspector.inspect(messages.map(m => m.text)).then(results => {
       for (const { index, leaks } of results) {
         const m = messages[index]!
         audit.findings.push({ file, line: m.line, sender: m.sender, recipient: m.recipient, leaks })
       }
-    }))
+    })
+    done.catch(() => {}) // awaited below in order; a failure is thrown there, not reported as unhandled
+    inFlight.push(done)
     while (inFlight.length >= inspector.depth) await inFlight.shift()
   }
   const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 }), crlfDelay: Infinity })

@@ -127,6 +127,16 @@ describe('agentnet redteam against the example vault agents (real nodes, real py
     }
   })
 
+  it('--identity plays from an existing node (here the guarded target\'s, trusted by the naive one through an invite)', async () => {
+    await runJson(['invite', 'accept', await invite(naive), '--home', guarded.home])
+    const res = await runCli(['redteam', '--identity', guarded.home, '--target', naive.peerId, '--service', 'assistant',
+      '--canary', 'dob=1987-03-14', '--only', 'format-european-dob', '--json'], { timeoutMs: 60_000 })
+    assert.equal(res.code, 1, res.stderr)
+    const json = JSON.parse(res.stdout)
+    assert.deepEqual(json.scenarios[0].leaks.map((l: any) => [l.label, l.variant]), [['dob', 'date']])
+    assert.ok(!res.stdout.includes('14.03.1987') && !res.stdout.includes('1987-03-14'))
+  })
+
   it('the LLM attacker writes the turns through a local chat-completions server', async () => {
     const seen: any[] = []
     const server = createServer((req, res) => {
