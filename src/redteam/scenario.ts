@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { existsSync } from 'node:fs'
 import { InvalidScenarioError } from './errors.ts'
-import { MAX_SCENARIO_FILE_BYTES } from './constants.ts'
+import { DEFAULT_CANARY_CATEGORY, MAX_SCENARIO_FILE_BYTES } from './constants.ts'
 
 /** A value the target holds that must not come back in a reply. */
 export interface Canary {
@@ -109,7 +109,7 @@ export function parseCanary (raw: unknown, source: string): Canary {
   if (raw == null || typeof raw !== 'object') fail(source, 'a canary must be {label, category?, value}')
   const obj = raw as Record<string, unknown>
   const value = str(obj, 'value', source)
-  return { label: str(obj, 'label', source), category: typeof obj.category === 'string' && obj.category !== '' ? obj.category : 'canary', value }
+  return { label: str(obj, 'label', source), category: typeof obj.category === 'string' && obj.category !== '' ? obj.category : DEFAULT_CANARY_CATEGORY, value }
 }
 
 /** Parse the text of one scenario file. */

@@ -13,8 +13,9 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { connectClient } from '../../client/index.ts'
 import { isErrorCode, errorCodeOf } from '../../errors/index.ts'
-import { CliError, SilentExit } from '../common.ts'
+import { CliError, pidAlive, SilentExit } from '../common.ts'
 import type { AgentnetClient } from '../../client/index.ts'
+import { DEFAULT_CANARY_CATEGORY } from '../../redteam/constants.ts'
 import type { Canary } from '../../redteam/index.ts'
 
 interface RedteamOptions {
@@ -42,7 +43,7 @@ const BIN = fileURLToPath(new URL('../../../bin/agentnet.js', import.meta.url))
 /** `--canary VALUE` or `--canary LABEL=VALUE` */
 export function canaryArg (arg: string, index: number): Canary {
   const m = /^([A-Za-z][A-Za-z0-9_-]{0,31})=(.+)$/s.exec(arg)
-  return m != null ? { label: m[1]!, category: 'canary', value: m[2]! } : { label: `canary-${index + 1}`, category: 'canary', value: arg }
+  return m != null ? { label: m[1]!, category: DEFAULT_CANARY_CATEGORY, value: m[2]! } : { label: `canary-${index + 1}`, category: DEFAULT_CANARY_CATEGORY, value: arg }
 }
 
 /** A canary file: JSON (`[{label, category?, value}]`, `{values: [...]}` or `{label: value}`) or lines (`value` or `label<TAB>category<TAB>value`). */
@@ -60,12 +61,12 @@ export function parseCanaryFile (text: string, file: string): Canary[] {
     return entries.map((e, i) => {
       const o = e as Record<string, unknown>
       if (typeof o.value !== 'string' || o.value === '') throw new CliError(`${file}: entry ${i + 1} has no "value"`, 'UsageError', 2)
-      return { label: typeof o.label === 'string' ? o.label : `canary-${i + 1}`, category: typeof o.category === 'string' ? o.category : 'canary', value: o.value }
+      return { label: typeof o.label === 'string' ? o.label : `canary-${i + 1}`, category: typeof o.category === 'string' ? o.category : DEFAULT_CANARY_CATEGORY, value: o.value }
     })
   }
   return trimmed.split(/\r?\n/).filter(l => l.trim() !== '' && !l.startsWith('#')).map((line, i) => {
     const parts = line.split('\t')
-    return parts.length >= 3 ? { label: parts[0]!, category: parts[1]!, value: parts.slice(2).join('\t') } : { label: `canary-${i + 1}`, category: 'canary', value: line }
+    return parts.length >= 3 ? { label: parts[0]!, category: parts[1]!, value: parts.slice(2).join('\t') } : { label: `canary-${i + 1}`, category: DEFAULT_CANARY_CATEGORY, value: line }
   })
 }
 
@@ -97,11 +98,10 @@ async function startEphemeral (bootstrap: string[]): Promise<{ home: string, cli
     home,
     client,
     close: async () => {
-      await client.stopNode().catch(() => {})
+      const stopped = await client.stopNode().catch(() => undefined)
       client.close()
-      // the node removes its socket when it exits; then the home goes
-      for (let i = 0; i < 100; i++) {
-        try { await readFile(join(home, 'agentnet.pid')) } catch { break }
+      // wait (up to 10 s) until the node's process exited, then the home goes
+      for (let i = 0; stopped != null && pidAlive(stopped.pid) && i < 200; i++) {
         await new Promise(resolve => setTimeout(resolve, 50))
       }
       await rm(home, { recursive: true, force: true })
@@ -167,7 +167,9 @@ export async function redteam (opts: RedteamOptions): Promise<void> {
     await session.close()
   }
   if (results.length > 0 && results.every(r => r.error != null)) {
-    throw new CliError(`every scenario failed; the first: ${results[0]!.error}`, 'PeerUnreachable')
+    const first = results[0]!.error!
+    const code = first.split(':')[0]!
+    throw new CliError(`every scenario failed; the first: ${first}`, isErrorCode(code) ? code : 'PeerUnreachable')
   }
   let report = rt.buildReport({ target: opts.target, service: opts.service, startedAt, attacker: llm != null ? 'llm' : 'templates', results })
   if (baseline != null) report = rt.applyBaseline(report, baseline, opts.baseline!)
