@@ -19,6 +19,8 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { createLeakDetector } from './detect.ts'
+import { createGuard, mightHoldSecret } from '../guard/index.ts'
+import type { Guard } from '../guard/index.ts'
 import { InvalidDialogLogError } from './errors.ts'
 import { AUDIT_BATCH_CHARS, AUDIT_PROGRESS_BYTES } from './constants.ts'
 import type { Canary } from './scenario.ts'
@@ -76,8 +78,8 @@ interface Inspector {
 }
 
 function localInspector (canaries: Canary[]): Inspector {
-  const detector = createLeakDetector(canaries)
-  return { inspect: async texts => inspectTexts(detector, texts), depth: 1, close: async () => {} }
+  const scanner = createBatchScanner(canaries)
+  return { inspect: async texts => inspectTexts(scanner, texts), depth: 1, close: async () => {} }
 }
 
 function workerInspector (canaries: Canary[], count: number): Inspector {
@@ -219,21 +221,37 @@ function textAt (starts: number[], pos: number): number {
   return lo
 }
 
+/** The guards of a batch inspection: the full detector, and one without secretlint for the joined batch. */
+export interface BatchScanner {
+  detector: LeakDetector
+  batchGuard: Guard
+}
+
+export function createBatchScanner (canaries: Canary[]): BatchScanner {
+  const batchGuard = createGuard({ secretScan: false })
+  for (const c of canaries) batchGuard.protect({ value: c.value, label: c.label, category: c.category })
+  return { detector: createLeakDetector(canaries), batchGuard }
+}
+
 /**
- * Leaks of each text of a batch: one guard pass over the texts joined, then
- * each text holding (part of) a finding alone, so nothing is attributed
- * across a boundary. Also run in the worker threads.
+ * Leaks of each text of a batch: one guard pass (without secretlint) over the
+ * texts joined, then each text holding (part of) a finding, or that
+ * secretlint's prefilter lets through, alone with the full detector, so
+ * nothing is attributed across a boundary and secretlint never scans a
+ * whole batch. Also run in the worker threads.
  */
-export async function inspectTexts (detector: LeakDetector, texts: string[]): Promise<Array<{ index: number, leaks: Leak[] }>> {
+export async function inspectTexts (scanner: BatchScanner, texts: string[]): Promise<Array<{ index: number, leaks: Leak[] }>> {
+  const { detector, batchGuard } = scanner
   const starts: number[] = []
+  const suspects = new Set<number>()
   let at = 0
-  for (const t of texts) {
+  for (const [i, t] of texts.entries()) {
     starts.push(at)
     at += t.length + 2
+    // secretlint runs on a message alone, and only when its prefilter says a rule could match
+    if (mightHoldSecret(t)) suspects.add(i)
   }
-  const findings = await detector.guard.inspect(texts.join('\n\n'))
-  if (findings.length === 0) return []
-  const suspects = new Set<number>()
+  const findings = await batchGuard.inspect(texts.join('\n\n'))
   for (const f of findings) {
     const first = textAt(starts, f.start)
     const last = textAt(starts, Math.max(f.start, f.end - 1))

@@ -6,14 +6,13 @@
  */
 
 import { parentPort, workerData } from 'node:worker_threads'
-import { createLeakDetector } from './detect.ts'
-import { inspectTexts } from './audit-dialogs.ts'
+import { createBatchScanner, inspectTexts } from './audit-dialogs.ts'
 import type { Canary } from './scenario.ts'
 
-const detector = createLeakDetector((workerData as { canaries: Canary[] }).canaries)
+const scanner = createBatchScanner((workerData as { canaries: Canary[] }).canaries)
 
 parentPort?.on('message', (msg: { id: number, texts: string[] }) => {
-  inspectTexts(detector, msg.texts).then(
+  inspectTexts(scanner, msg.texts).then(
     results => { parentPort?.postMessage({ id: msg.id, results }) },
     (err: unknown) => { parentPort?.postMessage({ id: msg.id, error: err instanceof Error ? err.message : String(err) }) }
   )
