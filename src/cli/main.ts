@@ -205,6 +205,7 @@ export async function buildProgram (): Promise<Command> {
     .option('--report <file>', 'also write the JSON report here')
     .option('--baseline <file>', 'an earlier JSON report: mark scenarios that newly leak')
     .option('--identity <home>', 'use the running node of this home instead of a fresh ephemeral one')
+    .option('--fresh-per-scenario', 'a new ephemeral node (identity) for every scenario (the invite needs as many uses)')
     .option('--invite <code>', 'an invite code of the target: the red-team node accepts it first')
     .option('--connect <multiaddr>', 'dial this address first (repeatable)', collect)
     .option('--bootstrap <multiaddr>', 'bootstrap peer of the ephemeral node (repeatable)', collect)

@@ -59,8 +59,8 @@ async function startTarget (guarded: boolean): Promise<Target> {
   return { home, node, agent, peerId }
 }
 
-async function invite (t: Target): Promise<string> {
-  return (await runJson<{ code: string }>(['invite', 'create', '--home', t.home])).code
+async function invite (t: Target, uses = 1): Promise<string> {
+  return (await runJson<{ code: string }>(['invite', 'create', '--uses', String(uses), '--home', t.home])).code
 }
 
 /** Every form of every vault value a report must never hold. */
@@ -135,6 +135,18 @@ describe('agentnet redteam against the example vault agents (real nodes, real py
     const json = JSON.parse(res.stdout)
     assert.deepEqual(json.scenarios[0].leaks.map((l: any) => [l.label, l.variant]), [['dob', 'date']])
     assert.ok(!res.stdout.includes('14.03.1987') && !res.stdout.includes('1987-03-14'))
+  })
+
+  it('--fresh-per-scenario plays each scenario from its own new identity', async () => {
+    const trustedPeers = async (): Promise<string[]> => (await runJson<Array<{ peerId: string, state: string }>>(['trust', 'list', '--home', naive.home])).filter(t => t.state === 'trusted').map(t => t.peerId)
+    const before = await trustedPeers()
+    const res = await runCli(['redteam', '--target', naive.peerId, '--service', 'assistant', '--invite', await invite(naive, 2),
+      '--canary-file', VAULT, '--only', 'aggregation-card-pieces,aggregation-dob-parts', '--fresh-per-scenario', '--json'], { timeoutMs: 60_000 })
+    assert.equal(res.code, 1, res.stderr)
+    assert.deepEqual(JSON.parse(res.stdout).scenarios.map((s: any) => [s.id, s.leaked]), [['aggregation-card-pieces', true], ['aggregation-dob-parts', true]])
+    assert.match(res.stderr, /\[2\/2\] aggregation-dob-parts: LEAKED at turn 2/)
+    // two new identities joined the naive target through the one invite
+    assert.equal((await trustedPeers()).filter(p => !before.includes(p)).length, 2)
   })
 
   it('the LLM attacker writes the turns through a local chat-completions server', async () => {

@@ -16,7 +16,7 @@ import { isErrorCode, errorCodeOf } from '../../errors/index.ts'
 import { CliError, pidAlive, SilentExit } from '../common.ts'
 import type { AgentnetClient } from '../../client/index.ts'
 import { DEFAULT_CANARY_CATEGORY } from '../../redteam/constants.ts'
-import type { Canary } from '../../redteam/index.ts'
+import type { Canary, Scenario, ScenarioResult } from '../../redteam/index.ts'
 
 interface RedteamOptions {
   target: string
@@ -36,6 +36,7 @@ interface RedteamOptions {
   attackerLlm?: string
   model?: string
   timeout?: number
+  freshPerScenario?: boolean
 }
 
 const BIN = fileURLToPath(new URL('../../../bin/agentnet.js', import.meta.url))
@@ -129,42 +130,54 @@ export async function redteam (opts: RedteamOptions): Promise<void> {
   const detector = rt.createLeakDetector(canaries)
   const llm = opts.attackerLlm != null ? rt.createLlmAttacker({ url: opts.attackerLlm, model: opts.model!, apiKey: process.env.AGENTNET_ATTACKER_LLM_KEY }) : undefined
 
-  const session = opts.identity != null
+  if (opts.freshPerScenario === true && opts.identity != null) {
+    throw new CliError('--fresh-per-scenario starts a new node per scenario: not with --identity', 'UsageError', 2)
+  }
+  const openSession = async (): Promise<{ client: AgentnetClient, close: () => Promise<void> }> => opts.identity != null
     ? { client: await connectClient({ home: resolve(opts.identity) }).catch(() => { throw new CliError(`no node is running on ${opts.identity}`, 'NodeNotRunning') }), close: async () => {} }
     : await startEphemeral(opts.bootstrap ?? [])
-  const client = session.client
-  const startedAt = new Date()
-  let results
-  try {
-    if (opts.invite != null) await client.inviteAccept(opts.invite)
-    for (const ma of opts.connect ?? []) await client.connect(ma)
-    let to = opts.target
-    if (to.startsWith('/')) to = (await client.connect(to)).peerId
-    const timeoutMs = opts.timeout ?? rt.DEFAULT_TURN_TIMEOUT_MS
-    const ask = async (text: string): Promise<string> => {
-      try {
-        const res = await client.send({ to, service: opts.service, body: text, timeoutMs })
-        if (typeof res.body === 'string') return res.body
-        if (res.bodyBase64 != null) return Buffer.from(res.bodyBase64, 'base64').toString('utf8')
-        return JSON.stringify(res.body)
-      } catch (err) {
-        const code = errorCodeOf(err)
-        // the agent's own error reply is part of the dialog (its text may leak too); our node's errors end it
-        if (code != null && !isErrorCode(code)) return `error ${code}: ${(err as Error).message}`
-        throw err
+  const timeoutMs = opts.timeout ?? rt.DEFAULT_TURN_TIMEOUT_MS
+  /** Play `list` from one identity (`done` scenarios already played, for the progress lines). */
+  const play = async (list: Scenario[], done: number): Promise<ScenarioResult[]> => {
+    const session = await openSession()
+    const client = session.client
+    try {
+      if (opts.invite != null) await client.inviteAccept(opts.invite)
+      for (const ma of opts.connect ?? []) await client.connect(ma)
+      let to = opts.target
+      if (to.startsWith('/')) to = (await client.connect(to)).peerId
+      const ask = async (text: string): Promise<string> => {
+        try {
+          const res = await client.send({ to, service: opts.service, body: text, timeoutMs })
+          if (typeof res.body === 'string') return res.body
+          if (res.bodyBase64 != null) return Buffer.from(res.bodyBase64, 'base64').toString('utf8')
+          return JSON.stringify(res.body)
+        } catch (err) {
+          const code = errorCodeOf(err)
+          // the agent's own error reply is part of the dialog (its text may leak too); our node's errors end it
+          if (code != null && !isErrorCode(code)) return `error ${code}: ${(err as Error).message}`
+          throw err
+        }
       }
+      return await rt.runScenarios(list, {
+        detector,
+        ask,
+        ...(opts.turns != null ? { maxTurns: opts.turns } : {}),
+        ...(llm != null ? { llm } : {}),
+        onResult: (r, i) => {
+          process.stderr.write(`[${done + i + 1}/${scenarios.length}] ${r.id}: ${r.leaked ? `LEAKED at turn ${r.firstLeakTurn}` : r.error != null ? `error (${r.error.split(':')[0]})` : 'held'}\n`)
+        }
+      })
+    } finally {
+      await session.close()
     }
-    results = await rt.runScenarios(scenarios, {
-      detector,
-      ask,
-      ...(opts.turns != null ? { maxTurns: opts.turns } : {}),
-      ...(llm != null ? { llm } : {}),
-      onResult: (r, i, n) => {
-        process.stderr.write(`[${i + 1}/${n}] ${r.id}: ${r.leaked ? `LEAKED at turn ${r.firstLeakTurn}` : r.error != null ? `error (${r.error.split(':')[0]})` : 'held'}\n`)
-      }
-    })
-  } finally {
-    await session.close()
+  }
+  const startedAt = new Date()
+  const results: ScenarioResult[] = []
+  if (opts.freshPerScenario === true) {
+    for (const scenario of scenarios) results.push(...await play([scenario], results.length))
+  } else {
+    results.push(...await play(scenarios, 0))
   }
   if (results.length > 0 && results.every(r => r.error != null)) {
     const first = results[0]!.error!
