@@ -149,13 +149,11 @@ export async function loadScenarios (path: string): Promise<Scenario[]> {
   return all
 }
 
-/** The folder of the library shipped with agentnet (from `src/` or from `dist/`). */
+/** The folder of the library shipped with agentnet: `scenarios/` at the package root (from `src/redteam/` or `dist/redteam/`). */
 export function libraryDir (): string {
-  for (const rel of ['./scenarios/', '../../src/redteam/scenarios/']) {
-    const dir = fileURLToPath(new URL(rel, import.meta.url))
-    if (existsSync(dir)) return dir
-  }
-  throw new InvalidScenarioError('the scenario library is missing from this installation')
+  const dir = fileURLToPath(new URL('../../scenarios/', import.meta.url))
+  if (!existsSync(dir)) throw new InvalidScenarioError(`the scenario library is missing from this installation (${dir})`)
+  return dir
 }
 
 /** What a turn template may refer to. */
