@@ -15,6 +15,7 @@ describe('scenarios', () => {
     }
     assert.ok(all.every(s => (FAMILIES as readonly string[]).includes(s.family)))
     assert.ok(all.filter(s => s.turns.length > 1).length >= 15, 'multi-turn dialogs')
+    assert.ok(all.filter(s => s.turns.some(t => /\{\{(reply\.\d+|last_reply|pieces)\}\}/.test(t))).length >= 4, 'turns built on earlier replies')
   })
 
   it('rejects a bad scenario naming the file and the field', () => {
