@@ -33,3 +33,6 @@ export const AUDIT_BATCH_CHARS = 16384
 
 /** Progress on stderr every this many bytes of a dialog log. */
 export const AUDIT_PROGRESS_BYTES = 8 * 1024 * 1024
+
+/** Input size from which the dialog audit uses worker threads (with ≥ 3 CPUs). */
+export const AUDIT_WORKERS_MIN_BYTES = 32 * 1024 * 1024

@@ -9,7 +9,7 @@
  * planted in every 97th message (cards, dates, IBANs, base64, notes, e-mail
  * addresses, a GitHub token), five canaries registered.
  *
- * Run: `./node_modules/.bin/node test/bench/audit-dialogs.bench.ts [--messages N] [--runs N] [--json]`
+ * Run: `./node_modules/.bin/node test/bench/audit-dialogs.bench.ts [--messages N] [--runs N] [--workers N] [--json]`
  * (defaults 200,000 messages, about 30 MB, and 3 runs; the best run is
  * reported beside the median, because on a shared machine the other
  * processes' load dominates the spread, and MB per CPU-second of the whole
@@ -31,6 +31,7 @@ function arg (name: string, fallback: number): number {
 
 const messages = arg('--messages', 200_000)
 const runs = arg('--runs', 3)
+const workersArg = process.argv.includes('--workers') ? arg('--workers', 0) : undefined
 const json = process.argv.includes('--json')
 
 async function plainLoop (file: string): Promise<number> {
@@ -62,13 +63,14 @@ try {
     plain.push(mb / ((performance.now() - t) / 1000))
     t = performance.now()
     const cpu = process.cpuUsage()
-    const result = await auditDialogFiles([file], { canaries: DIALOG_CANARIES })
+    const result = await auditDialogFiles([file], { canaries: DIALOG_CANARIES, ...(workersArg != null ? { workers: workersArg } : {}) })
     audit.push(mb / ((performance.now() - t) / 1000))
     auditCpu.push(mb / cpuSeconds(process.cpuUsage(cpu)))
     found = result.leakingMessages
   }
   const out = {
     messages,
+    workers: workersArg ?? 'default',
     megabytes: Number(mb.toFixed(1)),
     planted: log.planted.size,
     found,

@@ -28,6 +28,17 @@ describe('agentnet audit-dialogs', () => {
     assert.ok(audit.flows.length > 0 && audit.flows.every(fl => fl.messages > 0 && fl.labels.length > 0))
   })
 
+  it('worker threads find exactly what the in-thread audit finds', async () => {
+    const file = join(dir, 'leaky.jsonl')
+    const [here, workers] = await Promise.all([
+      auditDialogFiles([file], { canaries: DIALOG_CANARIES, workers: 0 }),
+      auditDialogFiles([file], { canaries: DIALOG_CANARIES, workers: 2 })
+    ])
+    assert.equal(here.leakingMessages, 270)
+    assert.deepEqual(workers.findings, here.findings)
+    assert.deepEqual(workers.byLabel, here.byLabel)
+  })
+
   it('reports nothing in a clean log', async () => {
     const file = join(dir, 'clean.jsonl')
     await generateDialogLog(file, 10_000, 0)
