@@ -173,7 +173,6 @@ async function auditFile (file: string, inspector: Inspector, audit: DialogAudit
   await stat(file).catch(() => { throw new InvalidDialogLogError(`${file}: no such file`) })
   const progressBytes = options.progressBytes ?? AUDIT_PROGRESS_BYTES
   let nextProgress = progressBytes
-  let fileBytes = 0
   let batch: Pending[] = []
   let batchChars = 0
   const inFlight: Array<Promise<void>> = []
@@ -192,11 +191,12 @@ async function auditFile (file: string, inspector: Inspector, audit: DialogAudit
     inFlight.push(done)
     while (inFlight.length >= inspector.depth) await inFlight.shift()
   }
-  const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 }), crlfDelay: Infinity })
+  // bytes read so far (in 1 MiB chunks: progress is that coarse, the total exact)
+  const input = createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 })
+  const lines = createInterface({ input, crlfDelay: Infinity })
   let n = 0
   for await (const raw of lines) {
     n++
-    fileBytes += Buffer.byteLength(raw) + 1
     if (raw.trim() === '') continue
     let msg: { sender?: unknown, recipient?: unknown, text?: unknown }
     try {
@@ -213,14 +213,14 @@ async function auditFile (file: string, inspector: Inspector, audit: DialogAudit
     batch.push({ line: n, sender: msg.sender, recipient: msg.recipient, text: msg.text, start: batchChars })
     batchChars += msg.text.length + 2
     if (batchChars >= AUDIT_BATCH_CHARS) await flush()
-    if (fileBytes >= nextProgress) {
-      nextProgress += progressBytes
-      options.onProgress?.({ file, bytes: fileBytes, messages: audit.messages, leaks: audit.findings.length })
+    if (input.bytesRead >= nextProgress) {
+      while (nextProgress <= input.bytesRead) nextProgress += progressBytes
+      options.onProgress?.({ file, bytes: input.bytesRead, messages: audit.messages, leaks: audit.findings.length })
     }
   }
   await flush()
   while (inFlight.length > 0) await inFlight.shift()
-  audit.bytes += fileBytes
+  audit.bytes += input.bytesRead
 }
 
 /** Index of the text holding offset `pos` of the joined batch. */
