@@ -123,6 +123,10 @@ export const ERROR_CODES = {
   RotationInProgress: '`identity rotate` while a rotation is still in its grace period',
   CorruptSuccessionState: '`succession.json` is damaged; the rotation cannot resume',
   Moved: 'this peer ID was rotated to a new one; the message carries the succession record',
+  // red team and dialog audit
+  InvalidScenario: 'a red-team scenario file that is not valid JSON or misses a field; the message names the file and field',
+  AttackerLlmFailed: 'the attacker LLM endpoint timed out, answered an HTTP error, or sent a malformed chat-completions reply',
+  InvalidDialogLog: 'a line of a dialog log that is not a JSON object with sender, recipient and text',
   // local state and set-up
   InvalidArgument: 'a caller passed a value out of range',
   CorruptSnapshot: 'the replay-cache snapshot is damaged',

@@ -14,7 +14,7 @@
  * @module
  */
 
-import { isValidIBAN } from 'ibantools'
+import { countrySpecs, isValidIBAN } from 'ibantools'
 import { MIN_ENTROPY_BITS, MIN_ENTROPY_TOKEN_CHARS } from './constants.ts'
 import type { TokenRun } from './decode.ts'
 import type { GuardDetector } from './types.ts'
@@ -102,10 +102,10 @@ function ibanEnd (candidate: string): number {
     compact += (candidate[i] as string).toUpperCase()
     ends.push(i + 1)
   }
-  for (let n = Math.min(compact.length, 34); n >= 15; n--) {
-    if (isValidIBAN(compact.slice(0, n))) return ends[n - 1] as number
-  }
-  return 0
+  // an IBAN has its country's fixed length (isValidIBAN checks it): only that prefix can be one
+  const n = countrySpecs[compact.slice(0, 2)]?.chars
+  if (n == null || n < 15 || n > 34 || n > compact.length) return 0
+  return isValidIBAN(compact.slice(0, n)) ? ends[n - 1] as number : 0
 }
 
 /**
