@@ -30,6 +30,7 @@
  * ```
  */
 
+import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { multiaddr } from '@multiformats/multiaddr'
 import { AUDIT_LOG_FILE, AuditSink, openAuditLog } from '../audit/index.ts'
@@ -116,6 +117,8 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
   const replayCache = await loadReplayCache(home, {
     windowMs: config.messaging.replayWindowMs,
     afterCrash: init.afterCrash === true,
+    // the audit log exists once a node has run on this home
+    ranBefore: await stat(join(home, AUDIT_LOG_FILE)).then(() => true, () => false),
     maxSkewMs: config.messaging.maxClockSkewMs,
     logger: log('replay')
   })

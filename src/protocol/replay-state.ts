@@ -13,6 +13,14 @@ export interface LoadReplayOptions {
   maxSkewMs: number
   /** the previous node crashed: no trustworthy snapshot can exist */
   afterCrash: boolean
+  /**
+   * A node ran on this home before (it has state of a previous run, e.g. an
+   * audit log). Then a missing snapshot means the last stop was not clean,
+   * whatever `node.lock` says (an operator may have removed it, or restored
+   * a backup): the same floor as after a crash applies. Only a home that
+   * never ran a node starts without one.
+   */
+  ranBefore?: boolean
   logger?: Logger
 }
 
@@ -48,8 +56,8 @@ export async function loadReplayCache (home: string, options: LoadReplayOptions)
       return new ReplayCache({ windowMs: options.windowMs, notBefore: now + options.maxSkewMs })
     }
   }
-  if (options.afterCrash || unreadable) {
-    options.logger?.warn('previous node did not stop cleanly; refusing messages timestamped before start + skew')
+  if (options.afterCrash || unreadable || options.ranBefore === true) {
+    options.logger?.warn('no clean-stop snapshot of the replay cache: refusing messages timestamped before start + skew')
     return new ReplayCache({ windowMs: options.windowMs, notBefore: now + options.maxSkewMs })
   }
   return new ReplayCache({ windowMs: options.windowMs })

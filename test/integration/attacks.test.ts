@@ -279,6 +279,25 @@ describe('replay of a captured envelope', () => {
     // once the clock passes the floor, ordinary traffic flows again
     await sleep(Math.max(0, notBefore - Date.now() + 20))
     await assertStillServing(target, attacker, honest, s2)
+    captured.push(fresh)
+  })
+
+  it('does not depend on node.lock: a crash followed by a start that does not know of it (lock removed, backup restored) is treated as after a crash', async () => {
+    const s = await attacker.open(addrOf(target))
+    const last = sealRequest(attacker, target.peerId, 'echo', { body: 'before the second crash' })
+    assertResponse(await s.exchange(last.frame, last.id))
+    captured.push(last)
+    await fx.crash(target)
+    // the caller does not say "after a crash" (as when node.lock is gone): the home's state does
+    target = await fx.node({ home, key, overrides, calls })
+    await waitDisconnected(attacker.libp2p, target.peerId)
+    assert.ok(target.messaging.replayCache.notBefore > Date.now(), 'a floor was set although nobody said "crash"')
+    const s2 = await attacker.open(addrOf(target))
+    for (const cap of captured) {
+      const code = await s2.expectError(cap.frame, cap.id)
+      assert.ok(code === 'Replay' || code === 'StaleMessage', `replay of ${cap.id} refused, got ${code}`)
+      assert.equal(calls.filter(c => c === cap.id).length, 1, `${cap.id} ran exactly once`)
+    }
   })
 })
 
