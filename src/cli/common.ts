@@ -85,3 +85,13 @@ export function pidAlive (pid: number): boolean {
     return (err as NodeJS.ErrnoException).code === 'EPERM'
   }
 }
+
+/** Serve until Ctrl-C or SIGTERM (then close the client); fails if the node closes the connection first */
+export async function untilInterrupted (client: AgentnetClient): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    client.once('close', () => { reject(new CliError('the node closed the connection (it stopped?)', 'ConnectionClosed')) })
+    process.once('SIGINT', () => { resolve() })
+    process.once('SIGTERM', () => { resolve() })
+  })
+  client.close()
+}

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
-import { readFile, readdir, writeFile } from 'node:fs/promises'
+import { sources } from '../helpers/sources.ts'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { makeHome, removeHome, runJson, startNode } from '../helpers/cli.ts'
@@ -12,15 +13,6 @@ type Counts = Record<OutboundKind, number>
 
 const root = new URL('../../', import.meta.url).pathname
 
-async function sources (dir: string): Promise<string[]> {
-  const out: string[] = []
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name)
-    if (entry.isDirectory()) out.push(...await sources(path))
-    else if (entry.name.endsWith('.ts')) out.push(path)
-  }
-  return out
-}
 
 describe('every piece of agent-authored content passes the outbox exactly once', () => {
   let homeA: string

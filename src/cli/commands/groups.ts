@@ -1,7 +1,7 @@
 /** `agentnet group …`: MLS groups, thin clients of the running node */
 
 import { connectClient } from '../../client/index.ts'
-import { CliError, homeOf, print, withClient } from '../common.ts'
+import { homeOf, print, untilInterrupted, withClient } from '../common.ts'
 import type { GroupSummary } from '../../client/index.ts'
 import type { GlobalOptions } from '../common.ts'
 
@@ -43,10 +43,5 @@ export async function groupListen (groupId: string, opts: GlobalOptions): Promis
   })
   await client.request('group.subscribe', { groupId })
   process.stderr.write(`listening on group ${groupId}\n`)
-  await new Promise<void>((resolve, reject) => {
-    client.once('close', () => { reject(new CliError('the node closed the connection (it stopped?)', 'ConnectionClosed')) })
-    process.once('SIGINT', () => { resolve() })
-    process.once('SIGTERM', () => { resolve() })
-  })
-  client.close()
+  await untilInterrupted(client)
 }

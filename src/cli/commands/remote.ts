@@ -5,7 +5,7 @@
 
 import { readFile } from 'node:fs/promises'
 import { connectClient } from '../../client/index.ts'
-import { CliError, homeOf, print, withClient } from '../common.ts'
+import { CliError, homeOf, print, untilInterrupted, withClient } from '../common.ts'
 import type { ReceivedMessage, ReplyParams, SendParams } from '../../client/index.ts'
 import type { GlobalOptions } from '../common.ts'
 
@@ -190,12 +190,7 @@ export async function listen (service: string, opts: GlobalOptions & { echo?: bo
   })
   await client.registerService(service)
   process.stderr.write(`listening on service ${service}\n`)
-  await new Promise<void>((resolve, reject) => {
-    client.once('close', () => { reject(new CliError('the node closed the connection (it stopped?)', 'ConnectionClosed')) })
-    process.once('SIGINT', () => { resolve() })
-    process.once('SIGTERM', () => { resolve() })
-  })
-  client.close()
+  await untilInterrupted(client)
 }
 
 export async function lookup (peer: string, opts: GlobalOptions): Promise<void> {

@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test'
+import { sources } from '../../helpers/sources.ts'
 import assert from 'node:assert/strict'
-import { readFile, readdir } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { AgentnetError, BusyError, ERROR_CODES, errorCodeOf, foreignCode, isErrorCode, PeerUnreachableError } from '../../../src/errors/index.ts'
 import { ReplayError } from '../../../src/protocol/index.ts'
@@ -9,15 +10,6 @@ import { RemoteMessageError } from '../../../src/messaging/index.ts'
 
 const root = new URL('../../../', import.meta.url).pathname
 
-async function sources (dir: string): Promise<string[]> {
-  const out: string[] = []
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name)
-    if (entry.isDirectory()) out.push(...await sources(path))
-    else if (entry.name.endsWith('.ts')) out.push(path)
-  }
-  return out
-}
 
 /** The rows of the README's "Error codes" table: `| `Code` | meaning |` */
 function readmeCodes (readme: string): Map<string, string> {
