@@ -1,5 +1,4 @@
 import { AgentReplyError } from '../messaging/index.ts'
-import { InboundRefusedError } from './errors.ts'
 import type { AddressBook } from '../addressbook/index.ts'
 import type { Guard, GuardDecision, Screening } from '../guard/index.ts'
 import type { GroupsService } from '../groups/index.ts'
@@ -35,8 +34,6 @@ export type AgentServiceHandler = (message: AgentInbound) => Promise<AgentReply 
 export interface ScreeningOptions {
   /** Screen inbound bodies (`guard.enabled && guard.inbound.screen`) */
   enabled: boolean
-  /** Services that refuse a message whose screening found something */
-  refuse: ReadonlySet<string>
 }
 
 export interface AgentNodeParts {
@@ -171,10 +168,8 @@ export class AgentNode {
   /** Serve a local service; its replies and error texts pass the outbox. Returns the unregister function */
   registerService (name: string, handler: AgentServiceHandler): () => void {
     return this.messaging.registerService(name, async (message) => {
+      // flagged messages for a refusing service were refused by the inbound gate, before any ack
       const screening = await this.screen(message)
-      if (screening != null && this.screening.refuse.has(name)) {
-        throw new InboundRefusedError(`service ${JSON.stringify(name)} refuses messages that echo protected values, carry secrets or injection markers`)
-      }
       const reply = await handler(screening == null ? message : { ...message, screening })
       if (reply == null) {
         return undefined

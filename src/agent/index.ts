@@ -52,6 +52,7 @@ import { PostureMonitor } from '../posture/monitor.ts'
 import { AgentNode } from './agent-node.ts'
 import { guardStage } from './guard-stage.ts'
 import { stunService } from './stun.ts'
+import { InboundRefusedError } from './errors.ts'
 import type { AuditData } from '../audit/index.ts'
 import type { Config } from '../config/index.ts'
 import type { InboundStage } from '../messaging/index.ts'
@@ -212,11 +213,20 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
   const inbound: InboundStage[] = [
     // after open (verify, replay) in messaging: who first, then with what
     { name: 'trust gate', check: trustService.gate },
-    { name: 'token gate', check: tokens.gate }
-    // then deliver to the local service
+    { name: 'token gate', check: tokens.gate },
+    // services in guard.inbound.refuse refuse flagged content here, before a one-way message is acknowledged
+    { name: 'inbound screening', check: async (message) => { await refuseFlagged(message.service, message.body, message.contentType) } }
+    // then deliver to the local service (which gets the screening result)
   ]
   // --------------------------------------------------------------------------
 
+  const refuseServices = new Set(config.guard.inbound.refuse)
+  const refuseFlagged = async (service: string, body: Uint8Array, contentType: string): Promise<void> => {
+    if (!config.guard.enabled || !refuseServices.has(service) || contentType === 'application/octet-stream') return
+    if (await guard.screenInbound(new TextDecoder().decode(body)) != null) {
+      throw new InboundRefusedError(`service ${JSON.stringify(service)} refuses messages that echo protected values, carry secrets or injection markers`)
+    }
+  }
   const outbox = new Outbox(outbound)
   const messaging = new MessagingService({
     libp2p,
@@ -303,7 +313,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     posture,
     milestones,
     guard,
-    screening: { enabled: config.guard.enabled && config.guard.inbound.screen, refuse: new Set(config.guard.inbound.refuse) },
+    screening: { enabled: config.guard.enabled && config.guard.inbound.screen },
     book,
     libp2p,
     trust: trustService,
