@@ -213,7 +213,20 @@ export function createMethods (node: AgentNode, home: string): Record<string, Me
     },
     'invite.accept': async (params, { signal }) => node.trust.acceptInvite(requireString(params, 'code'), { signal }),
     // the leakage guard (README "Leakage guard"); values never come back out
-    'guard.protect': async (params) => node.guard.protect(paramsObject(params) as unknown as ProtectInput),
+    'guard.protect': async (params) => {
+      const input = paramsObject(params) as unknown as ProtectInput
+      const result = node.guard.protect(input)
+      if (input.persist === true) {
+        // answer only once the value is on disk; if it cannot be written, it is not kept at all
+        try {
+          await node.guard.flush()
+        } catch (err) {
+          node.guard.unprotect({ id: result.id })
+          throw err
+        }
+      }
+      return result
+    },
     'guard.unprotect': async (params) => node.guard.unprotect(paramsObject(params) as unknown as { id: string }),
     'guard.list': async (params) => node.guard.list(paramsObject(params) as { scope?: string }),
     'guard.policy.set': async (params) => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { writeFile } from 'node:fs/promises'
+import { readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { makeHome, removeHome, runJson, startNode } from '../helpers/cli.ts'
@@ -40,5 +40,21 @@ describe('guard.inbound.refuse: flagged messages are refused before anything is 
     assert.equal(clean.result?.accepted, true, JSON.stringify(clean))
     const note = await y.next(m => m.method === 'msg.received', 5000)
     assert.equal(note.params.body, 'lunch at noon?', 'the first delivery is the clean message: the flagged one never arrived')
+  })
+
+  it('guard.protect with persist answers only once the value is on disk (0600), and it survives a restart', async () => {
+    const added = await y.call('guard.protect', { value: 'MAPLE-7781-ORCHID', label: 'alarm code', category: 'home/access', persist: true })
+    assert.match(added.result?.id ?? '', /\S/, JSON.stringify(added))
+    const file = join(homes[1] as string, 'guard-values.json')
+    const mode = (await stat(file)).mode & 0o777
+    assert.equal(mode, 0o600)
+    assert.match(await readFile(file, 'utf8'), /alarm code/)
+    y.close()
+    await nodes[1]?.stop()
+    nodes[1] = await startNode(homes[1] as string, ['--config', join(homes[1] as string, 'config.json')])
+    y = await RawSocket.connect(join(homes[1] as string, 'agentnet.sock'))
+    const listed = (await y.call('guard.list', {})).result as Array<{ label: string }>
+    assert.deepEqual(listed.map(v => v.label), ['alarm code'])
+    assert.ok(!JSON.stringify(listed).includes('MAPLE'))
   })
 })
