@@ -3,7 +3,7 @@
  * record, and the pure trust-store move a peer applies when it accepts one.
  * Nothing here does I/O; wiring (the `agentnet identity rotate` command, the
  * notice over the trust protocol, the grace period of the old ID) is left to
- * the trust and node layers (see `docs-pending/rotation.md`).
+ * the trust and node layers (README "Key rotation").
  *
  * A succession record says "peer `old` is now peer `new`, from `ts`; the old
  * ID answers for `graceMs` more", signed by both keys:

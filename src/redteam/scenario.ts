@@ -2,7 +2,7 @@
  * Scenario files: parsing, validation, loading, and turn templates.
  *
  * A file holds one scenario object, an array of them, or `{"scenarios": [...]}`.
- * See `docs-pending/redteam.md` ("Scenario format") for every field.
+ * See the README, "Red team" → "Scenario format", for every field.
  *
  * @module
  */
