@@ -23,6 +23,7 @@
  * @module
  */
 
+import { randomUUID } from 'node:crypto'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { tcp } from '@libp2p/tcp'
 import { lpStream } from '@libp2p/utils'
@@ -31,7 +32,8 @@ import { createLibp2p } from 'libp2p'
 import { AddressBook } from '../addressbook/index.ts'
 import { CARD_REPUBLISH_MS, cardKey, encodeCard } from '../cards/index.ts'
 import { connectionEncryptersFor } from '../node/libp2p.ts'
-import { createSigner, ReplayCache, TRUST_SIGNATURE_SCHEME } from '../protocol/index.ts'
+import { createSigner, openEnvelope, ReplayCache, sealEnvelope, TRUST_SIGNATURE_SCHEME } from '../protocol/index.ts'
+import { MSG_PROTOCOL } from '../messaging/index.ts'
 import { encodeHandshake, newNonce, openHandshake } from '../trust/codec.ts'
 import { MAX_FRAME_BYTES, TRUST_PROTOCOL } from '../trust/constants.ts'
 import { inGracePeriod } from './rotation.ts'
@@ -46,6 +48,9 @@ import type { Logger } from 'pino'
 export const DEFAULT_ANNOUNCE_RETRY_MS = 30_000
 /** One notice, dial included, ms */
 const NOTICE_TIMEOUT_MS = 10_000
+/** Frames the old ID reads on the agent protocol: it answers them, it never delivers their bodies */
+const MAX_MOVED_FRAME_BYTES = 64 * 1024
+const encoder = new TextEncoder()
 /** Longest setTimeout delay */
 const MAX_TIMER_MS = 2 ** 31 - 1
 
@@ -97,6 +102,8 @@ export class SuccessorService implements Startable {
   private oldNode: Libp2p | undefined
   private signer: MessageSigner | undefined
   private readonly replayCache = new ReplayCache({ windowMs: 60_000 })
+  private readonly msgReplayCache = new ReplayCache({ windowMs: 60_000 })
+  private msgSigner: MessageSigner | undefined
   private graceTimer: ReturnType<typeof setTimeout> | undefined
   private retryTimer: ReturnType<typeof setTimeout> | undefined
   private cardTimer: ReturnType<typeof setTimeout> | undefined
@@ -131,6 +138,9 @@ export class SuccessorService implements Startable {
       streamMuxers: [yamux()]
     })
     await this.oldNode.handle(TRUST_PROTOCOL, (stream, connection) => { void this.answerMoved(stream, connection.remotePeer) }, { runOnLimitedConnection: true })
+    // agent messages to the old ID get the pointer too: an `error` envelope `Moved` whose message is the record
+    this.msgSigner = createSigner(oldKey)
+    await this.oldNode.handle(MSG_PROTOCOL, (stream, connection) => { void this.answerMovedMessages(stream, connection.remotePeer) }, { runOnLimitedConnection: true })
     await this.oldNode.start()
     await this.components.audit?.('identity.rotation-grace', { old: state.old, new: state.new, ts: state.ts, graceMs: state.graceMs })
     this.scheduleGraceEnd()
@@ -257,6 +267,30 @@ export class SuccessorService implements Startable {
       await stream.close({ signal })
     } catch (err) {
       stream.abort(err as Error)
+    }
+  }
+
+  /** Every request or one-way message sent to the old ID on the agent protocol: `error` `Moved`, the record as message */
+  private async answerMovedMessages (stream: Stream, remote: PeerId): Promise<void> {
+    const node = this.oldNode
+    const signer = this.msgSigner
+    const state = this.state
+    if (node === undefined || signer === undefined || state === undefined) {
+      stream.abort(new Error('stopping'))
+      return
+    }
+    const lp = lpStream(stream, { maxDataLength: MAX_MOVED_FRAME_BYTES })
+    try {
+      while (true) {
+        const data = await lp.read({ signal: AbortSignal.timeout(NOTICE_TIMEOUT_MS) })
+        const { message } = openEnvelope(data.subarray(), { localPeer: node.peerId, remotePeer: remote, replayCache: this.msgReplayCache, maxBodyBytes: MAX_MOVED_FRAME_BYTES })
+        if (message.kind !== 'request' && message.kind !== 'oneway') continue
+        const body = encoder.encode(JSON.stringify({ code: 'Moved', message: state.record }))
+        await lp.write(sealEnvelope({ to: remote.toMultihash().bytes, service: message.service, kind: 'error', id: randomUUID(), inReplyTo: message.id, contentType: 'application/json', body }, signer))
+      }
+    } catch {
+      // the peer closed its side, sent something unreadable, or went quiet: done with this stream
+      stream.abort(new Error('done'))
     }
   }
 

@@ -21,6 +21,7 @@ import { loadIdentity, loadOrCreateIdentity } from '../../src/identity/index.ts'
 import { encodeSuccession, verifySuccession } from '../../src/identity/rotation.ts'
 import { NEXT_KEY_FILE, OLD_KEY_FILE, prepareRotation, readRotation, rotateIdentity, SUCCESSION_FILE } from '../../src/identity/succession.ts'
 import { RawPeer } from './trust-helpers.ts'
+import { Attacker } from '../helpers/attacker.ts'
 import type { AgentNode } from '../../src/agent/index.ts'
 import type { PrivateKey } from '@libp2p/interface'
 
@@ -184,6 +185,20 @@ describe('key rotation with succession (real nodes)', () => {
     const pointer = verifySuccession(reply.message ?? '')
     assert.deepEqual([pointer.old, pointer.new, pointer.signedBy], [oldA, newA, 'both'])
     await stranger.libp2p.hangUp(peerIdFromString(oldA))
+
+    // an agent message to the old ID gets the same pointer, in a signed `error` envelope
+    const sender = await Attacker.create()
+    try {
+      const s = await sender.open(oldAddr)
+      const frame = sender.seal({ to: peerIdFromString(oldA), service: 'echo', kind: 'request', id: 'to-the-old-id', body: encoder.encode('hi'), contentType: 'text/plain' })
+      const answer = await s.exchange(frame, 'to-the-old-id')
+      assert.ok(answer.type === 'message' && answer.signatureValid, 'a signed answer from the old ID')
+      assert.equal(answer.error?.code, 'Moved')
+      const moved = verifySuccession(answer.error?.message ?? '')
+      assert.deepEqual([moved.old, moved.new], [oldA, newA])
+    } finally {
+      await sender.stop()
+    }
 
     await waitFor('the end of the grace period', async () => !(await exists(join(homeA, SUCCESSION_FILE))), GRACE_MS + 10_000)
     assert.equal(await exists(join(homeA, OLD_KEY_FILE)), false, 'the old key is deleted')
