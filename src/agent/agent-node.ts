@@ -1,4 +1,5 @@
 import { AgentReplyError } from '../messaging/index.ts'
+import { screenBody } from './guard-stage.ts'
 import type { AddressBook } from '../addressbook/index.ts'
 import type { Guard, GuardDecision, Screening } from '../guard/index.ts'
 import type { GroupsService } from '../groups/index.ts'
@@ -169,7 +170,7 @@ export class AgentNode {
   registerService (name: string, handler: AgentServiceHandler): () => void {
     return this.messaging.registerService(name, async (message) => {
       // flagged messages for a refusing service were refused by the inbound gate, before any ack
-      const screening = await this.screen(message)
+      const screening = await this.screenText(message.body, message.contentType)
       const reply = await handler(screening == null ? message : { ...message, screening })
       if (reply == null) {
         return undefined
@@ -183,17 +184,9 @@ export class AgentNode {
     })
   }
 
-  /** Inbound screening: the last stage before delivery */
-  private async screen (message: InboundMessage): Promise<Screening | undefined> {
-    return this.screenText(message.body, message.contentType)
-  }
-
   /** Screen an inbound body (a message, a group message) when screening is on */
   async screenText (body: Uint8Array, contentType: string): Promise<Screening | undefined> {
-    if (!this.screening.enabled || contentType === 'application/octet-stream') {
-      return undefined
-    }
-    return this.guard.screenInbound(new TextDecoder().decode(body))
+    return this.screening.enabled ? screenBody(this.guard, body, contentType) : undefined
   }
 
   /** The decision `msg.send` would take for this content, without sending (`guard.check`) */

@@ -1,6 +1,6 @@
-import { auditRecord, LeakBlockedError } from '../guard/index.ts'
+import { auditRecord } from '../guard/index.ts'
 import type { AuditData, AuditSink } from '../audit/index.ts'
-import type { Guard } from '../guard/index.ts'
+import type { Guard, Screening } from '../guard/index.ts'
 import type { OutboundStage } from '../outbox/index.ts'
 
 export interface GuardStageOptions {
@@ -29,15 +29,20 @@ export function guardStage (guard: Guard, options: GuardStageOptions): OutboundS
       // a group message is judged by the policy for `group:<groupId>`, else `*`
       const peerNames = content.kind === 'group' ? [`group:${content.service ?? ''}`] : content.to == null ? ['*'] : [content.to, ...await options.namesOf(content.to)]
       const target = { peer: content.to ?? '*', service: content.service, body: content.text }
-      const decision = await guard.check({ peerNames, service: content.service, body: content.text })
-      if (decision.action !== 'pass') {
-        // on disk before anything leaves (or is refused)
-        await options.audit.recordNow(`guard.${decision.action}`, { kind: content.kind, ...auditRecord(decision, target) } as unknown as AuditData)
-      }
-      if (decision.action === 'block') {
-        throw new LeakBlockedError(decision.findings)
-      }
-      return decision.action === 'redact' && decision.body != null ? { ...content, text: decision.body } : content
+      const { body } = await guard.enforce({ peerNames, service: content.service, body: content.text }, {
+        onDecision: async (decision) => {
+          if (decision.action === 'pass') return
+          // on disk before anything leaves (or is refused)
+          await options.audit.recordNow(`guard.${decision.action}`, { kind: content.kind, ...auditRecord(decision, target) } as unknown as AuditData)
+        }
+      })
+      return body === content.text ? content : { ...content, text: body }
     }
   }
+}
+
+/** Inbound screening of a body (text and JSON; binary bodies are not screened) */
+export async function screenBody (guard: Guard, body: Uint8Array, contentType: string): Promise<Screening | undefined> {
+  if (contentType === 'application/octet-stream') return undefined
+  return guard.screenInbound(new TextDecoder().decode(body))
 }

@@ -50,7 +50,7 @@ import type { GroupsService } from '../groups/index.ts'
 import type { NodeMetrics } from '../metrics/index.ts'
 import { PostureMonitor } from '../posture/monitor.ts'
 import { AgentNode } from './agent-node.ts'
-import { guardStage } from './guard-stage.ts'
+import { guardStage, screenBody } from './guard-stage.ts'
 import { stunService } from './stun.ts'
 import { InboundRefusedError } from './errors.ts'
 import type { AuditData } from '../audit/index.ts'
@@ -222,8 +222,8 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
 
   const refuseServices = new Set(config.guard.inbound.refuse)
   const refuseFlagged = async (service: string, body: Uint8Array, contentType: string): Promise<void> => {
-    if (!config.guard.enabled || !refuseServices.has(service) || contentType === 'application/octet-stream') return
-    if (await guard.screenInbound(new TextDecoder().decode(body)) != null) {
+    if (!config.guard.enabled || !refuseServices.has(service)) return
+    if (await screenBody(guard, body, contentType) != null) {
       throw new InboundRefusedError(`service ${JSON.stringify(service)} refuses messages that echo protected values, carry secrets or injection markers`)
     }
   }

@@ -23,7 +23,7 @@ import { loadStore, saveStore } from './store.ts'
 import { mergeFindings, redact } from './findings.ts'
 import type { Entry } from './registry.ts'
 import type { Guard, GuardInit, GuardStats } from './index.ts'
-import type { CheckInput, GuardDecision, GuardFinding, GuardPolicy, PolicyInput, ProtectedInfo, ProtectInput, Screening } from './types.ts'
+import type { CheckInput, GuardDecision, GuardFinding, GuardPolicy, PolicyInput, ProtectedInfo, ProtectInput, Screening, EnforceOptions } from './types.ts'
 
 /** Implementation of {@link Guard}; build it with `createGuard`. */
 export class DefaultGuard implements Guard {
@@ -209,8 +209,10 @@ export class DefaultGuard implements Guard {
     return decision
   }
 
-  async enforce (input: CheckInput): Promise<{ body: string, decision: GuardDecision }> {
+  async enforce (input: CheckInput, options: EnforceOptions = {}): Promise<{ body: string, decision: GuardDecision }> {
     const decision = await this.check(input)
+    // e.g. the audit record: on disk before the content leaves or is refused
+    await options.onDecision?.(decision)
     if (decision.action === 'block') throw new LeakBlockedError(decision.findings)
     // the outbox (src/outbox) brands what leaves; the guard only decides
     return { body: decision.action === 'redact' ? decision.body as string : input.body, decision }

@@ -42,7 +42,7 @@
  */
 
 import { DefaultGuard } from './guard.ts'
-import type { CheckInput, GuardDecision, GuardFinding, GuardPolicy, PolicyInput, ProtectedInfo, ProtectInput, Screening } from './types.ts'
+import type { CheckInput, GuardDecision, GuardFinding, GuardPolicy, PolicyInput, ProtectedInfo, ProtectInput, Screening, EnforceOptions } from './types.ts'
 
 export * from './types.ts'
 export * from './errors.ts'
@@ -121,9 +121,10 @@ export interface Guard {
   /**
    * `check`, then: `block` throws `LeakBlockedError`; otherwise the body to
    * send (the redacted one for `redact`; the outbox brands it), and the
-   * decision (for the audit record of a `redact` or `warn`).
+   * decision (for the audit record of a `redact` or `warn`). `onDecision`
+   * sees every decision first.
    */
-  enforce: (input: CheckInput) => Promise<{ body: string, decision: GuardDecision }>
+  enforce: (input: CheckInput, options?: EnforceOptions) => Promise<{ body: string, decision: GuardDecision }>
   /** Every finding in a body, without policy. */
   inspect: (body: string) => Promise<GuardFinding[]>
   /** Own values echoed back, secrets, injection markers in an inbound body; undefined when none. */

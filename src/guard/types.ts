@@ -81,6 +81,12 @@ export interface PolicyInput {
   action?: GuardAction
 }
 
+/** Options of `enforce` */
+export interface EnforceOptions {
+  /** Called with every decision before `enforce` returns or throws (awaited) */
+  onDecision?: (decision: GuardDecision) => void | Promise<void>
+}
+
 /** Input of `check`. */
 export interface CheckInput {
   /** The peer ID first, then any petnames the local address book has for it. */
