@@ -4,7 +4,8 @@
  * opaque bytes; the receiver sees the same form the sender used.
  */
 
-import { AgentnetError } from '../errors/index.ts'
+import { AgentnetError, foreignCode } from '../errors/index.ts'
+import type { ErrorCode, ForeignCode } from '../errors/index.ts'
 
 export const TEXT = 'text/plain; charset=utf-8'
 export const JSON_TYPE = 'application/json'
@@ -59,4 +60,22 @@ export function decodeBody (body: Uint8Array, contentType: string): AgentBody {
     // fall through: the agent still gets the bytes
   }
   return { bodyBase64: Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('base64') }
+}
+
+/** The body of an `error` reply: `{"code","message"}` as JSON */
+export function encodeErrorBody (code: string, message: string): Uint8Array {
+  return encoder.encode(JSON.stringify({ code, message }))
+}
+
+/** Read an `error` reply's body; a code we do not know stays a foreign code */
+export function decodeErrorBody (body: Uint8Array): { code: ErrorCode | ForeignCode, message: string } {
+  try {
+    const parsed = JSON.parse(new TextDecoder().decode(body)) as { code?: unknown, message?: unknown }
+    return {
+      code: typeof parsed.code === 'string' ? foreignCode(parsed.code) : 'RemoteError',
+      message: typeof parsed.message === 'string' ? parsed.message : 'remote error'
+    }
+  } catch {
+    return { code: 'RemoteError', message: 'remote error (unreadable body)' }
+  }
 }

@@ -1,10 +1,20 @@
+/**
+ * The messaging service: sending (attempts, retries, token renewal) and
+ * receiving (verify, gates, idempotence, dispatch to a local service) over
+ * {@link Channel}s. Frames are verified in one place, `openEnvelope`, and
+ * rejected in one place, {@link MessagingService.reject}.
+ */
 import { randomUUID } from 'node:crypto'
-import { errorCodeOf, foreignCode, PeerUnreachableError } from '../errors/index.ts'
-import type { ErrorCode, ForeignCode } from '../errors/index.ts'
+import { anySignal } from 'any-signal'
+import type { ClearableSignal } from 'any-signal'
+import { errorCodeOf, PeerUnreachableError } from '../errors/index.ts'
 import { createSigner, decodeMessage, decodeSignedMessage, openEnvelope, ProtocolError, ReplayCache, sealEnvelope } from '../protocol/index.ts'
-import { JSON_TYPE } from './body.ts'
+import { decodeErrorBody, encodeErrorBody, JSON_TYPE } from './body.ts'
+import { Channel, decodeAck, encodeAck, FRAME_OVERHEAD_BYTES } from './channel.ts'
 import { BusyError, MessagingError, NoSuchServiceError, RemoteMessageError, RequestTimeoutError, ServiceError, ServiceTakenError } from './errors.ts'
-import { encodeFrame, FrameDecoder, FrameTooLargeError } from './frames.ts'
+import { FrameDecoder, FrameTooLargeError } from './frames.ts'
+import { IdempotenceCache } from './idempotence.ts'
+import type { CachedReply } from './idempotence.ts'
 import type { MessagingComponents, MessagingInit, InboundMessage, ServiceHandler, SendOptions, Reply, MessagingMetrics } from './index.ts'
 import type { GuardedBody } from '../outbox/index.ts'
 import type { Message, MessageKind, MessageSigner } from '../protocol/index.ts'
@@ -12,195 +22,11 @@ import type { Connection, PeerId, Stream } from '@libp2p/interface'
 
 export const MSG_PROTOCOL = '/agentnet/msg/1.0.0'
 
-/** Tag byte of an unsigned transport acknowledgement frame: field 3, length-delimited */
-const ACK_TAG = 0x1a
-/** Room for everything in a frame that is not the body */
-const FRAME_OVERHEAD_BYTES = 16 * 1024
-
-const encoder = new TextEncoder()
-const decoder = new TextDecoder()
 
 interface PendingRequest {
   to: string
   resolve: (message: Message | 'ack') => void
   reject: (err: Error) => void
-}
-
-type CachedReply = { kind: 'response' | 'error', body: Uint8Array, contentType: string }
-
-interface IdempotenceEntry {
-  expires: number
-  /** bytes of the cached reply body, counted against maxIdempotenceBytes */
-  bytes: number
-  reply?: CachedReply
-  waiters?: Array<(reply: CachedReply) => void>
-}
-
-/** A msg stream with one peer: varint-framed, written in order, read by one loop */
-class Channel {
-  readonly stream: Stream
-  readonly remotePeer: PeerId
-  readonly remote: string
-  closed = false
-  /** runs over a relayed (limited) connection: replaced once a direct one opens */
-  limited = false
-  /** requests received on this stream and not yet answered */
-  inFlight = 0
-  /** the peer closed its writing side */
-  remoteDone = false
-
-  /** Close our side once nothing more can arrive or leave */
-  finish (): void {
-    this.closed = true
-    void this.stream.close().catch(() => { this.stream.abort(new Error('close failed')) })
-  }
-
-  /** A reply was written: close when the peer is done and nothing is left */
-  settled (): void {
-    this.inFlight--
-    if (this.remoteDone && this.inFlight === 0) {
-      this.finish()
-    }
-  }
-
-  constructor (stream: Stream, remotePeer: PeerId) {
-    this.stream = stream
-    this.remotePeer = remotePeer
-    this.remote = remotePeer.toString()
-  }
-
-  private queue: Uint8Array[] = []
-  private queuedBytes = 0
-  private flushScheduled = false
-  /** a frame went out in this tick: gather any more until the tick ends */
-  private recentlyFlushed = false
-  private draining = false
-  private nextFlush = Channel.flushPromise()
-
-  private static flushPromise (): PromiseWithResolvers<void> {
-    const flush = Promise.withResolvers<void>()
-    // nobody may be waiting on a given flush; its failure surfaces on the next write
-    flush.promise.catch(() => {})
-    return flush
-  }
-
-  /**
-   * Queue a frame. Frames written in the same tick go out together in one
-   * `stream.send` (at most {@link MAX_BATCH_FRAMES} at a time): one yamux
-   * frame, one Noise encryption and one socket write for a burst instead of
-   * one each. Resolves once the frame is handed to the stream.
-   */
-  async write (frame: Uint8Array): Promise<void> {
-    if (this.closed || this.stream.writeStatus !== 'writable') {
-      this.closed = true
-      throw new MessagingError('StreamClosed', 'stream to peer closed')
-    }
-    if (this.queuedBytes > MAX_QUEUED_BYTES) {
-      throw new BusyError('too much unsent data queued for this peer')
-    }
-    const encoded = encodeFrame(frame)
-    this.queue.push(encoded)
-    this.queuedBytes += encoded.byteLength
-    const flushed = this.nextFlush.promise
-    if (!this.draining) {
-      if (this.queue.length >= MAX_BATCH_FRAMES || (this.queue.length === 1 && !this.flushScheduled && !this.recentlyFlushed)) {
-        // a lone frame goes out at once (latency); a burst is gathered until the end of the tick (throughput)
-        this.flush()
-        this.recentlyFlushed = true
-        if (!this.flushScheduled) {
-          this.flushScheduled = true
-          queueMicrotask(() => {
-            this.flushScheduled = false
-            this.recentlyFlushed = false
-            this.flush()
-          })
-        }
-      } else if (!this.flushScheduled) {
-        this.flushScheduled = true
-        queueMicrotask(() => {
-          this.flushScheduled = false
-          this.flush()
-        })
-      }
-    }
-    await flushed
-  }
-
-  private flush (): void {
-    if (this.draining || this.queue.length === 0) {
-      return
-    }
-    const done = this.nextFlush
-    this.nextFlush = Channel.flushPromise()
-    try {
-      let writable = true
-      while (this.queue.length > 0 && writable) {
-        const batch = this.queue.splice(0, MAX_BATCH_FRAMES)
-        let total = 0
-        for (const f of batch) total += f.byteLength
-        this.queuedBytes -= total
-        const buf = batch.length === 1 ? batch[0] as Uint8Array : concatFrames(batch, total)
-        writable = this.stream.send(buf)
-      }
-      done.resolve()
-      if (!writable) {
-        // backpressure: hold the rest until the stream drains
-        this.draining = true
-        this.stream.onDrain({ signal: AbortSignal.timeout(30_000) }).then(() => {
-          this.draining = false
-          this.flush()
-        }, (err: Error) => { this.fail(err) })
-      }
-    } catch (err) {
-      done.reject(err)
-      this.fail(err as Error)
-    }
-  }
-
-  private fail (err: Error): void {
-    // a dead stream must not be handed out again: the next attempt opens a new one
-    this.closed = true
-    this.draining = false
-    this.queue = []
-    this.queuedBytes = 0
-    this.nextFlush.reject(err)
-    this.nextFlush = Channel.flushPromise()
-  }
-}
-
-/** Frames joined into one `stream.send` at most */
-const MAX_BATCH_FRAMES = 32
-/** Unsent bytes one channel may hold before writes are refused with `Busy` */
-const MAX_QUEUED_BYTES = 16 * 1024 * 1024
-
-function concatFrames (frames: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total)
-  let offset = 0
-  for (const f of frames) {
-    out.set(f, offset)
-    offset += f.byteLength
-  }
-  return out
-}
-
-export function encodeAck (id: string): Uint8Array {
-  const idBytes = encoder.encode(id)
-  // field 3 (length-delimited), varint length (< 128 for any sane id), bytes
-  if (idBytes.length > 127) {
-    throw new MessagingError('InvalidId', 'request id too long')
-  }
-  const out = new Uint8Array(2 + idBytes.length)
-  out[0] = ACK_TAG
-  out[1] = idBytes.length
-  out.set(idBytes, 2)
-  return out
-}
-
-function decodeAck (frame: Uint8Array): string | undefined {
-  if (frame.length < 2 || frame[0] !== ACK_TAG || frame[1] !== frame.length - 2) {
-    return undefined
-  }
-  return decoder.decode(frame.subarray(2))
 }
 
 export class MessagingService {
@@ -214,8 +40,7 @@ export class MessagingService {
   private readonly pending = new Map<string, PendingRequest>()
   private readonly outbound = new Map<string, Promise<Channel>>()
   private readonly channels = new Set<Channel>()
-  private readonly idempotence = new Map<string, IdempotenceEntry>()
-  private idempotenceBytes = 0
+  private readonly idempotence: IdempotenceCache
   private readonly inFlightPerPeer = new Map<string, number>()
   private started = false
 
@@ -238,6 +63,12 @@ export class MessagingService {
     this.signer = createSigner(components.privateKey)
     this.localBytes = this.signer.from
     this.replayCache = init.replayCache ?? new ReplayCache({ windowMs: this.init.replayWindowMs })
+    this.idempotence = new IdempotenceCache({
+      windowMs: this.init.replayWindowMs,
+      maxEntries: this.init.maxIdempotenceEntries,
+      maxBytes: this.init.maxIdempotenceBytes,
+      clock: this.now
+    })
   }
 
   /** A direct connection to a peer we reach through a relay: move our stream onto it */
@@ -342,7 +173,8 @@ export class MessagingService {
     // finding and dialling the peer may use the whole deadline, not one attempt's share
     const overall = new AbortController()
     const overallTimer = setTimeout(() => { overall.abort(new RequestTimeoutError('request timed out')) }, timeoutMs)
-    const dialSignal = options.signal == null ? overall.signal : AbortSignal.any([options.signal, overall.signal])
+    // any-signal, not AbortSignal.any: the latter keeps ~176 B on the agent's long-lived signal per call (nodejs/node#54614)
+    const dialSignal = anySignal([options.signal, overall.signal])
     try {
       for (let attempt = 0; attempt < attempts; attempt++) {
         const left = deadline - this.now()
@@ -353,6 +185,7 @@ export class MessagingService {
           this.metrics.retries++
         }
         let timer: ReturnType<typeof setTimeout> | undefined
+        let attemptSignal: ClearableSignal | undefined
         try {
           const channel = await this.channelTo(to, dialSignal)
           const token = await this.components.tokenProvider?.tokenFor(to, service, options.signal)
@@ -373,14 +206,14 @@ export class MessagingService {
           const attemptController = new AbortController()
           const attemptMs = Math.max(1, Math.ceil((deadline - this.now()) / (attempts - attempt)))
           timer = setTimeout(() => { attemptController.abort(new RequestTimeoutError('attempt timed out')) }, attemptMs)
-          const signal = options.signal == null ? attemptController.signal : AbortSignal.any([options.signal, attemptController.signal])
+          attemptSignal = anySignal([options.signal, attemptController.signal])
           this.metrics.sent++
-          const answer = await raceAbort(promise, signal)
+          const answer = await raceAbort(promise, attemptSignal)
           if (answer === 'ack') {
             return { from: remote, id, kind: 'ack', body: new Uint8Array(0), contentType: '' }
           }
           if (answer.kind === 'error') {
-            const { code, message } = parseErrorBody(answer.body)
+            const { code, message } = decodeErrorBody(answer.body)
             const err = new RemoteMessageError(code, message, remote)
             if (!tokenRetried && this.components.tokenProvider?.isTokenError(code) === true) {
               // the token was refused (expired, revoked, scope): fetch a new one, once
@@ -400,6 +233,7 @@ export class MessagingService {
           this.components.logger?.debug({ id, attempt, err: lastError.message }, 'message attempt failed')
         } finally {
           clearTimeout(timer)
+          attemptSignal?.clear()
         }
       }
       if (lastError instanceof PeerUnreachableError) {
@@ -409,6 +243,7 @@ export class MessagingService {
       throw new RequestTimeoutError(`no answer from ${remote} for ${service} within ${timeoutMs} ms${lastError != null ? ` (${lastError.message})` : ''}`)
     } finally {
       clearTimeout(overallTimer)
+      dialSignal.clear()
       this.pending.delete(id)
     }
   }
@@ -533,7 +368,7 @@ export class MessagingService {
     if (parsed == null || parsed.kind === 'response' || parsed.kind === 'error' || parsed.id === '') {
       return
     }
-    this.replyTo(channel, parsed, { kind: 'error', body: errorBody(code, reason), contentType: JSON_TYPE })
+    this.replyTo(channel, parsed, { kind: 'error', body: encodeErrorBody(code, reason), contentType: JSON_TYPE })
   }
 
   private replyTo (channel: Channel, request: Message, reply: CachedReply): void {
@@ -553,7 +388,7 @@ export class MessagingService {
   private async onRequest (channel: Channel, message: Message): Promise<void> {
     const key = `${channel.remote}/${message.id}`
     const existing = this.idempotence.get(key)
-    if (existing != null && existing.expires > this.now()) {
+    if (existing != null) {
       // a retry of a request we have seen: answer it, never run the service twice
       this.metrics.duplicates++
       this.components.observer?.received(message.service, message.kind, 'duplicate')
@@ -591,8 +426,7 @@ export class MessagingService {
         throw new BusyError(`too many requests in flight from ${channel.remote}`)
       }
       this.components.observer?.received(message.service, message.kind, 'ok')
-      const entry: IdempotenceEntry = { expires: this.now() + this.init.replayWindowMs, bytes: 0 }
-      this.remember(key, entry)
+      const entry = this.idempotence.open(key)
       const inbound: InboundMessage = {
         from: channel.remotePeer,
         id: message.id,
@@ -621,62 +455,18 @@ export class MessagingService {
         }
       } catch (err) {
         const code = errorCodeOf(err) ?? 'ServiceError'
-        reply = { kind: 'error', body: errorBody(code, (err as Error).message), contentType: JSON_TYPE }
+        reply = { kind: 'error', body: encodeErrorBody(code, (err as Error).message), contentType: JSON_TYPE }
       } finally {
         const n = (this.inFlightPerPeer.get(channel.remote) ?? 1) - 1
         if (n <= 0) this.inFlightPerPeer.delete(channel.remote)
         else this.inFlightPerPeer.set(channel.remote, n)
       }
-      entry.reply = reply
-      if (this.idempotence.get(key) === entry) {
-        entry.bytes = reply.body.byteLength
-        this.idempotenceBytes += entry.bytes
-        this.trimIdempotence()
-      }
-      for (const waiter of entry.waiters ?? []) waiter(reply)
-      entry.waiters = undefined
+      this.idempotence.settle(key, entry, reply)
       this.replyTo(channel, message, reply)
     } catch (err) {
       const code = errorCodeOf(err) ?? 'ServiceError'
       this.reject(channel, undefined, code, (err as Error).message, message)
     }
-  }
-
-  /**
-   * Keep a request's outcome for the replay window. Bounded in entries and
-   * bytes, oldest dropped first: a dropped entry only means a late retry of
-   * that request runs the service again, never that a replay gets through
-   * (the replay cache decides that).
-   */
-  private remember (key: string, entry: IdempotenceEntry): void {
-    this.idempotence.set(key, entry)
-    this.trimIdempotence()
-  }
-
-  private trimIdempotence (): void {
-    const now = this.now()
-    for (const [k, v] of this.idempotence) {
-      const over = this.idempotence.size > this.init.maxIdempotenceEntries || this.idempotenceBytes > this.init.maxIdempotenceBytes
-      if (v.expires > now && !over) break
-      this.idempotence.delete(k)
-      this.idempotenceBytes -= v.bytes
-    }
-  }
-}
-
-function errorBody (code: string, message: string): Uint8Array {
-  return encoder.encode(JSON.stringify({ code, message }))
-}
-
-function parseErrorBody (body: Uint8Array): { code: ErrorCode | ForeignCode, message: string } {
-  try {
-    const parsed = JSON.parse(decoder.decode(body)) as { code?: unknown, message?: unknown }
-    return {
-      code: typeof parsed.code === 'string' ? foreignCode(parsed.code) : 'RemoteError',
-      message: typeof parsed.message === 'string' ? parsed.message : 'remote error'
-    }
-  } catch {
-    return { code: 'RemoteError', message: 'remote error (unreadable body)' }
   }
 }
 

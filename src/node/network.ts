@@ -5,6 +5,7 @@
  * and re-joining the bootstrap nodes after every connection was lost.
  */
 
+import { anySignal } from 'any-signal'
 import { isLoopback, isPrivate } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { PeerUnreachableError } from '../errors/index.ts'
@@ -159,11 +160,13 @@ export class Network implements Startable {
     if (parsed.kind === 'peer') {
       return this.reach(parsed.peerId, signal)
     }
-    const timeout = AbortSignal.timeout(this.config.connections.dialTimeoutMs)
+    const dialSignal = anySignal([signal, AbortSignal.timeout(this.config.connections.dialTimeoutMs)])
     try {
-      return await this.libp2p.dial(parsed.multiaddr, { signal: signal == null ? timeout : AbortSignal.any([signal, timeout]) })
+      return await this.libp2p.dial(parsed.multiaddr, { signal: dialSignal })
     } catch (err) {
       throw new PeerUnreachableError(`cannot connect to ${target}: ${(err as Error).message}`)
+    } finally {
+      dialSignal.clear()
     }
   }
 
@@ -174,8 +177,16 @@ export class Network implements Startable {
    * settling for the relayed, limited one.
    */
   async reach (peer: PeerId, signal?: AbortSignal): Promise<Connection> {
-    const timeout = AbortSignal.timeout(this.config.connections.dialTimeoutMs)
-    const dialSignal = signal == null ? timeout : AbortSignal.any([signal, timeout])
+    // any-signal, not AbortSignal.any, which leaks on long-lived signals (nodejs/node#54614)
+    const dialSignal = anySignal([signal, AbortSignal.timeout(this.config.connections.dialTimeoutMs)])
+    try {
+      return await this.reachWithin(peer, dialSignal)
+    } finally {
+      dialSignal.clear()
+    }
+  }
+
+  private async reachWithin (peer: PeerId, dialSignal: AbortSignal): Promise<Connection> {
     const open = this.libp2p.getConnections(peer).filter(c => c.status === 'open')
     const direct = open.find(c => c.limits == null)
     if (direct != null) {
@@ -225,9 +236,8 @@ export class Network implements Startable {
   /** Round-trip time in ms to a peer over the libp2p ping protocol */
   async ping (target: string, signal?: AbortSignal): Promise<{ peerId: string, rttMs: number }> {
     const connection = await this.connect(target, signal)
-    const timeout = AbortSignal.timeout(this.config.connections.dialTimeoutMs)
+    const pingSignal = anySignal([signal, AbortSignal.timeout(this.config.connections.dialTimeoutMs)])
     try {
-      const pingSignal = signal == null ? timeout : AbortSignal.any([signal, timeout])
       let started = performance.now()
       try {
         await this.libp2p.services.ping.ping(connection.remotePeer, { signal: pingSignal })
@@ -243,6 +253,8 @@ export class Network implements Startable {
       return { peerId: connection.remotePeer.toString(), rttMs }
     } catch (err) {
       throw new PeerUnreachableError(`ping ${target} failed: ${(err as Error).message}`)
+    } finally {
+      pingSignal.clear()
     }
   }
 }

@@ -26,6 +26,7 @@
  * ```
  */
 
+import { anySignal } from 'any-signal'
 import type { Clock } from '../utils/clock.ts'
 import { AgentnetError } from '../errors/index.ts'
 import { randomBytes } from 'node:crypto'
@@ -217,8 +218,7 @@ export class TokenService implements TokenProvider {
 
   /** Ask `peer` for a token for `service` and hold it for later messages */
   async fetch (peer: PeerId, service: string, signal?: AbortSignal): Promise<void> {
-    const timeout = AbortSignal.timeout(this.init.requestTimeoutMs)
-    const options = { signal: signal == null ? timeout : AbortSignal.any([signal, timeout]) }
+    const options = { signal: anySignal([signal, AbortSignal.timeout(this.init.requestTimeoutMs)]) }
     const stream = await this.components.libp2p.dialProtocol(peer, TOKEN_PROTOCOL, { ...options, runOnLimitedConnection: true })
     const lp = lpStream(stream, { maxDataLength: 16 * 1024 })
     try {
@@ -230,6 +230,7 @@ export class TokenService implements TokenProvider {
       const token = Buffer.from(reply.token, 'base64')
       this.held.set(`${peer.toString()}/${service}`, { token, issuedAt: this.now(), expiresAt: reply.expiresAt })
     } finally {
+      options.signal.clear()
       await stream.close().catch(() => {})
     }
   }

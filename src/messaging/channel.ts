@@ -1,0 +1,183 @@
+/**
+ * One msg stream with one peer: varint-framed frames written in order (batched
+ * per tick, with backpressure), read by one loop in the messaging service; and
+ * the unsigned transport acknowledgement frame, which shares the framing.
+ */
+import { BusyError, MessagingError } from './errors.ts'
+import { encodeFrame } from './frames.ts'
+import type { PeerId, Stream } from '@libp2p/interface'
+
+/** Tag byte of an unsigned transport acknowledgement frame: field 3, length-delimited */
+const ACK_TAG = 0x1a
+/** Room for everything in a frame that is not the body */
+export const FRAME_OVERHEAD_BYTES = 16 * 1024
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+/** A msg stream with one peer: varint-framed, written in order, read by one loop */
+export class Channel {
+  readonly stream: Stream
+  readonly remotePeer: PeerId
+  readonly remote: string
+  closed = false
+  /** runs over a relayed (limited) connection: replaced once a direct one opens */
+  limited = false
+  /** requests received on this stream and not yet answered */
+  inFlight = 0
+  /** the peer closed its writing side */
+  remoteDone = false
+
+  /** Close our side once nothing more can arrive or leave */
+  finish (): void {
+    this.closed = true
+    void this.stream.close().catch(() => { this.stream.abort(new Error('close failed')) })
+  }
+
+  /** A reply was written: close when the peer is done and nothing is left */
+  settled (): void {
+    this.inFlight--
+    if (this.remoteDone && this.inFlight === 0) {
+      this.finish()
+    }
+  }
+
+  constructor (stream: Stream, remotePeer: PeerId) {
+    this.stream = stream
+    this.remotePeer = remotePeer
+    this.remote = remotePeer.toString()
+  }
+
+  private queue: Uint8Array[] = []
+  private queuedBytes = 0
+  private flushScheduled = false
+  /** a frame went out in this tick: gather any more until the tick ends */
+  private recentlyFlushed = false
+  private draining = false
+  private nextFlush = Channel.flushPromise()
+
+  private static flushPromise (): PromiseWithResolvers<void> {
+    const flush = Promise.withResolvers<void>()
+    // nobody may be waiting on a given flush; its failure surfaces on the next write
+    flush.promise.catch(() => {})
+    return flush
+  }
+
+  /**
+   * Queue a frame. Frames written in the same tick go out together in one
+   * `stream.send` (at most {@link MAX_BATCH_FRAMES} at a time): one yamux
+   * frame, one Noise encryption and one socket write for a burst instead of
+   * one each. Resolves once the frame is handed to the stream.
+   */
+  async write (frame: Uint8Array): Promise<void> {
+    if (this.closed || this.stream.writeStatus !== 'writable') {
+      this.closed = true
+      throw new MessagingError('StreamClosed', 'stream to peer closed')
+    }
+    if (this.queuedBytes > MAX_QUEUED_BYTES) {
+      throw new BusyError('too much unsent data queued for this peer')
+    }
+    const encoded = encodeFrame(frame)
+    this.queue.push(encoded)
+    this.queuedBytes += encoded.byteLength
+    const flushed = this.nextFlush.promise
+    if (!this.draining) {
+      if (this.queue.length >= MAX_BATCH_FRAMES || (this.queue.length === 1 && !this.flushScheduled && !this.recentlyFlushed)) {
+        // a lone frame goes out at once (latency); a burst is gathered until the end of the tick (throughput)
+        this.flush()
+        this.recentlyFlushed = true
+        if (!this.flushScheduled) {
+          this.flushScheduled = true
+          queueMicrotask(() => {
+            this.flushScheduled = false
+            this.recentlyFlushed = false
+            this.flush()
+          })
+        }
+      } else if (!this.flushScheduled) {
+        this.flushScheduled = true
+        queueMicrotask(() => {
+          this.flushScheduled = false
+          this.flush()
+        })
+      }
+    }
+    await flushed
+  }
+
+  private flush (): void {
+    if (this.draining || this.queue.length === 0) {
+      return
+    }
+    const done = this.nextFlush
+    this.nextFlush = Channel.flushPromise()
+    try {
+      let writable = true
+      while (this.queue.length > 0 && writable) {
+        const batch = this.queue.splice(0, MAX_BATCH_FRAMES)
+        let total = 0
+        for (const f of batch) total += f.byteLength
+        this.queuedBytes -= total
+        const buf = batch.length === 1 ? batch[0] as Uint8Array : concatFrames(batch, total)
+        writable = this.stream.send(buf)
+      }
+      done.resolve()
+      if (!writable) {
+        // backpressure: hold the rest until the stream drains
+        this.draining = true
+        this.stream.onDrain({ signal: AbortSignal.timeout(30_000) }).then(() => {
+          this.draining = false
+          this.flush()
+        }, (err: Error) => { this.fail(err) })
+      }
+    } catch (err) {
+      done.reject(err)
+      this.fail(err as Error)
+    }
+  }
+
+  private fail (err: Error): void {
+    // a dead stream must not be handed out again: the next attempt opens a new one
+    this.closed = true
+    this.draining = false
+    this.queue = []
+    this.queuedBytes = 0
+    this.nextFlush.reject(err)
+    this.nextFlush = Channel.flushPromise()
+  }
+}
+
+/** Frames joined into one `stream.send` at most */
+const MAX_BATCH_FRAMES = 32
+/** Unsent bytes one channel may hold before writes are refused with `Busy` */
+const MAX_QUEUED_BYTES = 16 * 1024 * 1024
+
+function concatFrames (frames: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total)
+  let offset = 0
+  for (const f of frames) {
+    out.set(f, offset)
+    offset += f.byteLength
+  }
+  return out
+}
+
+export function encodeAck (id: string): Uint8Array {
+  const idBytes = encoder.encode(id)
+  // field 3 (length-delimited), varint length (< 128 for any sane id), bytes
+  if (idBytes.length > 127) {
+    throw new MessagingError('InvalidId', 'request id too long')
+  }
+  const out = new Uint8Array(2 + idBytes.length)
+  out[0] = ACK_TAG
+  out[1] = idBytes.length
+  out.set(idBytes, 2)
+  return out
+}
+
+export function decodeAck (frame: Uint8Array): string | undefined {
+  if (frame.length < 2 || frame[0] !== ACK_TAG || frame[1] !== frame.length - 2) {
+    return undefined
+  }
+  return decoder.decode(frame.subarray(2))
+}
