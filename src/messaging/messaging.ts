@@ -2,7 +2,8 @@
  * The messaging service: sending (attempts, retries, token renewal) and
  * receiving (verify, gates, idempotence, dispatch to a local service) over
  * {@link Channel}s. Frames are verified in one place, `openEnvelope`, and
- * rejected in one place, {@link MessagingService.reject}.
+ * rejected in one place, `MessagingService.reject`; verified requests are run by
+ * the {@link Dispatcher} (`dispatch.ts`).
  */
 import { randomUUID } from 'node:crypto'
 import { anySignal } from 'any-signal'
@@ -10,12 +11,12 @@ import type { ClearableSignal } from 'any-signal'
 import { errorCodeOf, PeerUnreachableError } from '../errors/index.ts'
 import { createSigner, decodeMessage, decodeSignedMessage, openEnvelope, ProtocolError, ReplayCache, sealEnvelope } from '../protocol/index.ts'
 import { decodeErrorBody, encodeErrorBody, JSON_TYPE } from './body.ts'
-import { Channel, decodeAck, encodeAck, FRAME_OVERHEAD_BYTES } from './channel.ts'
-import { BusyError, MessagingError, NoSuchServiceError, RemoteMessageError, RequestTimeoutError, ServiceError, ServiceTakenError } from './errors.ts'
+import { Channel, decodeAck, FRAME_OVERHEAD_BYTES } from './channel.ts'
+import { MessagingError, RemoteMessageError, RequestTimeoutError } from './errors.ts'
 import { FrameDecoder, FrameTooLargeError } from './frames.ts'
-import { IdempotenceCache } from './idempotence.ts'
+import { Dispatcher } from './dispatch.ts'
 import type { CachedReply } from './idempotence.ts'
-import type { MessagingComponents, MessagingInit, InboundMessage, ServiceHandler, SendOptions, Reply, MessagingMetrics } from './index.ts'
+import type { MessagingComponents, MessagingInit, ServiceHandler, SendOptions, Reply, MessagingMetrics } from './index.ts'
 import type { GuardedBody } from '../outbox/index.ts'
 import type { Message, MessageKind, MessageSigner } from '../protocol/index.ts'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
@@ -36,12 +37,10 @@ export class MessagingService {
   private readonly init: Required<Omit<MessagingInit, 'replayCache'>>
   private readonly signer: MessageSigner
   private readonly localBytes: Uint8Array
-  private readonly services = new Map<string, ServiceHandler>()
   private readonly pending = new Map<string, PendingRequest>()
   private readonly outbound = new Map<string, Promise<Channel>>()
   private readonly channels = new Set<Channel>()
-  private readonly idempotence: IdempotenceCache
-  private readonly inFlightPerPeer = new Map<string, number>()
+  private readonly dispatcher: Dispatcher
   private started = false
 
   private readonly now: () => number
@@ -63,11 +62,9 @@ export class MessagingService {
     this.signer = createSigner(components.privateKey)
     this.localBytes = this.signer.from
     this.replayCache = init.replayCache ?? new ReplayCache({ windowMs: this.init.replayWindowMs })
-    this.idempotence = new IdempotenceCache({
-      windowMs: this.init.replayWindowMs,
-      maxEntries: this.init.maxIdempotenceEntries,
-      maxBytes: this.init.maxIdempotenceBytes,
-      clock: this.now
+    this.dispatcher = new Dispatcher(components, this.init, this.metrics, {
+      reply: (channel, request, reply) => { this.replyTo(channel, request, reply) },
+      reject: (channel, code, reason, message) => { this.reject(channel, undefined, code, reason, message) }
     })
   }
 
@@ -118,19 +115,11 @@ export class MessagingService {
 
   /** Register a local service; returns the function that unregisters it */
   registerService (name: string, handler: ServiceHandler): () => void {
-    if (this.services.has(name)) {
-      throw new ServiceTakenError(name)
-    }
-    this.services.set(name, handler)
-    return () => {
-      if (this.services.get(name) === handler) {
-        this.services.delete(name)
-      }
-    }
+    return this.dispatcher.register(name, handler)
   }
 
   hasService (name: string): boolean {
-    return this.services.has(name)
+    return this.dispatcher.has(name)
   }
 
   /**
@@ -347,7 +336,7 @@ export class MessagingService {
       case 'request':
       case 'oneway':
         channel.inFlight++
-        void this.onRequest(channel, message).finally(() => { channel.settled() })
+        void this.dispatcher.dispatch(channel, message).finally(() => { channel.settled() })
     }
   }
 
@@ -385,89 +374,6 @@ export class MessagingService {
     channel.write(frame).catch(() => {})
   }
 
-  private async onRequest (channel: Channel, message: Message): Promise<void> {
-    const key = `${channel.remote}/${message.id}`
-    const existing = this.idempotence.get(key)
-    if (existing != null) {
-      // a retry of a request we have seen: answer it, never run the service twice
-      this.metrics.duplicates++
-      this.components.observer?.received(message.service, message.kind, 'duplicate')
-      if (message.kind === 'oneway') {
-        channel.write(encodeAck(message.id)).catch(() => {})
-      } else if (existing.reply != null) {
-        this.replyTo(channel, message, existing.reply)
-      } else {
-        const waiters = existing.waiters ??= []
-        await new Promise<void>(resolve => {
-          waiters.push(reply => {
-            this.replyTo(channel, message, reply)
-            resolve()
-          })
-        })
-      }
-      return
-    }
-    try {
-      // `ttl` is how long the sender waits: a request whose deadline passed is not run
-      if (message.ttl > 0 && message.timestamp + message.ttl < this.now()) {
-        throw new MessagingError('DeadlineExceeded', `the sender stopped waiting ${this.now() - message.timestamp - message.ttl} ms ago`)
-      }
-      for (const gate of this.components.inboundGates ?? []) {
-        // gates are synchronous today; await only the ones that are not
-        const pending = gate.check(message, channel.remotePeer)
-        if (pending != null) await pending
-      }
-      const handler = this.services.get(message.service)
-      if (handler == null) {
-        throw new NoSuchServiceError(message.service)
-      }
-      const inFlight = this.inFlightPerPeer.get(channel.remote) ?? 0
-      if (inFlight >= this.init.maxInFlightPerPeer) {
-        throw new BusyError(`too many requests in flight from ${channel.remote}`)
-      }
-      this.components.observer?.received(message.service, message.kind, 'ok')
-      const entry = this.idempotence.open(key)
-      const inbound: InboundMessage = {
-        from: channel.remotePeer,
-        id: message.id,
-        service: message.service,
-        kind: message.kind as 'request' | 'oneway',
-        body: message.body,
-        contentType: message.contentType
-      }
-      if (message.kind === 'oneway') {
-        // accepted: the service has it; the sender's promise resolves now
-        channel.write(encodeAck(message.id)).catch(() => {})
-        void Promise.resolve(handler(inbound)).catch(err => {
-          this.components.logger?.debug({ err, id: message.id }, 'one-way handler failed')
-        })
-        return
-      }
-      this.inFlightPerPeer.set(channel.remote, inFlight + 1)
-      let reply: CachedReply
-      try {
-        const result = await handler(inbound)
-        reply = result == null
-          ? { kind: 'response', body: new Uint8Array(0), contentType: '' }
-          : { kind: 'response', body: result.body, contentType: result.contentType }
-        if (reply.body.byteLength > this.init.maxBodyBytes) {
-          throw new ServiceError('BodyTooLarge', 'the service answered with a body over the limit')
-        }
-      } catch (err) {
-        const code = errorCodeOf(err) ?? 'ServiceError'
-        reply = { kind: 'error', body: encodeErrorBody(code, (err as Error).message), contentType: JSON_TYPE }
-      } finally {
-        const n = (this.inFlightPerPeer.get(channel.remote) ?? 1) - 1
-        if (n <= 0) this.inFlightPerPeer.delete(channel.remote)
-        else this.inFlightPerPeer.set(channel.remote, n)
-      }
-      this.idempotence.settle(key, entry, reply)
-      this.replyTo(channel, message, reply)
-    } catch (err) {
-      const code = errorCodeOf(err) ?? 'ServiceError'
-      this.reject(channel, undefined, code, (err as Error).message, message)
-    }
-  }
 }
 
 async function raceAbort<T> (promise: Promise<T>, signal: AbortSignal): Promise<T> {
