@@ -103,9 +103,9 @@ export function registerPostureCommands (program: Command, deps: PostureCommandD
       } catch (err) {
         if (!(err instanceof NodeNotRunningError)) throw err
       }
-      const { rotateIdentity } = await import('../identity/succession.ts')
+      const { rotateHome } = await import('../rotation/index.ts')
       const { didKeyFromPeerId } = await import('../did/did-key.ts')
-      const s = await rotateIdentity(home, { graceMs: opts.grace })
+      const s = await rotateHome(home, { graceMs: opts.grace })
       const graceEndsAt = new Date(s.ts + s.graceMs).toISOString()
       print(opts.json, { old: s.old, new: s.new, did: didKeyFromPeerId(s.new), ts: s.ts, graceMs: s.graceMs, graceEndsAt, record: s.record }, () =>
         `rotated ${s.old}\n     to ${s.new}\nthe next start tells the trusted peers; the old ID answers with a pointer until ${graceEndsAt}`)

@@ -19,7 +19,8 @@ import { AUDIT_LOG_FILE } from '../../src/audit/index.ts'
 import { loadConfig } from '../../src/config/index.ts'
 import { loadIdentity, loadOrCreateIdentity } from '../../src/identity/index.ts'
 import { encodeSuccession, verifySuccession } from '../../src/identity/rotation.ts'
-import { NEXT_KEY_FILE, OLD_KEY_FILE, prepareRotation, readRotation, rotateIdentity, SUCCESSION_FILE } from '../../src/identity/succession.ts'
+import { NEXT_KEY_FILE, OLD_KEY_FILE, prepareRotation, readRotation, SUCCESSION_FILE } from '../../src/identity/succession.ts'
+import { rotateHome } from '../../src/rotation/index.ts'
 import { RawPeer } from './trust-helpers.ts'
 import { Attacker } from '../helpers/attacker.ts'
 import type { AgentNode } from '../../src/agent/index.ts'
@@ -140,7 +141,7 @@ describe('key rotation with succession (real nodes)', () => {
 
   it('A rotates; B (strict) and C follow without operator action; messages flow to the new ID', async () => {
     await stop(a)
-    const rotated = await rotateIdentity(homeA, { graceMs: GRACE_MS })
+    const rotated = await rotateHome(homeA, { graceMs: GRACE_MS })
     newA = rotated.new
     assert.equal(rotated.old, oldA)
     assert.equal((await readFile(join(homeA, OLD_KEY_FILE))).length > 0, true)
@@ -253,7 +254,7 @@ describe('key rotation with succession (real nodes)', () => {
     await node.start()
     const before = certhash(node)
     await node.stop()
-    await rotateIdentity(home, { graceMs: 1000 })
+    await rotateHome(home, { graceMs: 1000 })
     node = await createAgentNode({ config, privateKey: (await loadIdentity(home)).privateKey, home })
     await node.start()
     running.add(node)

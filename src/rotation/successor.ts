@@ -29,16 +29,16 @@ import { tcp } from '@libp2p/tcp'
 import { lpStream } from '@libp2p/utils'
 import { yamux } from '@libp2p/yamux'
 import { createLibp2p } from 'libp2p'
-import { AddressBook } from '../addressbook/index.ts'
 import { CARD_REPUBLISH_MS, cardKey, encodeCard } from '../cards/index.ts'
 import { connectionEncryptersFor } from '../node/libp2p.ts'
 import { createSigner, openEnvelope, ReplayCache, sealEnvelope, TRUST_SIGNATURE_SCHEME } from '../protocol/index.ts'
 import { MSG_PROTOCOL } from '../messaging/index.ts'
 import { encodeHandshake, newNonce, openHandshake } from '../trust/codec.ts'
 import { MAX_FRAME_BYTES, TRUST_PROTOCOL } from '../trust/constants.ts'
-import { inGracePeriod } from './rotation.ts'
-import { finishRotation, loadOldKey, readRotation, writeRotation } from './succession.ts'
-import type { RotationState } from './succession.ts'
+import { inGracePeriod } from '../identity/rotation.ts'
+import { loadOldKey, readRotation, writeRotation } from '../identity/succession.ts'
+import { finishRotation } from './migrate.ts'
+import type { RotationState } from '../identity/succession.ts'
 import type { Config } from '../config/index.ts'
 import type { MessageSigner } from '../protocol/index.ts'
 import type { ContentRouting, Libp2p, PeerId, PrivateKey, Startable, Stream } from '@libp2p/interface'
@@ -322,55 +322,4 @@ export class SuccessorService implements Startable {
     await this.components.audit?.('identity.rotation-finished', { old: state.old, new: state.new, notified: state.notified })
     this.components.logger?.info({ old: state.old, new: state.new }, 'key rotation finished: the old key is deleted')
   }
-}
-
-/** Peer side: petnames that named the old ID now name the new one */
-export async function repointPetnames (home: string, old: string, next: string): Promise<string[]> {
-  const book = new AddressBook(home)
-  const moved: string[] = []
-  for (const { name, peerId } of await book.list()) {
-    if (peerId === old) {
-      await book.add(name, next)
-      moved.push(name)
-    }
-  }
-  return moved
-}
-
-/** What {@link swapGroupMember} needs of the groups service */
-export interface GroupMembership {
-  list: () => Array<{ groupId: string, committer: string, members: string[] }>
-  add: (args: { groupId: string, peer: string }) => Promise<unknown>
-  remove: (args: { groupId: string, peer: string }) => Promise<unknown>
-}
-
-/**
- * Peer side: in every group this node commits for, the rotated member's old
- * ID is replaced by its new one (add the new ID, which gets a Welcome, then
- * remove the old). Other members leave it to their committer, which got the
- * same notice. The new ID may not be reachable yet when the notice arrives:
- * each step is retried. Resolves to the groups changed.
- */
-export async function swapGroupMember (groups: GroupMembership | undefined, self: string, old: string, next: string, options: { attempts?: number, delayMs?: number } = {}): Promise<string[]> {
-  if (groups === undefined) return []
-  const attempts = options.attempts ?? 10
-  const delayMs = options.delayMs ?? 1000
-  const retry = async (step: () => Promise<unknown>): Promise<boolean> => {
-    for (let i = 0; i < attempts; i++) {
-      try {
-        await step()
-        return true
-      } catch {
-        await new Promise(resolve => setTimeout(resolve, delayMs))
-      }
-    }
-    return false
-  }
-  const changed: string[] = []
-  for (const g of groups.list()) {
-    if (g.committer !== self || !g.members.includes(old)) continue
-    const added = g.members.includes(next) || await retry(async () => groups.add({ groupId: g.groupId, peer: next }))
-    if (added && await retry(async () => groups.remove({ groupId: g.groupId, peer: old }))) changed.push(g.groupId)
-  }
-  return changed
 }

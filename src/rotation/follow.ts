@@ -1,0 +1,151 @@
+/**
+ * The peer side of a key rotation: what this node does when a peer it knows
+ * rotated its key, whether it learns it from the peer's notice (the trust
+ * protocol) or from a `Moved` answer to a message it sent to the old ID.
+ *
+ * Trust moves in `src/trust` (`TrustService.follow`, which verifies the
+ * record per this node's policy); then, here: petnames re-point, tokens held
+ * from the old ID are dropped (revocations carry over), group memberships
+ * this node commits for swap the old ID for the new one, and the old ID is
+ * remembered as forwarding to the new one, so a later message an agent
+ * addresses to the old ID goes to the new one.
+ *
+ * @module
+ */
+
+import { peerIdFromString } from '@libp2p/peer-id'
+import { AddressBook } from '../addressbook/index.ts'
+import { RemoteMessageError } from '../messaging/index.ts'
+import { successorFromNote } from '../identity/rotation.ts'
+import type { TokenService } from '../tokens/index.ts'
+import type { TrustService } from '../trust/index.ts'
+import type { PeerId } from '@libp2p/interface'
+import type { Logger } from 'pino'
+
+/** Rotations followed one after another at most (A rotated, then rotated again) */
+const MAX_CHAIN = 8
+
+export interface FollowerComponents {
+  home: string
+  /** This node's peer ID */
+  self: () => string
+  trust: Pick<TrustService, 'follow' | 'get'>
+  tokens?: Pick<TokenService, 'follow'>
+  groups?: () => GroupMembership | undefined
+  audit?: (type: string, data: Record<string, string | number | boolean | string[]>) => Promise<void>
+  logger?: Logger
+}
+
+/**
+ * Follows peers' key rotations. {@link SuccessionFollower.onTrustMoved} is
+ * the trust service's `onSuccession` hook; {@link SuccessionFollower.followMoved}
+ * handles a `Moved` answer; {@link SuccessionFollower.resolve} maps an old ID
+ * to the newest ID known for it.
+ */
+export class SuccessionFollower {
+  private readonly components: FollowerComponents
+  /** old ID → new ID, learnt in this run (the trust store's notes keep them across restarts) */
+  private readonly successors = new Map<string, string>()
+
+  constructor (components: FollowerComponents) {
+    this.components = components
+  }
+
+  /** Trust moved from `old` to `next` (a verified record): petnames, tokens and groups follow */
+  async onTrustMoved (old: string, next: string): Promise<void> {
+    this.successors.set(old, next)
+    await repointPetnames(this.components.home, old, next)
+    await this.components.tokens?.follow(old, next)
+    // in the background: the new ID dials in once told, and may not be reachable yet
+    void swapGroupMember(this.components.groups?.(), this.components.self(), old, next).catch(err => {
+      this.components.logger?.warn({ err: (err as Error).message, old, next }, 'could not swap a rotated member in its groups')
+    })
+  }
+
+  /** The newest ID a rotated peer is known by (itself when it did not rotate) */
+  resolve (peer: PeerId): PeerId {
+    let id = peer.toString()
+    for (let i = 0; i < MAX_CHAIN; i++) {
+      const next = this.successors.get(id) ?? this.fromTrustStore(id)
+      if (next === undefined || next === id) break
+      id = next
+    }
+    return id === peer.toString() ? peer : peerIdFromString(id)
+  }
+
+  /** A succession this node followed earlier: the old ID's entry is `revoked` with the note `applySuccession` wrote (peers cannot set notes on that state) */
+  private fromTrustStore (id: string): string | undefined {
+    const entry = this.components.trust.get(id)
+    return entry?.state === 'revoked' ? successorFromNote(entry.note) : undefined
+  }
+
+  /**
+   * `err` came back from a message sent to `to`: if it is a `Moved` answer
+   * from that peer, verify the succession record it carries (both
+   * signatures, per the policy), move trust, petnames and tokens if the old
+   * ID is trusted, record it in the audit log, and return the new ID to
+   * send to. Undefined when `err` is not a `Moved` answer; throws the
+   * `SuccessionError` when the record is refused.
+   */
+  async followMoved (err: unknown, to: PeerId, service: string): Promise<PeerId | undefined> {
+    if (!(err instanceof RemoteMessageError) || err.code !== 'Moved' || err.remote !== to.toString()) return undefined
+    // the answer is signed by `to`: the record must be about `to` moving on
+    const s = await this.components.trust.follow(to, err.message)
+    if (s.old !== to.toString()) return undefined
+    this.successors.set(s.old, s.new)
+    await this.components.audit?.('rotation.moved-followed', { old: s.old, new: s.new, service, signedBy: s.signedBy, trustMoved: s.moved })
+    this.components.logger?.info({ old: s.old, new: s.new }, 'a peer answered from its old ID: following it to its new ID')
+    return peerIdFromString(s.new)
+  }
+}
+
+/** Peer side: petnames that named the old ID now name the new one */
+export async function repointPetnames (home: string, old: string, next: string): Promise<string[]> {
+  const book = new AddressBook(home)
+  const moved: string[] = []
+  for (const { name, peerId } of await book.list()) {
+    if (peerId === old) {
+      await book.add(name, next)
+      moved.push(name)
+    }
+  }
+  return moved
+}
+
+/** What {@link swapGroupMember} needs of the groups service */
+export interface GroupMembership {
+  list: () => Array<{ groupId: string, committer: string, members: string[] }>
+  add: (args: { groupId: string, peer: string }) => Promise<unknown>
+  remove: (args: { groupId: string, peer: string }) => Promise<unknown>
+}
+
+/**
+ * Peer side: in every group this node commits for, the rotated member's old
+ * ID is replaced by its new one (add the new ID, which gets a Welcome, then
+ * remove the old). Other members leave it to their committer, which got the
+ * same notice. The new ID may not be reachable yet when the notice arrives:
+ * each step is retried. Resolves to the groups changed.
+ */
+export async function swapGroupMember (groups: GroupMembership | undefined, self: string, old: string, next: string, options: { attempts?: number, delayMs?: number } = {}): Promise<string[]> {
+  if (groups === undefined) return []
+  const attempts = options.attempts ?? 10
+  const delayMs = options.delayMs ?? 1000
+  const retry = async (step: () => Promise<unknown>): Promise<boolean> => {
+    for (let i = 0; i < attempts; i++) {
+      try {
+        await step()
+        return true
+      } catch {
+        await new Promise(resolve => setTimeout(resolve, delayMs))
+      }
+    }
+    return false
+  }
+  const changed: string[] = []
+  for (const g of groups.list()) {
+    if (g.committer !== self || !g.members.includes(old)) continue
+    const added = g.members.includes(next) || await retry(async () => groups.add({ groupId: g.groupId, peer: next }))
+    if (added && await retry(async () => groups.remove({ groupId: g.groupId, peer: old }))) changed.push(g.groupId)
+  }
+  return changed
+}
