@@ -1,3 +1,4 @@
+import { errorCodeOf } from '../errors/index.ts'
 import { AgentReplyError } from '../messaging/index.ts'
 import { screenBody } from './guard-stage.ts'
 import type { AddressBook } from '../addressbook/index.ts'
@@ -17,6 +18,9 @@ import type { TrustService } from '../trust/index.ts'
 import type { AbortOptions, Connection, PeerId, Startable } from '@libp2p/interface'
 import type { Datastore } from 'interface-datastore'
 import type { Logger } from 'pino'
+
+/** How long a send that found no peer looks for the pointer card a rotated peer leaves under its old ID, ms */
+const POINTER_LOOKUP_MS = 5_000
 
 /** What a local agent answers a request with: a body, or an error of its own */
 export type AgentReply =
@@ -167,16 +171,23 @@ export class AgentNode {
   /**
    * Send a request (resolves with the reply) or a one-way message (resolves
    * once accepted). A peer known to have rotated its key is sent to at its
-   * new ID; a peer that answers from its old ID with `Moved` is followed
-   * (src/rotation) and the message sent once more, to the new ID, through
-   * the outbox again (the destination changed).
+   * new ID. A peer that answers from its old ID with `Moved`, or that cannot
+   * be reached and whose DHT card points to a successor, is followed
+   * (src/rotation: the record is verified, trust moves) and the message is
+   * sent once more, to the new ID, through the outbox again (the
+   * destination changed).
    */
   async send (to: PeerId, service: string, body: Uint8Array, contentType: string, options: SendOptions = {}): Promise<Reply> {
     const target = this.follower.resolve(to)
     try {
       return await this.sendTo(target, service, body, contentType, options)
     } catch (err) {
-      const next = await this.follower.followMoved(err, target, service)
+      if (options.signal?.aborted === true) throw err
+      const code = errorCodeOf(err)
+      const next = await this.follower.followMoved(err, target, service) ??
+        (code === 'PeerUnreachable' || code === 'RequestTimeout'
+          ? await this.follower.followPointer(target, async peer => this.cards.lookup(peer, { signal: AbortSignal.timeout(POINTER_LOOKUP_MS) }), service)
+          : undefined)
       if (next === undefined) throw err
       return this.sendTo(next, service, body, contentType, options)
     }

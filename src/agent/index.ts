@@ -178,6 +178,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     trust: trustService,
     tokens,
     groups: () => groupsService,
+    addAddresses: async (peer, addresses) => { await libp2p.peerStore.merge(peer, { multiaddrs: addresses }) },
     audit: async (type, data) => { await audit.recordNow(type, data) },
     logger: log('rotation')
   })

@@ -380,8 +380,8 @@ export class MessagingService {
             return { from: remote, id, kind: 'ack', body: new Uint8Array(0), contentType: '' }
           }
           if (answer.kind === 'error') {
-            const { code, message } = parseErrorBody(answer.body)
-            const err = new RemoteMessageError(code, message, remote)
+            const { code, message, details } = parseErrorBody(answer.body)
+            const err = new RemoteMessageError(code, message, remote, details)
             if (!tokenRetried && this.components.tokenProvider?.isTokenError(code) === true) {
               // the token was refused (expired, revoked, scope): fetch a new one, once
               tokenRetried = true
@@ -668,15 +668,17 @@ function errorBody (code: string, message: string): Uint8Array {
   return encoder.encode(JSON.stringify({ code, message }))
 }
 
-function parseErrorBody (body: Uint8Array): { code: ErrorCode | ForeignCode, message: string } {
+function parseErrorBody (body: Uint8Array): { code: ErrorCode | ForeignCode, message: string, details: Record<string, unknown> } {
   try {
     const parsed = JSON.parse(decoder.decode(body)) as { code?: unknown, message?: unknown }
+    const { code, message, ...details } = typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? parsed : {}
     return {
-      code: typeof parsed.code === 'string' ? foreignCode(parsed.code) : 'RemoteError',
-      message: typeof parsed.message === 'string' ? parsed.message : 'remote error'
+      code: typeof code === 'string' ? foreignCode(code) : 'RemoteError',
+      message: typeof message === 'string' ? message : 'remote error',
+      details
     }
   } catch {
-    return { code: 'RemoteError', message: 'remote error (unreadable body)' }
+    return { code: 'RemoteError', message: 'remote error (unreadable body)', details: {} }
   }
 }
 

@@ -14,13 +14,35 @@
  */
 
 import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
 import { AddressBook } from '../addressbook/index.ts'
 import { RemoteMessageError } from '../messaging/index.ts'
 import { successorFromNote } from '../identity/rotation.ts'
 import type { TokenService } from '../tokens/index.ts'
 import type { TrustService } from '../trust/index.ts'
 import type { PeerId } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from 'pino'
+
+/** Addresses taken from a `Moved` answer at most */
+const MAX_MOVED_ADDRESSES = 16
+
+/** Multicodec of `/p2p` */
+const P2P_CODE = 421
+
+/** The `addresses` of a `Moved` answer that parse as multiaddrs */
+function movedAddresses (value: unknown): Multiaddr[] {
+  if (!Array.isArray(value)) return []
+  const out: Multiaddr[] = []
+  for (const item of value.slice(0, MAX_MOVED_ADDRESSES)) {
+    if (typeof item !== 'string' || item.length > 512) continue
+    try {
+      // without the /p2p suffix: the peer store keeps transport addresses
+      out.push(multiaddr(item).decapsulateCode(P2P_CODE))
+    } catch {}
+  }
+  return out
+}
 
 /** Rotations followed one after another at most (A rotated, then rotated again) */
 const MAX_CHAIN = 8
@@ -32,6 +54,8 @@ export interface FollowerComponents {
   trust: Pick<TrustService, 'follow' | 'get'>
   tokens?: Pick<TokenService, 'follow'>
   groups?: () => GroupMembership | undefined
+  /** Keep addresses of a peer (the peer store) */
+  addAddresses?: (peer: PeerId, addresses: Multiaddr[]) => Promise<void>
   audit?: (type: string, data: Record<string, string | number | boolean | string[]>) => Promise<void>
   logger?: Logger
 }
@@ -81,20 +105,50 @@ export class SuccessionFollower {
 
   /**
    * `err` came back from a message sent to `to`: if it is a `Moved` answer
-   * from that peer, verify the succession record it carries (both
-   * signatures, per the policy), move trust, petnames and tokens if the old
-   * ID is trusted, record it in the audit log, and return the new ID to
-   * send to. Undefined when `err` is not a `Moved` answer; throws the
-   * `SuccessionError` when the record is refused.
+   * from that peer (signed by it), follow the succession record it carries
+   * and return the new ID to send to. Undefined when `err` is not a `Moved`
+   * answer from `to`; throws the `SuccessionError` when the record is refused.
    */
   async followMoved (err: unknown, to: PeerId, service: string): Promise<PeerId | undefined> {
     if (!(err instanceof RemoteMessageError) || err.code !== 'Moved' || err.remote !== to.toString()) return undefined
-    // the answer is signed by `to`: the record must be about `to` moving on
-    const s = await this.components.trust.follow(to, err.message)
-    if (s.old !== to.toString()) return undefined
+    const next = await this.followRecord(to, err.message, 'moved', service)
+    // where the new ID listens, as the old ID says: hints only (a dial checks the peer ID)
+    const hints = movedAddresses(err.details.addresses)
+    if (next !== undefined && hints.length > 0) {
+      await this.components.addAddresses?.(next, hints).catch((e: Error) => { this.components.logger?.debug({ err: e.message }, 'could not keep the new ID\'s addresses') })
+    }
+    return next
+  }
+
+  /**
+   * `to` could not be reached: if its agent card in the DHT is the pointer
+   * a rotated node publishes for its old ID during the grace period (signed
+   * by the old key), follow the succession record it carries. Undefined
+   * when the card is absent or not a pointer.
+   */
+  async followPointer (to: PeerId, lookup: (peer: PeerId) => Promise<{ metadata: Record<string, unknown> }>, service: string): Promise<PeerId | undefined> {
+    let record: unknown
+    try {
+      record = (await lookup(to)).metadata.succession
+    } catch (err) {
+      this.components.logger?.debug({ peer: to.toString(), err: (err as Error).message }, 'no pointer card for an unreachable peer')
+      return undefined
+    }
+    if (typeof record !== 'string') return undefined
+    return this.followRecord(to, record, 'card', service)
+  }
+
+  /**
+   * Verify the record (both signatures, per the policy: `TrustService.follow`),
+   * which must say that `old` moved on; move trust, petnames and tokens if
+   * `old` is trusted; record it in the audit log; return the new ID.
+   */
+  private async followRecord (old: PeerId, record: string, via: 'moved' | 'card', service: string): Promise<PeerId | undefined> {
+    const s = await this.components.trust.follow(old, record)
+    if (s.old !== old.toString()) return undefined
     this.successors.set(s.old, s.new)
-    await this.components.audit?.('rotation.moved-followed', { old: s.old, new: s.new, service, signedBy: s.signedBy, trustMoved: s.moved })
-    this.components.logger?.info({ old: s.old, new: s.new }, 'a peer answered from its old ID: following it to its new ID')
+    await this.components.audit?.('rotation.followed', { old: s.old, new: s.new, via, service, signedBy: s.signedBy, trustMoved: s.moved })
+    this.components.logger?.info({ old: s.old, new: s.new, via }, 'a peer rotated its key: following it to its new ID')
     return peerIdFromString(s.new)
   }
 }
