@@ -18,6 +18,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { AddressBook } from '../addressbook/index.ts'
 import { RemoteMessageError } from '../messaging/index.ts'
 import { successorFromNote } from '../identity/rotation.ts'
+import type { GroupsService } from '../groups/index.ts'
 import type { TokenService } from '../tokens/index.ts'
 import type { TrustService } from '../trust/index.ts'
 import type { PeerId } from '@libp2p/interface'
@@ -53,7 +54,7 @@ export interface FollowerComponents {
   self: () => string
   trust: Pick<TrustService, 'follow' | 'get'>
   tokens?: Pick<TokenService, 'follow'>
-  groups?: () => GroupMembership | undefined
+  groups?: () => GroupsService | undefined
   /** Keep addresses of a peer (the peer store) */
   addAddresses?: (peer: PeerId, addresses: Multiaddr[]) => Promise<void>
   audit?: (type: string, data: Record<string, string | number | boolean | string[]>) => Promise<void>
@@ -81,7 +82,8 @@ export class SuccessionFollower {
     await repointPetnames(this.components.home, old, next)
     await this.components.tokens?.follow(old, next)
     // in the background: the new ID dials in once told, and may not be reachable yet
-    void swapGroupMember(this.components.groups?.(), this.components.self(), old, next).catch(err => {
+    const groups = this.components.groups?.()
+    void swapGroupMember(groups === undefined ? undefined : groupMembership(groups), this.components.self(), old, next).catch(err => {
       this.components.logger?.warn({ err: (err as Error).message, old, next }, 'could not swap a rotated member in its groups')
     })
   }
@@ -171,14 +173,50 @@ export interface GroupMembership {
   list: () => Array<{ groupId: string, committer: string, members: string[] }>
   add: (args: { groupId: string, peer: string }) => Promise<unknown>
   remove: (args: { groupId: string, peer: string }) => Promise<unknown>
+  /**
+   * The group's committer `old` rotated away: become committer now if this
+   * node is next in the succession after it; true if this node commits now
+   */
+  takeOverFrom?: (groupId: string, old: string) => Promise<boolean>
+}
+
+/**
+ * {@link GroupMembership} of the groups service. A committer that rotated
+ * its key while stopped left its group state behind with the old key, so it
+ * will never commit again: the member next in the succession (the
+ * deterministic order of `src/groups`, `term + k`) takes over at once, exactly as it would
+ * after `k` committer timeouts, instead of leaving the group without a
+ * committer until then.
+ */
+export function groupMembership (groups: GroupsService): GroupMembership {
+  return {
+    list: () => groups.list(),
+    add: async args => groups.add(args),
+    remove: async args => groups.remove(args),
+    takeOverFrom: async (groupId, old) => {
+      const rec = groups.group(groupId)
+      if (rec.committer !== old) return rec.committer === groups.selfId
+      const n = groups.list().find(g => g.groupId === groupId)?.members.length ?? 0
+      for (let k = 1; k <= n; k++) {
+        const next = groups.inbound.committerOf(rec, rec.term + k)
+        if (next === old) continue
+        if (next !== groups.selfId) return false
+        await groups.withLock(rec.id, async () => { await groups.takeOver(rec, k) })
+        return true
+      }
+      return false
+    }
+  }
 }
 
 /**
  * Peer side: in every group this node commits for, the rotated member's old
  * ID is replaced by its new one (add the new ID, which gets a Welcome, then
  * remove the old). Other members leave it to their committer, which got the
- * same notice. The new ID may not be reachable yet when the notice arrives:
- * each step is retried. Resolves to the groups changed.
+ * same notice. When the rotated member was the committer itself (it rotated
+ * while stopped, without handing over), the next member in the succession
+ * takes over first. The new ID may not be reachable yet when the notice
+ * arrives: each step is retried. Resolves to the groups changed.
  */
 export async function swapGroupMember (groups: GroupMembership | undefined, self: string, old: string, next: string, options: { attempts?: number, delayMs?: number } = {}): Promise<string[]> {
   if (groups === undefined) return []
@@ -197,7 +235,9 @@ export async function swapGroupMember (groups: GroupMembership | undefined, self
   }
   const changed: string[] = []
   for (const g of groups.list()) {
-    if (g.committer !== self || !g.members.includes(old)) continue
+    if (!g.members.includes(old)) continue
+    const commits = g.committer === self || (g.committer === old && await groups.takeOverFrom?.(g.groupId, old).catch(() => false) === true)
+    if (!commits) continue
     const added = g.members.includes(next) || await retry(async () => groups.add({ groupId: g.groupId, peer: next }))
     if (added && await retry(async () => groups.remove({ groupId: g.groupId, peer: old }))) changed.push(g.groupId)
   }

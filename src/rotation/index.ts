@@ -27,5 +27,5 @@
 export { finishRotation, migrateHome, OLD_GROUPS_DIR, rotateHome } from './migrate.ts'
 export { DEFAULT_ANNOUNCE_RETRY_MS, SuccessorService } from './successor.ts'
 export type { RotationStatus, SuccessorComponents, SuccessorInit } from './successor.ts'
-export { repointPetnames, SuccessionFollower, swapGroupMember } from './follow.ts'
+export { groupMembership, repointPetnames, SuccessionFollower, swapGroupMember } from './follow.ts'
 export type { FollowerComponents, GroupMembership } from './follow.ts'

@@ -18,7 +18,7 @@ import { createAgentNode } from '../../src/agent/index.ts'
 import { connectClient } from '../../src/client/index.ts'
 import { loadConfig } from '../../src/config/index.ts'
 import { loadOrCreateIdentity } from '../../src/identity/index.ts'
-import { readRotation } from '../../src/identity/succession.ts'
+import { prepareRotation, readRotation } from '../../src/identity/succession.ts'
 import { makeHome, removeHome, runCli, runJson, startNode } from '../helpers/cli.ts'
 import type { AgentNode } from '../../src/agent/index.ts'
 import type { AgentnetClient } from '../../src/client/index.ts'
@@ -102,6 +102,8 @@ describe('agentnet identity rotate on a running node (real processes)', () => {
 
     // the peers follow on their own
     await waitFor('B and C to follow', () => b.trust.isTrusted(rotated.new) && c.trust.isTrusted(rotated.new))
+    // once a peer took note, A's new ID dials it (that is how B and C learn where it listens)
+    await waitFor('A to connect to B and C on its new ID', () => [b, c].every(p => p.libp2p.getConnections(peerIdFromString(rotated.new)).length > 0))
     assert.equal(b.trust.stateOf(oldA), 'revoked')
     for (const p of [b, c]) {
       assert.deepEqual(await echo(p, rotated.new, 'after'), { from: rotated.new, text: 'echo:after' }, 'answered by the agent that stayed connected')
@@ -122,5 +124,42 @@ describe('agentnet identity rotate on a running node (real processes)', () => {
     assert.equal(again.code, 1)
     assert.equal(JSON.parse(again.stdout).error.code, 'RotationInProgress')
     assert.deepEqual(await echo(b, rotated.new, 'still'), { from: rotated.new, text: 'echo:still' })
+    agent.close()
+    agent = undefined
+    await nodeA.stop()
+    nodeA = undefined
+  })
+
+  it('a node killed in the middle of a live rotation (new key persisted, not switched) completes it at its next start', async () => {
+    const homeD = await makeHome('an-rotl-d-')
+    homes.push(homeD)
+    const { peerId: oldD } = await runJson(['init', '--home', homeD])
+    const config = join(homeD, 'test-config.json')
+    // after a crash the node refuses messages timestamped before its start + maxClockSkewMs (no replay-cache snapshot): 0 here, so B's next message passes
+    await writeFile(config, JSON.stringify({ nat: quiet, relay: { reserve: false }, dht: { enabled: false }, messaging: { maxClockSkewMs: 0 } }))
+    let d = await startNode(homeD, ['--log-level', 'silent', '--config', config])
+    const b = await peer(false)
+    await b.trust.acceptInvite((await runJson(['invite', 'create', '--home', homeD])).code)
+    // identity.rotate's first step, persisted while the node runs; then the process dies (SIGKILL: no clean stop)
+    const prepared = await prepareRotation(homeD, { graceMs: 600_000 })
+    await d.stop('SIGKILL')
+    assert.equal((await readRotation(homeD))?.state, 'prepared')
+    d = await startNode(homeD, ['--log-level', 'silent', '--config', config])
+    try {
+      assert.equal((await runJson(['id', '--home', homeD])).peerId, prepared.new, 'the restart completed the rotation')
+      assert.deepEqual([(await readRotation(homeD))?.state, (await readRotation(homeD))?.migrated], ['grace', true])
+      await waitFor('B to follow', () => b.trust.isTrusted(prepared.new) && b.libp2p.getConnections(peerIdFromString(prepared.new)).length > 0)
+      assert.equal(b.trust.stateOf(oldD), 'revoked')
+      const client = await connectClient({ home: homeD })
+      try {
+        await client.registerService('echo')
+        client.on('message', m => { void client.reply({ id: m.id, body: `d:${String(m.body)}` }) })
+        assert.deepEqual(await echo(b, oldD, 'resumed'), { from: prepared.new, text: 'd:resumed' })
+      } finally {
+        client.close()
+      }
+    } finally {
+      await d.stop()
+    }
   })
 })
