@@ -54,7 +54,8 @@ export class NodeHost extends EventEmitter<NodeHostEvents> {
    * fails, the current node stays (whatever state `make` left it in).
    */
   async replace (make: (old: AgentNode) => Promise<AgentNode>): Promise<AgentNode> {
-    await this.ready()
+    // no await between this check and taking `switching` below: two callers cannot both pass
+    while (this.switching !== undefined) await this.switching.catch(() => {})
     const old = this.current
     const run = (async () => {
       this.detach(old)

@@ -82,8 +82,8 @@ export async function rotateRunning (host: NodeHost, init: LiveRotationInit, opt
     if (await readRotation(home) !== undefined) throw new RotationInProgressError('a key rotation is in progress; it finishes when its grace period ends')
     handedOver = await handOverGroups(old, logger)
     state = await prepareRotation(home, { graceMs: options.graceMs })
-    await old.stop()
     try {
+      await old.stop()
       await migrateHome(home)
       const { privateKey } = await loadIdentity(home)
       const next = await createAgentNode({ config, privateKey, home, logger })

@@ -11,7 +11,8 @@
  *
  * either way C verifies the record, moves trust, petnames and tokens, writes
  * an audit record and sends once more, to the new ID. A thief answering as
- * the old ID with a record signed by the old key alone is refused.
+ * the old ID with a record signed by the old key alone, or with someone
+ * else's record, is refused.
  */
 
 import assert from 'node:assert/strict'
@@ -188,16 +189,23 @@ describe('a sender that missed the notice follows the rotation (real nodes)', ()
     // the thief runs the victim's key and answers every message with Moved to its own ID
     const thiefKey = await generateKeyPair('Ed25519')
     const thiefId = peerIdFromPrivateKey(thiefKey)
-    const record = encodeSuccession(stolen, undefined, { ts: Date.now(), graceMs: GRACE_MS, newPeerId: thiefId.toString() })
+    let record = encodeSuccession(stolen, undefined, { ts: Date.now(), graceMs: GRACE_MS, newPeerId: thiefId.toString() })
     const fake = await createLibp2p({ privateKey: stolen, addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()] })
     extra.push(fake)
     const signer = createSigner(stolen)
     const replay = new ReplayCache({ windowMs: 60_000 })
     await fake.handle(MSG_PROTOCOL, async (stream, connection) => {
+      // the sender keeps one stream per peer: answer every frame on it
       const lp = lpStream(stream)
-      const data = await lp.read()
-      const { message } = openEnvelope(data.subarray(), { localPeer: fake.peerId, remotePeer: connection.remotePeer, replayCache: replay })
-      await lp.write(sealEnvelope({ to: connection.remotePeer.toMultihash().bytes, service: message.service, kind: 'error', id: randomUUID(), inReplyTo: message.id, contentType: 'application/json', body: encoder.encode(JSON.stringify({ code: 'Moved', message: record })) }, signer))
+      try {
+        while (true) {
+          const data = await lp.read()
+          const { message } = openEnvelope(data.subarray(), { localPeer: fake.peerId, remotePeer: connection.remotePeer, replayCache: replay })
+          await lp.write(sealEnvelope({ to: connection.remotePeer.toMultihash().bytes, service: message.service, kind: 'error', id: randomUUID(), inReplyTo: message.id, contentType: 'application/json', body: encoder.encode(JSON.stringify({ code: 'Moved', message: record })) }, signer))
+        }
+      } catch {
+        stream.abort(new Error('done'))
+      }
     })
     await fake.start()
     await c.libp2p.peerStore.merge(fake.peerId, { multiaddrs: fake.getMultiaddrs() })
@@ -207,6 +215,13 @@ describe('a sender that missed the notice follows the rotation (real nodes)', ()
     assert.equal(c.trust.stateOf(victim), 'trusted', 'trust did not move')
     assert.equal(c.trust.stateOf(thiefId), 'none')
     assert.ok((await audit(homeC)).some(l => l.type === 'trust.succession-refused'))
+    assert.ok(!(await audit(homeC)).some(l => l.type === 'rotation.followed'))
+
+    // a genuine record (both signatures) about some other peer's rotation does not redirect messages to the victim
+    record = encodeSuccession(await generateKeyPair('Ed25519'), await generateKeyPair('Ed25519'), { ts: Date.now(), graceMs: GRACE_MS })
+    const err2 = await c.send(peerIdFromString(victim), 'echo', encoder.encode('more plans'), 'text/plain', { timeoutMs: 5000 }).then(() => undefined, (e: unknown) => e)
+    assert.equal(errorCodeOf(err2), 'MalformedSuccession', 'the record is not about the peer that answered')
+    assert.equal(c.trust.stateOf(victim), 'trusted')
     assert.ok(!(await audit(homeC)).some(l => l.type === 'rotation.followed'))
     await stop(c)
   })
