@@ -81,12 +81,14 @@ describe('a sender that missed the notice follows the rotation (real nodes)', ()
 
   async function start (home: string, options: { dht?: boolean, bootstrap?: string[] } = {}): Promise<AgentNode> {
     const dht = options.dht === true ? { enabled: true, mode: 'server' as const } : { enabled: false }
-    const config = await loadConfig({ overrides: { listen: ['/ip4/127.0.0.1/tcp/0'], nat: quiet, relay: { reserve: false }, dht, bootstrap: options.bootstrap ?? [] } })
+    // `vault` needs a session token from the node that serves it
+    const config = await loadConfig({ overrides: { listen: ['/ip4/127.0.0.1/tcp/0'], nat: quiet, relay: { reserve: false }, dht, bootstrap: options.bootstrap ?? [], tokens: { protectedServices: ['vault'] } } })
     const { privateKey } = await loadOrCreateIdentity(home)
     const node = await createAgentNode({ config, privateKey, home })
     await node.start()
     running.add(node)
     node.registerService('echo', m => ({ body: encoder.encode(`${node.peerId.toString().slice(-6)}:${decoder.decode(m.body)}`), contentType: 'text/plain' }))
+    node.registerService('vault', m => ({ body: encoder.encode(`vault:${decoder.decode(m.body)}`), contentType: 'text/plain' }))
     return node
   }
 
@@ -115,6 +117,8 @@ describe('a sender that missed the notice follows the rotation (real nodes)', ()
     const oldA = a.peerId.toString()
     await new AddressBook(homeC).add('alice', oldA)
     assert.match(await echo(c, oldA, 'before'), /:before$/)
+    // C holds a session token from A's old ID for `vault`
+    assert.equal(decoder.decode((await c.send(peerIdFromString(oldA), 'vault', encoder.encode('v1'), 'text/plain', { timeoutMs: 5000 })).body), 'vault:v1')
     // C goes offline; A rotates and starts on the new key while C is away
     await stop(c)
     await stop(a)
@@ -143,6 +147,12 @@ describe('a sender that missed the notice follows the rotation (real nodes)', ()
     // the next message to the old ID goes straight to the new one (the old ID is revoked, not an error for the agent)
     assert.equal(await echo(c, oldA, 'again'), `${rotated.new.slice(-6)}:again`)
     assert.equal((await audit(homeC)).filter(l => l.type === 'rotation.followed').length, 1, 'followed once')
+    // the token-protected service: the new ID issues C a new token (the old ID's is dropped)
+    const issuedToC = async (): Promise<number> => (await audit(homeA)).filter(l => l.type === 'token.issued' && l.data?.peer === c.peerId.toString()).length
+    const before = await issuedToC()
+    const vault = await c.send(peerIdFromString(oldA), 'vault', encoder.encode('v2'), 'text/plain', { timeoutMs: 5000 })
+    assert.deepEqual([vault.from, decoder.decode(vault.body)], [rotated.new, 'vault:v2'])
+    await waitFor('the new ID to record the token it issued', async () => await issuedToC() > before)
     await stop(a)
     await stop(c)
   })
