@@ -1,3 +1,4 @@
+import { errorCodeOf } from '../errors/index.ts'
 import { AgentReplyError } from '../messaging/index.ts'
 import { screenBody } from './guard-stage.ts'
 import type { AddressBook } from '../addressbook/index.ts'
@@ -5,7 +6,7 @@ import type { Guard, GuardDecision, Screening } from '../guard/index.ts'
 import type { GroupsService } from '../groups/index.ts'
 import type { PostureMonitor } from '../posture/monitor.ts'
 import type { AuditSink } from '../audit/index.ts'
-import type { SuccessorService } from '../identity/successor.ts'
+import type { SuccessionFollower, SuccessorService } from '../rotation/index.ts'
 import type { AgentCard, CardContent, CardService } from '../cards/index.ts'
 import type { ErrorCode, ForeignCode } from '../errors/index.ts'
 import type { InboundMessage, MessagingService, Reply, SendOptions } from '../messaging/index.ts'
@@ -17,6 +18,9 @@ import type { TrustService } from '../trust/index.ts'
 import type { AbortOptions, Connection, PeerId, Startable } from '@libp2p/interface'
 import type { Datastore } from 'interface-datastore'
 import type { Logger } from 'pino'
+
+/** How long a send that found no peer looks for the pointer card a rotated peer leaves under its old ID, ms */
+const POINTER_LOOKUP_MS = 5_000
 
 /** What a local agent answers a request with: a body, or an error of its own */
 export type AgentReply =
@@ -55,8 +59,10 @@ export interface AgentNodeParts {
   cards: CardService
   outbox: Outbox
   audit: AuditSink
-  /** This node's key rotation in its grace period (src/identity) */
+  /** This node's key rotation in its grace period (src/rotation) */
   rotation: SuccessorService
+  /** Peers' key rotations: follows them (src/rotation) */
+  follower: SuccessionFollower
   /** Peer store, DHT records, keychain (closed last at stop) */
   datastore: Datastore & { close: () => Promise<void> }
   /** Started in this order, stopped in the reverse */
@@ -81,6 +87,7 @@ export class AgentNode {
   readonly outbox: Outbox
   readonly audit: AuditSink
   readonly rotation: SuccessorService
+  readonly follower: SuccessionFollower
   readonly guard: Guard
   readonly groups: GroupsService
   /** The node's own posture review, cached (metrics, dashboard, `node.posture`) */
@@ -108,6 +115,7 @@ export class AgentNode {
     this.outbox = parts.outbox
     this.audit = parts.audit
     this.rotation = parts.rotation
+    this.follower = parts.follower
     this.guard = parts.guard
     this.groups = parts.groups
     this.posture = parts.posture
@@ -160,8 +168,32 @@ export class AgentNode {
 
   // ---- agent-authored content: every path passes the outbox once
 
-  /** Send a request (resolves with the reply) or a one-way message (resolves once accepted) */
+  /**
+   * Send a request (resolves with the reply) or a one-way message (resolves
+   * once accepted). A peer known to have rotated its key is sent to at its
+   * new ID. A peer that answers from its old ID with `Moved`, or that cannot
+   * be reached and whose DHT card points to a successor, is followed
+   * (src/rotation: the record is verified, trust moves) and the message is
+   * sent once more, to the new ID, through the outbox again (the
+   * destination changed).
+   */
   async send (to: PeerId, service: string, body: Uint8Array, contentType: string, options: SendOptions = {}): Promise<Reply> {
+    const target = this.follower.resolve(to)
+    try {
+      return await this.sendTo(target, service, body, contentType, options)
+    } catch (err) {
+      if (options.signal?.aborted === true) throw err
+      const code = errorCodeOf(err)
+      const next = await this.follower.followMoved(err, target, service) ??
+        (code === 'PeerUnreachable' || code === 'RequestTimeout'
+          ? await this.follower.followPointer(target, async peer => this.cards.lookup(peer, { signal: AbortSignal.timeout(POINTER_LOOKUP_MS) }), service)
+          : undefined)
+      if (next === undefined) throw err
+      return this.sendTo(next, service, body, contentType, options)
+    }
+  }
+
+  private async sendTo (to: PeerId, service: string, body: Uint8Array, contentType: string, options: SendOptions): Promise<Reply> {
     const admitted = await this.outbox.admit({ kind: options.oneway === true ? 'oneway' : 'request', to: to.toString(), service, body, contentType }, options)
     return this.messaging.send(to, service, admitted.body, admitted.contentType, options)
   }

@@ -36,7 +36,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { AUDIT_LOG_FILE, AuditSink, openAuditLog } from '../audit/index.ts'
 import { CARD_NAMESPACE, CardService, createCardValidator, selectCard } from '../cards/index.ts'
 import { AGENT_CARD_SERVICE, agentCardHandler } from '../did/service.ts'
-import { repointPetnames, SuccessorService, swapGroupMember } from '../identity/successor.ts'
+import { migrateHome, SuccessionFollower, SuccessorService } from '../rotation/index.ts'
 import { MessagingService } from '../messaging/index.ts'
 import { AGENT_VERSION, createAgentLibp2p, keychainPassFor, Milestones, Network, openPeerStore, reachabilityOf, relaysOf } from '../node/index.ts'
 import { Outbox } from '../outbox/index.ts'
@@ -92,6 +92,8 @@ export const INBOUND_STAGES = ['trust gate', 'token gate', 'inbound screening'] 
 export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> {
   const { config, privateKey, home } = init
   const log = (component: string): Logger | undefined => init.logger?.child({ component })
+  // a key rotation interrupted after its swap moves the home's key-bound state first (src/rotation)
+  await migrateHome(home)
 
   // ---- the libp2p node (src/node assembles it from the config only)
   // known peers, DHT records and the WebRTC-direct certificate key, on disk;
@@ -158,12 +160,9 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
       // and removes it from every group (asks the committer where this node is not it)
       void groupsService?.onTrustRevoked(peer.toString()).catch((err: Error) => { init.logger?.warn({ err: err.message }, 'could not remove a revoked peer from its groups') })
     },
-    // a trusted peer rotated its key (src/identity): its petnames follow, and
-    // its group memberships where this node commits (in the background: the new ID dials in once told)
-    onSuccession: async (old, next) => {
-      await repointPetnames(home, old, next)
-      void swapGroupMember(groupsService, libp2p.peerId.toString(), old, next).catch(() => {})
-    }
+    // a trusted peer rotated its key (src/rotation): its petnames, tokens and
+    // group memberships where this node commits follow
+    onSuccession: async (old, next) => { await follower.onTrustMoved(old, next) }
   }, {
     home,
     staticPeers: config.trust.peers,
@@ -173,6 +172,16 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     allowPeers: () => infrastructurePeers
   })
   trust = trustService
+  const follower = new SuccessionFollower({
+    home,
+    self: () => libp2p.peerId.toString(),
+    trust: trustService,
+    tokens,
+    groups: () => groupsService,
+    addAddresses: async (peer, addresses) => { await libp2p.peerStore.merge(peer, { multiaddrs: addresses }) },
+    audit: async (type, data) => { await audit.recordNow(type, data) },
+    logger: log('rotation')
+  })
   const publicServices = new Set(config.trust.publicServices)
   // a key rotation of this node in its grace period: the old ID points to the new one
   const rotation = new SuccessorService({
@@ -324,6 +333,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     outbox,
     audit,
     rotation,
+    follower,
     datastore,
     lifecycle,
     logger: init.logger,

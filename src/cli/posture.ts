@@ -92,22 +92,34 @@ export function registerPostureCommands (program: Command, deps: PostureCommandD
     })
 
   const identity = program.command('identity').description('key rotation with succession')
-  withCommon(identity.command('rotate').description('replace this node\'s key; trusted peers follow to the new peer ID (run with the node stopped; the next start tells them)'))
+  withCommon(identity.command('rotate').description('replace this node\'s key; trusted peers follow to the new peer ID (a running node restarts on the new key in place; a stopped one tells them at its next start)'))
     .option('--grace <duration>', 'how long the old ID keeps answering with a pointer to the new one: 90s, 30m, 12h, 7d (default 7d, at most 90d)', parseDuration)
     .action(async (opts: GlobalOptions & { grace?: number }) => {
       const home = homeOf(opts)
       await loadIdentity(home)
+      const { didKeyFromPeerId } = await import('../did/did-key.ts')
+      let client
       try {
-        (await connectClient({ home })).close()
-        throw new CliError('the node is running: stop it, rotate, then start it again (the start tells the trusted peers)', 'NodeAlreadyRunning')
+        client = await connectClient({ home })
       } catch (err) {
         if (!(err instanceof NodeNotRunningError)) throw err
       }
-      const { rotateIdentity } = await import('../identity/succession.ts')
-      const { didKeyFromPeerId } = await import('../did/did-key.ts')
-      const s = await rotateIdentity(home, { graceMs: opts.grace })
+      if (client !== undefined) {
+        // the node runs: it rotates live (src/daemon/rotate.ts) and tells its trusted peers at once
+        try {
+          const r = await client.identityRotate(opts.grace === undefined ? {} : { graceMs: opts.grace })
+          print(opts.json, { ...r, did: didKeyFromPeerId(r.new), live: true }, () =>
+            `rotated ${r.old}\n     to ${r.new}\nthe node runs on the new key and is telling its trusted peers; the old ID answers with a pointer until ${r.graceEndsAt}` +
+            (r.handedOver.length > 0 ? `\ncommitter role handed over in ${r.handedOver.length} group(s)` : ''))
+        } finally {
+          client.close()
+        }
+        return
+      }
+      const { rotateHome } = await import('../rotation/index.ts')
+      const s = await rotateHome(home, { graceMs: opts.grace })
       const graceEndsAt = new Date(s.ts + s.graceMs).toISOString()
-      print(opts.json, { old: s.old, new: s.new, did: didKeyFromPeerId(s.new), ts: s.ts, graceMs: s.graceMs, graceEndsAt, record: s.record }, () =>
+      print(opts.json, { old: s.old, new: s.new, did: didKeyFromPeerId(s.new), ts: s.ts, graceMs: s.graceMs, graceEndsAt, record: s.record, live: false }, () =>
         `rotated ${s.old}\n     to ${s.new}\nthe next start tells the trusted peers; the old ID answers with a pointer until ${graceEndsAt}`)
     })
   withCommon(identity.command('status').description('the key rotation in progress, if any'))

@@ -98,6 +98,19 @@ export interface SendParams {
   timeoutMs?: number
 }
 
+/** What `identity.rotate` answers */
+export interface IdentityRotation {
+  old: string
+  new: string
+  ts: number
+  graceMs: number
+  graceEndsAt: string
+  /** The succession record (signed by both keys) */
+  record: string
+  /** Groups whose committer role passed to the next member before the swap */
+  handedOver: string[]
+}
+
 export interface SendResult {
   from: string
   /** The request ID */
@@ -342,6 +355,14 @@ export class AgentnetClient extends EventEmitter<AgentnetClientEvents> {
    */
   async send (params: SendParams, options?: RequestOptions): Promise<SendResult> {
     return this.request<SendResult>('msg.send', params, options)
+  }
+
+  /**
+   * Rotate the node's key while it runs (`identity.rotate`): the node
+   * restarts in process on the new key; this connection stays open
+   */
+  async identityRotate (params: { graceMs?: number } = {}, options?: RequestOptions): Promise<IdentityRotation> {
+    return this.request<IdentityRotation>('identity.rotate', params, options)
   }
 
   /** Answer an inbound request (by the `id` of its `msg.received` notification) */

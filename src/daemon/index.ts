@@ -24,6 +24,8 @@ import { RpcError, RpcErrorCode } from '../ipc/rpc.ts'
 import { createAgentNode } from '../agent/index.ts'
 import { acquireLock } from './lock.ts'
 import { createMethods } from './methods.ts'
+import { NodeHost } from './host.ts'
+import { rotationMethods } from './rotate.ts'
 import type { Config } from '../config/index.ts'
 import type { IpcServer, MethodHandler } from '../ipc/index.ts'
 import type { AgentNode } from '../agent/index.ts'
@@ -68,14 +70,21 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
   const lock = await acquireLock(join(home, LOCK_FILE), socketPath)
   const releaseLock = lock.release
   let node: AgentNode | undefined
+  let host: NodeHost | undefined
   let ipc: IpcServer | undefined
   let requestStop = (): void => {}
   try {
     node = await createAgentNode({ config, privateKey: identity.privateKey, home, afterCrash: lock.recoveredStale, logger })
     await node.start()
+    host = new NodeHost(node)
     ipc = createIpcServer({
       socketPath,
-      methods: { ...createMethods(node, home), ...lifecycleMethods(node, () => { requestStop() }) },
+      methods: {
+        ...createMethods(host, home),
+        ...lifecycleMethods(host, () => { requestStop() }),
+        // a live key rotation restarts the node in process (src/daemon/rotate.ts)
+        ...rotationMethods(host, { home, config, logger, requestStop: () => { requestStop() } })
+      },
       maxLineBytes: config.ipc.maxLineBytes,
       maxConnections: config.ipc.maxConnections,
       logger
@@ -86,18 +95,19 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
     await releaseLock()
     throw err
   }
-  const startedNode = node
+  const startedHost = host
   const startedIpc = ipc
   let stopping: Promise<void> | undefined
   const daemon: Daemon = {
-    node: startedNode,
+    get node () { return startedHost.node },
     ipc: startedIpc,
     socketPath,
     stop: async () => {
       stopping ??= (async () => {
         await startedIpc.stop().catch(err => logger?.warn({ err }, 'ipc stop failed'))
         try {
-          await startedNode.stop()
+          // after a live key rotation whose new node did not start, the current node is already stopped
+          await (await startedHost.ready().catch(() => startedHost.node)).stop()
         } catch (err) {
           // keep the lock: the next start then sees an unclean stop and protects itself as after a crash
           logger?.error({ err }, 'node did not stop cleanly')
@@ -113,8 +123,9 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
 }
 
 /** `node.state`, `node.wait` and `node.stop`: what `agentnet wait`, `start --detach` and `agentnet stop` use */
-function lifecycleMethods (node: AgentNode, requestStop: () => void): Record<string, MethodHandler> {
+function lifecycleMethods (host: NodeHost, requestStop: () => void): Record<string, MethodHandler> {
   const state = (): Readiness & { pid: number } => {
+    const node = host.node
     if (node.milestones == null) throw new RpcError(RpcErrorCode.Unavailable, 'Starting', 'the node is starting')
     return { ...node.milestones.state(), pid: process.pid }
   }
@@ -126,7 +137,7 @@ function lifecycleMethods (node: AgentNode, requestStop: () => void): Record<str
       const timeout = AbortSignal.timeout(ms)
       state()
       try {
-        return { ...await node.milestones!.whenReady(AbortSignal.any([signal, timeout])), pid: process.pid }
+        return { ...await (await host.ready()).milestones.whenReady(AbortSignal.any([signal, timeout])), pid: process.pid }
       } catch (err) {
         if (timeout.aborted) {
           const now = state()

@@ -7,7 +7,7 @@ import { LocalServices } from './services.ts'
 import type { MethodHandler } from '../ipc/index.ts'
 import type { PolicyInput, ProtectInput } from '../guard/index.ts'
 import type { GroupMessage } from '../groups/index.ts'
-import type { AgentNode } from '../agent/index.ts'
+import type { NodeHost } from './host.ts'
 
 function paramsObject (params: unknown): Record<string, unknown> {
   if (params === undefined || params === null) {
@@ -76,9 +76,9 @@ function requireService (params: unknown, key = 'service'): string {
 }
 
 /** The JSON-RPC methods of the local socket; the README's "Local API" documents each */
-export function createMethods (node: AgentNode, home: string): Record<string, MethodHandler> {
-  const services = new LocalServices(node)
-  const book = node.book
+export function createMethods (host: NodeHost, home: string): Record<string, MethodHandler> {
+  const services = new LocalServices(host)
+  const book = host.node.book
   /** A peer reference with any petname replaced by its peer ID */
   const target = async (params: unknown, key: string): Promise<string> => {
     const text = requireString(params, key)
@@ -90,51 +90,51 @@ export function createMethods (node: AgentNode, home: string): Record<string, Me
     }
     return book.resolve(text)
   }
-  return {
+  const methods: Record<string, MethodHandler> = {
     'node.info': async (params) => {
       paramsObject(params)
-      return node.info()
+      return host.node.info()
     },
     'node.status': async (params) => {
       paramsObject(params)
-      return node.status()
+      return host.node.status()
     },
     'node.metrics': async (params) => {
       paramsObject(params)
       return {
-        messaging: node.messaging.metrics,
-        replayCache: { entries: node.messaging.replayCache.size },
-        outbox: { admitted: node.outbox.admitted, refused: node.outbox.refused },
-        guard: node.guard.stats(),
-        // the cached posture review's counts, when one ran (node.posture runs one)
-        ...(node.posture.latest() === undefined ? {} : { posture: node.posture.latest() })
+        messaging: host.node.messaging.metrics,
+        replayCache: { entries: host.node.messaging.replayCache.size },
+        outbox: { admitted: host.node.outbox.admitted, refused: host.node.outbox.refused },
+        guard: host.node.guard.stats(),
+        // the cached posture review's counts, when one ran (host.node.posture runs one)
+        ...(host.node.posture.latest() === undefined ? {} : { posture: host.node.posture.latest() })
       }
     },
     'node.posture': async (params, { signal }) => {
       // the cached posture review (at most one per 5 minutes); waits up to waitMs for one in progress
       const waitMs = Math.min(optionalNonNegative(paramsObject(params), 'waitMs') ?? POSTURE_DEFAULT_IPC_WAIT_MS, POSTURE_MAX_IPC_WAIT_MS)
       signal.throwIfAborted()
-      const counts = await node.posture.current(waitMs)
+      const counts = await host.node.posture.current(waitMs)
       return counts === undefined ? { checking: true } : { checking: false, ...counts }
     },
     'node.prometheus': async (params) => {
       const format = optionalString(params, 'format') ?? 'text'
       if (format !== 'text' && format !== 'json') throw invalidParams('params.format must be "text" or "json"')
-      if (node.metrics == null) throw new MetricsDisabledError('this node serves no metrics: set metrics.listen (e.g. /ip4/127.0.0.1/tcp/9464) and restart it')
+      if (host.node.metrics == null) throw new MetricsDisabledError('this node serves no metrics: set metrics.listen (e.g. /ip4/127.0.0.1/tcp/9464) and restart it')
       return format === 'json'
-        ? { url: node.metrics.url, metrics: await node.metrics.json() }
-        : { url: node.metrics.url, contentType: node.metrics.contentType, text: await node.metrics.text() }
+        ? { url: host.node.metrics.url, metrics: await host.node.metrics.json() }
+        : { url: host.node.metrics.url, contentType: host.node.metrics.contentType, text: await host.node.metrics.text() }
     },
     'peers.list': async (params) => {
       paramsObject(params)
-      return node.peers()
+      return host.node.peers()
     },
     'peer.connect': async (params, { signal }) => {
-      const connection = await node.connect(await target(params, 'target'), signal)
+      const connection = await host.node.connect(await target(params, 'target'), signal)
       return { peerId: connection.remotePeer.toString(), address: connection.remoteAddr.toString() }
     },
     'peer.ping': async (params, { signal }) => {
-      return node.ping(await target(params, 'target'), signal)
+      return host.node.ping(await target(params, 'target'), signal)
     },
     'service.register': async (params, { session }) => {
       const service = requireService(params)
@@ -158,7 +158,7 @@ export function createMethods (node: AgentNode, home: string): Record<string, Me
       } catch (err) {
         throw invalidParams((err as Error).message)
       }
-      const reply = await node.send(to.peerId, service, encoded.body, encoded.contentType, {
+      const reply = await host.node.send(to.peerId, service, encoded.body, encoded.contentType, {
         oneway: p.oneway === true,
         timeoutMs: optionalPositive(p, 'timeoutMs'),
         signal
@@ -173,10 +173,10 @@ export function createMethods (node: AgentNode, home: string): Record<string, Me
       return { ok: true }
     },
     'token.revoke': async (params) => {
-      return node.tokens.revoke(parsePeerId(await target(params, 'peer')))
+      return host.node.tokens.revoke(parsePeerId(await target(params, 'peer')))
     },
     'card.lookup': async (params, { signal }) => {
-      return node.lookupCard(parsePeerId(await target(params, 'peer')), { signal })
+      return host.node.lookupCard(parsePeerId(await target(params, 'peer')), { signal })
     },
     'card.publish': async (params, { signal }) => {
       const p = paramsObject(params)
@@ -185,7 +185,7 @@ export function createMethods (node: AgentNode, home: string): Record<string, Me
         if (p[key] !== undefined) content[key] = p[key]
       }
       try {
-        return await node.publishCard(content, { signal })
+        return await host.node.publishCard(content, { signal })
       } catch (err) {
         if (err instanceof InvalidCardError) throw invalidParams(err.message)
         throw err
@@ -193,49 +193,49 @@ export function createMethods (node: AgentNode, home: string): Record<string, Me
     },
     'trust.request': async (params, { signal }) => {
       const reason = requireString(params, 'reason')
-      return node.requestTrust(await target(params, 'peer'), reason, { signal })
+      return host.node.requestTrust(await target(params, 'peer'), reason, { signal })
     },
-    'trust.pending': async () => node.trust.pending(),
-    'trust.list': async () => node.trust.list(),
-    'trust.approve': async (params, { signal }) => node.trust.approve(await target(params, 'peer'), { signal }),
-    'trust.reject': async (params, { signal }) => node.rejectTrust(await target(params, 'peer'), optionalString(params, 'reason'), { signal }),
-    'trust.revoke': async (params, { signal }) => node.revokeTrust(await target(params, 'peer'), optionalString(params, 'reason'), { signal }),
+    'trust.pending': async () => host.node.trust.pending(),
+    'trust.list': async () => host.node.trust.list(),
+    'trust.approve': async (params, { signal }) => host.node.trust.approve(await target(params, 'peer'), { signal }),
+    'trust.reject': async (params, { signal }) => host.node.rejectTrust(await target(params, 'peer'), optionalString(params, 'reason'), { signal }),
+    'trust.revoke': async (params, { signal }) => host.node.revokeTrust(await target(params, 'peer'), optionalString(params, 'reason'), { signal }),
     'trust.subscribe': async (_params, { session }) => {
       // new pending requests arrive as `trust.pending` notifications until the client disconnects
       const onPending = (request: unknown): void => { session.notify('trust.pending', request) }
-      node.trust.on('pending', onPending)
-      session.events.once('close', () => { node.trust.off('pending', onPending) })
-      return { subscribed: true, pending: node.trust.pending() }
+      host.on('pending', onPending)
+      session.events.once('close', () => { host.off('pending', onPending) })
+      return { subscribed: true, pending: host.node.trust.pending() }
     },
     'invite.create': async (params) => {
       const p = paramsObject(params)
-      return node.trust.createInvite({ ttlMs: optionalPositive(p, 'ttlMs'), uses: optionalPositive(p, 'uses') })
+      return host.node.trust.createInvite({ ttlMs: optionalPositive(p, 'ttlMs'), uses: optionalPositive(p, 'uses') })
     },
-    'invite.accept': async (params, { signal }) => node.trust.acceptInvite(requireString(params, 'code'), { signal }),
+    'invite.accept': async (params, { signal }) => host.node.trust.acceptInvite(requireString(params, 'code'), { signal }),
     // the leakage guard (README "Leakage guard"); values never come back out
     'guard.protect': async (params) => {
       const input = paramsObject(params) as unknown as ProtectInput
-      const result = node.guard.protect(input)
+      const result = host.node.guard.protect(input)
       if (input.persist === true) {
         // answer only once the value is on disk; if it cannot be written, it is not kept at all
         try {
-          await node.guard.flush()
+          await host.node.guard.flush()
         } catch (err) {
-          node.guard.unprotect({ id: result.id })
+          host.node.guard.unprotect({ id: result.id })
           throw err
         }
       }
       return result
     },
-    'guard.unprotect': async (params) => node.guard.unprotect(paramsObject(params) as unknown as { id: string }),
-    'guard.list': async (params) => node.guard.list(paramsObject(params) as { scope?: string }),
+    'guard.unprotect': async (params) => host.node.guard.unprotect(paramsObject(params) as unknown as { id: string }),
+    'guard.list': async (params) => host.node.guard.list(paramsObject(params) as { scope?: string }),
     'guard.policy.set': async (params) => {
       const p = paramsObject(params)
-      return node.guard.setPolicy({ ...p, peer: typeof p.peer === 'string' ? await book.resolve(p.peer) : p.peer } as unknown as PolicyInput)
+      return host.node.guard.setPolicy({ ...p, peer: typeof p.peer === 'string' ? await book.resolve(p.peer) : p.peer } as unknown as PolicyInput)
     },
     'guard.policy.get': async (params) => {
       const peer = optionalString(params, 'peer')
-      return node.guard.getPolicy(peer === undefined ? {} : { peer: await book.resolve(peer) })
+      return host.node.guard.getPolicy(peer === undefined ? {} : { peer: await book.resolve(peer) })
     },
     'guard.check': async (params) => {
       const p = paramsObject(params)
@@ -246,13 +246,13 @@ export function createMethods (node: AgentNode, home: string): Record<string, Me
       const service = optionalString(p, 'service') ?? to.service ?? undefined
       const body = typeof p.body === 'string' ? p.body : p.body === undefined ? undefined : JSON.stringify(p.body)
       if (body === undefined) throw invalidParams('params.body must be the text (or JSON value) to check')
-      const decision = await node.checkGuard(to.peerId, service, body)
+      const decision = await host.node.checkGuard(to.peerId, service, body)
       return { action: decision.action, ...(decision.action === 'redact' ? { body: decision.body } : {}), findings: decision.findings }
     },
     // MLS groups (README "Groups"); bodies leave through the outbox like any message
-    'group.create': async (params) => node.groups.create({ name: requireString(params, 'name') }),
-    'group.add': async (params, { signal }) => node.groups.add({ groupId: requireString(params, 'groupId'), peer: parsePeerId(await target(params, 'peer')).toString() }, { signal }),
-    'group.remove': async (params, { signal }) => node.groups.remove({ groupId: requireString(params, 'groupId'), peer: parsePeerId(await target(params, 'peer')).toString() }, { signal }),
+    'group.create': async (params) => host.node.groups.create({ name: requireString(params, 'name') }),
+    'group.add': async (params, { signal }) => host.node.groups.add({ groupId: requireString(params, 'groupId'), peer: parsePeerId(await target(params, 'peer')).toString() }, { signal }),
+    'group.remove': async (params, { signal }) => host.node.groups.remove({ groupId: requireString(params, 'groupId'), peer: parsePeerId(await target(params, 'peer')).toString() }, { signal }),
     'group.send': async (params, { signal }) => {
       const p = paramsObject(params)
       let encoded
@@ -261,12 +261,12 @@ export function createMethods (node: AgentNode, home: string): Record<string, Me
       } catch (err) {
         throw invalidParams((err as Error).message)
       }
-      return node.sendToGroup(requireString(p, 'groupId'), encoded.body, encoded.contentType, { signal })
+      return host.node.sendToGroup(requireString(p, 'groupId'), encoded.body, encoded.contentType, { signal })
     },
-    'group.list': async () => node.groups.list(),
+    'group.list': async () => host.node.groups.list(),
     'group.leave': async (params, { signal }) => {
       const groupId = requireString(params, 'groupId')
-      await node.groups.leave({ groupId }, { signal })
+      await host.node.groups.leave({ groupId }, { signal })
       return { groupId, left: true }
     },
     'group.subscribe': async (params, { session }) => {
@@ -274,16 +274,21 @@ export function createMethods (node: AgentNode, home: string): Record<string, Me
       const only = optionalString(params, 'groupId')
       const onReceived = (m: GroupMessage): void => {
         if (only != null && m.groupId !== only) return
-        void node.screenText(m.body, m.contentType).then(screening => {
+        void host.node.screenText(m.body, m.contentType).then(screening => {
           session.notify('group.received', { groupId: m.groupId, from: m.from, epoch: m.epoch, ...decodeBody(m.body, m.contentType), contentType: m.contentType, ...(screening == null ? {} : { screening }) })
         })
       }
-      node.groups.on('received', onReceived)
-      session.events.once('close', () => { node.groups.off('received', onReceived) })
+      host.on('received', onReceived)
+      session.events.once('close', () => { host.off('received', onReceived) })
       return { subscribed: true, ...(only == null ? {} : { groupId: only }) }
     },
     'alias.list': async () => book.list(),
     'alias.add': async (params) => book.add(requireString(params, 'name'), requireString(params, 'peerId')),
     'alias.remove': async (params) => ({ removed: await book.remove(requireString(params, 'name')) })
   }
+  // during a live key rotation the node is replaced: calls wait for the new one (src/daemon/host.ts)
+  return Object.fromEntries(Object.entries(methods).map(([name, handler]): [string, MethodHandler] => [name, async (params, context) => {
+    await host.ready()
+    return handler(params, context)
+  }]))
 }

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto'
 import { foreignCode } from '../errors/index.ts'
 import { decodeBody, encodeBody, MessagingError, ServiceError } from '../messaging/index.ts'
 import { invalidParams } from '../ipc/index.ts'
-import type { AgentInbound, AgentNode, AgentReply } from '../agent/index.ts'
+import type { AgentInbound, AgentReply } from '../agent/index.ts'
+import type { NodeHost } from './host.ts'
 import type { IpcSession } from '../ipc/index.ts'
 
 /** How long a local service may take when the sender set no deadline */
@@ -23,13 +24,19 @@ interface PendingDelivery {
  * disconnects; pending requests of a disconnected client fail at once.
  */
 export class LocalServices {
-  private readonly node: AgentNode
+  private readonly host: NodeHost
   private readonly deliveries = new Map<string, PendingDelivery>()
   private readonly owners = new Map<string, { session: IpcSession, unregister: () => void }>()
   private readonly pendingPerSession = new Map<IpcSession, number>()
 
-  constructor (node: AgentNode) {
-    this.node = node
+  constructor (host: NodeHost) {
+    this.host = host
+    // a live key rotation replaced the node: the clients' services move to the new one
+    host.on('replaced', node => {
+      for (const [service, owner] of this.owners) {
+        owner.unregister = node.registerService(service, async (message) => this.deliver(owner.session, message))
+      }
+    })
   }
 
   register (session: IpcSession, service: string): void {
@@ -37,7 +44,7 @@ export class LocalServices {
     if (owner?.session === session) {
       return
     }
-    const unregister = this.node.registerService(service, async (message) => this.deliver(session, message))
+    const unregister = this.host.node.registerService(service, async (message) => this.deliver(session, message))
     this.owners.set(service, { session, unregister })
     session.events.once('close', () => { this.unregister(session, service) })
   }

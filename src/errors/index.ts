@@ -123,6 +123,7 @@ export const ERROR_CODES = {
   RotationInProgress: '`identity rotate` while a rotation is still in its grace period',
   CorruptSuccessionState: '`succession.json` is damaged; the rotation cannot resume',
   Moved: 'this peer ID was rotated to a new one; the message carries the succession record',
+  RotationRestartFailed: 'a live key rotation wrote the new key but the node on it did not start; the node stops, and its next start completes the rotation',
   // red team and dialog audit
   InvalidScenario: 'a red-team scenario file that is not valid JSON or misses a field; the message names the file and field',
   AttackerLlmFailed: 'the attacker LLM endpoint timed out, answered an HTTP error, or sent a malformed chat-completions reply',

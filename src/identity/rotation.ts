@@ -1,9 +1,9 @@
 /**
  * Key rotation with succession: the codec and verification of a succession
  * record, and the pure trust-store move a peer applies when it accepts one.
- * Nothing here does I/O; wiring (the `agentnet identity rotate` command, the
- * notice over the trust protocol, the grace period of the old ID) is left to
- * the trust and node layers (README "Key rotation").
+ * Nothing here does I/O; wiring (the notice over the trust protocol, the
+ * grace period of the old ID, following a `Moved` answer) is in `src/trust`
+ * and `src/rotation` (README "Key rotation").
  *
  * A succession record says "peer `old` is now peer `new`, from `ts`; the old
  * ID answers for `graceMs` more", signed by both keys:
@@ -210,11 +210,21 @@ export function applySuccession<P extends MovablePeer> (peers: Record<string, P>
   const moved = from?.state === 'trusted' && !blocked
   if (moved && from !== undefined) {
     out[s.new] = { ...from, since: now, updatedAt: now, note: `succeeds ${s.old}` }
-    out[s.old] = { ...from, state: 'revoked', updatedAt: now, note: `rotated to ${s.new}` }
+    out[s.old] = { ...from, state: 'revoked', updatedAt: now, note: `${ROTATED_NOTE}${s.new}` }
   }
   const movedAliases: Record<string, string> = {}
   for (const [name, id] of Object.entries(aliases)) movedAliases[name] = moved && id === s.old ? s.new : id
   return { peers: out, moved, aliases: movedAliases, audit: { type: 'trust.succession', data: { old: s.old, new: s.new, ts: s.ts, signedBy: s.signedBy, moved } } }
+}
+
+/** The note a rotated peer's old trust entry carries, followed by the new peer ID */
+const ROTATED_NOTE = 'rotated to '
+
+/** The new peer ID a trust note written by {@link applySuccession} names, if any */
+export function successorFromNote (note: string | undefined): string | undefined {
+  if (note === undefined || !note.startsWith(ROTATED_NOTE)) return undefined
+  const id = note.slice(ROTATED_NOTE.length)
+  return /^[1-9A-HJ-NP-Za-km-z]{40,60}$/.test(id) ? id : undefined
 }
 
 /** Whether the old ID should still answer (with a pointer to the new one) at `now` */

@@ -7,12 +7,16 @@
  * prepare   identity.next.key (0600), then succession.json {state: "prepared"}
  * swap      identity.key → identity.old.key, identity.next.key → identity.key,
  *           fsync the home, then succession.json {state: "grace"}
+ migrate   src/rotation moves what the home keeps under the node key (keychain,
+ *           baseline, group state), then succession.json {migrated: true}
  * grace     the node runs on the new key; the old key answers with a pointer
- *           (src/identity/successor.ts) and tells trusted peers until
+ *           (src/rotation/successor.ts) and tells trusted peers until
  *           ts + graceMs; `notified` lists peers that took note
  * finish    identity.old.key and succession.json removed
  * ```
  *
+ * Only the key files are handled here (this layer imports nothing above
+ * it); the migrate step and the grace period belong to `src/rotation`.
  * {@link completeRotationSwap} is idempotent and runs in `loadIdentity`, so
  * whatever reads the identity after a crash sees the new key.
  *
@@ -25,7 +29,6 @@ import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { AgentnetError } from '../errors/index.ts'
 import { fsyncDir, readStateFile, writeFileAtomic } from '../utils/fs.ts'
-import { STATE_DIR } from '../groups/constants.ts'
 import { decodeSuccession, DEFAULT_GRACE_MS, encodeSuccession } from './rotation.ts'
 import type { PrivateKey } from '@libp2p/interface'
 
@@ -37,8 +40,6 @@ export const NEXT_KEY_FILE = 'identity.next.key'
 export const OLD_KEY_FILE = 'identity.old.key'
 /** The rotation in progress */
 export const SUCCESSION_FILE = 'succession.json'
-/** The old ID's group state, during the grace period */
-export const OLD_GROUPS_DIR = `${STATE_DIR}.old`
 
 export class RotationInProgressError extends AgentnetError {
   override readonly code = 'RotationInProgress'
@@ -59,6 +60,11 @@ export interface RotationState {
   graceMs: number
   /** Peers that answered the succession notice with `ok` */
   notified: string[]
+  /**
+   * The home's state bound to the node key (keychain, baseline, group state)
+   * was moved to the new key; set by `src/rotation` after the swap
+   */
+  migrated?: boolean
 }
 
 async function exists (file: string): Promise<boolean> {
@@ -133,13 +139,6 @@ export async function completeRotationSwap (home: string): Promise<RotationState
   const old = join(home, OLD_KEY_FILE)
   if (await exists(next)) {
     // killed between the two renames, the old key is already identity.old.key
-    const oldKey = await readKey(await exists(key) ? key : old)
-    const newKey = await readKey(next)
-    await rekeyKeychain(home, oldKey, newKey)
-    await resignBaseline(home, oldKey, newKey)
-    // MLS group state is the old ID's membership, encrypted under the old key:
-    // set aside (the committers add the new ID, which joins by Welcome) and deleted with the old key
-    if (await exists(join(home, STATE_DIR)) && !await exists(join(home, OLD_GROUPS_DIR))) await rename(join(home, STATE_DIR), join(home, OLD_GROUPS_DIR))
     const current = await exists(key) ? peerIdFromPrivateKey(await readKey(key)).toString() : undefined
     if (current === state.old) await rename(key, old)
     else if (current !== undefined && current !== state.new) throw new CorruptSuccessionStateError(`${key} is neither the old nor the new key of the rotation in progress`)
@@ -151,58 +150,7 @@ export async function completeRotationSwap (home: string): Promise<RotationState
   return swapped
 }
 
-/* eslint-disable @typescript-eslint/no-empty-function */
-const silent = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false })
-const quietLogger = { forComponent: () => silent }
-
-/**
- * The keychain in the peer store (the WebRTC-direct certificate key) is
- * encrypted under a pass derived from the node key: re-encrypt it under the
- * new key's pass. Idempotent (a key already under the new pass is kept); a
- * key neither pass opens is dropped, and WebRTC-direct makes a new one.
- */
-async function rekeyKeychain (home: string, oldKey: PrivateKey, newKey: PrivateKey): Promise<void> {
-  if (!await exists(join(home, 'peerstore'))) return
-  const { keychainPassFor, openPeerStore } = await import('../node/peer-store.ts')
-  const { keychain } = await import('@libp2p/keychain')
-  const store = await openPeerStore(home)
-  try {
-    const components = { datastore: store, logger: quietLogger } as unknown as Parameters<ReturnType<typeof keychain>>[0]
-    const before = keychain({ pass: keychainPassFor(oldKey) })(components)
-    const after = keychain({ pass: keychainPassFor(newKey) })(components)
-    for (const { name } of await before.listKeys()) {
-      try {
-        const key = await before.exportKey(name)
-        await after.removeKey(name)
-        await after.importKey(name, key)
-      } catch {
-        const kept = await after.exportKey(name).then(() => true, () => false)
-        if (!kept) await after.removeKey(name).catch(() => {})
-      }
-    }
-  } finally {
-    await store.close()
-  }
-}
-
-/**
- * The approved posture baseline (`agentnet doctor --record-baseline`) is
- * signed by the node key: one intact under the old key is signed again by the
- * new key, unchanged, so `doctor` does not report the rotation as tampering.
- * Anything else (absent, already re-signed, tampered) is left as it is.
- */
-async function resignBaseline (home: string, oldKey: PrivateKey, newKey: PrivateKey): Promise<void> {
-  const { BASELINE_FILE } = await import('../posture/constants.ts')
-  const file = join(home, BASELINE_FILE)
-  const text = await readStateFile(file)
-  if (text === undefined) return
-  const { checkBaseline, encodeBaseline } = await import('../posture/baseline.ts')
-  const check = checkBaseline(text, peerIdFromPrivateKey(oldKey).toString())
-  if (check.status !== 'intact' || check.baseline === undefined) return
-  await writeFileAtomic(file, encodeBaseline(check.baseline.posture, newKey, check.baseline.recordedAt), 0o600)
-}
-
-/** Prepare and swap: the whole of `agentnet identity rotate` (the node is stopped) */
+/** Prepare and swap the keys (`src/rotation` then moves the home's key-bound state) */
 export async function rotateIdentity (home: string, options: { graceMs?: number, now?: number } = {}): Promise<RotationState> {
   await prepareRotation(home, options)
   const state = await completeRotationSwap(home)
@@ -222,7 +170,6 @@ export async function loadOldKey (home: string): Promise<PrivateKey | undefined>
 /** Step 4: the grace period is over; the old key is deleted */
 export async function finishRotation (home: string): Promise<void> {
   await rm(join(home, OLD_KEY_FILE), { force: true })
-  await rm(join(home, OLD_GROUPS_DIR), { recursive: true, force: true })
   await rm(join(home, SUCCESSION_FILE), { force: true })
   await fsyncDir(home)
 }

@@ -68,14 +68,17 @@ export function encodeErrorBody (code: string, message: string): Uint8Array {
 }
 
 /** Read an `error` reply's body; a code we do not know stays a foreign code */
-export function decodeErrorBody (body: Uint8Array): { code: ErrorCode | ForeignCode, message: string } {
+export function decodeErrorBody (body: Uint8Array): { code: ErrorCode | ForeignCode, message: string, details: Record<string, unknown> } {
   try {
     const parsed = JSON.parse(new TextDecoder().decode(body)) as { code?: unknown, message?: unknown }
+    // any other fields (e.g. `Moved`'s succession record and address hints) are kept as details
+    const { code, message, ...details } = typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? parsed : {}
     return {
-      code: typeof parsed.code === 'string' ? foreignCode(parsed.code) : 'RemoteError',
-      message: typeof parsed.message === 'string' ? parsed.message : 'remote error'
+      code: typeof code === 'string' ? foreignCode(code) : 'RemoteError',
+      message: typeof message === 'string' ? message : 'remote error',
+      details
     }
   } catch {
-    return { code: 'RemoteError', message: 'remote error (unreadable body)' }
+    return { code: 'RemoteError', message: 'remote error (unreadable body)', details: {} }
   }
 }

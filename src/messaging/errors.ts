@@ -44,10 +44,13 @@ export class RequestTimeoutError extends MessagingError {
 /** The remote node answered with an `error` envelope */
 export class RemoteMessageError extends MessagingError {
   declare remote: string
-  constructor (code: ErrorCode | ForeignCode, message: string, remote: string) {
+  /** Fields of the error body other than `code` and `message` (e.g. a `Moved` answer's `addresses`); never shown to agents */
+  declare details: Record<string, unknown>
+  constructor (code: ErrorCode | ForeignCode, message: string, remote: string, details: Record<string, unknown> = {}) {
     super(code, message)
     this.name = 'RemoteMessageError'
     this.remote = remote
+    this.details = details
   }
 }
 

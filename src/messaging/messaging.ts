@@ -202,8 +202,8 @@ export class MessagingService {
             return { from: remote, id, kind: 'ack', body: new Uint8Array(0), contentType: '' }
           }
           if (answer.kind === 'error') {
-            const { code, message } = decodeErrorBody(answer.body)
-            const err = new RemoteMessageError(code, message, remote)
+            const { code, message, details } = decodeErrorBody(answer.body)
+            const err = new RemoteMessageError(code, message, remote, details)
             if (!tokenRetried && this.components.tokenProvider?.isTokenError(code) === true) {
               // the token was refused (expired, revoked, scope): fetch a new one, once
               tokenRetried = true

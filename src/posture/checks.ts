@@ -93,7 +93,7 @@ export function checkKeyAge (s: PostureSnapshot, o: ReviewOptions = {}): Finding
   if (age <= max) {
     return [{ id: 'key.age', severity: 'info', title: `identity key is ${days(age)} old`, explanation: `Within the rotation period of ${days(max)} (age from the key file's modification time).`, fix: 'none needed' }]
   }
-  return [{ id: 'key.age', severity: 'medium', title: `identity key is ${days(age)} old`, explanation: `Keys older than ${days(max)} should be rotated: the longer a key lives, the more copies and backups of it exist.`, fix: 'stop the node, run agentnet identity rotate, start it: trusted peers follow to the new peer ID' }]
+  return [{ id: 'key.age', severity: 'medium', title: `identity key is ${days(age)} old`, explanation: `Keys older than ${days(max)} should be rotated: the longer a key lives, the more copies and backups of it exist.`, fix: 'agentnet identity rotate (the node may be running): trusted peers follow to the new peer ID' }]
 }
 
 /** A key rotation in progress (`succession.json`) */

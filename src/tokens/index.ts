@@ -158,6 +158,30 @@ export class TokenService implements TokenProvider {
   }
 
   /**
+   * A peer rotated its key (`src/rotation`): tokens held from its old ID
+   * were signed by the old key and no longer open anything, so they are
+   * dropped (the new ID issues new ones the first time a service asks); a
+   * revocation of tokens issued to the old ID carries over to the new ID.
+   */
+  async follow (old: PeerId | string, next: PeerId | string): Promise<{ dropped: number }> {
+    const from = old.toString()
+    const to = next.toString()
+    let dropped = 0
+    for (const key of [...this.held.keys()]) {
+      if (key.startsWith(`${from}/`)) {
+        this.held.delete(key)
+        dropped++
+      }
+    }
+    const revoked = this.state.revokedBefore[from]
+    if (revoked !== undefined && revoked > (this.state.revokedBefore[to] ?? -1)) {
+      this.state.revokedBefore[to] = revoked
+      await this.save()
+    }
+    return { dropped }
+  }
+
+  /**
    * The inbound check: a message to a protected service must carry a token
    * this node issued, to the message's sender, for that service, unexpired and
    * not revoked. Runs after the envelope's signature and replay checks.

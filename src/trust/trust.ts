@@ -72,6 +72,7 @@ import {
 } from './errors.ts'
 import { RateLimiter } from '../utils/rate-limit.ts'
 import { applySuccession, SuccessionError, verifySuccession } from '../identity/rotation.ts'
+import type { VerifiedSuccession } from '../identity/rotation.ts'
 import { loadDocument, serializeDocument } from './store.ts'
 import type { HandshakeFields, HandshakeMessage, HandshakeType, InitiatorType } from './codec.ts'
 import type {
@@ -792,6 +793,18 @@ export class TrustService extends EventEmitter<TrustEvents> {
    * `acceptOldKeyOnlySuccession`. Idempotent: a repeat moves nothing.
    */
   private async onSuccession (id: string, record: string): Promise<Answer> {
+    await this.follow(id, record)
+    return { type: 'ok' }
+  }
+
+  /**
+   * Act on a succession record `sender` presented (a notice, or a `Moved`
+   * answer to a message): verify it per this node's policy and, if the old
+   * ID is trusted, move its trust to the new ID. Throws `SuccessionError`
+   * (audited) when the record is refused; `moved` says whether trust moved.
+   */
+  async follow (sender: PeerId | string, record: string): Promise<VerifiedSuccession & { moved: boolean }> {
+    const id = sender.toString()
     let s
     try {
       s = verifySuccession(record, { acceptOldKeyOnly: this.init.acceptOldKeyOnlySuccession, now: this.now() })
@@ -822,7 +835,7 @@ export class TrustService extends EventEmitter<TrustEvents> {
       }
     }
     await this.audit(move.audit.type, s.old, move.audit.data)
-    return { type: 'ok' }
+    return { ...s, moved: move.moved }
   }
 
   // ------------------------------------------------------------ outbound protocol

@@ -19,7 +19,8 @@ import { AUDIT_LOG_FILE } from '../../src/audit/index.ts'
 import { loadConfig } from '../../src/config/index.ts'
 import { loadIdentity, loadOrCreateIdentity } from '../../src/identity/index.ts'
 import { encodeSuccession, verifySuccession } from '../../src/identity/rotation.ts'
-import { NEXT_KEY_FILE, OLD_KEY_FILE, prepareRotation, readRotation, rotateIdentity, SUCCESSION_FILE } from '../../src/identity/succession.ts'
+import { NEXT_KEY_FILE, OLD_KEY_FILE, prepareRotation, readRotation, SUCCESSION_FILE } from '../../src/identity/succession.ts'
+import { rotateHome } from '../../src/rotation/index.ts'
 import { RawPeer } from './trust-helpers.ts'
 import { Attacker } from '../helpers/attacker.ts'
 import type { AgentNode } from '../../src/agent/index.ts'
@@ -66,7 +67,8 @@ describe('key rotation with succession (real nodes)', () => {
 
   /** A full agent node (src/agent) on `home`, on the key that home holds; `echo` registered */
   async function start (home: string, strict = false, listen = ['/ip4/127.0.0.1/tcp/0']): Promise<AgentNode> {
-    const config = await loadConfig({ overrides: { listen, nat: quiet, relay: { reserve: false }, dht: { enabled: false }, trust: { strict } } })
+    // no committer failover by timeout during the test: a take-over is the rotation's doing
+    const config = await loadConfig({ overrides: { listen, nat: quiet, relay: { reserve: false }, dht: { enabled: false }, trust: { strict }, groups: { committerTimeoutMs: 3_600_000 } } })
     const { privateKey } = await loadOrCreateIdentity(home)
     const node = await createAgentNode({ config, privateKey, home })
     await node.start()
@@ -98,6 +100,7 @@ describe('key rotation with succession (real nodes)', () => {
   let oldA: string, newA: string
   let oldKeyA: PrivateKey
   let groupId: string
+  let aGroupId: string
 
   before(async () => {
     homeA = await newHome()
@@ -115,6 +118,13 @@ describe('key rotation with succession (real nodes)', () => {
     groupId = (await b.groups.create({ name: 'team' })).groupId
     await b.groups.add({ groupId, peer: oldA })
     await waitFor('A to join the group', () => a.groups.list().some(g => g.groupId === groupId))
+    // and A commits a group B and C belong to
+    aGroupId = (await a.groups.create({ name: 'crew' })).groupId
+    await a.groups.add({ groupId: aGroupId, peer: b.peerId.toString() })
+    await a.groups.add({ groupId: aGroupId, peer: c.peerId.toString() })
+    await waitFor('B and C to join A\'s group', () => [b, c].every(n => n.groups.list().some(g => g.groupId === aGroupId)))
+    // members of one group reach each other (a DHT would tell them where; here B learns C's address)
+    await b.connect(c.addresses()[0] ?? assert.fail('no address'))
   })
 
   it('a record signed by the old key alone is refused (a thief with the old key cannot move trust)', async () => {
@@ -140,7 +150,7 @@ describe('key rotation with succession (real nodes)', () => {
 
   it('A rotates; B (strict) and C follow without operator action; messages flow to the new ID', async () => {
     await stop(a)
-    const rotated = await rotateIdentity(homeA, { graceMs: GRACE_MS })
+    const rotated = await rotateHome(homeA, { graceMs: GRACE_MS })
     newA = rotated.new
     assert.equal(rotated.old, oldA)
     assert.equal((await readFile(join(homeA, OLD_KEY_FILE))).length > 0, true)
@@ -168,6 +178,7 @@ describe('key rotation with succession (real nodes)', () => {
     a.groups.on('received', m => { if (m.groupId === groupId) received.push(decoder.decode(m.body)) })
     await b.sendToGroup(groupId, encoder.encode('hello team'), 'text/plain')
     await waitFor('the group message on the new ID', () => received.includes('hello team'))
+
   })
 
   it('the old ID answers with a pointer during the grace period, then stops; the old key is deleted', async () => {
@@ -206,6 +217,20 @@ describe('key rotation with succession (real nodes)', () => {
     await assert.rejects(stranger.libp2p.dial(oldAddr, { signal: AbortSignal.timeout(3000) }), 'the old ID no longer answers')
     assert.ok((await auditTypes(homeA)).includes('identity.rotation-finished'))
     assert.equal(await echo(b, newA, 'still'), 'still')
+  })
+
+  it('a committer that rotated while stopped: the next member takes over at once (term + 1) and re-adds it under its new ID', async () => {
+    // A committed this group and rotated while stopped (no hand-over): B, next in
+    // the succession, takes over at once instead of after the committer timeout, and swaps A's IDs; C does not
+    const crew = (n: AgentNode): { committer: string, term: number, members: string[] } | undefined => n.groups.list().find(g => g.groupId === aGroupId)
+    await waitFor('B to take over A\'s group and re-add A', () => crew(b)?.committer === b.peerId.toString() && (crew(b)?.members.includes(newA) ?? false) && !(crew(b)?.members.includes(oldA) ?? true), 30_000)
+    assert.equal(crew(b)?.term, 2, 'the next term')
+    await waitFor('C to follow B as committer', () => crew(c)?.committer === b.peerId.toString(), 30_000)
+    await waitFor('A to join its former group on its new ID', () => a.groups.list().some(g => g.groupId === aGroupId), 30_000)
+    const crewReceived: string[] = []
+    a.groups.on('received', m => { if (m.groupId === aGroupId) crewReceived.push(decoder.decode(m.body)) })
+    await c.sendToGroup(aGroupId, encoder.encode('welcome back'), 'text/plain')
+    await waitFor('C\'s message on A\'s new ID', () => crewReceived.includes('welcome back'))
   })
 
   it('a node killed in the middle of a rotation completes it at its next start', async () => {
@@ -253,7 +278,7 @@ describe('key rotation with succession (real nodes)', () => {
     await node.start()
     const before = certhash(node)
     await node.stop()
-    await rotateIdentity(home, { graceMs: 1000 })
+    await rotateHome(home, { graceMs: 1000 })
     node = await createAgentNode({ config, privateKey: (await loadIdentity(home)).privateKey, home })
     await node.start()
     running.add(node)

@@ -10,7 +10,10 @@
  *   ends. Once a peer answers `ok`, the new node dials it, so messages flow
  *   to the new ID at once;
  * - answers anything else on the trust protocol with an `error` of code
- *   `Moved` whose message is the record (a peer verifies it and follows);
+ *   `Moved` whose message is the record (a peer verifies it and follows),
+ *   and every agent message with a signed `error` envelope whose body is
+ *   `{code: "Moved", message: record, addresses: [the new ID's addresses]}`
+ *   (the sending node follows and sends again to the new ID: src/rotation/follow.ts);
  * - publishes, when the DHT is on, an agent card for the old ID (signed by
  *   the old key, a higher `seq` than its last card) that points to the new
  *   one: `{name: "moved", services: [], metadata: {successor, succession,
@@ -29,16 +32,16 @@ import { tcp } from '@libp2p/tcp'
 import { lpStream } from '@libp2p/utils'
 import { yamux } from '@libp2p/yamux'
 import { createLibp2p } from 'libp2p'
-import { AddressBook } from '../addressbook/index.ts'
 import { CARD_REPUBLISH_MS, cardKey, encodeCard } from '../cards/index.ts'
 import { connectionEncryptersFor } from '../node/libp2p.ts'
 import { createSigner, openEnvelope, ReplayCache, sealEnvelope, TRUST_SIGNATURE_SCHEME } from '../protocol/index.ts'
 import { MSG_PROTOCOL } from '../messaging/index.ts'
 import { encodeHandshake, newNonce, openHandshake } from '../trust/codec.ts'
 import { MAX_FRAME_BYTES, TRUST_PROTOCOL } from '../trust/constants.ts'
-import { inGracePeriod } from './rotation.ts'
-import { finishRotation, loadOldKey, readRotation, writeRotation } from './succession.ts'
-import type { RotationState } from './succession.ts'
+import { inGracePeriod } from '../identity/rotation.ts'
+import { loadOldKey, readRotation, writeRotation } from '../identity/succession.ts'
+import { finishRotation } from './migrate.ts'
+import type { RotationState } from '../identity/succession.ts'
 import type { Config } from '../config/index.ts'
 import type { MessageSigner } from '../protocol/index.ts'
 import type { ContentRouting, Libp2p, PeerId, PrivateKey, Startable, Stream } from '@libp2p/interface'
@@ -51,13 +54,17 @@ const NOTICE_TIMEOUT_MS = 10_000
 /** Frames the old ID reads on the agent protocol: it answers them, it never delivers their bodies */
 const MAX_MOVED_FRAME_BYTES = 64 * 1024
 const encoder = new TextEncoder()
+/** Addresses of the new ID a `Moved` answer carries at most */
+const MAX_MOVED_ADDRESSES = 16
+/** First retry of a pointer card that could not be put in the DHT, ms */
+const POINTER_FIRST_RETRY_MS = 2_000
 /** Longest setTimeout delay */
 const MAX_TIMER_MS = 2 ** 31 - 1
 
 export interface SuccessorComponents {
   home: string
   /** The node on the new key: its peer store knows the trusted peers' addresses */
-  libp2p: Pick<Libp2p, 'peerId' | 'peerStore' | 'dial'>
+  libp2p: Pick<Libp2p, 'peerId' | 'peerStore' | 'dial' | 'getMultiaddrs'>
   /** Peer IDs this node trusts (they are told) */
   trustedPeers: () => string[]
   /** The new node's DHT, to publish the old ID's pointer card; undefined when the DHT is off */
@@ -83,6 +90,8 @@ export interface RotationStatus {
   pending: string[]
   /** Where the old ID answers */
   oldAddresses: string[]
+  /** The old ID's card in the DHT points to the new ID (put at least once) */
+  pointerPublished: boolean
 }
 
 /** TCP listen addresses with port 0 (the configured ports belong to the new ID) */
@@ -108,6 +117,7 @@ export class SuccessorService implements Startable {
   private retryTimer: ReturnType<typeof setTimeout> | undefined
   private cardTimer: ReturnType<typeof setTimeout> | undefined
   private announcing: Promise<void> | undefined
+  private pointerPublished = false
   private stopped = false
 
   constructor (components: SuccessorComponents, init: SuccessorInit) {
@@ -148,21 +158,28 @@ export class SuccessorService implements Startable {
     void this.publishPointer(oldKey, state)
   }
 
-  /** The old ID's card in the DHT points to the new ID (best effort, republished until the grace period ends) */
-  private async publishPointer (oldKey: PrivateKey, state: RotationState): Promise<void> {
+  /**
+   * The old ID's card in the DHT points to the new ID (best effort,
+   * republished until the grace period ends). A failed put (no DHT peers yet,
+   * most likely: the node has just started) is retried after 2 s, doubling up
+   * to a minute: peers that missed the notice find the pointer through it.
+   */
+  private async publishPointer (oldKey: PrivateKey, state: RotationState, retryMs = POINTER_FIRST_RETRY_MS): Promise<void> {
     const routing = this.components.contentRouting
     if (routing === undefined || this.stopped || this.state === undefined) return
     let delay = CARD_REPUBLISH_MS
+    let next = POINTER_FIRST_RETRY_MS
     try {
       const value = encodeCard({ name: 'moved', services: [], metadata: { successor: state.new, succession: state.record, until: state.ts + state.graceMs } }, oldKey, Date.now())
       await routing.put(cardKey(state.old), value, { signal: AbortSignal.timeout(30_000) })
+      this.pointerPublished = true
     } catch (err) {
       this.components.logger?.debug({ err: (err as Error).message }, 'the old ID\'s pointer card was not published; retrying')
-      // no DHT peers yet, most likely: retry soon
-      delay = 60_000
+      delay = retryMs
+      next = Math.min(retryMs * 2, 60_000)
     }
     if (this.stopped || this.state === undefined) return
-    this.cardTimer = setTimeout(() => { void this.publishPointer(oldKey, state) }, delay)
+    this.cardTimer = setTimeout(() => { void this.publishPointer(oldKey, state, next) }, delay)
     this.cardTimer.unref()
   }
 
@@ -188,7 +205,8 @@ export class SuccessorService implements Startable {
       graceMs: s.graceMs,
       notified: [...s.notified],
       pending: this.components.trustedPeers().filter(p => !notified.has(p) && p !== s.old),
-      oldAddresses: this.oldNode?.getMultiaddrs().map(a => a.toString()) ?? []
+      oldAddresses: this.oldNode?.getMultiaddrs().map(a => a.toString()) ?? [],
+      pointerPublished: this.pointerPublished
     }
   }
 
@@ -285,7 +303,9 @@ export class SuccessorService implements Startable {
         const data = await lp.read({ signal: AbortSignal.timeout(NOTICE_TIMEOUT_MS) })
         const { message } = openEnvelope(data.subarray(), { localPeer: node.peerId, remotePeer: remote, replayCache: this.msgReplayCache, maxBodyBytes: MAX_MOVED_FRAME_BYTES })
         if (message.kind !== 'request' && message.kind !== 'oneway') continue
-        const body = encoder.encode(JSON.stringify({ code: 'Moved', message: state.record }))
+        // where the new ID listens: a sender that missed the notice may have no other way to find it (no DHT)
+        const addresses = this.components.libp2p.getMultiaddrs().slice(0, MAX_MOVED_ADDRESSES).map(a => a.toString())
+        const body = encoder.encode(JSON.stringify({ code: 'Moved', message: state.record, addresses }))
         await lp.write(sealEnvelope({ to: remote.toMultihash().bytes, service: message.service, kind: 'error', id: randomUUID(), inReplyTo: message.id, contentType: 'application/json', body }, signer))
       }
     } catch {
@@ -322,55 +342,4 @@ export class SuccessorService implements Startable {
     await this.components.audit?.('identity.rotation-finished', { old: state.old, new: state.new, notified: state.notified })
     this.components.logger?.info({ old: state.old, new: state.new }, 'key rotation finished: the old key is deleted')
   }
-}
-
-/** Peer side: petnames that named the old ID now name the new one */
-export async function repointPetnames (home: string, old: string, next: string): Promise<string[]> {
-  const book = new AddressBook(home)
-  const moved: string[] = []
-  for (const { name, peerId } of await book.list()) {
-    if (peerId === old) {
-      await book.add(name, next)
-      moved.push(name)
-    }
-  }
-  return moved
-}
-
-/** What {@link swapGroupMember} needs of the groups service */
-export interface GroupMembership {
-  list: () => Array<{ groupId: string, committer: string, members: string[] }>
-  add: (args: { groupId: string, peer: string }) => Promise<unknown>
-  remove: (args: { groupId: string, peer: string }) => Promise<unknown>
-}
-
-/**
- * Peer side: in every group this node commits for, the rotated member's old
- * ID is replaced by its new one (add the new ID, which gets a Welcome, then
- * remove the old). Other members leave it to their committer, which got the
- * same notice. The new ID may not be reachable yet when the notice arrives:
- * each step is retried. Resolves to the groups changed.
- */
-export async function swapGroupMember (groups: GroupMembership | undefined, self: string, old: string, next: string, options: { attempts?: number, delayMs?: number } = {}): Promise<string[]> {
-  if (groups === undefined) return []
-  const attempts = options.attempts ?? 10
-  const delayMs = options.delayMs ?? 1000
-  const retry = async (step: () => Promise<unknown>): Promise<boolean> => {
-    for (let i = 0; i < attempts; i++) {
-      try {
-        await step()
-        return true
-      } catch {
-        await new Promise(resolve => setTimeout(resolve, delayMs))
-      }
-    }
-    return false
-  }
-  const changed: string[] = []
-  for (const g of groups.list()) {
-    if (g.committer !== self || !g.members.includes(old)) continue
-    const added = g.members.includes(next) || await retry(async () => groups.add({ groupId: g.groupId, peer: next }))
-    if (added && await retry(async () => groups.remove({ groupId: g.groupId, peer: old }))) changed.push(g.groupId)
-  }
-  return changed
 }

@@ -13,16 +13,15 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { cardKey, decodeCard } from '../../../src/cards/index.ts'
 import { createIdentity } from '../../../src/identity/index.ts'
 import { verifySuccession } from '../../../src/identity/rotation.ts'
-import { rotateIdentity } from '../../../src/identity/succession.ts'
-import { SuccessorService } from '../../../src/identity/successor.ts'
-import type { SuccessorComponents } from '../../../src/identity/successor.ts'
+import { rotateHome, SuccessorService } from '../../../src/rotation/index.ts'
+import type { SuccessorComponents } from '../../../src/rotation/index.ts'
 
 describe('successor service', () => {
   it('publishes the old ID\'s card pointing to the new ID, and answers on the old ID until stopped', async () => {
     const home = await mkdtemp(join(tmpdir(), 'an-successor-'))
     try {
       await createIdentity(home)
-      const s = await rotateIdentity(home, { graceMs: 60_000 })
+      const s = await rotateHome(home, { graceMs: 60_000 })
       const puts: Array<[Uint8Array, Uint8Array]> = []
       const libp2p = {
         peerId: peerIdFromString(s.new),
