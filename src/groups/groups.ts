@@ -8,19 +8,19 @@
 import { errorCodeOf } from '../errors/index.ts'
 import { createHash, randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { lpStream } from '@libp2p/utils'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { createCommit, createGroup, decodeMlsMessage, encodeMlsMessage } from 'ts-mls'
 import { createSigner, MLS_SIGNATURE_SCHEME, ReplayCache } from '../protocol/index.ts'
-import { DEFAULTS, MAX_FRAME_BYTES, MLS_PROTOCOL } from './constants.ts'
+import { DEFAULTS, MLS_PROTOCOL } from './constants.ts'
 import {
-  GroupsError, InvalidArgumentError, NotMemberError, RateLimitedError, NotStartedError, TooManyGroupsError, UnknownGroupError, InvalidCommitError
+  GroupsError, InvalidArgumentError, MalformedGroupFrameError, NotMemberError, RateLimitedError, NotStartedError, TooManyGroupsError, UnknownGroupError, InvalidCommitError
 } from './errors.ts'
 import { cipherSuite, clientConfig, keyPackagePeer, leafOf, members, newKeyPackage } from './identity.ts'
 import { Delivery } from './delivery.ts'
 import { Inbound } from './inbound.ts'
 import { GroupStore } from './store.ts'
-import { exchange, sealFrame, sealReply, openFrame } from './wire.ts'
+import { checkReply, encodeBody, sealFrame, sealReply, openFrame } from './wire.ts'
+import { Channel, Channels, MAX_IN_FLIGHT } from './channels.ts'
 import type { GuardedBody } from '../outbox/index.ts'
 import type { AbortOptions, GroupAuditEvent, GroupInfo, GroupsComponents, GroupsEvents, GroupsInit } from './index.ts'
 import type { GroupRecord } from './store.ts'
@@ -48,6 +48,8 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
   store: GroupStore
   readonly inbound: Inbound
   readonly delivery: Delivery
+  /** one long-lived outbound stream per peer */
+  readonly channels: Channels<GroupFrame>
   /** Inbound frames accepted by the verification core, by type (metrics and tests). */
   readonly framesIn: Record<string, number> = {}
   private readonly locks = new Map<string, Promise<unknown>>()
@@ -69,6 +71,11 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     this.store = new GroupStore(init.home, components.privateKey, this.config)
     this.inbound = new Inbound(this)
     this.delivery = new Delivery(this)
+    this.channels = new Channels<GroupFrame>(components.libp2p, (bytes, remote) => {
+      const opened = openFrame(bytes, { local: this.self, remote, replayCache: this.replayCache, now: this.now(), windowMs: this.options.replayWindowMs })
+      if (opened.kind !== 'response') throw new MalformedGroupFrameError('expected a reply')
+      return { inReplyTo: opened.inReplyTo, reply: opened.frame }
+    })
   }
 
   readonly [Symbol.toStringTag] = '@agentnet/groups'
@@ -102,6 +109,7 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     this.started = false
     clearInterval(this.timer)
     this.controller.abort(new NotStartedError('groups service stopped'))
+    this.channels.close(new NotStartedError('groups service stopped'))
     this.components.libp2p.removeEventListener('peer:connect', this.delivery.onConnect)
     await this.components.libp2p.unhandle(MLS_PROTOCOL).catch(() => {})
     await Promise.allSettled([...this.locks.values()])
@@ -143,11 +151,15 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     return rec
   }
 
-  /** Send one frame and wait for its reply. */
-  async request (peer: string, type: FrameType, frame: Partial<GroupFrame> & { groupId: Uint8Array }, signal: AbortSignal): Promise<GroupFrame> {
+  /**
+   * Send one frame on the peer's long-lived stream and wait for its reply; an
+   * error reply is thrown as {@link GroupsError}. `frame` may be a body
+   * encoded once for a whole fan-out.
+   */
+  async request (peer: string, type: FrameType, frame: (Partial<GroupFrame> & { groupId: Uint8Array }) | Uint8Array, signal: AbortSignal): Promise<GroupFrame> {
     const to = peerIdFromString(peer)
     const sealed = sealFrame(this.signer, to, type, frame, this.now())
-    return exchange(this.components.libp2p, to, sealed, { local: this.self, replayCache: this.replayCache, now: this.now(), windowMs: this.options.replayWindowMs }, signal)
+    return checkReply(await this.channels.request(to, sealed.bytes, sealed.id, signal))
   }
 
   frameOf (rec: GroupRecord, extra: Partial<GroupFrame> = {}): Partial<GroupFrame> & { groupId: Uint8Array } {
@@ -318,7 +330,9 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     const frame = this.frameOf(rec, { mls, ...(welcome !== undefined ? { meta: { welcome: Buffer.from(welcome).toString('base64'), welcomeTo: opts.welcome } } : {}) })
     const targets = before.filter(p => p !== this.selfId && !opts.exclude.includes(p))
     const ackSignal = AbortSignal.any([signal, AbortSignal.timeout(this.options.ackTimeoutMs)])
-    const results = await Promise.allSettled(targets.map(async p => this.request(p, 'mls.commit', frame, ackSignal)))
+    // one body for every member (it carries the Welcome, tens of kB in a large group); each envelope only names its recipient
+    const body = encodeBody(frame)
+    const results = await Promise.allSettled(targets.map(async p => this.request(p, 'mls.commit', body, ackSignal)))
     const acked = targets.filter((_p, i) => results[i]?.status === 'fulfilled')
     this.log('debug', { group: rec.id, epoch, acked: acked.length, targets: targets.length }, 'commit acknowledged')
     if (rec.committer !== this.selfId || epochOf(rec) !== epoch) throw new InvalidCommitError('the group moved on while the commit was in flight')
@@ -337,7 +351,7 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
 
   /** Send a heartbeat `(epoch, term, last commit hash)` to every member. */
   async heartbeat (rec: GroupRecord): Promise<void> {
-    const frame = this.frameOf(rec, { meta: { hash: rec.last?.hash ?? '' } })
+    const frame = encodeBody(this.frameOf(rec, { meta: { hash: rec.last?.hash ?? '' } }))
     const signal = this.signal(this.options.requestTimeoutMs)
     await Promise.allSettled(members(rec.state).filter(p => p !== this.selfId).map(async p => this.request(p, 'mls.heartbeat', frame, signal)))
   }
@@ -414,18 +428,31 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     }
   }
 
-  /** Serve one inbound stream: one frame in, one reply out. */
-  private async serve (stream: Stream, remote: PeerId): Promise<void> {
+  /** Serve one inbound stream: every frame on it is a request, answered on the same stream (concurrently). */
+  private serve (stream: Stream, remote: PeerId): void {
+    const channel: Channel = new Channel(stream, remote.toString(), (data) => {
+      if (channel.inFlight >= MAX_IN_FLIGHT) {
+        channel.abort(new RateLimitedError('too many unanswered frames on one stream'))
+        return
+      }
+      channel.inFlight++
+      void this.answer(data, remote)
+        .then(async reply => channel.write(reply))
+        .catch(() => {})
+        .finally(() => { channel.settled() })
+    }, () => {})
+  }
+
+  /** Open one request frame, handle it, and seal the reply (an error reply for anything refused). */
+  private async answer (data: Uint8Array, remote: PeerId): Promise<Uint8Array> {
     const signal = this.signal(this.options.requestTimeoutMs)
-    const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
-    const data = await lp.read({ signal })
     let reply: Partial<GroupFrame> & { groupId: Uint8Array }
     let id = ''
     let service = 'mls.error'
     try {
       const take = this.inbound.frames.take(remote.toString(), this.now())
       if (!take.allowed) throw new RateLimitedError('too many frames', { repeat: !take.firstRefusal })
-      const opened = openFrame(data.subarray(), { local: this.self, remote, replayCache: this.replayCache, now: this.now(), windowMs: this.options.replayWindowMs })
+      const opened = openFrame(data, { local: this.self, remote, replayCache: this.replayCache, now: this.now(), windowMs: this.options.replayWindowMs })
       id = opened.id
       service = opened.type
       this.framesIn[service] = (this.framesIn[service] ?? 0) + 1
@@ -438,7 +465,6 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
       reply = { groupId: new Uint8Array([0]), meta }
       if (!(err instanceof GroupsError && err.meta?.repeat === true)) this.inbound.rejected(remote.toString(), code, (err as Error).message, '', undefined, err)
     }
-    await lp.write(sealReply(this.signer, remote, service, id, reply, this.now()), { signal })
-    await stream.close({ signal }).catch(() => {})
+    return sealReply(this.signer, remote, service, id, reply, this.now())
   }
 }
