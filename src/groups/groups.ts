@@ -332,7 +332,10 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     const ackSignal = AbortSignal.any([signal, AbortSignal.timeout(this.options.ackTimeoutMs)])
     // one body for every member (it carries the Welcome, tens of kB in a large group); each envelope only names its recipient
     const body = encodeBody(frame)
-    const results = await Promise.allSettled(targets.map(async p => this.request(p, 'mls.commit', body, ackSignal)))
+    const fanOut = Promise.allSettled(targets.map(async p => this.request(p, 'mls.commit', body, ackSignal)))
+    // encode the new state for the save below while the acks travel
+    this.store.prepare(out.newState)
+    const results = await fanOut
     const acked = targets.filter((_p, i) => results[i]?.status === 'fulfilled')
     this.log('debug', { group: rec.id, epoch, acked: acked.length, targets: targets.length }, 'commit acknowledged')
     if (rec.committer !== this.selfId || epochOf(rec) !== epoch) throw new InvalidCommitError('the group moved on while the commit was in flight')
@@ -344,6 +347,8 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     rec.last = { epoch, term: rec.term, hash }
     rec.log.push({ epoch, term: rec.term, hash, commit: mls, at: this.now(), ...(welcome !== undefined ? { welcome, welcomeTo: opts.welcome } : {}) })
     while (rec.log.length > this.options.commitLogSize) rec.log.shift()
+    // only the last commit's Welcome can still be needed (a successor sends it); older ones only grew every save
+    for (const e of rec.log.slice(0, -1)) { delete e.welcome; delete e.welcomeTo }
     await this.save(rec)
     void this.heartbeat(rec)
     if (welcome !== undefined) this.sendWelcome(rec, welcome, opts.welcome, hash, acked)

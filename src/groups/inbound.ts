@@ -158,7 +158,11 @@ export class Inbound {
   private applyNext (rec: GroupRecord, frame: GroupFrame, from: string): void {
     const mls = frame.mls.slice()
     const welcome = typeof frame.meta.welcome === 'string' ? { welcome: new Uint8Array(Buffer.from(frame.meta.welcome, 'base64')), welcomeTo: Array.isArray(frame.meta.welcomeTo) ? frame.meta.welcomeTo.map(String) : [] } : undefined
-    void this.svc.withLock(rec.id, async () => this.apply(rec, mls, frame.term, from, welcome)).catch((err: unknown) => {
+    void this.svc.withLock(rec.id, async () => {
+      // let the ack (and the frames already received) go out before the CPU-heavy processing starts
+      await new Promise(resolve => setImmediate(resolve))
+      return this.apply(rec, mls, frame.term, from, welcome)
+    }).catch((err: unknown) => {
       this.rejected(from, err instanceof GroupsError ? err.code : 'InvalidCommit', (err as Error).message, rec.id, frame, err)
       void this.catchUp(rec)
     })
@@ -183,6 +187,8 @@ export class Inbound {
     rec.last = { epoch, term, hash }
     rec.log.push({ epoch, term, hash, commit: mls, at: this.svc.now(), ...welcome })
     while (rec.log.length > this.svc.options.commitLogSize) rec.log.shift()
+    // only the last commit's Welcome can still be needed (a successor sends it); older ones only grew every save
+    for (const e of rec.log.slice(0, -1)) { delete e.welcome; delete e.welcomeTo }
     if (rec.state.groupActiveState.kind === 'removedFromGroup') {
       this.svc.audit({ type: 'groups.removed', peer: this.svc.selfId, groupId: rec.id, epoch: epochOf(rec), term })
       await this.svc.forget(rec)
