@@ -11,7 +11,7 @@ import { EventEmitter } from 'node:events'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { createCommit, createGroup, decodeMlsMessage, encodeMlsMessage } from 'ts-mls'
 import { createSigner, MLS_SIGNATURE_SCHEME, ReplayCache } from '../protocol/index.ts'
-import { DEFAULTS, MLS_PROTOCOL } from './constants.ts'
+import { DEFAULTS, MLS_PROTOCOL, WELCOME_HOLDERS } from './constants.ts'
 import {
   GroupsError, InvalidArgumentError, MalformedGroupFrameError, NotMemberError, RateLimitedError, NotStartedError, TooManyGroupsError, UnknownGroupError, InvalidCommitError
 } from './errors.ts'
@@ -33,6 +33,16 @@ type Options = Required<Omit<GroupsInit, 'home'>> & { home: string }
 
 export const sha256hex = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 export const epochOf = (rec: GroupRecord): number => Number(rec.state.groupContext.epoch)
+
+/** Of `candidates`, the first `k` in succession after `term` (the committer of term t is `list[(t - 1) mod n]`, as in `Inbound.committerOf`). */
+export function successors (list: string[], term: number, candidates: string[], k: number): string[] {
+  const out: string[] = []
+  for (let t = term + 1; t <= term + list.length && out.length < k; t++) {
+    const p = list[(t - 1) % list.length]
+    if (p !== undefined && candidates.includes(p) && !out.includes(p)) out.push(p)
+  }
+  return out
+}
 
 /** MLS groups over `/agentnet/mls/1.0.0`; see the package doc in `index.ts`. */
 export class GroupsService extends EventEmitter<GroupsEvents> implements Startable {
@@ -327,12 +337,14 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     const hash = sha256hex(mls)
     // the Welcome travels (encrypted to the joiners) with the commit, so that a successor can send it if this node dies
     const welcome = out.welcome === undefined ? undefined : encodeMlsMessage({ version: 'mls10', wireformat: 'mls_welcome', welcome: out.welcome })
-    const frame = this.frameOf(rec, { mls, ...(welcome !== undefined ? { meta: { welcome: Buffer.from(welcome).toString('base64'), welcomeTo: opts.welcome } } : {}) })
     const targets = before.filter(p => p !== this.selfId && !opts.exclude.includes(p))
+    // one body for all members, encoded once (each envelope only names its recipient); the Welcome (tens of kB in
+    // a large group) goes only to the next members in succession of the new epoch, which can send it if this node dies
+    const body = encodeBody(this.frameOf(rec, { mls }))
+    const holders = welcome === undefined ? [] : successors(members(out.newState), rec.term, targets, WELCOME_HOLDERS)
+    const bodyWithWelcome = welcome === undefined ? body : encodeBody(this.frameOf(rec, { mls, meta: { welcome: Buffer.from(welcome).toString('base64'), welcomeTo: opts.welcome } }))
     const ackSignal = AbortSignal.any([signal, AbortSignal.timeout(this.options.ackTimeoutMs)])
-    // one body for every member (it carries the Welcome, tens of kB in a large group); each envelope only names its recipient
-    const body = encodeBody(frame)
-    const fanOut = Promise.allSettled(targets.map(async p => this.request(p, 'mls.commit', body, ackSignal)))
+    const fanOut = Promise.allSettled(targets.map(async p => this.request(p, 'mls.commit', holders.includes(p) ? bodyWithWelcome : body, ackSignal)))
     // encode the new state for the save below while the acks travel
     this.store.prepare(out.newState)
     const results = await fanOut

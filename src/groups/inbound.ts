@@ -320,7 +320,8 @@ export class Inbound {
       const last = rec.last
       if (frame.epoch > epoch) return 'sync'
       if (frame.epoch === epoch && hash === (last?.hash ?? '')) {
-        if (rec.prev !== undefined) { rec.prev = undefined; await this.svc.save(rec) }
+        // the committer has our commit: the rollback state can go (written within saveDelayMs, not in the ack path)
+        if (rec.prev !== undefined) { rec.prev = undefined; this.svc.saveSoon(rec) }
         return 'none'
       }
       if (last === undefined) return 'none'
