@@ -64,6 +64,8 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
   readonly framesIn: Record<string, number> = {}
   private readonly locks = new Map<string, Promise<unknown>>()
   private readonly dirty = new Map<string, ReturnType<typeof setTimeout>>()
+  /** the last file operation of each group: writes of one group never overlap */
+  private readonly writes = new Map<string, Promise<unknown>>()
   private readonly refreshing = new Set<string>()
   private started = false
   private timer?: ReturnType<typeof setInterval>
@@ -123,9 +125,10 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     this.components.libp2p.removeEventListener('peer:connect', this.delivery.onConnect)
     await this.components.libp2p.unhandle(MLS_PROTOCOL).catch(() => {})
     await Promise.allSettled([...this.locks.values()])
+    await Promise.allSettled([...this.writes.values()])
     for (const t of this.dirty.values()) clearTimeout(t)
     this.dirty.clear()
-    for (const rec of this.groups.values()) await this.store.save(rec, false).catch(() => {})
+    for (const rec of this.groups.values()) await this.serial(rec.id, async () => this.store.save(rec, false)).catch(() => {})
     this.groups.clear()
   }
 
@@ -184,7 +187,22 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
   async save (rec: GroupRecord): Promise<void> {
     const pending = this.dirty.get(rec.id)
     if (pending !== undefined) { clearTimeout(pending); this.dirty.delete(rec.id) }
-    await this.store.save(rec)
+    await this.serial(rec.id, async () => this.store.save(rec))
+  }
+
+  /**
+   * Run a file operation of group `id` after the one in progress. A save
+   * snapshots the record when it starts, so the last write holds the latest
+   * state. Separate from the group lock: a delayed save must not hold up the
+   * checks (and acks) of incoming frames.
+   */
+  private async serial<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.writes.get(id) ?? Promise.resolve()
+    const run = prev.then(fn, fn)
+    const tail = run.catch(() => {})
+    this.writes.set(id, tail)
+    void tail.then(() => { if (this.writes.get(id) === tail) this.writes.delete(id) })
+    return run
   }
 
   /** Save within `saveDelayMs` (ratchet advances of sent and received messages); a crash before it is handled by `unclean`. */
@@ -192,7 +210,7 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     if (this.dirty.has(rec.id)) return
     const timer = setTimeout(() => {
       this.dirty.delete(rec.id)
-      if (this.groups.get(rec.id) === rec) void this.withLock(rec.id, async () => this.store.save(rec)).catch(() => {})
+      if (this.groups.get(rec.id) === rec) void this.serial(rec.id, async () => this.store.save(rec)).catch(() => {})
     }, this.options.saveDelayMs)
     timer.unref()
     this.dirty.set(rec.id, timer)
@@ -288,7 +306,10 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
   async forget (rec: GroupRecord): Promise<void> {
     this.groups.delete(rec.id)
     this.delivery.pending.delete(rec.id)
-    await this.store.remove(rec.id)
+    const pending = this.dirty.get(rec.id)
+    if (pending !== undefined) { clearTimeout(pending); this.dirty.delete(rec.id) }
+    // after any write in progress, which would otherwise bring the file back
+    await this.serial(rec.id, async () => this.store.remove(rec.id))
     this.emit('removed', { groupId: rec.id })
   }
 
