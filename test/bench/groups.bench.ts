@@ -14,6 +14,9 @@
  *    the committer's cost on their own: one fan-out round of a small frame
  *    to every member (heartbeat, acks included) and one save of the group
  *    state (encrypted, atomic, fsync). Target: ≤ 150 ms at 100 members.
+ *    CPU time is reported too (it depends less on the machine's load than
+ *    wall time): the committer's per change, beside bare createCommit's, and
+ *    the members' per member per change (processing the commit).
  * 2. Throughput to 10 members: sequential `send()` of 1 KiB bodies from the
  *    committer (MLS encrypt once, fan out to 10 members, each acknowledges)
  *    versus pairwise signed one-way messages of the messaging service
@@ -117,7 +120,12 @@ interface SizeResult {
   addMs: number, addBareMs: number, addAllAppliedMs: number
   removeMs: number, removeBareMs: number, removeAllAppliedMs: number
   fanOutRoundMs: number, saveMs: number
+  /** CPU time, ms: the committer per change, bare createCommit, the members' per member per change */
+  addCpuMs: number, addBareCpuMs: number, addMemberCpuMs: number
+  removeCpuMs: number, removeBareCpuMs: number, removeMemberCpuMs: number
 }
+
+const cpuMs = (): number => { const u = process.cpuUsage(); return (u.user + u.system) / 1000 }
 
 const loadStart = load()
 log(`load average at start: ${loadStart} (${cpus().length} CPUs); ${procs} member processes`)
@@ -145,7 +153,8 @@ async function membership (n: number): Promise<{ result: SizeResult, hosts: Host
   const waitAll = async (epoch: number): Promise<void> => { await Promise.all(hosts.map(async h => h.call({ cmd: 'waitEpoch', groupId, epoch, ids: all.map(m => m.id) }))) }
   await waitAll(Number(rec.state.groupContext.epoch))
   log(`group of ${n}: formed at epoch ${rec.state.groupContext.epoch}`)
-  const r: Record<string, number[]> = { add: [], addBare: [], addAll: [], remove: [], removeBare: [], removeAll: [], fan: [], save: [] }
+  const r: Record<string, number[]> = { add: [], addBare: [], addAll: [], remove: [], removeBare: [], removeAll: [], fan: [], save: [], addCpu: [], addBareCpu: [], addMemberCpu: [], removeCpu: [], removeBareCpu: [], removeMemberCpu: [] }
+  const membersCpuMs = async (): Promise<number> => (await Promise.all(hosts.map(async h => h.call({ cmd: 'cpu' }) as Promise<{ us: number }>))).reduce((a, c) => a + c.us, 0) / 1000
   const outsiderKey = await generateKeyPair('Ed25519')
   const outsider = await newKeyPackage(outsiderKey, peerIdFromPrivateKey(outsiderKey), svc.cs)
   const joinerHost = where.get(joiner)!
@@ -158,24 +167,37 @@ async function membership (n: number): Promise<{ result: SizeResult, hosts: Host
     r.save!.push(performance.now() - t)
     // bare ts-mls: the same group state, the same kind of proposal, not applied
     t = performance.now()
+    let c = cpuMs()
     await createCommit({ state: rec.state, cipherSuite: svc.cs }, { extraProposals: [{ proposalType: 'add', add: { keyPackage: outsider.publicPackage } }], ratchetTreeExtension: true })
     r.addBare!.push(performance.now() - t)
+    r.addBareCpu!.push(cpuMs() - c)
+    let m0 = await membersCpuMs()
     t = performance.now()
+    c = cpuMs()
     await svc.add({ groupId, peer: joiner })
     r.add!.push(performance.now() - t)
+    r.addCpu!.push(cpuMs() - c)
     const target = Number(rec.state.groupContext.epoch)
     await Promise.all([waitAll(target), joinerHost.call({ cmd: 'waitEpoch', groupId, epoch: target, ids: [joiner] })])
     r.addAll!.push(performance.now() - t)
+    // the members' CPU for the change (key package, commit processing, Welcome) per member
+    r.addMemberCpu!.push((await membersCpuMs() - m0) / (n - 1))
     const leaf = leafOf(rec.state, joiner)!
     t = performance.now()
+    c = cpuMs()
     await createCommit({ state: rec.state, cipherSuite: svc.cs }, { extraProposals: [{ proposalType: 'remove', remove: { removed: leaf } }] })
     r.removeBare!.push(performance.now() - t)
+    r.removeBareCpu!.push(cpuMs() - c)
+    m0 = await membersCpuMs()
     t = performance.now()
+    c = cpuMs()
     await svc.remove({ groupId, peer: joiner })
     r.remove!.push(performance.now() - t)
+    r.removeCpu!.push(cpuMs() - c)
     const target2 = Number(rec.state.groupContext.epoch)
     await Promise.all([waitAll(target2), joinerHost.call({ cmd: 'waitGone', groupId, member: joiner })])
     r.removeAll!.push(performance.now() - t)
+    r.removeMemberCpu!.push((await membersCpuMs() - m0) / (n - 1))
     log(`group of ${n}: rep ${i + 1}: add ${round(r.add!.at(-1)!)} ms (bare ${round(r.addBare!.at(-1)!)}), remove ${round(r.remove!.at(-1)!)} ms (bare ${round(r.removeBare!.at(-1)!)}), fan-out round ${round(r.fan!.at(-1)!)} ms, save ${round(r.save!.at(-1)!)} ms; load ${load()}`)
   }
   const m = (k: string): number => round(median(r[k]!))
@@ -183,7 +205,9 @@ async function membership (n: number): Promise<{ result: SizeResult, hosts: Host
     members: n,
     addMs: m('add'), addBareMs: m('addBare'), addAllAppliedMs: m('addAll'),
     removeMs: m('remove'), removeBareMs: m('removeBare'), removeAllAppliedMs: m('removeAll'),
-    fanOutRoundMs: m('fan'), saveMs: m('save')
+    fanOutRoundMs: m('fan'), saveMs: m('save'),
+    addCpuMs: m('addCpu'), addBareCpuMs: m('addBareCpu'), addMemberCpuMs: m('addMemberCpu'),
+    removeCpuMs: m('removeCpu'), removeBareCpuMs: m('removeBareCpu'), removeMemberCpuMs: m('removeMemberCpu')
   }
   return { result, hosts, where, groupId, joiner }
 }
@@ -258,6 +282,10 @@ if (args.json) {
     '|---|---|---|---|---|---|---|---|---|---|---|'
   ]
   for (const r of results) lines.push(`| ${r.members} | ${r.addMs} ms | ${r.addBareMs} ms | ${ratio(r.addMs, r.addBareMs)} | ${r.addAllAppliedMs} ms | ${r.removeMs} ms | ${r.removeBareMs} ms | ${ratio(r.removeMs, r.removeBareMs)} | ${r.removeAllAppliedMs} ms | ${r.fanOutRoundMs} ms | ${r.saveMs} ms |`)
+  lines.push('', 'CPU time (ms; less sensitive to load than the wall times above):', '',
+    '| members | committer: add | bare createCommit (add) | ratio | members: add, per member | committer: remove | bare createCommit (remove) | ratio | members: remove, per member |',
+    '|---|---|---|---|---|---|---|---|---|')
+  for (const r of results) lines.push(`| ${r.members} | ${r.addCpuMs} | ${r.addBareCpuMs} | ${ratio(r.addCpuMs, r.addBareCpuMs)} | ${r.addMemberCpuMs} | ${r.removeCpuMs} | ${r.removeBareCpuMs} | ${ratio(r.removeCpuMs, r.removeBareCpuMs)} | ${r.removeMemberCpuMs} |`)
   if (tp !== undefined) {
     lines.push('', `| to ${tp.receivers} members (1 KiB) | messages/s | deliveries/s |`, '|---|---|---|')
     lines.push(`| group send (MLS, one ciphertext fanned out, all acks) | ${tp.groupMsgsPerS} | ${tp.groupDeliveriesPerS} |`)
