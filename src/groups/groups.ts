@@ -383,15 +383,17 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     // only the last commit's Welcome can still be needed (a successor sends it); older ones only grew every save
     for (const e of rec.log.slice(0, -1)) { delete e.welcome; delete e.welcomeTo }
     await this.save(rec)
-    void this.heartbeat(rec)
+    // members that acked know this commit; the others (missed it, or excluded) learn the new epoch now and catch up,
+    // the rest hear it with the next periodic heartbeat (a heartbeat to all after every commit doubled its frames)
+    void this.heartbeat(rec, members(rec.state).filter(p => !acked.includes(p)))
     if (welcome !== undefined) this.sendWelcome(rec, welcome, opts.welcome, hash, acked)
   }
 
-  /** Send a heartbeat `(epoch, term, last commit hash)` to every member. */
-  async heartbeat (rec: GroupRecord): Promise<void> {
+  /** Send a heartbeat `(epoch, term, last commit hash)` to every member (or to `to`). */
+  async heartbeat (rec: GroupRecord, to: string[] = members(rec.state)): Promise<void> {
     const frame = encodeBody(this.frameOf(rec, { meta: { hash: rec.last?.hash ?? '' } }))
     const signal = this.signal(this.options.requestTimeoutMs)
-    await Promise.allSettled(members(rec.state).filter(p => p !== this.selfId).map(async p => this.request(p, 'mls.heartbeat', frame, signal)))
+    await Promise.allSettled(to.filter(p => p !== this.selfId).map(async p => this.request(p, 'mls.heartbeat', frame, signal)))
   }
 
   /** Make the next member in succession the committer (a clean hand-over before leaving). */
