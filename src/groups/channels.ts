@@ -99,12 +99,14 @@ export class Channels<T> {
 
   /** Send request `id` to `peer` and resolve with its opened reply. */
   async request (peer: PeerId, bytes: Uint8Array, id: string, signal: AbortSignal): Promise<T> {
-    signal.throwIfAborted()
     const key = peer.toString()
+    const unanswered = (): Error => new PeerUnreachableError(`no answer from ${key}: ${String((signal.reason as Error | undefined)?.message ?? signal.reason)}`)
+    if (signal.aborted) throw unanswered()
     const channel = await this.channelTo(peer, signal)
+    if (signal.aborted) throw unanswered()
     const { promise, resolve, reject } = Promise.withResolvers<T>()
     this.pending.set(id, { peer: key, channel, resolve, reject })
-    const onAbort = (): void => { reject(new PeerUnreachableError(`no answer from ${key}: ${String((signal.reason as Error)?.message ?? signal.reason)}`)) }
+    const onAbort = (): void => { reject(unanswered()) }
     signal.addEventListener('abort', onAbort, { once: true })
     try {
       await channel.write(bytes, signal)
