@@ -5,7 +5,6 @@
  * @module
  */
 
-import { errorCodeOf } from '../errors/index.ts'
 import { createHash, randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -13,14 +12,15 @@ import { createCommit, createGroup, decodeMlsMessage, encodeMlsMessage } from 't
 import { createSigner, MLS_SIGNATURE_SCHEME, ReplayCache } from '../protocol/index.ts'
 import { DEFAULTS, MLS_PROTOCOL, WELCOME_HOLDERS } from './constants.ts'
 import {
-  GroupsError, InvalidArgumentError, MalformedGroupFrameError, NotMemberError, RateLimitedError, NotStartedError, TooManyGroupsError, UnknownGroupError, InvalidCommitError
+  GroupsError, InvalidArgumentError, MalformedGroupFrameError, NotMemberError, NotStartedError, TooManyGroupsError, UnknownGroupError, InvalidCommitError
 } from './errors.ts'
 import { cipherSuite, clientConfig, keyPackagePeer, leafOf, members, newKeyPackage } from './identity.ts'
 import { Delivery } from './delivery.ts'
-import { Inbound } from './inbound.ts'
-import { GroupStore } from './store.ts'
-import { checkReply, encodeBody, sealFrame, sealReply, openFrame } from './wire.ts'
-import { Channel, Channels, MAX_IN_FLIGHT } from './channels.ts'
+import { Inbound, successors } from './inbound.ts'
+import { GroupStore, StateWriter } from './store.ts'
+import { checkReply, encodeBody, sealFrame, openFrame } from './wire.ts'
+import { Channels } from './channels.ts'
+import { serveStream } from './serve.ts'
 import type { GuardedBody } from '../outbox/index.ts'
 import type { AbortOptions, GroupAuditEvent, GroupInfo, GroupsComponents, GroupsEvents, GroupsInit } from './index.ts'
 import type { GroupRecord } from './store.ts'
@@ -34,15 +34,6 @@ type Options = Required<Omit<GroupsInit, 'home'>> & { home: string }
 export const sha256hex = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 export const epochOf = (rec: GroupRecord): number => Number(rec.state.groupContext.epoch)
 
-/** Of `candidates`, the first `k` in succession after `term` (the committer of term t is `list[(t - 1) mod n]`, as in `Inbound.committerOf`). */
-export function successors (list: string[], term: number, candidates: string[], k: number): string[] {
-  const out: string[] = []
-  for (let t = term + 1; t <= term + list.length && out.length < k; t++) {
-    const p = list[(t - 1) % list.length]
-    if (p !== undefined && candidates.includes(p) && !out.includes(p)) out.push(p)
-  }
-  return out
-}
 
 /** MLS groups over `/agentnet/mls/1.0.0`; see the package doc in `index.ts`. */
 export class GroupsService extends EventEmitter<GroupsEvents> implements Startable {
@@ -56,6 +47,7 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
   impl?: CiphersuiteImpl
   readonly config: ClientConfig
   store: GroupStore
+  private readonly writer: StateWriter
   readonly inbound: Inbound
   readonly delivery: Delivery
   /** one long-lived outbound stream per peer */
@@ -63,9 +55,6 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
   /** Inbound frames accepted by the verification core, by type (metrics and tests). */
   readonly framesIn: Record<string, number> = {}
   private readonly locks = new Map<string, Promise<unknown>>()
-  private readonly dirty = new Map<string, ReturnType<typeof setTimeout>>()
-  /** the last file operation of each group: writes of one group never overlap */
-  private readonly writes = new Map<string, Promise<unknown>>()
   private readonly refreshing = new Set<string>()
   private started = false
   private timer?: ReturnType<typeof setInterval>
@@ -81,6 +70,7 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     this.signer = createSigner(components.privateKey, MLS_SIGNATURE_SCHEME)
     this.config = clientConfig(this.options.retainEpochs)
     this.store = new GroupStore(init.home, components.privateKey, this.config)
+    this.writer = new StateWriter(this.store, this.options.saveDelayMs, (rec) => this.groups.get(rec.id) === rec)
     this.inbound = new Inbound(this)
     this.delivery = new Delivery(this)
     this.channels = new Channels<GroupFrame>(components.libp2p, (bytes, remote) => {
@@ -108,7 +98,7 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     this.impl = await cipherSuite()
     for (const rec of await this.store.loadAll(this.now())) this.groups.set(rec.id, rec)
     for (const rec of this.groups.values()) if (rec.unclean === true) setTimeout(() => { void this.refresh(rec).catch(() => {}) }, 0).unref()
-    await this.components.libp2p.handle(MLS_PROTOCOL, (stream: Stream, connection: Connection) => this.serve(stream, connection.remotePeer), { maxInboundStreams: 256 })
+    await this.components.libp2p.handle(MLS_PROTOCOL, (stream: Stream, connection: Connection) => { serveStream(this, stream, connection.remotePeer) }, { maxInboundStreams: 256 })
     this.components.libp2p.addEventListener('peer:connect', this.delivery.onConnect)
     this.started = true
     this.timer = setInterval(() => { void this.tick() }, this.options.heartbeatIntervalMs)
@@ -125,10 +115,8 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     this.components.libp2p.removeEventListener('peer:connect', this.delivery.onConnect)
     await this.components.libp2p.unhandle(MLS_PROTOCOL).catch(() => {})
     await Promise.allSettled([...this.locks.values()])
-    await Promise.allSettled([...this.writes.values()])
-    for (const t of this.dirty.values()) clearTimeout(t)
-    this.dirty.clear()
-    for (const rec of this.groups.values()) await this.serial(rec.id, async () => this.store.save(rec, false)).catch(() => {})
+    await this.writer.idle()
+    for (const rec of this.groups.values()) await this.writer.save(rec, false).catch(() => {})
     this.groups.clear()
   }
 
@@ -184,36 +172,14 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     return { groupId: rec.groupId, epoch, term: rec.term }
   }
 
+  /** Write `rec` now (persist first, then act); see {@link StateWriter}. */
   async save (rec: GroupRecord): Promise<void> {
-    const pending = this.dirty.get(rec.id)
-    if (pending !== undefined) { clearTimeout(pending); this.dirty.delete(rec.id) }
-    await this.serial(rec.id, async () => this.store.save(rec))
+    await this.writer.save(rec)
   }
 
-  /**
-   * Run a file operation of group `id` after the one in progress. A save
-   * snapshots the record when it starts, so the last write holds the latest
-   * state. Separate from the group lock: a delayed save must not hold up the
-   * checks (and acks) of incoming frames.
-   */
-  private async serial<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.writes.get(id) ?? Promise.resolve()
-    const run = prev.then(fn, fn)
-    const tail = run.catch(() => {})
-    this.writes.set(id, tail)
-    void tail.then(() => { if (this.writes.get(id) === tail) this.writes.delete(id) })
-    return run
-  }
-
-  /** Save within `saveDelayMs` (ratchet advances of sent and received messages); a crash before it is handled by `unclean`. */
+  /** Write `rec` within `saveDelayMs` (ratchet advances of sent and received messages). */
   saveSoon (rec: GroupRecord): void {
-    if (this.dirty.has(rec.id)) return
-    const timer = setTimeout(() => {
-      this.dirty.delete(rec.id)
-      if (this.groups.get(rec.id) === rec) void this.serial(rec.id, async () => this.store.save(rec)).catch(() => {})
-    }, this.options.saveDelayMs)
-    timer.unref()
-    this.dirty.set(rec.id, timer)
+    this.writer.saveSoon(rec)
   }
 
   /** After an unclean stop: move the group to a new epoch before this node sends in it again. */
@@ -306,10 +272,7 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
   async forget (rec: GroupRecord): Promise<void> {
     this.groups.delete(rec.id)
     this.delivery.pending.delete(rec.id)
-    const pending = this.dirty.get(rec.id)
-    if (pending !== undefined) { clearTimeout(pending); this.dirty.delete(rec.id) }
-    // after any write in progress, which would otherwise bring the file back
-    await this.serial(rec.id, async () => this.store.remove(rec.id))
+    await this.writer.remove(rec.id)
     this.emit('removed', { groupId: rec.id })
   }
 
@@ -466,45 +429,5 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     } else {
       await this.inbound.rejoin(rec)
     }
-  }
-
-  /** Serve one inbound stream: every frame on it is a request, answered on the same stream (concurrently). */
-  private serve (stream: Stream, remote: PeerId): void {
-    const channel: Channel = new Channel(stream, remote.toString(), (data) => {
-      if (channel.inFlight >= MAX_IN_FLIGHT) {
-        channel.abort(new RateLimitedError('too many unanswered frames on one stream'))
-        return
-      }
-      channel.inFlight++
-      void this.answer(data, remote)
-        .then(async reply => channel.write(reply))
-        .catch(() => {})
-        .finally(() => { channel.settled() })
-    }, () => {})
-  }
-
-  /** Open one request frame, handle it, and seal the reply (an error reply for anything refused). */
-  private async answer (data: Uint8Array, remote: PeerId): Promise<Uint8Array> {
-    const signal = this.signal(this.options.requestTimeoutMs)
-    let reply: Partial<GroupFrame> & { groupId: Uint8Array }
-    let id = ''
-    let service = 'mls.error'
-    try {
-      const take = this.inbound.frames.take(remote.toString(), this.now())
-      if (!take.allowed) throw new RateLimitedError('too many frames', { repeat: !take.firstRefusal })
-      const opened = openFrame(data, { local: this.self, remote, replayCache: this.replayCache, now: this.now(), windowMs: this.options.replayWindowMs })
-      id = opened.id
-      service = opened.type
-      this.framesIn[service] = (this.framesIn[service] ?? 0) + 1
-      if (opened.kind !== 'request') throw new InvalidArgumentError('expected a request')
-      reply = await this.inbound.handle(opened.type, remote.toString(), opened.frame, signal)
-    } catch (err) {
-      const code = errorCodeOf(err) ?? 'InternalError'
-      const meta: Record<string, unknown> = { error: { code, message: (err as Error).message } }
-      if (err instanceof GroupsError && err.meta !== undefined) Object.assign(meta, err.meta)
-      reply = { groupId: new Uint8Array([0]), meta }
-      if (!(err instanceof GroupsError && err.meta?.repeat === true)) this.inbound.rejected(remote.toString(), code, (err as Error).message, '', undefined, err)
-    }
-    return sealReply(this.signer, remote, service, id, reply, this.now())
   }
 }

@@ -28,6 +28,16 @@ export function beats (termA: number, hashA: string, termB: number, hashB: strin
   return termA !== termB ? termA > termB : hashA < hashB
 }
 
+/** Of `candidates`, the first `k` in succession after `term` (the committer of term t is `list[(t - 1) mod n]`, as in `Inbound.committerOf`). */
+export function successors (list: string[], term: number, candidates: string[], k: number): string[] {
+  const out: string[] = []
+  for (let t = term + 1; t <= term + list.length && out.length < k; t++) {
+    const p = list[(t - 1) % list.length]
+    if (p !== undefined && candidates.includes(p) && !out.includes(p)) out.push(p)
+  }
+  return out
+}
+
 export class Inbound {
   private readonly svc: GroupsService
   /** key packages handed out, waiting for a Welcome */

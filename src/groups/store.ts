@@ -205,3 +205,68 @@ export class GroupStore {
     return out
   }
 }
+
+/**
+ * When group records are written: at once (awaited), or within `delayMs`
+ * (ratchet advances; a crash before it is handled by `unclean`). Writes of
+ * one group run one at a time, each snapshotting the record when it starts,
+ * so the last write holds the latest state. This queue is separate from the
+ * group lock: a delayed write must not hold up the checks (and acks) of
+ * incoming frames.
+ */
+export class StateWriter {
+  private readonly store: GroupStore
+  private readonly delayMs: number
+  /** whether `rec` is still the live record of its group (a delayed write of a forgotten one is dropped) */
+  private readonly live: (rec: GroupRecord) => boolean
+  private readonly dirty = new Map<string, ReturnType<typeof setTimeout>>()
+  private readonly writes = new Map<string, Promise<unknown>>()
+
+  constructor (store: GroupStore, delayMs: number, live: (rec: GroupRecord) => boolean) {
+    this.store = store
+    this.delayMs = delayMs
+    this.live = live
+  }
+
+  async save (rec: GroupRecord, open = true): Promise<void> {
+    this.cancel(rec.id)
+    await this.serial(rec.id, async () => this.store.save(rec, open))
+  }
+
+  saveSoon (rec: GroupRecord): void {
+    if (this.dirty.has(rec.id)) return
+    const timer = setTimeout(() => {
+      this.dirty.delete(rec.id)
+      if (this.live(rec)) void this.serial(rec.id, async () => this.store.save(rec)).catch(() => {})
+    }, this.delayMs)
+    timer.unref()
+    this.dirty.set(rec.id, timer)
+  }
+
+  /** Delete the group's file, after any write in progress (which would otherwise bring it back). */
+  async remove (id: string): Promise<void> {
+    this.cancel(id)
+    await this.serial(id, async () => this.store.remove(id))
+  }
+
+  /** Drop delayed writes and wait for the ones in progress (before a final save at stop). */
+  async idle (): Promise<void> {
+    for (const t of this.dirty.values()) clearTimeout(t)
+    this.dirty.clear()
+    await Promise.allSettled([...this.writes.values()])
+  }
+
+  private cancel (id: string): void {
+    const pending = this.dirty.get(id)
+    if (pending !== undefined) { clearTimeout(pending); this.dirty.delete(id) }
+  }
+
+  private async serial<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.writes.get(id) ?? Promise.resolve()
+    const run = prev.then(fn, fn)
+    const tail = run.catch(() => {})
+    this.writes.set(id, tail)
+    void tail.then(() => { if (this.writes.get(id) === tail) this.writes.delete(id) })
+    return run
+  }
+}

@@ -14,7 +14,7 @@ import { createGroup } from 'ts-mls'
 import { decodeBody, encodeBody, peerAuthenticationService, GroupsError } from '../../../src/groups/index.ts'
 import { cipherSuite, clientConfig, members, newKeyPackage } from '../../../src/groups/identity.ts'
 import { GroupStore } from '../../../src/groups/store.ts'
-import { successors } from '../../../src/groups/groups.ts'
+import { successors } from '../../../src/groups/inbound.ts'
 
 const enc = new TextEncoder()
 
