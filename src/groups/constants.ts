@@ -17,6 +17,15 @@ export const BODY_VERSION = 1
 /** Largest frame accepted on the wire (a Welcome for a large group is the biggest). */
 export const MAX_FRAME_BYTES = 4 * 1024 * 1024
 
+/**
+ * How many members, the next ones in succession, receive a commit's Welcome
+ * with the commit, so that a successor can still send it if the committer
+ * dies before it does. Sending it to every member cost a signature over tens
+ * of kB per member at 100 members; losing the committer and these successors
+ * together during one add loses that add's Welcome (the joiner is re-added).
+ */
+export const WELCOME_HOLDERS = 3
+
 /** Name of the folder (inside the node's home) that holds one encrypted file per group. */
 export const STATE_DIR = 'groups'
 

@@ -51,7 +51,9 @@ export class Delivery {
       return { epoch: epochOf(rec), to: members(rec.state).filter(p => p !== this.svc.selfId), frame: this.svc.frameOf(rec, { mls }) }
     })
     const signal = this.svc.signal(this.svc.options.requestTimeoutMs, options.signal)
-    const results = await Promise.allSettled(to.map(async peer => this.svc.request(peer, 'mls.app', frame, signal)))
+    // one body for every member; each envelope only names its recipient
+    const body = encodeBody(frame)
+    const results = await Promise.allSettled(to.map(async peer => this.svc.request(peer, 'mls.app', body, signal)))
     let delivered = 0
     results.forEach((r, i) => {
       if (r.status === 'fulfilled') delivered++

@@ -5,22 +5,22 @@
  * @module
  */
 
-import { errorCodeOf } from '../errors/index.ts'
 import { createHash, randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { lpStream } from '@libp2p/utils'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { createCommit, createGroup, decodeMlsMessage, encodeMlsMessage } from 'ts-mls'
 import { createSigner, MLS_SIGNATURE_SCHEME, ReplayCache } from '../protocol/index.ts'
-import { DEFAULTS, MAX_FRAME_BYTES, MLS_PROTOCOL } from './constants.ts'
+import { DEFAULTS, MLS_PROTOCOL, WELCOME_HOLDERS } from './constants.ts'
 import {
-  GroupsError, InvalidArgumentError, NotMemberError, RateLimitedError, NotStartedError, TooManyGroupsError, UnknownGroupError, InvalidCommitError
+  GroupsError, InvalidArgumentError, MalformedGroupFrameError, NotMemberError, NotStartedError, TooManyGroupsError, UnknownGroupError, InvalidCommitError
 } from './errors.ts'
 import { cipherSuite, clientConfig, keyPackagePeer, leafOf, members, newKeyPackage } from './identity.ts'
 import { Delivery } from './delivery.ts'
-import { Inbound } from './inbound.ts'
-import { GroupStore } from './store.ts'
-import { exchange, sealFrame, sealReply, openFrame } from './wire.ts'
+import { Inbound, successors } from './inbound.ts'
+import { GroupStore, StateWriter } from './store.ts'
+import { checkReply, encodeBody, sealFrame, openFrame } from './wire.ts'
+import { Channels } from './channels.ts'
+import { serveStream } from './serve.ts'
 import type { GuardedBody } from '../outbox/index.ts'
 import type { AbortOptions, GroupAuditEvent, GroupInfo, GroupsComponents, GroupsEvents, GroupsInit } from './index.ts'
 import type { GroupRecord } from './store.ts'
@@ -34,6 +34,7 @@ type Options = Required<Omit<GroupsInit, 'home'>> & { home: string }
 export const sha256hex = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 export const epochOf = (rec: GroupRecord): number => Number(rec.state.groupContext.epoch)
 
+
 /** MLS groups over `/agentnet/mls/1.0.0`; see the package doc in `index.ts`. */
 export class GroupsService extends EventEmitter<GroupsEvents> implements Startable {
   readonly components: GroupsComponents
@@ -46,12 +47,14 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
   impl?: CiphersuiteImpl
   readonly config: ClientConfig
   store: GroupStore
+  private readonly writer: StateWriter
   readonly inbound: Inbound
   readonly delivery: Delivery
+  /** one long-lived outbound stream per peer */
+  readonly channels: Channels<GroupFrame>
   /** Inbound frames accepted by the verification core, by type (metrics and tests). */
   readonly framesIn: Record<string, number> = {}
   private readonly locks = new Map<string, Promise<unknown>>()
-  private readonly dirty = new Map<string, ReturnType<typeof setTimeout>>()
   private readonly refreshing = new Set<string>()
   private started = false
   private timer?: ReturnType<typeof setInterval>
@@ -67,8 +70,14 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     this.signer = createSigner(components.privateKey, MLS_SIGNATURE_SCHEME)
     this.config = clientConfig(this.options.retainEpochs)
     this.store = new GroupStore(init.home, components.privateKey, this.config)
+    this.writer = new StateWriter(this.store, this.options.saveDelayMs, (rec) => this.groups.get(rec.id) === rec)
     this.inbound = new Inbound(this)
     this.delivery = new Delivery(this)
+    this.channels = new Channels<GroupFrame>(components.libp2p, (bytes, remote) => {
+      const opened = openFrame(bytes, { local: this.self, remote, replayCache: this.replayCache, now: this.now(), windowMs: this.options.replayWindowMs })
+      if (opened.kind !== 'response') throw new MalformedGroupFrameError('expected a reply')
+      return { inReplyTo: opened.inReplyTo, reply: opened.frame }
+    })
   }
 
   readonly [Symbol.toStringTag] = '@agentnet/groups'
@@ -89,7 +98,7 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     this.impl = await cipherSuite()
     for (const rec of await this.store.loadAll(this.now())) this.groups.set(rec.id, rec)
     for (const rec of this.groups.values()) if (rec.unclean === true) setTimeout(() => { void this.refresh(rec).catch(() => {}) }, 0).unref()
-    await this.components.libp2p.handle(MLS_PROTOCOL, (stream: Stream, connection: Connection) => this.serve(stream, connection.remotePeer), { maxInboundStreams: 256 })
+    await this.components.libp2p.handle(MLS_PROTOCOL, (stream: Stream, connection: Connection) => { serveStream(this, stream, connection.remotePeer) }, { maxInboundStreams: 256 })
     this.components.libp2p.addEventListener('peer:connect', this.delivery.onConnect)
     this.started = true
     this.timer = setInterval(() => { void this.tick() }, this.options.heartbeatIntervalMs)
@@ -102,12 +111,12 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     this.started = false
     clearInterval(this.timer)
     this.controller.abort(new NotStartedError('groups service stopped'))
+    this.channels.close(new NotStartedError('groups service stopped'))
     this.components.libp2p.removeEventListener('peer:connect', this.delivery.onConnect)
     await this.components.libp2p.unhandle(MLS_PROTOCOL).catch(() => {})
     await Promise.allSettled([...this.locks.values()])
-    for (const t of this.dirty.values()) clearTimeout(t)
-    this.dirty.clear()
-    for (const rec of this.groups.values()) await this.store.save(rec, false).catch(() => {})
+    await this.writer.idle()
+    for (const rec of this.groups.values()) await this.writer.save(rec, false).catch(() => {})
     this.groups.clear()
   }
 
@@ -143,11 +152,15 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     return rec
   }
 
-  /** Send one frame and wait for its reply. */
-  async request (peer: string, type: FrameType, frame: Partial<GroupFrame> & { groupId: Uint8Array }, signal: AbortSignal): Promise<GroupFrame> {
+  /**
+   * Send one frame on the peer's long-lived stream and wait for its reply; an
+   * error reply is thrown as {@link GroupsError}. `frame` may be a body
+   * encoded once for a whole fan-out.
+   */
+  async request (peer: string, type: FrameType, frame: (Partial<GroupFrame> & { groupId: Uint8Array }) | Uint8Array, signal: AbortSignal): Promise<GroupFrame> {
     const to = peerIdFromString(peer)
     const sealed = sealFrame(this.signer, to, type, frame, this.now())
-    return exchange(this.components.libp2p, to, sealed, { local: this.self, replayCache: this.replayCache, now: this.now(), windowMs: this.options.replayWindowMs }, signal)
+    return checkReply(await this.channels.request(to, sealed.bytes, sealed.id, signal))
   }
 
   frameOf (rec: GroupRecord, extra: Partial<GroupFrame> = {}): Partial<GroupFrame> & { groupId: Uint8Array } {
@@ -159,21 +172,14 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     return { groupId: rec.groupId, epoch, term: rec.term }
   }
 
+  /** Write `rec` now (persist first, then act); see {@link StateWriter}. */
   async save (rec: GroupRecord): Promise<void> {
-    const pending = this.dirty.get(rec.id)
-    if (pending !== undefined) { clearTimeout(pending); this.dirty.delete(rec.id) }
-    await this.store.save(rec)
+    await this.writer.save(rec)
   }
 
-  /** Save within `saveDelayMs` (ratchet advances of sent and received messages); a crash before it is handled by `unclean`. */
+  /** Write `rec` within `saveDelayMs` (ratchet advances of sent and received messages). */
   saveSoon (rec: GroupRecord): void {
-    if (this.dirty.has(rec.id)) return
-    const timer = setTimeout(() => {
-      this.dirty.delete(rec.id)
-      if (this.groups.get(rec.id) === rec) void this.withLock(rec.id, async () => this.store.save(rec)).catch(() => {})
-    }, this.options.saveDelayMs)
-    timer.unref()
-    this.dirty.set(rec.id, timer)
+    this.writer.saveSoon(rec)
   }
 
   /** After an unclean stop: move the group to a new epoch before this node sends in it again. */
@@ -266,7 +272,7 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
   async forget (rec: GroupRecord): Promise<void> {
     this.groups.delete(rec.id)
     this.delivery.pending.delete(rec.id)
-    await this.store.remove(rec.id)
+    await this.writer.remove(rec.id)
     this.emit('removed', { groupId: rec.id })
   }
 
@@ -315,10 +321,17 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     const hash = sha256hex(mls)
     // the Welcome travels (encrypted to the joiners) with the commit, so that a successor can send it if this node dies
     const welcome = out.welcome === undefined ? undefined : encodeMlsMessage({ version: 'mls10', wireformat: 'mls_welcome', welcome: out.welcome })
-    const frame = this.frameOf(rec, { mls, ...(welcome !== undefined ? { meta: { welcome: Buffer.from(welcome).toString('base64'), welcomeTo: opts.welcome } } : {}) })
     const targets = before.filter(p => p !== this.selfId && !opts.exclude.includes(p))
+    // one body for all members, encoded once (each envelope only names its recipient); the Welcome (tens of kB in
+    // a large group) goes only to the next members in succession of the new epoch, which can send it if this node dies
+    const body = encodeBody(this.frameOf(rec, { mls }))
+    const holders = welcome === undefined ? [] : successors(members(out.newState), rec.term, targets, WELCOME_HOLDERS)
+    const bodyWithWelcome = welcome === undefined ? body : encodeBody(this.frameOf(rec, { mls, meta: { welcome: Buffer.from(welcome).toString('base64'), welcomeTo: opts.welcome } }))
     const ackSignal = AbortSignal.any([signal, AbortSignal.timeout(this.options.ackTimeoutMs)])
-    const results = await Promise.allSettled(targets.map(async p => this.request(p, 'mls.commit', frame, ackSignal)))
+    const fanOut = Promise.allSettled(targets.map(async p => this.request(p, 'mls.commit', holders.includes(p) ? bodyWithWelcome : body, ackSignal)))
+    // encode the new state for the save below while the acks travel
+    this.store.prepare(out.newState)
+    const results = await fanOut
     const acked = targets.filter((_p, i) => results[i]?.status === 'fulfilled')
     this.log('debug', { group: rec.id, epoch, acked: acked.length, targets: targets.length }, 'commit acknowledged')
     if (rec.committer !== this.selfId || epochOf(rec) !== epoch) throw new InvalidCommitError('the group moved on while the commit was in flight')
@@ -330,16 +343,20 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     rec.last = { epoch, term: rec.term, hash }
     rec.log.push({ epoch, term: rec.term, hash, commit: mls, at: this.now(), ...(welcome !== undefined ? { welcome, welcomeTo: opts.welcome } : {}) })
     while (rec.log.length > this.options.commitLogSize) rec.log.shift()
+    // only the last commit's Welcome can still be needed (a successor sends it); older ones only grew every save
+    for (const e of rec.log.slice(0, -1)) { delete e.welcome; delete e.welcomeTo }
     await this.save(rec)
-    void this.heartbeat(rec)
+    // members that acked know this commit; the others (missed it, or excluded) learn the new epoch now and catch up,
+    // the rest hear it with the next periodic heartbeat (a heartbeat to all after every commit doubled its frames)
+    void this.heartbeat(rec, members(rec.state).filter(p => !acked.includes(p)))
     if (welcome !== undefined) this.sendWelcome(rec, welcome, opts.welcome, hash, acked)
   }
 
-  /** Send a heartbeat `(epoch, term, last commit hash)` to every member. */
-  async heartbeat (rec: GroupRecord): Promise<void> {
-    const frame = this.frameOf(rec, { meta: { hash: rec.last?.hash ?? '' } })
+  /** Send a heartbeat `(epoch, term, last commit hash)` to every member (or to `to`). */
+  async heartbeat (rec: GroupRecord, to: string[] = members(rec.state)): Promise<void> {
+    const frame = encodeBody(this.frameOf(rec, { meta: { hash: rec.last?.hash ?? '' } }))
     const signal = this.signal(this.options.requestTimeoutMs)
-    await Promise.allSettled(members(rec.state).filter(p => p !== this.selfId).map(async p => this.request(p, 'mls.heartbeat', frame, signal)))
+    await Promise.allSettled(to.filter(p => p !== this.selfId).map(async p => this.request(p, 'mls.heartbeat', frame, signal)))
   }
 
   /** Make the next member in succession the committer (a clean hand-over before leaving). */
@@ -412,33 +429,5 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     } else {
       await this.inbound.rejoin(rec)
     }
-  }
-
-  /** Serve one inbound stream: one frame in, one reply out. */
-  private async serve (stream: Stream, remote: PeerId): Promise<void> {
-    const signal = this.signal(this.options.requestTimeoutMs)
-    const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
-    const data = await lp.read({ signal })
-    let reply: Partial<GroupFrame> & { groupId: Uint8Array }
-    let id = ''
-    let service = 'mls.error'
-    try {
-      const take = this.inbound.frames.take(remote.toString(), this.now())
-      if (!take.allowed) throw new RateLimitedError('too many frames', { repeat: !take.firstRefusal })
-      const opened = openFrame(data.subarray(), { local: this.self, remote, replayCache: this.replayCache, now: this.now(), windowMs: this.options.replayWindowMs })
-      id = opened.id
-      service = opened.type
-      this.framesIn[service] = (this.framesIn[service] ?? 0) + 1
-      if (opened.kind !== 'request') throw new InvalidArgumentError('expected a request')
-      reply = await this.inbound.handle(opened.type, remote.toString(), opened.frame, signal)
-    } catch (err) {
-      const code = errorCodeOf(err) ?? 'InternalError'
-      const meta: Record<string, unknown> = { error: { code, message: (err as Error).message } }
-      if (err instanceof GroupsError && err.meta !== undefined) Object.assign(meta, err.meta)
-      reply = { groupId: new Uint8Array([0]), meta }
-      if (!(err instanceof GroupsError && err.meta?.repeat === true)) this.inbound.rejected(remote.toString(), code, (err as Error).message, '', undefined, err)
-    }
-    await lp.write(sealReply(this.signer, remote, service, id, reply, this.now()), { signal })
-    await stream.close({ signal }).catch(() => {})
   }
 }

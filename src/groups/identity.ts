@@ -31,8 +31,19 @@ export async function cipherSuite (): Promise<CiphersuiteImpl> {
   return getCiphersuiteImpl(getCiphersuiteFromName(CIPHER_SUITE), defaultCryptoProvider)
 }
 
+/** credential → the peer it names: members() runs on every inbound frame, and parsing 100 peer IDs each time showed in profiles */
+const namedPeers = new WeakMap<Credential, string | null>()
+
 /** The peer ID a credential names, or undefined when it names none. */
 export function credentialPeer (credential: Credential): string | undefined {
+  const known = namedPeers.get(credential)
+  if (known !== undefined) return known ?? undefined
+  const peer = parseCredentialPeer(credential)
+  namedPeers.set(credential, peer ?? null)
+  return peer
+}
+
+function parseCredentialPeer (credential: Credential): string | undefined {
   if (credential.credentialType !== 'basic') return undefined
   try {
     const text = decoder.decode(credential.identity)

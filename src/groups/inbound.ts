@@ -28,6 +28,16 @@ export function beats (termA: number, hashA: string, termB: number, hashB: strin
   return termA !== termB ? termA > termB : hashA < hashB
 }
 
+/** Of `candidates`, the first `k` in succession after `term` (the committer of term t is `list[(t - 1) mod n]`, as in `Inbound.committerOf`). */
+export function successors (list: string[], term: number, candidates: string[], k: number): string[] {
+  const out: string[] = []
+  for (let t = term + 1; t <= term + list.length && out.length < k; t++) {
+    const p = list[(t - 1) % list.length]
+    if (p !== undefined && candidates.includes(p) && !out.includes(p)) out.push(p)
+  }
+  return out
+}
+
 export class Inbound {
   private readonly svc: GroupsService
   /** key packages handed out, waiting for a Welcome */
@@ -158,7 +168,11 @@ export class Inbound {
   private applyNext (rec: GroupRecord, frame: GroupFrame, from: string): void {
     const mls = frame.mls.slice()
     const welcome = typeof frame.meta.welcome === 'string' ? { welcome: new Uint8Array(Buffer.from(frame.meta.welcome, 'base64')), welcomeTo: Array.isArray(frame.meta.welcomeTo) ? frame.meta.welcomeTo.map(String) : [] } : undefined
-    void this.svc.withLock(rec.id, async () => this.apply(rec, mls, frame.term, from, welcome)).catch((err: unknown) => {
+    void this.svc.withLock(rec.id, async () => {
+      // let the ack (and the frames already received) go out before the CPU-heavy processing starts
+      await new Promise(resolve => setImmediate(resolve))
+      return this.apply(rec, mls, frame.term, from, welcome)
+    }).catch((err: unknown) => {
       this.rejected(from, err instanceof GroupsError ? err.code : 'InvalidCommit', (err as Error).message, rec.id, frame, err)
       void this.catchUp(rec)
     })
@@ -183,6 +197,8 @@ export class Inbound {
     rec.last = { epoch, term, hash }
     rec.log.push({ epoch, term, hash, commit: mls, at: this.svc.now(), ...welcome })
     while (rec.log.length > this.svc.options.commitLogSize) rec.log.shift()
+    // only the last commit's Welcome can still be needed (a successor sends it); older ones only grew every save
+    for (const e of rec.log.slice(0, -1)) { delete e.welcome; delete e.welcomeTo }
     if (rec.state.groupActiveState.kind === 'removedFromGroup') {
       this.svc.audit({ type: 'groups.removed', peer: this.svc.selfId, groupId: rec.id, epoch: epochOf(rec), term })
       await this.svc.forget(rec)
@@ -314,7 +330,8 @@ export class Inbound {
       const last = rec.last
       if (frame.epoch > epoch) return 'sync'
       if (frame.epoch === epoch && hash === (last?.hash ?? '')) {
-        if (rec.prev !== undefined) { rec.prev = undefined; await this.svc.save(rec) }
+        // the committer has our commit: the rollback state can go (written within saveDelayMs, not in the ack path)
+        if (rec.prev !== undefined) { rec.prev = undefined; this.svc.saveSoon(rec) }
         return 'none'
       }
       if (last === undefined) return 'none'

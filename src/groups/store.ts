@@ -83,6 +83,25 @@ interface StoredRecord {
 }
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64')
+
+/**
+ * Encoded states (base64): ts-mls never changes a state in place (every
+ * operation returns a new one), so a state is encoded once. A save after a
+ * commit writes both the new state and `prev`, which the save before it
+ * already encoded, and the committer encodes the new state while it waits for
+ * the acks ({@link GroupStore.prepare}); at 100 members one encoding costs
+ * about 7 ms.
+ */
+const encodedStates = new WeakMap<ClientState, string>()
+
+function encodeState (state: ClientState): string {
+  let text = encodedStates.get(state)
+  if (text === undefined) {
+    text = b64(encodeGroupState(state))
+    encodedStates.set(state, text)
+  }
+  return text
+}
 const unb64 = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'base64'))
 
 function decodeState (text: string, config: ClientConfig): ClientState {
@@ -120,8 +139,8 @@ export class GroupStore {
       creator: record.creator,
       term: record.term,
       committer: record.committer,
-      state: b64(encodeGroupState(record.state)),
-      ...(record.prev !== undefined ? { prev: b64(encodeGroupState(record.prev)) } : {}),
+      state: encodeState(record.state),
+      ...(record.prev !== undefined ? { prev: encodeState(record.prev) } : {}),
       ...(record.last !== undefined ? { last: { epoch: record.last.epoch, term: record.last.term, hash: record.last.hash } } : {}),
       log: record.log.map(e => ({ epoch: e.epoch, term: e.term, hash: e.hash, commit: b64(e.commit), at: e.at, ...(e.welcome !== undefined ? { welcome: b64(e.welcome), welcomeTo: e.welcomeTo ?? [] } : {}) })),
       lastUpdate: record.lastUpdate,
@@ -133,6 +152,11 @@ export class GroupStore {
     const ct = Buffer.concat([cipher.update(JSON.stringify(stored), 'utf8'), cipher.final()])
     await mkdir(this.dir, { recursive: true, mode: 0o700 })
     await writeFileAtomic(this.file(record.id), Buffer.concat([MAGIC, nonce, cipher.getAuthTag(), ct]))
+  }
+
+  /** Encode `state` now (while waiting for something else), so that a later save of it costs no encoding. */
+  prepare (state: ClientState): void {
+    encodeState(state)
   }
 
   async remove (id: string): Promise<void> {
@@ -179,5 +203,70 @@ export class GroupStore {
       })
     }
     return out
+  }
+}
+
+/**
+ * When group records are written: at once (awaited), or within `delayMs`
+ * (ratchet advances; a crash before it is handled by `unclean`). Writes of
+ * one group run one at a time, each snapshotting the record when it starts,
+ * so the last write holds the latest state. This queue is separate from the
+ * group lock: a delayed write must not hold up the checks (and acks) of
+ * incoming frames.
+ */
+export class StateWriter {
+  private readonly store: GroupStore
+  private readonly delayMs: number
+  /** whether `rec` is still the live record of its group (a delayed write of a forgotten one is dropped) */
+  private readonly live: (rec: GroupRecord) => boolean
+  private readonly dirty = new Map<string, ReturnType<typeof setTimeout>>()
+  private readonly writes = new Map<string, Promise<unknown>>()
+
+  constructor (store: GroupStore, delayMs: number, live: (rec: GroupRecord) => boolean) {
+    this.store = store
+    this.delayMs = delayMs
+    this.live = live
+  }
+
+  async save (rec: GroupRecord, open = true): Promise<void> {
+    this.cancel(rec.id)
+    await this.serial(rec.id, async () => this.store.save(rec, open))
+  }
+
+  saveSoon (rec: GroupRecord): void {
+    if (this.dirty.has(rec.id)) return
+    const timer = setTimeout(() => {
+      this.dirty.delete(rec.id)
+      if (this.live(rec)) void this.serial(rec.id, async () => this.store.save(rec)).catch(() => {})
+    }, this.delayMs)
+    timer.unref()
+    this.dirty.set(rec.id, timer)
+  }
+
+  /** Delete the group's file, after any write in progress (which would otherwise bring it back). */
+  async remove (id: string): Promise<void> {
+    this.cancel(id)
+    await this.serial(id, async () => this.store.remove(id))
+  }
+
+  /** Drop delayed writes and wait for the ones in progress (before a final save at stop). */
+  async idle (): Promise<void> {
+    for (const t of this.dirty.values()) clearTimeout(t)
+    this.dirty.clear()
+    await Promise.allSettled([...this.writes.values()])
+  }
+
+  private cancel (id: string): void {
+    const pending = this.dirty.get(id)
+    if (pending !== undefined) { clearTimeout(pending); this.dirty.delete(id) }
+  }
+
+  private async serial<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.writes.get(id) ?? Promise.resolve()
+    const run = prev.then(fn, fn)
+    const tail = run.catch(() => {})
+    this.writes.set(id, tail)
+    void tail.then(() => { if (this.writes.get(id) === tail) this.writes.delete(id) })
+    return run
   }
 }

@@ -9,8 +9,9 @@
  * ```
  *
  * `mls` is an RFC 9420 `MLSMessage` (or empty) and `meta` UTF-8 JSON (or empty).
- * One request frame per stream, answered by one response frame
- * (`kind = response`, `in_reply_to` = the request id) on the same stream.
+ * Each request frame is answered by one response frame (`kind = response`,
+ * `in_reply_to` = the request id) on the stream it came on; a node keeps one
+ * long-lived outbound stream per peer for its requests (`channels.ts`).
  *
  * @module
  */
@@ -19,9 +20,9 @@ import { randomUUID } from 'node:crypto'
 import { lpStream } from '@libp2p/utils'
 import { openEnvelope, sealEnvelope, MLS_SIGNATURE_SCHEME, uvarint } from '../protocol/index.ts'
 import { BODY_VERSION, MAX_FRAME_BYTES, MLS_PROTOCOL } from './constants.ts'
-import { errorFromWire, GroupsError, MalformedGroupFrameError, PeerUnreachableError } from './errors.ts'
+import { errorFromWire, MalformedGroupFrameError } from './errors.ts'
 import type { MessageSigner, ReplayCache } from '../protocol/index.ts'
-import type { Libp2p, PeerId, Stream } from '@libp2p/interface'
+import type { Libp2p, PeerId } from '@libp2p/interface'
 
 /** Frame types: the envelope's `service`. */
 export const FRAME_TYPES = ['mls.commit', 'mls.welcome', 'mls.app', 'mls.heartbeat', 'mls.request', 'mls.keypackage', 'mls.sync', 'mls.status'] as const
@@ -106,9 +107,10 @@ export function decodeBody (bytes: Uint8Array): GroupFrame {
 }
 
 /** Seal a request frame of `type` for `to`; returns the frame and its request id. */
-export function sealFrame (signer: MessageSigner, to: PeerId, type: FrameType, frame: Partial<GroupFrame> & { groupId: Uint8Array }, timestamp?: number): { bytes: Uint8Array, id: string } {
+export function sealFrame (signer: MessageSigner, to: PeerId, type: FrameType, frame: (Partial<GroupFrame> & { groupId: Uint8Array }) | Uint8Array, timestamp?: number): { bytes: Uint8Array, id: string } {
   const id = randomUUID()
-  const fields = { to, service: type, kind: 'request' as const, id, contentType: 'application/agentnet-mls', body: encodeBody(frame) }
+  // `frame` may be a body already encoded (one body for a whole fan-out)
+  const fields = { to, service: type, kind: 'request' as const, id, contentType: 'application/agentnet-mls', body: frame instanceof Uint8Array ? frame : encodeBody(frame) }
   return { bytes: sealEnvelope(timestamp === undefined ? fields : { ...fields, timestamp }, signer), id }
 }
 
@@ -144,34 +146,15 @@ export function openFrame (bytes: Uint8Array, ctx: OpenFrameContext): { type: st
 /** The part of libp2p the transport needs. */
 export type GroupsLibp2p = Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol' | 'peerId' | 'addEventListener' | 'removeEventListener' | 'getConnections'>
 
-/** Send one request frame to `peer` and return the opened reply. Errors in the reply are thrown as {@link GroupsError}. */
-export async function exchange (libp2p: GroupsLibp2p, peer: PeerId, request: { bytes: Uint8Array, id: string }, ctx: Omit<OpenFrameContext, 'remote'>, signal: AbortSignal): Promise<GroupFrame> {
-  let stream: Stream
-  try {
-    // one frame per stream: send the protocol name and the frame together (no negotiation round trip)
-    stream = await libp2p.dialProtocol(peer, MLS_PROTOCOL, { signal, negotiateFully: false })
-  } catch (err) {
-    throw new PeerUnreachableError(`cannot reach ${peer.toString()}: ${(err as Error).message}`)
+/** The frame of a reply, or the error it carries thrown as a `GroupsError`. */
+export function checkReply (frame: GroupFrame): GroupFrame {
+  const error = frame.meta.error as { code?: unknown, message?: unknown } | undefined
+  if (error !== undefined) {
+    const e = errorFromWire(String(error.code), String(error.message ?? ''))
+    e.meta = frame.meta
+    throw e
   }
-  try {
-    const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
-    await lp.write(request.bytes, { signal })
-    const data = await lp.read({ signal })
-    await stream.close({ signal }).catch(() => {})
-    const reply = openFrame(data.subarray(), { ...ctx, remote: peer })
-    if (reply.kind !== 'response' || reply.inReplyTo !== request.id) throw new MalformedGroupFrameError('reply does not answer the request')
-    const error = reply.frame.meta.error as { code?: unknown, message?: unknown } | undefined
-    if (error !== undefined) {
-      const e = errorFromWire(String(error.code), String(error.message ?? ''))
-      e.meta = reply.frame.meta
-      throw e
-    }
-    return reply.frame
-  } catch (err) {
-    stream.abort(err as Error)
-    if (err instanceof GroupsError) throw err
-    throw new PeerUnreachableError(`no answer from ${peer.toString()}: ${(err as Error).message}`)
-  }
+  return frame
 }
 
 /** Write raw frame bytes to `peer` and return the raw reply (tests: forged, replayed or out-of-order frames). */

@@ -17,7 +17,8 @@ import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
 import { createLibp2p } from 'libp2p'
-import { groups } from '../../src/groups/index.ts'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { groups, MLS_PROTOCOL } from '../../src/groups/index.ts'
 import type { GroupAuditEvent, GroupsInit, GroupsLibp2p, GroupsService } from '../../src/groups/index.ts'
 import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
 
@@ -46,6 +47,29 @@ export interface GroupNode {
 
 export async function makeHome (): Promise<string> {
   return mkdtemp(join(tmpdir(), 'agentnet-groups-'))
+}
+
+type DialRule = 'pass' | 'drop' | 'hang'
+
+/**
+ * The dial rules of one node. The service keeps one long-lived stream per
+ * peer, so a rule other than 'pass' also cuts the node's open group streams
+ * to that peer (as a partition would): its next frame has to dial, and the
+ * dial obeys the rule.
+ */
+class DialPolicy extends Map<string, DialRule> {
+  cut: (peer: string) => void = () => {}
+  override set (peer: string, rule: DialRule): this {
+    super.set(peer, rule)
+    if (rule !== 'pass') this.cut(peer)
+    return this
+  }
+}
+
+function cutGroupStreams (libp2p: Libp2p, peer: string): void {
+  for (const conn of libp2p.getConnections(peerIdFromString(peer))) {
+    for (const s of conn.streams) if (s.protocol === MLS_PROTOCOL && s.direction === 'outbound') s.abort(new Error('partitioned (test)'))
+  }
 }
 
 /** A libp2p handle whose dials obey `policy` (partitions, hung peers). */
@@ -84,7 +108,8 @@ export async function startGroupNode (options: { key?: PrivateKey, home?: string
   })
   const audit: GroupAuditEvent[] = []
   const received: GroupNode['received'] = []
-  const dialPolicy = new Map<string, 'pass' | 'drop' | 'hang'>()
+  const dialPolicy = new DialPolicy()
+  dialPolicy.cut = (peer) => { cutGroupStreams(libp2p, peer) }
   const svc = groups({ home, ackTimeoutMs: 2000, requestTimeoutMs: 3000, ...options.init })({
     libp2p: filtered(libp2p, dialPolicy),
     privateKey: key,

@@ -7,6 +7,8 @@
  * key-schedule and welcome files are copied into `vectors/suite1.json`
  * (the copies available offline here are an older revision of those files:
  * see the notes in the tests for the checks that revision cannot support).
+ * crypto-basics, secret-tree and message-protection run in
+ * `vectors-protection.test.ts`.
  */
 
 import assert from 'node:assert/strict'

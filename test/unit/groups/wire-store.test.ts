@@ -14,6 +14,7 @@ import { createGroup } from 'ts-mls'
 import { decodeBody, encodeBody, peerAuthenticationService, GroupsError } from '../../../src/groups/index.ts'
 import { cipherSuite, clientConfig, members, newKeyPackage } from '../../../src/groups/identity.ts'
 import { GroupStore } from '../../../src/groups/store.ts'
+import { successors } from '../../../src/groups/inbound.ts'
 
 const enc = new TextEncoder()
 
@@ -35,6 +36,18 @@ describe('groups: frame body codec', () => {
       Uint8Array.from([...good.subarray(0, good.length - 1), 2, 0x7b, 0x7b])
     ]
     for (const b of bad) assert.throws(() => decodeBody(b), (err: unknown) => err instanceof GroupsError && err.code === 'MalformedGroupFrame')
+  })
+})
+
+describe('groups: Welcome holders', () => {
+  it('are the next members in succession after the term, among the commit\'s targets', () => {
+    const list = ['a', 'b', 'c', 'd', 'e']
+    // term 1 is a's; terms 2, 3, 4 are b's, c's, d's
+    assert.deepEqual(successors(list, 1, ['b', 'c', 'd', 'e'], 3), ['b', 'c', 'd'])
+    // term 4 (d commits): e, then a (term 6), b (term 7); c is not a target (a joiner, say)
+    assert.deepEqual(successors(list, 4, ['a', 'b', 'e'], 3), ['e', 'a', 'b'])
+    assert.deepEqual(successors(list, 1, ['e'], 3), ['e'])
+    assert.deepEqual(successors([], 1, ['e'], 3), [])
   })
 })
 
