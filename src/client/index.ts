@@ -3,6 +3,9 @@
  *
  * The TypeScript SDK for a running agentnet node: a typed JSON-RPC 2.0 client
  * of the node's Unix socket. The CLI uses nothing else to talk to the node.
+ * It negotiates binary bodies (`ipc.hello`): message bodies then travel as raw
+ * bytes after their header line, never as base64 or JSON; `bytes` gives them
+ * as a `Uint8Array`, `body`/`bodyBase64` as before.
  *
  * @example
  *
@@ -22,7 +25,8 @@ import { EventEmitter } from 'node:events'
 import { createConnection } from 'node:net'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { LineSplitter } from '../ipc/lines.ts'
+import { FrameReader } from '../ipc/frames.ts'
+import type { IpcFrame } from '../ipc/frames.ts'
 import type { JsonRpcErrorObject } from '../ipc/rpc.ts'
 import type { NodeInfo, NodeStatus, PeerSummary } from '../node/index.ts'
 import type { AgentCard } from '../cards/index.ts'
@@ -36,6 +40,12 @@ export const SOCKET_FILE = 'agentnet.sock'
 
 /** Largest line the client accepts from the node: 64 MiB */
 export const CLIENT_MAX_LINE_BYTES = 64 * 1024 * 1024
+/** Largest raw body the client accepts from the node: 64 MiB */
+export const CLIENT_MAX_BODY_BYTES = 64 * 1024 * 1024
+
+const TEXT = 'text/plain; charset=utf-8'
+const JSON_TYPE = 'application/json'
+const BINARY = 'application/octet-stream'
 
 /** The node answered a request with a JSON-RPC error */
 export class RemoteError extends AgentnetError {
@@ -69,6 +79,8 @@ export interface ClientOptions {
   home?: string
   /** Explicit socket path (wins over `home`) */
   socketPath?: string
+  /** Ask for binary bodies (`ipc.hello`); off, every body travels in JSON. @default true */
+  binary?: boolean
 }
 
 export interface RequestOptions {
@@ -94,6 +106,8 @@ export interface SendParams {
   service?: string
   body?: unknown
   bodyBase64?: string
+  /** Raw bytes (`application/octet-stream`): a binary frame when negotiated, else sent as base64 */
+  bytes?: Uint8Array
   oneway?: boolean
   timeoutMs?: number
 }
@@ -104,6 +118,8 @@ export interface SendResult {
   id: string
   body?: unknown
   bodyBase64?: string
+  /** The raw body (binary sessions; not enumerable) */
+  bytes?: Uint8Array
   contentType?: string
   /** true for an accepted one-way message */
   accepted?: boolean
@@ -119,6 +135,8 @@ export interface ReceivedMessage {
   kind: 'request' | 'oneway'
   body?: unknown
   bodyBase64?: string
+  /** The raw body (binary sessions; not enumerable) */
+  bytes?: Uint8Array
   contentType: string
 }
 
@@ -126,6 +144,8 @@ export interface ReplyParams {
   id: string
   body?: unknown
   bodyBase64?: string
+  /** Raw bytes (`application/octet-stream`) */
+  bytes?: Uint8Array
   error?: { code?: string, message: string }
 }
 
@@ -246,51 +266,103 @@ export class AgentnetClient extends EventEmitter<AgentnetClientEvents> {
   private readonly pending = new Map<number, Pending>()
   private nextId = 1
   private closedError: Error | undefined
+  private corked = false
+  /** The node agreed to binary bodies (`ipc.hello`) */
+  binary = false
 
   constructor (socket: Socket) {
     super()
     this.socket = socket
-    const splitter = new LineSplitter(CLIENT_MAX_LINE_BYTES)
+    const reader = new FrameReader({ maxLineBytes: CLIENT_MAX_LINE_BYTES, maxBodyBytes: CLIENT_MAX_BODY_BYTES })
     socket.on('data', (chunk: Buffer) => {
-      let lines: string[]
+      let frames: IpcFrame[]
       try {
-        lines = splitter.push(chunk)
+        frames = reader.push(chunk)
       } catch (err) {
         this.fail(err as Error)
         return
       }
-      for (const line of lines) {
-        this.handleLine(line)
+      for (const frame of frames) {
+        if (frame.kind === 'message') this.handleMessage(frame.message, frame.body)
       }
     })
     socket.on('error', err => { this.fail(err) })
     socket.on('close', () => { this.fail(new ConnectionClosedError('connection to the node closed')) })
   }
 
-  /** Send a raw JSON-RPC request and wait for its result */
-  async request<T = unknown> (method: string, params?: unknown, options: RequestOptions = {}): Promise<T> {
+  /** Negotiate binary bodies; false when the node does not offer them (an older node) */
+  async hello (options?: RequestOptions): Promise<boolean> {
+    try {
+      const result = await this.request<{ features: string[] }>('ipc.hello', { features: ['binary'] }, options)
+      this.binary = result.features.includes('binary')
+    } catch (err) {
+      if (err instanceof RemoteError && err.code === 'MethodNotFound') return false
+      throw err
+    }
+    return this.binary
+  }
+
+  /** Send a raw JSON-RPC request and wait for its result; `body` goes as a binary frame */
+  async request<T = unknown> (method: string, params?: unknown, options: RequestOptions = {}, body?: Uint8Array): Promise<T> {
     if (this.closedError != null) {
       throw this.closedError
     }
     const id = this.nextId++
     const { promise, resolve, reject } = Promise.withResolvers<unknown>()
     this.pending.set(id, { resolve, reject })
+    const signal = options.signal
     const onAbort = (): void => {
       this.pending.delete(id)
-      reject(options.signal?.reason instanceof Error ? options.signal.reason : new Error('aborted'))
+      reject(signal?.reason instanceof Error ? signal.reason : new Error('aborted'))
     }
-    options.signal?.addEventListener('abort', onAbort, { once: true })
-    this.socket.write(JSON.stringify({ jsonrpc: '2.0', id, method, params }) + '\n')
+    signal?.addEventListener('abort', onAbort, { once: true })
+    this.write({ jsonrpc: '2.0', id, method, params }, body)
     try {
       return await promise as T
     } finally {
-      options.signal?.removeEventListener('abort', onAbort)
+      signal?.removeEventListener('abort', onAbort)
     }
   }
 
   /** Send a JSON-RPC notification (no reply) */
   notify (method: string, params?: unknown): void {
-    this.socket.write(JSON.stringify({ jsonrpc: '2.0', method, params }) + '\n')
+    this.write({ jsonrpc: '2.0', method, params })
+  }
+
+  /** Frames written in one tick leave in one `writev` */
+  private write (header: Record<string, unknown>, body?: Uint8Array): void {
+    if (!this.corked) {
+      this.corked = true
+      this.socket.cork()
+      process.nextTick(() => {
+        this.corked = false
+        this.socket.uncork()
+      })
+    }
+    if (body === undefined) {
+      this.socket.write(JSON.stringify(header) + '\n')
+      return
+    }
+    header.bodyBytes = body.byteLength
+    this.socket.write(JSON.stringify(header) + '\n')
+    this.socket.write(body)
+  }
+
+  /** The params and raw body of a message send or reply: strings and bytes as frames when binary */
+  private bodyParams (params: SendParams | ReplyParams): { params: Record<string, unknown>, body?: Uint8Array } {
+    const { bytes, ...rest } = params
+    if (this.binary) {
+      if (bytes !== undefined) return { params: { ...rest, contentType: BINARY }, body: bytes }
+      if (typeof rest.body === 'string' && rest.bodyBase64 === undefined) {
+        const { body, ...others } = rest
+        return { params: { ...others, contentType: TEXT }, body: Buffer.from(body) }
+      }
+      return { params: rest }
+    }
+    if (bytes !== undefined) {
+      return { params: { ...rest, bodyBase64: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64') } }
+    }
+    return { params: rest }
   }
 
   async nodeInfo (options?: RequestOptions): Promise<NodeInfo> {
@@ -341,12 +413,14 @@ export class AgentnetClient extends EventEmitter<AgentnetClientEvents> {
    * `{accepted: true}` for a one-way message the receiving node accepted.
    */
   async send (params: SendParams, options?: RequestOptions): Promise<SendResult> {
-    return this.request<SendResult>('msg.send', params, options)
+    const framed = this.bodyParams(params)
+    return this.request<SendResult>('msg.send', framed.params, options, framed.body)
   }
 
   /** Answer an inbound request (by the `id` of its `msg.received` notification) */
   async reply (params: ReplyParams, options?: RequestOptions): Promise<void> {
-    await this.request('msg.reply', params, options)
+    const framed = this.bodyParams(params)
+    await this.request('msg.reply', framed.params, options, framed.body)
   }
 
   /** Invalidate every session token this node has issued to `peer` */
@@ -486,23 +560,18 @@ export class AgentnetClient extends EventEmitter<AgentnetClientEvents> {
     this.socket.destroy()
   }
 
-  private handleLine (line: string): void {
-    let message: Record<string, unknown>
-    try {
-      message = JSON.parse(line)
-    } catch {
-      return
-    }
+  private handleMessage (message: Record<string, unknown>, body: Buffer | undefined): void {
     if (typeof message.method === 'string' && message.id === undefined) {
-      this.emit('notification', message.method, message.params)
+      const params = body !== undefined && isRecord(message.params) ? withBody(message.params, body) : message.params
+      this.emit('notification', message.method, params)
       if (message.method === 'msg.received') {
-        this.emit('message', message.params as ReceivedMessage)
+        this.emit('message', params as ReceivedMessage)
       }
       return
     }
     const id = message.id
     if (typeof id !== 'number') {
-      // an error about a line the server could not attribute (e.g. LineTooLong)
+      // an error about a line the server could not attribute (e.g. LineTooLong, TooManyClients)
       if (message.error != null) {
         this.fail(new RemoteError(message.error as JsonRpcErrorObject))
       }
@@ -516,13 +585,13 @@ export class AgentnetClient extends EventEmitter<AgentnetClientEvents> {
     if (message.error != null) {
       pending.reject(new RemoteError(message.error as JsonRpcErrorObject))
     } else {
-      pending.resolve(message.result)
+      pending.resolve(body !== undefined && isRecord(message.result) ? withBody(message.result, body) : message.result)
     }
   }
 
   private fail (err: Error): void {
     if (this.closedError == null) {
-      this.closedError = err instanceof ConnectionClosedError ? err : new ConnectionClosedError(err.message)
+      this.closedError = err instanceof ConnectionClosedError || err instanceof RemoteError ? err : new ConnectionClosedError(err.message)
       this.emit('close')
     }
     for (const pending of this.pending.values()) {
@@ -531,6 +600,43 @@ export class AgentnetClient extends EventEmitter<AgentnetClientEvents> {
     this.pending.clear()
     this.socket.destroy()
   }
+}
+
+function isRecord (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+const textDecoder = new TextDecoder('utf-8', { fatal: true })
+
+/**
+ * Fill a binary frame's body into its result or notification the way the
+ * JSON path shows it: text as `body` string, JSON as `body` value, anything
+ * else as `bodyBase64` (computed only when read). `bytes` always has the raw
+ * body and is not enumerable (JSON output stays as before).
+ */
+function withBody (fields: Record<string, unknown>, raw: Buffer): Record<string, unknown> {
+  const contentType = fields.contentType
+  Object.defineProperty(fields, 'bytes', { value: raw, enumerable: false, writable: true, configurable: true })
+  try {
+    if (contentType === TEXT) {
+      fields.body = textDecoder.decode(raw)
+      return fields
+    }
+    if (contentType === JSON_TYPE) {
+      fields.body = JSON.parse(textDecoder.decode(raw))
+      return fields
+    }
+  } catch {
+    // as the node does: undecodable text or JSON comes as bytes
+  }
+  let base64: string | undefined
+  Object.defineProperty(fields, 'bodyBase64', {
+    get: () => (base64 ??= raw.toString('base64')),
+    set: (value: string) => { base64 = value },
+    enumerable: true,
+    configurable: true
+  })
+  return fields
 }
 
 /** `$AGENTNET_HOME` if set, else `~/.agentnet` (what the CLI uses without `--home`) */
@@ -563,5 +669,14 @@ export async function connectClient (options: ClientOptions = {}): Promise<Agent
       }
     })
   })
-  return new AgentnetClient(socket)
+  const client = new AgentnetClient(socket)
+  if (options.binary !== false) {
+    try {
+      await client.hello()
+    } catch (err) {
+      client.close()
+      throw err
+    }
+  }
+  return client
 }

@@ -73,11 +73,22 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
   try {
     node = await createAgentNode({ config, privateKey: identity.privateKey, home, afterCrash: lock.recoveredStale, logger })
     await node.start()
-    ipc = createIpcServer({
+    let server: IpcServer | undefined
+    const delivery = {
+      limits: { maxClientBufferBytes: config.ipc.maxClientBufferBytes, maxTotalBufferBytes: config.ipc.maxTotalBufferBytes, deliveryWaitMs: config.ipc.deliveryWaitMs },
+      totalQueued: () => server?.queuedBytes ?? 0,
+      logger
+    }
+    server = ipc = createIpcServer({
       socketPath,
-      methods: { ...createMethods(node, home), ...lifecycleMethods(node, () => { requestStop() }) },
+      methods: { ...createMethods(node, home, delivery), ...lifecycleMethods(node, () => { requestStop() }) },
       maxLineBytes: config.ipc.maxLineBytes,
+      // a binary frame's body: what messaging accepts (larger ones are refused there anyway)
+      maxBodyBytes: config.messaging.maxBodyBytes,
       maxConnections: config.ipc.maxConnections,
+      writeHighWaterBytes: config.ipc.writeHighWaterBytes,
+      // past the admission bound only a client that keeps asking and never reads gets: dropped, with a log line
+      dropQueuedBytes: 2 * config.ipc.maxClientBufferBytes,
       logger
     })
     await ipc.start()

@@ -1,9 +1,10 @@
-import { decodeBody, encodeBody } from '../messaging/index.ts'
-import { invalidParams } from '../ipc/index.ts'
+import { BodyResult, invalidParams } from '../ipc/index.ts'
 import { parsePeerId, parseTarget } from '../node/index.ts'
 import { InvalidCardError } from '../cards/index.ts'
 import { MetricsDisabledError } from '../metrics/errors.ts'
 import { LocalServices } from './services.ts'
+import { bodyForClient, bodyFromParams } from './bodies.ts'
+import type { LocalServicesInit } from './services.ts'
 import type { MethodHandler } from '../ipc/index.ts'
 import type { PolicyInput, ProtectInput } from '../guard/index.ts'
 import type { GroupMessage } from '../groups/index.ts'
@@ -76,8 +77,8 @@ function requireService (params: unknown, key = 'service'): string {
 }
 
 /** The JSON-RPC methods of the local socket; the README's "Local API" documents each */
-export function createMethods (node: AgentNode, home: string): Record<string, MethodHandler> {
-  const services = new LocalServices(node)
+export function createMethods (node: AgentNode, home: string, delivery: LocalServicesInit): Record<string, MethodHandler> {
+  const services = new LocalServices(node, delivery)
   const book = node.book
   /** A peer reference with any petname replaced by its peer ID */
   const target = async (params: unknown, key: string): Promise<string> => {
@@ -145,19 +146,14 @@ export function createMethods (node: AgentNode, home: string): Record<string, Me
       const service = requireService(params)
       return { service, removed: services.unregister(session, service) }
     },
-    'msg.send': async (params, { signal }) => {
+    'msg.send': async (params, { signal, session, body }) => {
       const p = paramsObject(params)
       const to = parseTarget(await target(p, 'to'))
       if (to.kind !== 'peer') {
         throw invalidParams('params.to must be a peer ID, petname or agentnet:// URL')
       }
       const service = p.service === undefined && to.service != null ? to.service : requireService(p)
-      let encoded
-      try {
-        encoded = encodeBody({ body: p.body, bodyBase64: p.bodyBase64 as string | undefined })
-      } catch (err) {
-        throw invalidParams((err as Error).message)
-      }
+      const encoded = bodyFromParams(p, body)
       const reply = await node.send(to.peerId, service, encoded.body, encoded.contentType, {
         oneway: p.oneway === true,
         timeoutMs: optionalPositive(p, 'timeoutMs'),
@@ -166,10 +162,12 @@ export function createMethods (node: AgentNode, home: string): Record<string, Me
       if (reply.kind === 'ack') {
         return { from: reply.from, id: reply.id, accepted: true }
       }
-      return { from: reply.from, id: reply.id, ...decodeBody(reply.body, reply.contentType), contentType: reply.contentType }
+      const out = bodyForClient(session, reply.body, reply.contentType)
+      const result = { from: reply.from, id: reply.id, ...out.fields }
+      return out.raw === undefined ? result : new BodyResult(result, out.raw)
     },
-    'msg.reply': async (params, { session }) => {
-      services.reply(session, paramsObject(params))
+    'msg.reply': async (params, { session, body }) => {
+      services.reply(session, paramsObject(params), body)
       return { ok: true }
     },
     'token.revoke': async (params) => {
@@ -253,14 +251,9 @@ export function createMethods (node: AgentNode, home: string): Record<string, Me
     'group.create': async (params) => node.groups.create({ name: requireString(params, 'name') }),
     'group.add': async (params, { signal }) => node.groups.add({ groupId: requireString(params, 'groupId'), peer: parsePeerId(await target(params, 'peer')).toString() }, { signal }),
     'group.remove': async (params, { signal }) => node.groups.remove({ groupId: requireString(params, 'groupId'), peer: parsePeerId(await target(params, 'peer')).toString() }, { signal }),
-    'group.send': async (params, { signal }) => {
+    'group.send': async (params, { signal, body }) => {
       const p = paramsObject(params)
-      let encoded
-      try {
-        encoded = encodeBody({ body: p.body, bodyBase64: p.bodyBase64 as string | undefined })
-      } catch (err) {
-        throw invalidParams((err as Error).message)
-      }
+      const encoded = bodyFromParams(p, body)
       return node.sendToGroup(requireString(p, 'groupId'), encoded.body, encoded.contentType, { signal })
     },
     'group.list': async () => node.groups.list(),
@@ -275,7 +268,8 @@ export function createMethods (node: AgentNode, home: string): Record<string, Me
       const onReceived = (m: GroupMessage): void => {
         if (only != null && m.groupId !== only) return
         void node.screenText(m.body, m.contentType).then(screening => {
-          session.notify('group.received', { groupId: m.groupId, from: m.from, epoch: m.epoch, ...decodeBody(m.body, m.contentType), contentType: m.contentType, ...(screening == null ? {} : { screening }) })
+          const out = bodyForClient(session, m.body, m.contentType)
+          session.notify('group.received', { groupId: m.groupId, from: m.from, epoch: m.epoch, ...out.fields, ...(screening == null ? {} : { screening }) }, out.raw)
         })
       }
       node.groups.on('received', onReceived)
