@@ -19,7 +19,7 @@
 import { join } from 'node:path'
 import { SOCKET_FILE } from '../client/index.ts'
 import { loadOrCreateIdentity } from '../identity/index.ts'
-import { createIpcServer } from '../ipc/index.ts'
+import { createIpcServer, DEFAULT_DROP_QUEUED_BYTES } from '../ipc/index.ts'
 import { RpcError, RpcErrorCode } from '../ipc/rpc.ts'
 import { createAgentNode } from '../agent/index.ts'
 import { acquireLock } from './lock.ts'
@@ -87,8 +87,9 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
       maxBodyBytes: config.messaging.maxBodyBytes,
       maxConnections: config.ipc.maxConnections,
       writeHighWaterBytes: config.ipc.writeHighWaterBytes,
-      // past the admission bound only a client that keeps asking and never reads gets: dropped, with a log line
-      dropQueuedBytes: 2 * config.ipc.maxClientBufferBytes,
+      // past the admission bound only replies to a client's own requests go: a client that asked for
+      // this much and reads nothing for 30 s is dropped, with a log line
+      dropQueuedBytes: Math.max(2 * config.ipc.maxClientBufferBytes, DEFAULT_DROP_QUEUED_BYTES),
       logger
     })
     await ipc.start()

@@ -59,6 +59,8 @@ export const DEFAULT_MAX_CONNECTIONS = 64
 export const DEFAULT_WRITE_HIGH_WATER_BYTES = 1024 * 1024
 /** Default queued output past which a client that does not read is disconnected (with a log line) */
 export const DEFAULT_DROP_QUEUED_BYTES = 64 * 1024 * 1024
+/** A client over the drop bound that took no bytes for this long is not reading, ms */
+export const DEFAULT_STALL_MS = 30_000
 
 /**
  * A method's result with a raw body: sent as a binary frame (`result` plus
@@ -97,6 +99,8 @@ export interface IpcServerInit {
   writeHighWaterBytes?: number
   /** @default 64 MiB */
   dropQueuedBytes?: number
+  /** @default 30 s */
+  stallMs?: number
   logger?: Logger
 }
 
@@ -123,6 +127,7 @@ class DefaultIpcServer implements IpcServer {
       maxConnections: DEFAULT_MAX_CONNECTIONS,
       writeHighWaterBytes: DEFAULT_WRITE_HIGH_WATER_BYTES,
       dropQueuedBytes: DEFAULT_DROP_QUEUED_BYTES,
+      stallMs: DEFAULT_STALL_MS,
       ...init
     }
   }
@@ -176,7 +181,7 @@ class DefaultIpcServer implements IpcServer {
       this.refuse(socket)
       return
     }
-    const session = new Session(this.nextSessionId++, socket, { writeHighWaterBytes: this.init.writeHighWaterBytes, dropQueuedBytes: this.init.dropQueuedBytes }, this.init.logger)
+    const session = new Session(this.nextSessionId++, socket, { writeHighWaterBytes: this.init.writeHighWaterBytes, dropQueuedBytes: this.init.dropQueuedBytes, stallMs: this.init.stallMs }, this.init.logger)
     const reader = new FrameReader({ maxLineBytes: this.init.maxLineBytes, maxBodyBytes: this.init.maxBodyBytes })
     this.live.add(session)
     this.sockets.add(socket)

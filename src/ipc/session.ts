@@ -40,8 +40,9 @@ export interface IpcSession {
 export interface SessionLimits {
   /** Past this much queued output the node stops reading the client's requests until it drains */
   writeHighWaterBytes: number
-  /** Past this much queued output the client is disconnected, with a log line */
+  /** Past this much queued output a client that reads nothing for `stallMs` is disconnected, with a log line */
   dropQueuedBytes: number
+  stallMs: number
 }
 
 export class Session implements IpcSession {
@@ -57,6 +58,8 @@ export class Session implements IpcSession {
   private inputPaused = false
   private written = 0
   private pollTimer: ReturnType<typeof setInterval> | undefined
+  private overSince: number | undefined
+  private drainedAtOver = 0
 
   constructor (id: number, socket: Socket, limits: SessionLimits, logger?: Logger) {
     this.id = id
@@ -79,9 +82,9 @@ export class Session implements IpcSession {
     if (this.closed || this.socket.destroyed) {
       return false
     }
-    if (this.socket.writableLength > this.limits.dropQueuedBytes) {
-      // admission (LocalServices) keeps deliveries under the bound; only a client that
-      // keeps asking and never reads gets here. Said loudly, never silently.
+    if (this.socket.writableLength > this.limits.dropQueuedBytes && this.stalled()) {
+      // admission (LocalServices) keeps deliveries under their bound; only a client that
+      // keeps asking and stopped reading gets here. Said loudly, never silently.
       this.logger?.error({ session: this.id, queuedBytes: this.socket.writableLength }, 'ipc client does not read its socket: disconnected')
       this.socket.destroy()
       return false
@@ -109,6 +112,21 @@ export class Session implements IpcSession {
     }
     if (this.events.listenerCount('drain') > 0) this.watchQueue()
     return true
+  }
+
+  /**
+   * Over the drop bound: a client that still reads (the kernel took bytes
+   * since we went over) is only slow and is kept; one that took nothing for
+   * `stallMs`, or is 4× over, is not reading.
+   */
+  private stalled (): boolean {
+    const now = Date.now()
+    const drained = this.drainedBytes
+    if (this.overSince === undefined || drained > this.drainedAtOver) {
+      this.overSince = now
+      this.drainedAtOver = drained
+    }
+    return now - this.overSince > this.limits.stallMs || this.socket.writableLength > 4 * this.limits.dropQueuedBytes
   }
 
   notify (method: string, params: unknown, body?: Uint8Array): boolean {
