@@ -55,8 +55,8 @@ export const DEFAULT_MAX_LINE_BYTES = 4 * 1024 * 1024
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 /** Default number of concurrent client connections */
 export const DEFAULT_MAX_CONNECTIONS = 64
-/** Default queued output past which a client's requests are not read until it drains */
-export const DEFAULT_WRITE_HIGH_WATER_BYTES = 1024 * 1024
+/** Default queued output past which a client's requests are not read until it drained to half */
+export const DEFAULT_WRITE_HIGH_WATER_BYTES = 16 * 1024 * 1024
 /** Default queued output past which a client that does not read is disconnected (with a log line) */
 export const DEFAULT_DROP_QUEUED_BYTES = 64 * 1024 * 1024
 /** A client over the drop bound that took no bytes for this long is not reading, ms */
@@ -95,7 +95,7 @@ export interface IpcServerInit {
   maxBodyBytes?: number
   /** @default 64 */
   maxConnections?: number
-  /** @default 1 MiB */
+  /** @default 16 MiB */
   writeHighWaterBytes?: number
   /** @default 64 MiB */
   dropQueuedBytes?: number

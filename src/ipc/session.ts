@@ -106,11 +106,11 @@ export class Session implements IpcSession {
       this.written += frame.body.byteLength
     }
     if (!ok && !this.inputPaused) {
-      // stop taking this client's requests until what we owe it has drained
+      // stop taking this client's requests until what we owe it has drained to half
       this.inputPaused = true
       this.socket.pause()
     }
-    if (this.events.listenerCount('drain') > 0) this.watchQueue()
+    if (this.inputPaused || this.events.listenerCount('drain') > 0) this.watchQueue()
     return true
   }
 
@@ -133,15 +133,20 @@ export class Session implements IpcSession {
     return this.send({ jsonrpc: '2.0', method, params }, this.binary ? body : undefined)
   }
 
-  /** While someone waits for room, report progress every few ms (the socket's `drain` only fires once empty) */
+  /**
+   * While input is paused or someone waits for room, look at the queue every
+   * few ms: the socket's `drain` only fires once it is empty, and waiting for
+   * that would stall a client that reads steadily.
+   */
   private watchQueue (): void {
     if (this.pollTimer !== undefined) return
     let last = this.socket.writableLength
     this.pollTimer = setInterval(() => {
       const now = this.queuedBytes
+      if (this.inputPaused && now <= this.limits.writeHighWaterBytes / 2) this.resumeInput()
       if (now < last) this.events.emit('drain')
       last = now
-      if (this.closed || this.events.listenerCount('drain') === 0) {
+      if (this.closed || (!this.inputPaused && this.events.listenerCount('drain') === 0)) {
         clearInterval(this.pollTimer)
         this.pollTimer = undefined
       }
@@ -150,11 +155,15 @@ export class Session implements IpcSession {
   }
 
   private onDrain (): void {
-    if (this.inputPaused) {
+    this.resumeInput()
+    this.events.emit('drain')
+  }
+
+  private resumeInput (): void {
+    if (this.inputPaused && !this.closed) {
       this.inputPaused = false
       this.socket.resume()
     }
-    this.events.emit('drain')
   }
 
   markClosed (): void {
