@@ -39,16 +39,19 @@ function optionalString (params: unknown, key: string): string | undefined {
   return value
 }
 
-function optionalPositive (params: Record<string, unknown>, key: string): number | undefined {
+function optionalPositive (params: Record<string, unknown>, key: string, max = Number.MAX_SAFE_INTEGER): number | undefined {
   const value = params[key]
   if (value === undefined || value === null) {
     return undefined
   }
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw invalidParams(`params.${key} must be a positive number`)
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > max) {
+    throw invalidParams(`params.${key} must be a positive number${max === Number.MAX_SAFE_INTEGER ? '' : ` up to ${max}`}`)
   }
   return value
 }
+
+/** The longest `msg.send` timeout, ms: what `messaging.requestTimeoutMs` allows (larger values overflowed timers) */
+const MAX_SEND_TIMEOUT_MS = 3_600_000
 
 function optionalNonNegative (params: Record<string, unknown>, key: string): number | undefined {
   const value = params[key]
@@ -156,7 +159,7 @@ export function createMethods (node: AgentNode, home: string, delivery: LocalSer
       const encoded = bodyFromParams(p, body)
       const reply = await node.send(to.peerId, service, encoded.body, encoded.contentType, {
         oneway: p.oneway === true,
-        timeoutMs: optionalPositive(p, 'timeoutMs'),
+        timeoutMs: optionalPositive(p, 'timeoutMs', MAX_SEND_TIMEOUT_MS),
         signal
       })
       if (reply.kind === 'ack') {

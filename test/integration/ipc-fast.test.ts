@@ -217,6 +217,12 @@ describe('IPC fast path and bounds (real nodes, real sockets)', () => {
       const reply = await plain.call('msg.send', { to: b.peerId, service: 'echo', bodyBase64: bad })
       assert.equal(reply.error?.data?.code, 'InvalidParams', `${bad} must be refused`)
     }
+    // timeoutMs is range-checked (1e308 used to become a 1 ms timer)
+    for (const timeoutMs of [1e308, 3_600_001, -1, 0]) {
+      const reply = await plain.call('msg.send', { to: b.peerId, service: 'echo', body: 'x', timeoutMs })
+      assert.equal(reply.error?.data?.code, 'InvalidParams', `timeoutMs ${timeoutMs}`)
+      assert.match(reply.error.message, /timeoutMs/)
+    }
     const frames = await FrameSocket.connect(join(a.home, 'agentnet.sock'))
     // 2 MiB declared, over messaging.maxBodyBytes (1 MiB): refused, its bytes skipped
     frames.send({ jsonrpc: '2.0', id: 'big', method: 'msg.send', params: { to: b.peerId, service: 'echo' } }, Buffer.alloc(2 * 1024 * 1024, 10))
