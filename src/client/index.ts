@@ -26,6 +26,7 @@ import { createConnection } from 'node:net'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { FrameReader } from '../ipc/frames.ts'
+import { framedBody, isRecord, withBody } from './bodies.ts'
 import type { IpcFrame } from '../ipc/frames.ts'
 import type { JsonRpcErrorObject } from '../ipc/rpc.ts'
 import type { NodeInfo, NodeStatus, PeerSummary } from '../node/index.ts'
@@ -34,6 +35,11 @@ import type { Socket } from 'node:net'
 
 export type { ConnectionSummary, NodeInfo, NodeStatus, PeerSummary } from '../node/index.ts'
 export type { AgentCard } from '../cards/index.ts'
+export type * from './types.ts'
+import type {
+  AgentnetClientEvents, ClientOptions, GroupSummary, GuardCheckResult, GuardPolicyEntry, NodeMetrics, NodeReadiness,
+  PostureState, ProtectedEntry, ReceivedMessage, ReplyParams, RequestOptions, SendParams, SendResult, TrustDecision, TrustEntry, TrustPending
+} from './types.ts'
 
 /** File name of the node's socket inside its home folder */
 export const SOCKET_FILE = 'agentnet.sock'
@@ -43,9 +49,6 @@ export const CLIENT_MAX_LINE_BYTES = 64 * 1024 * 1024
 /** Largest raw body the client accepts from the node: 64 MiB */
 export const CLIENT_MAX_BODY_BYTES = 64 * 1024 * 1024
 
-const TEXT = 'text/plain; charset=utf-8'
-const JSON_TYPE = 'application/json'
-const BINARY = 'application/octet-stream'
 
 /** The node answered a request with a JSON-RPC error */
 export class RemoteError extends AgentnetError {
@@ -74,191 +77,9 @@ export class ConnectionClosedError extends AgentnetError {
   override readonly code = 'ConnectionClosed'
 }
 
-export interface ClientOptions {
-  /** Node home folder; the socket is `<home>/agentnet.sock`. @default {@link defaultHome}() */
-  home?: string
-  /** Explicit socket path (wins over `home`) */
-  socketPath?: string
-  /** Ask for binary bodies (`ipc.hello`); off, every body travels in JSON. @default true */
-  binary?: boolean
-}
-
-export interface RequestOptions {
-  signal?: AbortSignal
-}
-
 interface Pending {
   resolve: (value: unknown) => void
   reject: (err: Error) => void
-}
-
-export interface AgentnetClientEvents {
-  /** A JSON-RPC notification from the node */
-  notification: [method: string, params: unknown]
-  /** An inbound message for a service this client registered (`msg.received`) */
-  message: [message: ReceivedMessage]
-  close: []
-}
-
-export interface SendParams {
-  /** Peer ID or `agentnet://<peerId>/<service>` */
-  to: string
-  service?: string
-  body?: unknown
-  bodyBase64?: string
-  /** Raw bytes (`application/octet-stream`): a binary frame when negotiated, else sent as base64 */
-  bytes?: Uint8Array
-  oneway?: boolean
-  timeoutMs?: number
-}
-
-export interface SendResult {
-  from: string
-  /** The request ID */
-  id: string
-  body?: unknown
-  bodyBase64?: string
-  /** The raw body (binary sessions; not enumerable) */
-  bytes?: Uint8Array
-  contentType?: string
-  /** true for an accepted one-way message */
-  accepted?: boolean
-}
-
-export interface ReceivedMessage {
-  /** Delivery ID on this node: answer with `reply({ id, … })` */
-  id: string
-  /** The sender's request ID */
-  requestId: string
-  from: string
-  service: string
-  kind: 'request' | 'oneway'
-  body?: unknown
-  bodyBase64?: string
-  /** The raw body (binary sessions; not enumerable) */
-  bytes?: Uint8Array
-  contentType: string
-}
-
-export interface ReplyParams {
-  id: string
-  body?: unknown
-  bodyBase64?: string
-  /** Raw bytes (`application/octet-stream`) */
-  bytes?: Uint8Array
-  error?: { code?: string, message: string }
-}
-
-export interface TrustPending {
-  peerId: string
-  reason: string
-  since: number
-  updatedAt: number
-}
-
-/** A group as `group.list` shows it */
-export interface GroupSummary {
-  groupId: string
-  name: string
-  epoch: number
-  term: number
-  committer: string
-  members: string[]
-}
-
-/** A registered guard value as `guard.list` shows it: never the value */
-export interface ProtectedEntry {
-  id: string
-  label: string
-  category: string
-  scope?: string
-  expiresAt?: number
-  persist?: boolean
-}
-
-export interface GuardPolicyEntry {
-  peer: string
-  service?: string
-  allow: string[]
-  action: 'block' | 'redact' | 'warn'
-}
-
-export interface GuardFindingEntry {
-  detector: string
-  category: string
-  label?: string
-  id?: string
-  start: number
-  end: number
-  variant?: string
-  allowed?: boolean
-}
-
-/** The decision `msg.send` would take (`guard.check`) */
-export interface GuardCheckResult {
-  action: 'pass' | 'redact' | 'block' | 'warn'
-  /** the redacted text, when `action` is `redact` */
-  body?: string
-  findings: GuardFindingEntry[]
-}
-
-export interface TrustEntry {
-  peerId: string
-  /** trusted, pending-inbound, pending-outbound, rejected, rejected-by-peer, revoked, revoked-by-peer */
-  state: string
-  since: number
-  updatedAt: number
-  reason: string
-  direction: string
-  via: string
-  note?: string
-  static: boolean
-}
-
-export interface TrustDecision {
-  peerId: string
-  state: string
-  delivered: boolean
-  error?: string
-}
-
-export interface NodeMetrics {
-  messaging: { sent: number, received: number, rejected: Record<string, number>, retries: number, duplicates: number }
-  replayCache: { entries: number }
-  outbox?: { admitted: Record<string, number>, refused: Record<string, number> }
-  /** the leakage guard's counters (`guard.stats()`) */
-  guard?: { registered: number, patterns: number, checks: number, actions: Record<string, number>, blockedByCategory: Record<string, number> }
-  /** the last posture review's counts, once one ran */
-  posture?: PostureCounts
-}
-
-/** Finding counts of the node's own posture review (`agentnet doctor`'s checks, drift included) */
-export interface PostureCounts {
-  findings: { high: number, medium: number, low: number, info: number }
-  /** `drift.*` findings: differences from the signed baseline */
-  drift: number
-  baseline: 'none' | 'intact' | 'tampered'
-  /** ms since the epoch */
-  checkedAt: number
-  error?: string
-}
-
-/** `node.posture`: `checking` until the first review finished */
-export type PostureState = ({ checking: false } & PostureCounts) | { checking: true }
-
-/** What `node.wait` reports once the node is ready (and `node.state` at any time) */
-export interface NodeReadiness {
-  /** the node's process */
-  pid: number
-  peerId: string
-  addresses: string[]
-  /** true once listening and, with bootstrap peers configured, connected to one and the DHT joined */
-  ready: boolean
-  listening: boolean
-  bootstrap: { configured: number, connected: number }
-  dht: 'disabled' | 'joining' | 'ready'
-  reachability: 'public' | 'private' | 'unknown'
-  relayReservations: string[]
 }
 
 export class AgentnetClient extends EventEmitter<AgentnetClientEvents> {
@@ -348,23 +169,6 @@ export class AgentnetClient extends EventEmitter<AgentnetClientEvents> {
     this.socket.write(body)
   }
 
-  /** The params and raw body of a message send or reply: strings and bytes as frames when binary */
-  private bodyParams (params: SendParams | ReplyParams): { params: Record<string, unknown>, body?: Uint8Array } {
-    const { bytes, ...rest } = params
-    if (this.binary) {
-      if (bytes !== undefined) return { params: { ...rest, contentType: BINARY }, body: bytes }
-      if (typeof rest.body === 'string' && rest.bodyBase64 === undefined) {
-        const { body, ...others } = rest
-        return { params: { ...others, contentType: TEXT }, body: Buffer.from(body) }
-      }
-      return { params: rest }
-    }
-    if (bytes !== undefined) {
-      return { params: { ...rest, bodyBase64: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64') } }
-    }
-    return { params: rest }
-  }
-
   async nodeInfo (options?: RequestOptions): Promise<NodeInfo> {
     return this.request<NodeInfo>('node.info', {}, options)
   }
@@ -413,13 +217,13 @@ export class AgentnetClient extends EventEmitter<AgentnetClientEvents> {
    * `{accepted: true}` for a one-way message the receiving node accepted.
    */
   async send (params: SendParams, options?: RequestOptions): Promise<SendResult> {
-    const framed = this.bodyParams(params)
+    const framed = framedBody(this.binary, params)
     return this.request<SendResult>('msg.send', framed.params, options, framed.body)
   }
 
   /** Answer an inbound request (by the `id` of its `msg.received` notification) */
   async reply (params: ReplyParams, options?: RequestOptions): Promise<void> {
-    const framed = this.bodyParams(params)
+    const framed = framedBody(this.binary, params)
     await this.request('msg.reply', framed.params, options, framed.body)
   }
 
@@ -600,43 +404,6 @@ export class AgentnetClient extends EventEmitter<AgentnetClientEvents> {
     this.pending.clear()
     this.socket.destroy()
   }
-}
-
-function isRecord (value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
-
-const textDecoder = new TextDecoder('utf-8', { fatal: true })
-
-/**
- * Fill a binary frame's body into its result or notification the way the
- * JSON path shows it: text as `body` string, JSON as `body` value, anything
- * else as `bodyBase64` (computed only when read). `bytes` always has the raw
- * body and is not enumerable (JSON output stays as before).
- */
-function withBody (fields: Record<string, unknown>, raw: Buffer): Record<string, unknown> {
-  const contentType = fields.contentType
-  Object.defineProperty(fields, 'bytes', { value: raw, enumerable: false, writable: true, configurable: true })
-  try {
-    if (contentType === TEXT) {
-      fields.body = textDecoder.decode(raw)
-      return fields
-    }
-    if (contentType === JSON_TYPE) {
-      fields.body = JSON.parse(textDecoder.decode(raw))
-      return fields
-    }
-  } catch {
-    // as the node does: undecodable text or JSON comes as bytes
-  }
-  let base64: string | undefined
-  Object.defineProperty(fields, 'bodyBase64', {
-    get: () => (base64 ??= raw.toString('base64')),
-    set: (value: string) => { base64 = value },
-    enumerable: true,
-    configurable: true
-  })
-  return fields
 }
 
 /** `$AGENTNET_HOME` if set, else `~/.agentnet` (what the CLI uses without `--home`) */
