@@ -442,6 +442,8 @@ export async function connectClient (options: ClientOptions = {}): Promise<Agent
       await client.hello()
     } catch (err) {
       client.close()
+      // accepted, then closed before answering: the node is stopping (a refusal, e.g. TooManyClients, is a RemoteError)
+      if (err instanceof ConnectionClosedError) throw new NodeNotRunningError(`the node on ${path} closed the connection at once: it is stopping`)
       throw err
     }
   }

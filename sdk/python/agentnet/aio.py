@@ -36,6 +36,7 @@ from ._common import (
     AgentnetError,
     Body,
     ConnectionClosedError,
+    NodeNotRunningError,
     GroupMessage,
     GroupSubscription,
     Message,
@@ -163,6 +164,7 @@ class AsyncClient(_AsyncMethods):
         self._closed = asyncio.Event()
         self._close_reason: Optional[str] = None
         self._refused: Optional[str] = None
+        self._refused_error: Optional[AgentnetError] = None
         self._trust_subscribed = False
         self._groups_subscribed = False
         self._binary = False
@@ -202,6 +204,12 @@ class AsyncClient(_AsyncMethods):
             try:
                 hello = await client.call("ipc.hello", {"features": [BINARY_FEATURE]}, timeout=connect_timeout)
                 client._binary = BINARY_FEATURE in (hello.get("features") or [])
+            except ConnectionClosedError:
+                # accepted, then closed: refused (e.g. TooManyClients, said in an error line) or stopping
+                await client.close()
+                if client._refused_error is not None:
+                    raise client._refused_error from None
+                raise NodeNotRunningError(f"the node on {path} closed the connection at once: it is stopping") from None
             except AgentnetError as err:
                 if err.code != "MethodNotFound":  # an older node speaks JSON only
                     await client.close()
@@ -522,6 +530,7 @@ class AsyncClient(_AsyncMethods):
         if "error" in msg and isinstance(msg["error"], dict):
             error = AgentnetError.from_rpc(msg["error"])
             if id_ is None:
+                self._refused_error = error
                 self._refused = f"the node refused a request: {error}"
                 return
             future = self._pending.pop(id_, None) if id_ is not None else None

@@ -34,6 +34,7 @@ from ._common import (
     AgentnetError,
     Body,
     ConnectionClosedError,
+    NodeNotRunningError,
     GroupMessage,
     GroupSubscription,
     Message,
@@ -198,6 +199,7 @@ class Client(_Methods):
         self._closed = threading.Event()
         self._close_reason: Optional[str] = None
         self._refused: Optional[str] = None
+        self._refused_error: Optional[AgentnetError] = None
         self._trust_subscribed = False
         self._groups_subscribed = False
         self._dispatch: "queue.Queue[Optional[Callable[[], None]]]" = queue.Queue()
@@ -211,6 +213,12 @@ class Client(_Methods):
             try:
                 hello = self.call("ipc.hello", {"features": [BINARY_FEATURE]}, timeout=connect_timeout)
                 self._binary = BINARY_FEATURE in (hello.get("features") or [])
+            except ConnectionClosedError:
+                # accepted, then closed: refused (e.g. TooManyClients, said in an error line) or stopping
+                self.close()
+                if self._refused_error is not None:
+                    raise self._refused_error from None
+                raise NodeNotRunningError(f"the node on {self.socket_path} closed the connection at once: it is stopping") from None
             except AgentnetError as err:
                 if err.code != "MethodNotFound":  # an older node speaks JSON only
                     self.close()
@@ -536,7 +544,8 @@ class Client(_Methods):
             return
         if "error" in msg and isinstance(msg["error"], dict):
             error = AgentnetError.from_rpc(msg["error"])
-            if id_ is None:  # e.g. LineTooLong; the node closes the connection next
+            if id_ is None:
+                self._refused_error = error  # e.g. LineTooLong; the node closes the connection next
                 self._refused = f"the node refused a request: {error}"
                 return
             with self._lock:

@@ -161,6 +161,28 @@ class OfflineTest(unittest.TestCase):
             client.close()
             server.close()
 
+    def test_refused_or_stopping_node_at_connect(self) -> None:
+        """A node over its connection limit says TooManyClients in an error
+        line, then closes: connect raises that error; a node that accepts and
+        closes at once is stopping: NodeNotRunningError."""
+        refusal = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32002,"message":"the node serves at most 1 local clients at once (ipc.maxConnections)","data":{"code":"TooManyClients"}}}\n'
+        for answer, expected in ((refusal, "TooManyClients"), (b"", "NodeNotRunning")):
+            with tempfile.TemporaryDirectory() as home:
+                server = socket.socket(socket.AF_UNIX)
+                server.bind(os.path.join(home, "agentnet.sock"))
+                server.listen(1)
+
+                def fake(answer: bytes = answer) -> None:
+                    conn, _ = server.accept()
+                    conn.sendall(answer)
+                    conn.close()
+
+                threading.Thread(target=fake, daemon=True).start()
+                with self.assertRaises(AgentnetError) as ctx:
+                    agentnet.Client(home)
+                self.assertEqual(ctx.exception.code, expected)
+                server.close()
+
 
 if __name__ == "__main__":
     unittest.main()
