@@ -36,6 +36,25 @@ export interface AgentInbound extends InboundMessage {
 /** A local agent's service: every reply it makes leaves through the outbox */
 export type AgentServiceHandler = (message: AgentInbound) => Promise<AgentReply | undefined> | AgentReply | undefined
 
+/** What the admission check of a local service learns of a message before it is acknowledged */
+export interface AdmissionRequest {
+  from: PeerId
+  id: string
+  kind: string
+  bodyBytes: number
+}
+
+/**
+ * Decides, before a message is acknowledged or run, whether the local agent
+ * can take it now; throws a typed error (e.g. `AgentNotReading`) to refuse it
+ * to the sender. May wait (bounded) for room.
+ */
+export type ServiceAdmission = (message: AdmissionRequest) => void | Promise<void>
+
+export interface RegisterServiceOptions {
+  admit?: ServiceAdmission
+}
+
 export interface ScreeningOptions {
   /** Screen inbound bodies (`guard.enabled && guard.inbound.screen`) */
   enabled: boolean
@@ -69,6 +88,8 @@ export interface AgentNodeParts {
   lifecycle: Startable[]
   /** Persist what a clean stop leaves behind (the replay-cache snapshot) */
   saveState: () => Promise<void>
+  /** Admission checks by service, read by the `local admission` inbound stage */
+  admissions?: Map<string, ServiceAdmission>
   logger?: Logger
 }
 
@@ -102,6 +123,7 @@ export class AgentNode {
   private readonly lifecycle: Startable[]
   private readonly saveState: () => Promise<void>
   private readonly logger: Logger | undefined
+  private readonly admissions: Map<string, ServiceAdmission>
   private started: Startable[] = []
 
   constructor (parts: AgentNodeParts) {
@@ -127,6 +149,7 @@ export class AgentNode {
     this.lifecycle = parts.lifecycle
     this.saveState = parts.saveState
     this.logger = parts.logger
+    this.admissions = parts.admissions ?? new Map()
   }
 
   async start (): Promise<void> {
@@ -199,8 +222,9 @@ export class AgentNode {
   }
 
   /** Serve a local service; its replies and error texts pass the outbox. Returns the unregister function */
-  registerService (name: string, handler: AgentServiceHandler): () => void {
-    return this.messaging.registerService(name, async (message) => {
+  registerService (name: string, handler: AgentServiceHandler, options: RegisterServiceOptions = {}): () => void {
+    const admit = options.admit
+    const unregister = this.messaging.registerService(name, async (message) => {
       // flagged messages for a refusing service were refused by the inbound gate, before any ack
       const screening = await this.screenText(message.body, message.contentType)
       const reply = await handler(screening == null ? message : { ...message, screening })
@@ -214,6 +238,12 @@ export class AgentNode {
       }
       return this.outbox.admit({ kind: 'reply', to, service: name, body: reply.body, contentType: reply.contentType })
     })
+    // set once the name is ours (registerService throws ServiceTaken otherwise)
+    if (admit != null) this.admissions.set(name, admit)
+    return () => {
+      if (this.admissions.get(name) === admit) this.admissions.delete(name)
+      unregister()
+    }
   }
 
   /** Screen an inbound body (a message, a group message) when screening is on */

@@ -50,6 +50,7 @@ import type { GroupsService } from '../groups/index.ts'
 import type { NodeMetrics } from '../metrics/index.ts'
 import { PostureMonitor } from '../posture/monitor.ts'
 import { AgentNode } from './agent-node.ts'
+import type { ServiceAdmission } from './agent-node.ts'
 import { guardStage, screenBody } from './guard-stage.ts'
 import { stunService } from './stun.ts'
 import { InboundRefusedError } from './errors.ts'
@@ -62,7 +63,7 @@ import type { Clock } from '../utils/clock.ts'
 import type { Logger } from 'pino'
 
 export { AgentNode } from './agent-node.ts'
-export type { AgentInbound, AgentReply, AgentServiceHandler } from './agent-node.ts'
+export type { AgentInbound, AgentReply, AgentServiceHandler, ServiceAdmission, AdmissionRequest, RegisterServiceOptions } from './agent-node.ts'
 export { InboundRefusedError } from './errors.ts'
 
 export interface AgentNodeInit {
@@ -86,7 +87,7 @@ export interface AgentNodeInit {
 /** Names of the outbound stages, in order (the outbox runs them once per piece of content) */
 export const OUTBOUND_STAGES = ['trust check', 'guard'] as const
 /** Names of the inbound gates between `open` and delivery, in order */
-export const INBOUND_STAGES = ['trust gate', 'token gate', 'inbound screening'] as const
+export const INBOUND_STAGES = ['trust gate', 'token gate', 'inbound screening', 'local admission'] as const
 
 /** Assemble (but do not start) an agent's node described by `config` */
 export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> {
@@ -219,12 +220,15 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     guardStage(guard, { enabled: config.guard.enabled, namesOf: async peer => book.namesOf(peer), audit })
     // then, per attempt, in messaging: token attach → seal (sign)
   ]
+  const admissions = new Map<string, ServiceAdmission>()
   const inbound: InboundStage[] = [
     // after open (verify, replay) in messaging: who first, then with what
     { name: 'trust gate', check: trustService.gate },
     { name: 'token gate', check: tokens.gate },
     // services in guard.inbound.refuse refuse flagged content here, before a one-way message is acknowledged
-    { name: 'inbound screening', check: async (message) => { await refuseFlagged(message.service, message.body, message.contentType) } }
+    { name: 'inbound screening', check: async (message) => { await refuseFlagged(message.service, message.body, message.contentType) } },
+    // room in the serving agent's buffer (src/daemon): refused here, before a one-way message is acknowledged, when it does not read
+    { name: 'local admission', check: async (message, remotePeer) => { await admissions.get(message.service)?.({ from: remotePeer, id: message.id, kind: message.kind, bodyBytes: message.body.byteLength }) } }
     // then deliver to the local service (which gets the screening result)
   ]
   // --------------------------------------------------------------------------
@@ -338,7 +342,8 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     lifecycle,
     logger: init.logger,
     // only a clean stop leaves a snapshot; its absence at the next start means a crash
-    saveState: async () => { await saveReplayCache(home, replayCache) }
+    saveState: async () => { await saveReplayCache(home, replayCache) },
+    admissions
   })
   // the A2A-style agent card (src/did), signed from the card content the outbox admitted;
   // its reply passes the guard too, where the JWS signature and the did:key count as

@@ -3,6 +3,9 @@
  *
  * The TypeScript SDK for a running agentnet node: a typed JSON-RPC 2.0 client
  * of the node's Unix socket. The CLI uses nothing else to talk to the node.
+ * It negotiates binary bodies (`ipc.hello`): message bodies then travel as raw
+ * bytes after their header line, never as base64 or JSON; `bytes` gives them
+ * as a `Uint8Array`, `body`/`bodyBase64` as before.
  *
  * @example
  *
@@ -22,7 +25,9 @@ import { EventEmitter } from 'node:events'
 import { createConnection } from 'node:net'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { LineSplitter } from '../ipc/lines.ts'
+import { FrameReader } from '../ipc/frames.ts'
+import { framedBody, isRecord, withBody } from './bodies.ts'
+import type { IpcFrame } from '../ipc/frames.ts'
 import type { JsonRpcErrorObject } from '../ipc/rpc.ts'
 import type { NodeInfo, NodeStatus, PeerSummary } from '../node/index.ts'
 import type { AgentCard } from '../cards/index.ts'
@@ -30,12 +35,20 @@ import type { Socket } from 'node:net'
 
 export type { ConnectionSummary, NodeInfo, NodeStatus, PeerSummary } from '../node/index.ts'
 export type { AgentCard } from '../cards/index.ts'
+export type * from './types.ts'
+import type {
+  AgentnetClientEvents, ClientOptions, GroupSummary, GuardCheckResult, IdentityRotation, GuardPolicyEntry, NodeMetrics, NodeReadiness,
+  PostureState, ProtectedEntry, ReceivedMessage, ReplyParams, RequestOptions, SendParams, SendResult, TrustDecision, TrustEntry, TrustPending
+} from './types.ts'
 
 /** File name of the node's socket inside its home folder */
 export const SOCKET_FILE = 'agentnet.sock'
 
 /** Largest line the client accepts from the node: 64 MiB */
 export const CLIENT_MAX_LINE_BYTES = 64 * 1024 * 1024
+/** Largest raw body the client accepts from the node: 64 MiB */
+export const CLIENT_MAX_BODY_BYTES = 64 * 1024 * 1024
+
 
 /** The node answered a request with a JSON-RPC error */
 export class RemoteError extends AgentnetError {
@@ -64,194 +77,9 @@ export class ConnectionClosedError extends AgentnetError {
   override readonly code = 'ConnectionClosed'
 }
 
-export interface ClientOptions {
-  /** Node home folder; the socket is `<home>/agentnet.sock`. @default {@link defaultHome}() */
-  home?: string
-  /** Explicit socket path (wins over `home`) */
-  socketPath?: string
-}
-
-export interface RequestOptions {
-  signal?: AbortSignal
-}
-
 interface Pending {
   resolve: (value: unknown) => void
   reject: (err: Error) => void
-}
-
-export interface AgentnetClientEvents {
-  /** A JSON-RPC notification from the node */
-  notification: [method: string, params: unknown]
-  /** An inbound message for a service this client registered (`msg.received`) */
-  message: [message: ReceivedMessage]
-  close: []
-}
-
-export interface SendParams {
-  /** Peer ID or `agentnet://<peerId>/<service>` */
-  to: string
-  service?: string
-  body?: unknown
-  bodyBase64?: string
-  oneway?: boolean
-  timeoutMs?: number
-}
-
-/** What `identity.rotate` answers */
-export interface IdentityRotation {
-  old: string
-  new: string
-  ts: number
-  graceMs: number
-  graceEndsAt: string
-  /** The succession record (signed by both keys) */
-  record: string
-  /** Groups whose committer role passed to the next member before the swap */
-  handedOver: string[]
-}
-
-export interface SendResult {
-  from: string
-  /** The request ID */
-  id: string
-  body?: unknown
-  bodyBase64?: string
-  contentType?: string
-  /** true for an accepted one-way message */
-  accepted?: boolean
-}
-
-export interface ReceivedMessage {
-  /** Delivery ID on this node: answer with `reply({ id, … })` */
-  id: string
-  /** The sender's request ID */
-  requestId: string
-  from: string
-  service: string
-  kind: 'request' | 'oneway'
-  body?: unknown
-  bodyBase64?: string
-  contentType: string
-}
-
-export interface ReplyParams {
-  id: string
-  body?: unknown
-  bodyBase64?: string
-  error?: { code?: string, message: string }
-}
-
-export interface TrustPending {
-  peerId: string
-  reason: string
-  since: number
-  updatedAt: number
-}
-
-/** A group as `group.list` shows it */
-export interface GroupSummary {
-  groupId: string
-  name: string
-  epoch: number
-  term: number
-  committer: string
-  members: string[]
-}
-
-/** A registered guard value as `guard.list` shows it: never the value */
-export interface ProtectedEntry {
-  id: string
-  label: string
-  category: string
-  scope?: string
-  expiresAt?: number
-  persist?: boolean
-}
-
-export interface GuardPolicyEntry {
-  peer: string
-  service?: string
-  allow: string[]
-  action: 'block' | 'redact' | 'warn'
-}
-
-export interface GuardFindingEntry {
-  detector: string
-  category: string
-  label?: string
-  id?: string
-  start: number
-  end: number
-  variant?: string
-  allowed?: boolean
-}
-
-/** The decision `msg.send` would take (`guard.check`) */
-export interface GuardCheckResult {
-  action: 'pass' | 'redact' | 'block' | 'warn'
-  /** the redacted text, when `action` is `redact` */
-  body?: string
-  findings: GuardFindingEntry[]
-}
-
-export interface TrustEntry {
-  peerId: string
-  /** trusted, pending-inbound, pending-outbound, rejected, rejected-by-peer, revoked, revoked-by-peer */
-  state: string
-  since: number
-  updatedAt: number
-  reason: string
-  direction: string
-  via: string
-  note?: string
-  static: boolean
-}
-
-export interface TrustDecision {
-  peerId: string
-  state: string
-  delivered: boolean
-  error?: string
-}
-
-export interface NodeMetrics {
-  messaging: { sent: number, received: number, rejected: Record<string, number>, retries: number, duplicates: number }
-  replayCache: { entries: number }
-  outbox?: { admitted: Record<string, number>, refused: Record<string, number> }
-  /** the leakage guard's counters (`guard.stats()`) */
-  guard?: { registered: number, patterns: number, checks: number, actions: Record<string, number>, blockedByCategory: Record<string, number> }
-  /** the last posture review's counts, once one ran */
-  posture?: PostureCounts
-}
-
-/** Finding counts of the node's own posture review (`agentnet doctor`'s checks, drift included) */
-export interface PostureCounts {
-  findings: { high: number, medium: number, low: number, info: number }
-  /** `drift.*` findings: differences from the signed baseline */
-  drift: number
-  baseline: 'none' | 'intact' | 'tampered'
-  /** ms since the epoch */
-  checkedAt: number
-  error?: string
-}
-
-/** `node.posture`: `checking` until the first review finished */
-export type PostureState = ({ checking: false } & PostureCounts) | { checking: true }
-
-/** What `node.wait` reports once the node is ready (and `node.state` at any time) */
-export interface NodeReadiness {
-  /** the node's process */
-  pid: number
-  peerId: string
-  addresses: string[]
-  /** true once listening and, with bootstrap peers configured, connected to one and the DHT joined */
-  ready: boolean
-  listening: boolean
-  bootstrap: { configured: number, connected: number }
-  dht: 'disabled' | 'joining' | 'ready'
-  reachability: 'public' | 'private' | 'unknown'
-  relayReservations: string[]
 }
 
 export class AgentnetClient extends EventEmitter<AgentnetClientEvents> {
@@ -259,51 +87,86 @@ export class AgentnetClient extends EventEmitter<AgentnetClientEvents> {
   private readonly pending = new Map<number, Pending>()
   private nextId = 1
   private closedError: Error | undefined
+  private corked = false
+  /** The node agreed to binary bodies (`ipc.hello`) */
+  binary = false
 
   constructor (socket: Socket) {
     super()
     this.socket = socket
-    const splitter = new LineSplitter(CLIENT_MAX_LINE_BYTES)
+    const reader = new FrameReader({ maxLineBytes: CLIENT_MAX_LINE_BYTES, maxBodyBytes: CLIENT_MAX_BODY_BYTES })
     socket.on('data', (chunk: Buffer) => {
-      let lines: string[]
+      let frames: IpcFrame[]
       try {
-        lines = splitter.push(chunk)
+        frames = reader.push(chunk)
       } catch (err) {
         this.fail(err as Error)
         return
       }
-      for (const line of lines) {
-        this.handleLine(line)
+      for (const frame of frames) {
+        if (frame.kind === 'message') this.handleMessage(frame.message, frame.body)
       }
     })
     socket.on('error', err => { this.fail(err) })
     socket.on('close', () => { this.fail(new ConnectionClosedError('connection to the node closed')) })
   }
 
-  /** Send a raw JSON-RPC request and wait for its result */
-  async request<T = unknown> (method: string, params?: unknown, options: RequestOptions = {}): Promise<T> {
+  /** Negotiate binary bodies; false when the node does not offer them (an older node) */
+  async hello (options?: RequestOptions): Promise<boolean> {
+    try {
+      const result = await this.request<{ features: string[] }>('ipc.hello', { features: ['binary'] }, options)
+      this.binary = result.features.includes('binary')
+    } catch (err) {
+      if (err instanceof RemoteError && err.code === 'MethodNotFound') return false
+      throw err
+    }
+    return this.binary
+  }
+
+  /** Send a raw JSON-RPC request and wait for its result; `body` goes as a binary frame */
+  async request<T = unknown> (method: string, params?: unknown, options: RequestOptions = {}, body?: Uint8Array): Promise<T> {
     if (this.closedError != null) {
       throw this.closedError
     }
     const id = this.nextId++
     const { promise, resolve, reject } = Promise.withResolvers<unknown>()
     this.pending.set(id, { resolve, reject })
+    const signal = options.signal
     const onAbort = (): void => {
       this.pending.delete(id)
-      reject(options.signal?.reason instanceof Error ? options.signal.reason : new Error('aborted'))
+      reject(signal?.reason instanceof Error ? signal.reason : new Error('aborted'))
     }
-    options.signal?.addEventListener('abort', onAbort, { once: true })
-    this.socket.write(JSON.stringify({ jsonrpc: '2.0', id, method, params }) + '\n')
+    signal?.addEventListener('abort', onAbort, { once: true })
+    this.write({ jsonrpc: '2.0', id, method, params }, body)
     try {
       return await promise as T
     } finally {
-      options.signal?.removeEventListener('abort', onAbort)
+      signal?.removeEventListener('abort', onAbort)
     }
   }
 
   /** Send a JSON-RPC notification (no reply) */
   notify (method: string, params?: unknown): void {
-    this.socket.write(JSON.stringify({ jsonrpc: '2.0', method, params }) + '\n')
+    this.write({ jsonrpc: '2.0', method, params })
+  }
+
+  /** Frames written in one tick leave in one `writev` */
+  private write (header: Record<string, unknown>, body?: Uint8Array): void {
+    if (!this.corked) {
+      this.corked = true
+      this.socket.cork()
+      process.nextTick(() => {
+        this.corked = false
+        this.socket.uncork()
+      })
+    }
+    if (body === undefined) {
+      this.socket.write(JSON.stringify(header) + '\n')
+      return
+    }
+    header.bodyBytes = body.byteLength
+    this.socket.write(JSON.stringify(header) + '\n')
+    this.socket.write(body)
   }
 
   async nodeInfo (options?: RequestOptions): Promise<NodeInfo> {
@@ -354,7 +217,8 @@ export class AgentnetClient extends EventEmitter<AgentnetClientEvents> {
    * `{accepted: true}` for a one-way message the receiving node accepted.
    */
   async send (params: SendParams, options?: RequestOptions): Promise<SendResult> {
-    return this.request<SendResult>('msg.send', params, options)
+    const framed = framedBody(this.binary, params)
+    return this.request<SendResult>('msg.send', framed.params, options, framed.body)
   }
 
   /**
@@ -367,7 +231,8 @@ export class AgentnetClient extends EventEmitter<AgentnetClientEvents> {
 
   /** Answer an inbound request (by the `id` of its `msg.received` notification) */
   async reply (params: ReplyParams, options?: RequestOptions): Promise<void> {
-    await this.request('msg.reply', params, options)
+    const framed = framedBody(this.binary, params)
+    await this.request('msg.reply', framed.params, options, framed.body)
   }
 
   /** Invalidate every session token this node has issued to `peer` */
@@ -507,23 +372,18 @@ export class AgentnetClient extends EventEmitter<AgentnetClientEvents> {
     this.socket.destroy()
   }
 
-  private handleLine (line: string): void {
-    let message: Record<string, unknown>
-    try {
-      message = JSON.parse(line)
-    } catch {
-      return
-    }
+  private handleMessage (message: Record<string, unknown>, body: Buffer | undefined): void {
     if (typeof message.method === 'string' && message.id === undefined) {
-      this.emit('notification', message.method, message.params)
+      const params = body !== undefined && isRecord(message.params) ? withBody(message.params, body) : message.params
+      this.emit('notification', message.method, params)
       if (message.method === 'msg.received') {
-        this.emit('message', message.params as ReceivedMessage)
+        this.emit('message', params as ReceivedMessage)
       }
       return
     }
     const id = message.id
     if (typeof id !== 'number') {
-      // an error about a line the server could not attribute (e.g. LineTooLong)
+      // an error about a line the server could not attribute (e.g. LineTooLong, TooManyClients)
       if (message.error != null) {
         this.fail(new RemoteError(message.error as JsonRpcErrorObject))
       }
@@ -537,13 +397,13 @@ export class AgentnetClient extends EventEmitter<AgentnetClientEvents> {
     if (message.error != null) {
       pending.reject(new RemoteError(message.error as JsonRpcErrorObject))
     } else {
-      pending.resolve(message.result)
+      pending.resolve(body !== undefined && isRecord(message.result) ? withBody(message.result, body) : message.result)
     }
   }
 
   private fail (err: Error): void {
     if (this.closedError == null) {
-      this.closedError = err instanceof ConnectionClosedError ? err : new ConnectionClosedError(err.message)
+      this.closedError = err instanceof ConnectionClosedError || err instanceof RemoteError ? err : new ConnectionClosedError(err.message)
       this.emit('close')
     }
     for (const pending of this.pending.values()) {
@@ -584,5 +444,16 @@ export async function connectClient (options: ClientOptions = {}): Promise<Agent
       }
     })
   })
-  return new AgentnetClient(socket)
+  const client = new AgentnetClient(socket)
+  if (options.binary !== false) {
+    try {
+      await client.hello()
+    } catch (err) {
+      client.close()
+      // accepted, then closed before answering: the node is stopping (a refusal, e.g. TooManyClients, is a RemoteError)
+      if (err instanceof ConnectionClosedError) throw new NodeNotRunningError(`the node on ${path} closed the connection at once: it is stopping`)
+      throw err
+    }
+  }
+  return client
 }

@@ -58,7 +58,11 @@ export const SCHEMA = {
   },
   ipc: {
     maxLineBytes: field(4_194_304, integer(1024, 64 * 1024 * 1024), 'longest JSON-RPC line accepted on the socket (4 MiB: a 1 MiB body fits base64- or JSON-encoded)'),
-    maxConnections: field(64, integer(1, 10_000), 'concurrent local clients')
+    maxConnections: field(64, integer(1, 10_000), 'concurrent local clients; one more gets a `TooManyClients` error line, then is closed'),
+    writeHighWaterBytes: field(16_777_216, integer(16_384, 1024 * 1024 * 1024), 'output queued for one client past which the node stops reading that client\'s requests until half of it drained'),
+    maxClientBufferBytes: field(33_554_432, integer(1_048_576, 1024 * 1024 * 1024), 'output the node holds for one client (queued plus admitted messages); a message for its services that would pass this waits `ipc.deliveryWaitMs` for room, then is refused to the sender (`AgentNotReading` or `Busy`), never confirmed; a client holding twice this (at least 64 MiB) of replies to its own requests that reads nothing for 30 s is disconnected, with a log line'),
+    maxTotalBufferBytes: field(268_435_456, integer(1_048_576, 16 * 1024 * 1024 * 1024), 'output the node holds for all clients together; messages past it are refused with `Busy`'),
+    deliveryWaitMs: field(5_000, integer(0, 600_000), 'how long an inbound message waits for room in its agent\'s buffer before it is refused, ms')
   },
   messaging: {
     maxBodyBytes: field(1_048_576, integer(1, 64 * 1024 * 1024), 'largest message body sent or accepted'),

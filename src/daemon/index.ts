@@ -19,7 +19,7 @@
 import { join } from 'node:path'
 import { SOCKET_FILE } from '../client/index.ts'
 import { loadOrCreateIdentity } from '../identity/index.ts'
-import { createIpcServer } from '../ipc/index.ts'
+import { createIpcServer, DEFAULT_DROP_QUEUED_BYTES } from '../ipc/index.ts'
 import { RpcError, RpcErrorCode } from '../ipc/rpc.ts'
 import { createAgentNode } from '../agent/index.ts'
 import { acquireLock } from './lock.ts'
@@ -77,16 +77,28 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
     node = await createAgentNode({ config, privateKey: identity.privateKey, home, afterCrash: lock.recoveredStale, logger })
     await node.start()
     host = new NodeHost(node)
-    ipc = createIpcServer({
+    let server: IpcServer | undefined
+    const delivery = {
+      limits: { maxClientBufferBytes: config.ipc.maxClientBufferBytes, maxTotalBufferBytes: config.ipc.maxTotalBufferBytes, deliveryWaitMs: config.ipc.deliveryWaitMs },
+      totalQueued: () => server?.queuedBytes ?? 0,
+      logger
+    }
+    server = ipc = createIpcServer({
       socketPath,
       methods: {
-        ...createMethods(host, home),
+        ...createMethods(host, home, delivery),
         ...lifecycleMethods(host, () => { requestStop() }),
         // a live key rotation restarts the node in process (src/daemon/rotate.ts)
         ...rotationMethods(host, { home, config, logger, requestStop: () => { requestStop() } })
       },
       maxLineBytes: config.ipc.maxLineBytes,
+      // a binary frame's body: what messaging accepts (larger ones are refused there anyway)
+      maxBodyBytes: config.messaging.maxBodyBytes,
       maxConnections: config.ipc.maxConnections,
+      writeHighWaterBytes: config.ipc.writeHighWaterBytes,
+      // past the admission bound only replies to a client's own requests go: a client that asked for
+      // this much and reads nothing for 30 s is dropped, with a log line
+      dropQueuedBytes: Math.max(2 * config.ipc.maxClientBufferBytes, DEFAULT_DROP_QUEUED_BYTES),
       logger
     })
     await ipc.start()

@@ -1,9 +1,10 @@
-import { decodeBody, encodeBody } from '../messaging/index.ts'
-import { invalidParams } from '../ipc/index.ts'
+import { BodyResult, invalidParams } from '../ipc/index.ts'
 import { parsePeerId, parseTarget } from '../node/index.ts'
 import { InvalidCardError } from '../cards/index.ts'
 import { MetricsDisabledError } from '../metrics/errors.ts'
 import { LocalServices } from './services.ts'
+import { bodyForClient, bodyFromParams } from './bodies.ts'
+import type { LocalServicesInit } from './services.ts'
 import type { MethodHandler } from '../ipc/index.ts'
 import type { PolicyInput, ProtectInput } from '../guard/index.ts'
 import type { GroupMessage } from '../groups/index.ts'
@@ -38,16 +39,19 @@ function optionalString (params: unknown, key: string): string | undefined {
   return value
 }
 
-function optionalPositive (params: Record<string, unknown>, key: string): number | undefined {
+function optionalPositive (params: Record<string, unknown>, key: string, max = Number.MAX_SAFE_INTEGER): number | undefined {
   const value = params[key]
   if (value === undefined || value === null) {
     return undefined
   }
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw invalidParams(`params.${key} must be a positive number`)
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > max) {
+    throw invalidParams(`params.${key} must be a positive number${max === Number.MAX_SAFE_INTEGER ? '' : ` up to ${max}`}`)
   }
   return value
 }
+
+/** The longest `msg.send` timeout, ms: what `messaging.requestTimeoutMs` allows (larger values overflowed timers) */
+const MAX_SEND_TIMEOUT_MS = 3_600_000
 
 function optionalNonNegative (params: Record<string, unknown>, key: string): number | undefined {
   const value = params[key]
@@ -76,8 +80,8 @@ function requireService (params: unknown, key = 'service'): string {
 }
 
 /** The JSON-RPC methods of the local socket; the README's "Local API" documents each */
-export function createMethods (host: NodeHost, home: string): Record<string, MethodHandler> {
-  const services = new LocalServices(host)
+export function createMethods (host: NodeHost, home: string, delivery: LocalServicesInit): Record<string, MethodHandler> {
+  const services = new LocalServices(host, delivery)
   const book = host.node.book
   /** A peer reference with any petname replaced by its peer ID */
   const target = async (params: unknown, key: string): Promise<string> => {
@@ -145,31 +149,28 @@ export function createMethods (host: NodeHost, home: string): Record<string, Met
       const service = requireService(params)
       return { service, removed: services.unregister(session, service) }
     },
-    'msg.send': async (params, { signal }) => {
+    'msg.send': async (params, { signal, session, body }) => {
       const p = paramsObject(params)
       const to = parseTarget(await target(p, 'to'))
       if (to.kind !== 'peer') {
         throw invalidParams('params.to must be a peer ID, petname or agentnet:// URL')
       }
       const service = p.service === undefined && to.service != null ? to.service : requireService(p)
-      let encoded
-      try {
-        encoded = encodeBody({ body: p.body, bodyBase64: p.bodyBase64 as string | undefined })
-      } catch (err) {
-        throw invalidParams((err as Error).message)
-      }
+      const encoded = bodyFromParams(p, body)
       const reply = await host.node.send(to.peerId, service, encoded.body, encoded.contentType, {
         oneway: p.oneway === true,
-        timeoutMs: optionalPositive(p, 'timeoutMs'),
+        timeoutMs: optionalPositive(p, 'timeoutMs', MAX_SEND_TIMEOUT_MS),
         signal
       })
       if (reply.kind === 'ack') {
         return { from: reply.from, id: reply.id, accepted: true }
       }
-      return { from: reply.from, id: reply.id, ...decodeBody(reply.body, reply.contentType), contentType: reply.contentType }
+      const out = bodyForClient(session, reply.body, reply.contentType)
+      const result = { from: reply.from, id: reply.id, ...out.fields }
+      return out.raw === undefined ? result : new BodyResult(result, out.raw)
     },
-    'msg.reply': async (params, { session }) => {
-      services.reply(session, paramsObject(params))
+    'msg.reply': async (params, { session, body }) => {
+      services.reply(session, paramsObject(params), body)
       return { ok: true }
     },
     'token.revoke': async (params) => {
@@ -253,14 +254,9 @@ export function createMethods (host: NodeHost, home: string): Record<string, Met
     'group.create': async (params) => host.node.groups.create({ name: requireString(params, 'name') }),
     'group.add': async (params, { signal }) => host.node.groups.add({ groupId: requireString(params, 'groupId'), peer: parsePeerId(await target(params, 'peer')).toString() }, { signal }),
     'group.remove': async (params, { signal }) => host.node.groups.remove({ groupId: requireString(params, 'groupId'), peer: parsePeerId(await target(params, 'peer')).toString() }, { signal }),
-    'group.send': async (params, { signal }) => {
+    'group.send': async (params, { signal, body }) => {
       const p = paramsObject(params)
-      let encoded
-      try {
-        encoded = encodeBody({ body: p.body, bodyBase64: p.bodyBase64 as string | undefined })
-      } catch (err) {
-        throw invalidParams((err as Error).message)
-      }
+      const encoded = bodyFromParams(p, body)
       return host.node.sendToGroup(requireString(p, 'groupId'), encoded.body, encoded.contentType, { signal })
     },
     'group.list': async () => host.node.groups.list(),
@@ -275,7 +271,8 @@ export function createMethods (host: NodeHost, home: string): Record<string, Met
       const onReceived = (m: GroupMessage): void => {
         if (only != null && m.groupId !== only) return
         void host.node.screenText(m.body, m.contentType).then(screening => {
-          session.notify('group.received', { groupId: m.groupId, from: m.from, epoch: m.epoch, ...decodeBody(m.body, m.contentType), contentType: m.contentType, ...(screening == null ? {} : { screening }) })
+          const out = bodyForClient(session, m.body, m.contentType)
+          session.notify('group.received', { groupId: m.groupId, from: m.from, epoch: m.epoch, ...out.fields, ...(screening == null ? {} : { screening }) }, out.raw)
         })
       }
       host.on('received', onReceived)

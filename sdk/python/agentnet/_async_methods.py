@@ -45,7 +45,7 @@ from ._common import (
     TrustSubscription,
     Unprotected,
     clean_params,
-    encode_body,
+    body_params,
     error_reply,
 )
 
@@ -127,7 +127,7 @@ class _AsyncMethods:
         params: Dict[str, Any] = {"to": to}
         if service is not None:
             params["service"] = service
-        params.update(encode_body(body))
+        params.update(body_params(body))
         if oneway:
             params["oneway"] = True
         if timeout_ms is not None:
@@ -150,7 +150,7 @@ class _AsyncMethods:
         (:attr:`Message.id`) with ``body``. Raises ``UnknownDelivery`` if it
         was answered already, timed out, or was one-way."""
         params: Dict[str, Any] = {"id": id}
-        params.update(encode_body(body))
+        params.update(body_params(body))
         return cast(Dict[str, Any], await self.call("msg.reply", params))
 
     async def reply_error(self, id: str, code: Optional[str], message: str) -> Dict[str, Any]:
@@ -333,7 +333,7 @@ class _AsyncMethods:
         (it passes the leakage guard first: ``LeakBlocked`` refuses it);
         ``delivered``: members reached now, ``queued``: kept for offline ones."""
         params: Dict[str, Any] = {"groupId": group_id}
-        params.update(encode_body(body))
+        params.update(body_params(body))
         return cast(GroupSent, await self.call("group.send", params))
 
     async def group_list(self) -> List[GroupSummary]:

@@ -34,6 +34,7 @@ __all__ = [
     "encode_body",
     "decode_body",
     "error_reply",
+    "BINARY_FEATURE",
 ]
 
 #: File name of the node's socket inside its home folder.
@@ -52,8 +53,20 @@ JsonValue = Any
 
 Body = Union[str, bytes, bytearray, memoryview, JsonValue]
 """A message body: ``str`` travels as UTF-8 text, ``bytes`` as
-``application/octet-stream`` (``bodyBase64`` on the socket), any other JSON
-value as ``application/json``. The receiver sees the same form."""
+``application/octet-stream`` (raw bytes after the header line once binary
+bodies are negotiated, else ``bodyBase64``), any other JSON value as
+``application/json``. The receiver sees the same form."""
+
+#: The ``ipc.hello`` feature for raw body frames (see the README's "Binary bodies").
+BINARY_FEATURE = "binary"
+
+TEXT = "text/plain; charset=utf-8"
+JSON_TYPE = "application/json"
+BINARY = "application/octet-stream"
+
+#: Internal params key: a ``str``/bytes body not yet encoded, so that a binary
+#: connection sends it raw and a plain one as ``body``/``bodyBase64``.
+RAW_BODY = "\x00rawBody"
 
 
 # --------------------------------------------------------------------------
@@ -244,10 +257,21 @@ def encode_body(body: Body, key: str = "body") -> Dict[str, Any]:
     return {key: body}
 
 
+def body_params(body: Body) -> Dict[str, Any]:
+    """Params for a body, encoded only when the call is written: text and
+    bytes go raw on a binary connection (no base64, no JSON escaping)."""
+    if isinstance(body, (bytes, bytearray, memoryview, str)):
+        return {RAW_BODY: body}
+    return {"body": body}
+
+
 def decode_body(obj: Mapping[str, Any]) -> Body:
     """The body of a ``msg.received`` notification or ``msg.send`` result:
-    ``bytes`` if it came as ``bodyBase64``, else the JSON value (``str`` for
-    text)."""
+    ``bytes`` if it came as ``bodyBase64`` or raw bytes, else the JSON value
+    (``str`` for text)."""
+    raw = obj.get(RAW_BODY)
+    if isinstance(raw, bytes):
+        return raw
     if "bodyBase64" in obj and isinstance(obj["bodyBase64"], str):
         return base64.b64decode(obj["bodyBase64"])
     return obj.get("body")
@@ -641,10 +665,57 @@ class GroupMessage:
 
 def request_line(id_: int, method: str, params: Optional[Mapping[str, Any]]) -> bytes:
     """One JSON-RPC request, newline-terminated, compact UTF-8."""
+    return b"".join(request_frame(id_, method, params, False))
+
+
+def request_frame(id_: int, method: str, params: Optional[Mapping[str, Any]], binary: bool) -> List[bytes]:
+    """One JSON-RPC request: the header line and, on a binary connection with
+    a text or bytes body, the raw body (``"bodyBytes": N`` in the header)."""
     req: Dict[str, Any] = {"jsonrpc": "2.0", "id": id_, "method": method}
+    raw: Optional[bytes] = None
     if params is not None:
+        if RAW_BODY in params:
+            params = dict(params)
+            value = params.pop(RAW_BODY)
+            if binary and isinstance(value, str):
+                raw, params["contentType"] = value.encode("utf-8"), TEXT
+            elif binary:
+                raw, params["contentType"] = bytes(value), BINARY
+            else:
+                params.update(encode_body(value))
         req["params"] = params
-    return (json.dumps(req, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    if raw is None:
+        return [(json.dumps(req, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")]
+    req["bodyBytes"] = len(raw)
+    return [(json.dumps(req, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8"), raw]
+
+
+def attach_body(msg: Dict[str, Any], raw: bytes) -> None:
+    """Put a binary frame's body into its result or notification params the
+    way the JSON path shows it: text and JSON decoded, other bytes as bytes."""
+    target = msg.get("params") if "method" in msg else msg.get("result")
+    if not isinstance(target, dict):
+        return
+    content_type = target.get("contentType")
+    try:
+        if content_type == TEXT:
+            target["body"] = raw.decode("utf-8")
+            return
+        if content_type == JSON_TYPE:
+            target["body"] = json.loads(raw)
+            return
+    except ValueError:  # as the node does: undecodable text or JSON comes as bytes
+        pass
+    target[RAW_BODY] = raw
+
+
+def body_length(msg: Any) -> Optional[int]:
+    """The ``bodyBytes`` a header line announces, if any."""
+    if isinstance(msg, dict):
+        n = msg.get("bodyBytes")
+        if isinstance(n, int) and not isinstance(n, bool) and n >= 0:
+            return n
+    return None
 
 
 def clean_params(**params: Any) -> Dict[str, Any]:

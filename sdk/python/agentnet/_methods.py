@@ -50,7 +50,7 @@ from ._common import (
     TrustSubscription,
     Unprotected,
     clean_params,
-    encode_body,
+    body_params,
     error_reply,
 )
 
@@ -132,7 +132,7 @@ class _Methods:
         params: Dict[str, Any] = {"to": to}
         if service is not None:
             params["service"] = service
-        params.update(encode_body(body))
+        params.update(body_params(body))
         if oneway:
             params["oneway"] = True
         if timeout_ms is not None:
@@ -155,7 +155,7 @@ class _Methods:
         (:attr:`Message.id`) with ``body``. Raises ``UnknownDelivery`` if it
         was answered already, timed out, or was one-way."""
         params: Dict[str, Any] = {"id": id}
-        params.update(encode_body(body))
+        params.update(body_params(body))
         return cast(Dict[str, Any], self.call("msg.reply", params))
 
     def reply_error(self, id: str, code: Optional[str], message: str) -> Dict[str, Any]:
@@ -338,7 +338,7 @@ class _Methods:
         (it passes the leakage guard first: ``LeakBlocked`` refuses it);
         ``delivered``: members reached now, ``queued``: kept for offline ones."""
         params: Dict[str, Any] = {"groupId": group_id}
-        params.update(encode_body(body))
+        params.update(body_params(body))
         return cast(GroupSent, self.call("group.send", params))
 
     def group_list(self) -> List[GroupSummary]:

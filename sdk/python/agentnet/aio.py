@@ -36,6 +36,7 @@ from ._common import (
     AgentnetError,
     Body,
     ConnectionClosedError,
+    NodeNotRunningError,
     GroupMessage,
     GroupSubscription,
     Message,
@@ -43,9 +44,12 @@ from ._common import (
     TrustSubscription,
     RequestTimeoutError,
     connect_error,
-    encode_body,
+    BINARY_FEATURE,
+    attach_body,
+    body_length,
+    body_params,
     error_reply,
-    request_line,
+    request_frame,
     resolve_home,
     socket_path as _socket_path,
 )
@@ -160,8 +164,10 @@ class AsyncClient(_AsyncMethods):
         self._closed = asyncio.Event()
         self._close_reason: Optional[str] = None
         self._refused: Optional[str] = None
+        self._refused_error: Optional[AgentnetError] = None
         self._trust_subscribed = False
         self._groups_subscribed = False
+        self._binary = False
         self._read_task = asyncio.ensure_future(self._read_loop())
 
     @classmethod
@@ -172,6 +178,7 @@ class AsyncClient(_AsyncMethods):
         socket_path: Optional[str] = None,
         timeout: Optional[float] = DEFAULT_TIMEOUT,
         connect_timeout: float = 10.0,
+        binary: bool = True,
     ) -> "AsyncClient":
         """Connect to the node on ``home`` (default ``$AGENTNET_HOME``, else
         ``~/.agentnet``) or at ``socket_path``.
@@ -179,6 +186,10 @@ class AsyncClient(_AsyncMethods):
         Raises:
             NodeNotRunningError: nothing listens on the socket (run ``agentnet start``).
             ConnectionFailedError: any other failure to connect.
+
+        With ``binary`` (the default) it negotiates raw body frames
+        (``ipc.hello``): text and bytes bodies then cross the socket without
+        base64 or JSON escaping.
         """
         resolved = None if socket_path is not None else resolve_home(home)
         path = _socket_path(resolved, socket_path)
@@ -188,7 +199,22 @@ class AsyncClient(_AsyncMethods):
             )
         except OSError as err:
             raise connect_error(path, resolved, err) from None
-        return cls(reader, writer, home=resolved, socket_path=path, timeout=timeout)
+        client = cls(reader, writer, home=resolved, socket_path=path, timeout=timeout)
+        if binary:
+            try:
+                hello = await client.call("ipc.hello", {"features": [BINARY_FEATURE]}, timeout=connect_timeout)
+                client._binary = BINARY_FEATURE in (hello.get("features") or [])
+            except ConnectionClosedError:
+                # accepted, then closed: refused (e.g. TooManyClients, said in an error line) or stopping
+                await client.close()
+                if client._refused_error is not None:
+                    raise client._refused_error from None
+                raise NodeNotRunningError(f"the node on {path} closed the connection at once: it is stopping") from None
+            except AgentnetError as err:
+                if err.code != "MethodNotFound":  # an older node speaks JSON only
+                    await client.close()
+                    raise
+        return client
 
     # ------------------------------------------------------------ lifecycle
 
@@ -244,7 +270,8 @@ class AsyncClient(_AsyncMethods):
         future: "asyncio.Future[Any]" = asyncio.get_running_loop().create_future()
         self._pending[id_] = future
         try:
-            self._writer.write(request_line(id_, method, dict(params) if params is not None else None))
+            for frame in request_frame(id_, method, params, self._binary):
+                self._writer.write(frame)
             await self._writer.drain()
         except (OSError, RuntimeError) as err:
             self._pending.pop(id_, None)
@@ -392,7 +419,7 @@ class AsyncClient(_AsyncMethods):
                     log.warning("handler for %s failed on a one-way message: %r", service, exc)
                 return
             if message.is_request:
-                await self._answer(message, encode_body(result))
+                await self._answer(message, body_params(result))
 
         def listener(note: Notification) -> Any:
             if note.method == "msg.received" and note.params.get("service") == service:
@@ -463,7 +490,16 @@ class AsyncClient(_AsyncMethods):
                     break
                 if not line.endswith(b"\n"):
                     break
-                self._handle_line(line)
+                msg = self._parse_line(line)
+                n = body_length(msg)
+                if n is not None:
+                    try:
+                        raw = await self._reader.readexactly(n)
+                    except asyncio.IncompleteReadError:
+                        break
+                    attach_body(msg, raw)
+                if msg is not None:
+                    self._handle_message(msg)
         except (ValueError, asyncio.LimitOverrunError):
             reason = f"the node sent a line over {MAX_LINE_BYTES} bytes"
         except OSError as err:
@@ -472,14 +508,15 @@ class AsyncClient(_AsyncMethods):
             reason = "the client closed the connection"
         self._shutdown(reason)
 
-    def _handle_line(self, line: bytes) -> None:
+    def _parse_line(self, line: bytes) -> Optional[Dict[str, Any]]:
         try:
             msg = json.loads(line)
         except ValueError:
             log.warning("ignoring a line from the node that is not JSON")
-            return
-        if not isinstance(msg, dict):
-            return
+            return None
+        return msg if isinstance(msg, dict) else None
+
+    def _handle_message(self, msg: Dict[str, Any]) -> None:
         if "method" in msg and "id" not in msg:
             note = Notification(str(msg["method"]), msg.get("params"))
             for sub in list(self._subscriptions):
@@ -493,6 +530,7 @@ class AsyncClient(_AsyncMethods):
         if "error" in msg and isinstance(msg["error"], dict):
             error = AgentnetError.from_rpc(msg["error"])
             if id_ is None:
+                self._refused_error = error
                 self._refused = f"the node refused a request: {error}"
                 return
             future = self._pending.pop(id_, None) if id_ is not None else None

@@ -34,16 +34,20 @@ from ._common import (
     AgentnetError,
     Body,
     ConnectionClosedError,
+    NodeNotRunningError,
     GroupMessage,
     GroupSubscription,
     Message,
     PendingRequest,
     TrustSubscription,
     RequestTimeoutError,
+    BINARY_FEATURE,
+    attach_body,
+    body_length,
+    body_params,
     connect_error,
-    encode_body,
     error_reply,
-    request_line,
+    request_frame,
     resolve_home,
     socket_path as _socket_path,
 )
@@ -153,6 +157,8 @@ class Client(_Methods):
             (``None``: forever). ``msg.send`` is bounded by the node anyway.
         handler_threads: threads that run :meth:`serve` handlers.
         connect_timeout: seconds to wait for the socket to accept.
+        binary: negotiate raw body frames (``ipc.hello``): text and bytes
+            bodies then cross the socket without base64 or JSON escaping.
 
     Raises:
         NodeNotRunningError: nothing listens on the socket (run
@@ -168,6 +174,7 @@ class Client(_Methods):
         timeout: Optional[float] = DEFAULT_TIMEOUT,
         handler_threads: int = 8,
         connect_timeout: float = 10.0,
+        binary: bool = True,
     ) -> None:
         self.home = None if socket_path is not None else resolve_home(home)
         self.socket_path = _socket_path(self.home, socket_path)
@@ -192,14 +199,30 @@ class Client(_Methods):
         self._closed = threading.Event()
         self._close_reason: Optional[str] = None
         self._refused: Optional[str] = None
+        self._refused_error: Optional[AgentnetError] = None
         self._trust_subscribed = False
         self._groups_subscribed = False
         self._dispatch: "queue.Queue[Optional[Callable[[], None]]]" = queue.Queue()
         self._executor = ThreadPoolExecutor(max_workers=handler_threads, thread_name_prefix="agentnet-handler")
         self._reader = threading.Thread(target=self._read_loop, name="agentnet-reader", daemon=True)
         self._dispatcher = threading.Thread(target=self._dispatch_loop, name="agentnet-dispatch", daemon=True)
+        self._binary = False
         self._reader.start()
         self._dispatcher.start()
+        if binary:
+            try:
+                hello = self.call("ipc.hello", {"features": [BINARY_FEATURE]}, timeout=connect_timeout)
+                self._binary = BINARY_FEATURE in (hello.get("features") or [])
+            except ConnectionClosedError:
+                # accepted, then closed: refused (e.g. TooManyClients, said in an error line) or stopping
+                self.close()
+                if self._refused_error is not None:
+                    raise self._refused_error from None
+                raise NodeNotRunningError(f"the node on {self.socket_path} closed the connection at once: it is stopping") from None
+            except AgentnetError as err:
+                if err.code != "MethodNotFound":  # an older node speaks JSON only
+                    self.close()
+                    raise
 
     # ------------------------------------------------------------ lifecycle
 
@@ -259,10 +282,11 @@ class Client(_Methods):
         id_ = next(self._ids)
         with self._lock:
             self._pending[id_] = future
-        line = request_line(id_, method, dict(params) if params is not None else None)
+        frames = request_frame(id_, method, params, self._binary)
         try:
             with self._write_lock:
-                self._sock.sendall(line)
+                for frame in frames:
+                    self._sock.sendall(frame)
         except OSError as err:
             with self._lock:
                 self._pending.pop(id_, None)
@@ -420,7 +444,7 @@ class Client(_Methods):
                     log.warning("handler for %s failed on a one-way message: %r", service, exc)
                 return
             if message.is_request:
-                self._answer(message, encode_body(result))
+                self._answer(message, body_params(result))
 
         def listener(note: Notification) -> None:
             if note.method == "msg.received" and note.params.get("service") == service:
@@ -482,7 +506,15 @@ class Client(_Methods):
                     if len(line) > MAX_LINE_BYTES:
                         reason = f"the node sent a line over {MAX_LINE_BYTES} bytes"
                     break
-                self._handle_line(line)
+                msg = self._parse_line(line)
+                n = body_length(msg)
+                if n is not None:
+                    raw = self._rfile.read(n)
+                    if len(raw) < n:
+                        break
+                    attach_body(msg, raw)
+                if msg is not None:
+                    self._handle_message(msg)
         except OSError as err:
             reason = f"reading from the node failed: {err}"
         except Exception as err:  # a bug here must not hang the callers
@@ -495,14 +527,15 @@ class Client(_Methods):
             except OSError:
                 pass
 
-    def _handle_line(self, line: bytes) -> None:
+    def _parse_line(self, line: bytes) -> Optional[Dict[str, Any]]:
         try:
             msg = json.loads(line)
         except ValueError:
             log.warning("ignoring a line from the node that is not JSON")
-            return
-        if not isinstance(msg, dict):
-            return
+            return None
+        return msg if isinstance(msg, dict) else None
+
+    def _handle_message(self, msg: Dict[str, Any]) -> None:
         if "method" in msg and "id" not in msg:
             self._notify(Notification(str(msg["method"]), msg.get("params")))
             return
@@ -511,7 +544,8 @@ class Client(_Methods):
             return
         if "error" in msg and isinstance(msg["error"], dict):
             error = AgentnetError.from_rpc(msg["error"])
-            if id_ is None:  # e.g. LineTooLong; the node closes the connection next
+            if id_ is None:
+                self._refused_error = error  # e.g. LineTooLong; the node closes the connection next
                 self._refused = f"the node refused a request: {error}"
                 return
             with self._lock:

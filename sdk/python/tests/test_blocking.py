@@ -98,6 +98,17 @@ class BlockingClientTest(unittest.TestCase):
         # the agentnet:// form names the service
         self.assertEqual(self.a.request(f"agentnet://{self.peer_b}/calc", body="url"), "URL")
 
+    def test_04b_binary_bodies_negotiated_and_plain_json_beside_them(self) -> None:
+        # both clients agreed binary bodies with their nodes: bytes above crossed four IPC hops raw
+        self.assertTrue(self.a._binary and self.b._binary)
+        data = bytes(range(256)) * 1000  # newlines and NULs: never scanned as lines
+        self.assertEqual(self.a.request(self.peer_b, "calc", data), data[::-1])
+        # a client that opts out speaks JSON lines with bodyBase64, to the same binary agent
+        with agentnet.connect(home("A"), binary=False) as plain:
+            self.assertFalse(plain._binary)
+            self.assertEqual(plain.request(self.peer_b, "calc", data), data[::-1])
+            self.assertEqual(plain.request(self.peer_b, "calc", "text"), "TEXT")
+
     def test_05_errors_travel_with_their_codes(self) -> None:
         err = self.assertCode("Overloaded", self.a.send, self.peer_b, "calc", "overload")
         self.assertEqual(err.message, "try again later")

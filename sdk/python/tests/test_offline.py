@@ -92,7 +92,7 @@ class OfflineTest(unittest.TestCase):
 
             thread = threading.Thread(target=fake, daemon=True)
             thread.start()
-            client = agentnet.Client(home)
+            client = agentnet.Client(home, binary=False)  # this fake node speaks JSON lines only
             inbox = client.messages()
             results: dict = {}
 
@@ -116,6 +116,72 @@ class OfflineTest(unittest.TestCase):
             self.assertEqual(list(inbox), [])
             client.close()
             server.close()
+
+    def test_binary_frames_against_a_fake_node(self) -> None:
+        """After ``ipc.hello``, bytes and text bodies go as raw bytes after a
+        header line with ``bodyBytes``, and raw bodies from the node come back
+        as bytes, text or JSON by their content type."""
+        with tempfile.TemporaryDirectory() as home:
+            server = socket.socket(socket.AF_UNIX)
+            server.bind(os.path.join(home, "agentnet.sock"))
+            server.listen(1)
+            seen: dict = {}
+
+            def fake() -> None:
+                conn, _ = server.accept()
+                f = conn.makefile("rwb")
+                hello = json.loads(f.readline())
+                seen["hello"] = hello["params"]
+                f.write(b'{"jsonrpc":"2.0","id":%d,"result":{"features":["binary"]}}\n' % hello["id"])
+                f.flush()
+                for _ in range(2):
+                    header = json.loads(f.readline())
+                    body = f.read(header["bodyBytes"])
+                    seen[header["params"]["contentType"]] = body
+                    payload = b"\x00\n\xffraw" if header["params"]["contentType"] == "application/octet-stream" else b'{"a":[1,2]}'
+                    ctype = b"application/octet-stream" if payload.startswith(b"\x00") else b"application/json"
+                    f.write(b'{"jsonrpc":"2.0","id":%d,"result":{"from":"P","id":"r","contentType":"%s"},"bodyBytes":%d}\n' % (header["id"], ctype, len(payload)) + payload)
+                    f.flush()
+                f.write(b'{"jsonrpc":"2.0","method":"msg.received","params":{"id":"d1","requestId":"r","from":"P","service":"s","kind":"oneway","contentType":"text/plain; charset=utf-8"},"bodyBytes":3}\nh\ni')
+                f.flush()
+                f.readline()
+                conn.close()
+
+            thread = threading.Thread(target=fake, daemon=True)
+            thread.start()
+            client = agentnet.Client(home)
+            inbox = client.messages()
+            reply = client.send("P", "s", b"\x00\x01\n")
+            self.assertEqual(reply.body, b"\x00\n\xffraw")
+            self.assertEqual(client.send("P", "s", "text \u00e9\n").body, {"a": [1, 2]})
+            self.assertEqual(seen["hello"], {"features": ["binary"]})
+            self.assertEqual(seen["application/octet-stream"], b"\x00\x01\n")
+            self.assertEqual(seen["text/plain; charset=utf-8"], "text \u00e9\n".encode())
+            self.assertEqual(inbox.get(timeout=5).body, "h\ni")
+            client.close()
+            server.close()
+
+    def test_refused_or_stopping_node_at_connect(self) -> None:
+        """A node over its connection limit says TooManyClients in an error
+        line, then closes: connect raises that error; a node that accepts and
+        closes at once is stopping: NodeNotRunningError."""
+        refusal = b'{"jsonrpc":"2.0","id":null,"error":{"code":-32002,"message":"the node serves at most 1 local clients at once (ipc.maxConnections)","data":{"code":"TooManyClients"}}}\n'
+        for answer, expected in ((refusal, "TooManyClients"), (b"", "NodeNotRunning")):
+            with tempfile.TemporaryDirectory() as home:
+                server = socket.socket(socket.AF_UNIX)
+                server.bind(os.path.join(home, "agentnet.sock"))
+                server.listen(1)
+
+                def fake(answer: bytes = answer) -> None:
+                    conn, _ = server.accept()
+                    conn.sendall(answer)
+                    conn.close()
+
+                threading.Thread(target=fake, daemon=True).start()
+                with self.assertRaises(AgentnetError) as ctx:
+                    agentnet.Client(home)
+                self.assertEqual(ctx.exception.code, expected)
+                server.close()
 
 
 if __name__ == "__main__":

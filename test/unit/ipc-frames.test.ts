@@ -1,0 +1,70 @@
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { describe, it } from 'node:test'
+import { decodeBase64Strict } from '../../src/daemon/bodies.ts'
+import { encodeFrame, FrameReader, LineTooLongError } from '../../src/ipc/index.ts'
+import type { IpcFrame } from '../../src/ipc/index.ts'
+
+function frameBytes (header: Record<string, unknown>, body?: Uint8Array): Buffer {
+  const f = encodeFrame({ ...header }, body)
+  return Buffer.concat([Buffer.from(f.line), ...(f.body === undefined ? [] : [f.body])])
+}
+
+/** Feed `stream` in pieces of `size` bytes */
+function feed (reader: FrameReader, stream: Buffer, size: number): IpcFrame[] {
+  const out: IpcFrame[] = []
+  for (let i = 0; i < stream.length; i += size) out.push(...reader.push(Buffer.from(stream.subarray(i, i + size))))
+  return out
+}
+
+describe('IPC frames: header lines and raw bodies', () => {
+  it('bodies with newlines and any bytes come out whole, whatever the chunking', () => {
+    const body = Buffer.concat([Buffer.from('\n\n{"jsonrpc":"2.0"}\n'), randomBytes(70_000)])
+    const stream = Buffer.concat([
+      frameBytes({ jsonrpc: '2.0', id: 1, method: 'a' }),
+      frameBytes({ jsonrpc: '2.0', id: 2, method: 'b' }, body),
+      frameBytes({ jsonrpc: '2.0', id: 3, method: 'c' }, new Uint8Array(0)),
+      frameBytes({ jsonrpc: '2.0', id: 4, method: 'd' })
+    ])
+    for (const size of [1, 7, 4096, 65_536, stream.length]) {
+      const frames = feed(new FrameReader({ maxLineBytes: 1024, maxBodyBytes: 100_000 }), stream, size)
+      assert.deepEqual(frames.map(f => f.kind === 'message' ? f.message.id : f.kind), [1, 2, 3, 4], `chunks of ${size}`)
+      const second = frames[1] as Extract<IpcFrame, { kind: 'message' }>
+      assert.ok(second.body?.equals(body))
+      assert.equal(second.message.bodyBytes, body.length)
+      assert.equal((frames[2] as Extract<IpcFrame, { kind: 'message' }>).body?.length, 0)
+      assert.equal((frames[0] as Extract<IpcFrame, { kind: 'message' }>).body, undefined)
+    }
+  })
+
+  it('a declared body over the limit is reported and skipped unbuffered; the stream stays in sync', () => {
+    const reader = new FrameReader({ maxLineBytes: 1024, maxBodyBytes: 10 })
+    const stream = Buffer.concat([frameBytes({ id: 1 }, Buffer.alloc(5000, 10)), frameBytes({ id: 2 })])
+    const frames = feed(reader, stream, 100)
+    assert.deepEqual(frames.map(f => f.kind), ['tooLarge', 'message'])
+    assert.equal((frames[0] as Extract<IpcFrame, { kind: 'tooLarge' }>).declared, 5000)
+  })
+
+  it('bad lines and bad bodyBytes are typed frames, not throws; only an overlong line throws', () => {
+    const reader = new FrameReader({ maxLineBytes: 64, maxBodyBytes: 10 })
+    const frames = reader.push(Buffer.from('not json\n[1,2]\n{"id":1,"bodyBytes":-1}\n{"id":2,"bodyBytes":1.5}\n\n{"id":3}\n'))
+    assert.deepEqual(frames.map(f => f.kind === 'invalid' ? f.code : f.kind), ['ParseError', 'InvalidRequest', 'InvalidRequest', 'InvalidRequest', 'message'])
+    assert.throws(() => reader.push(Buffer.alloc(100, 0x41)), LineTooLongError)
+  })
+})
+
+describe('bodyBase64 without a regex', () => {
+  it('accepts standard base64, padded or not', () => {
+    for (const bytes of [Buffer.alloc(0), Buffer.from([1]), Buffer.from([1, 2]), Buffer.from([1, 2, 3]), randomBytes(1000)]) {
+      const b64 = bytes.toString('base64')
+      assert.ok(decodeBase64Strict(b64).equals(bytes))
+      assert.ok(decodeBase64Strict(b64.replace(/=+$/, '')).equals(bytes))
+    }
+  })
+
+  it('refuses anything else', () => {
+    for (const bad of ['A', 'AB!D', 'QUJD QUJD', 'QUJD\n', 'QUJD-_', 'AA==AAAA', 'Q===', 'é']) {
+      assert.throws(() => decodeBase64Strict(bad), (err: Error & { code?: string }) => err.code === 'InvalidParams', JSON.stringify(bad))
+    }
+  })
+})
