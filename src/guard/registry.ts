@@ -69,6 +69,8 @@ export function patternsOf (value: string, rules: PartialRules): Array<{ pattern
   }
   const full = normalizeValue(value)
   add(full, 'verbatim')
+  // binary bodies that are not UTF-8 are screened as latin1 (src/outbox): there a value's UTF-8 bytes read like this
+  if (/[^\x00-\x7f]/.test(value)) add(normalizeValue(Buffer.from(value, 'utf8').toString('latin1')), 'verbatim')
   const dates = parseDates(value)
   for (const d of dates) for (const f of dateForms(d)) add(f, 'date')
   if (dates.length > 0) return out
