@@ -55,6 +55,8 @@ export interface MessagingInit {
   maxIdempotenceBytes?: number
   /** A replay cache to use (e.g. restored from a snapshot) */
   replayCache?: ReplayCache
+  /** Worker threads for Ed25519 (`'auto'`: one per core beyond the first; 0: all inline). @default 'auto' */
+  cryptoWorkers?: 'auto' | number
 }
 
 /** Attaches session tokens to outgoing messages (see `src/tokens`) */

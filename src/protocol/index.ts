@@ -15,6 +15,11 @@
  * fresh, and not seen before; each failure is its own error class with a
  * stable `code`.
  *
+ * Ed25519 can run on every core: {@link CryptoPool} verifies and signs in
+ * batches on worker threads when the main thread is busy or the data is
+ * large, and {@link openEnvelopeAsync} / {@link sealEnvelopeAsync} use it
+ * with the same checks, in the same order, as their sync forms.
+ *
  * @example
  *
  * ```TypeScript
@@ -76,9 +81,23 @@ export {
   TRUST_SIGNATURE_SCHEME,
   MLS_SIGNATURE_SCHEME,
   CARD_SIGNATURE_SCHEME,
+  ed25519PublicKeyOf,
+  verifyRaw,
   verifySignature
 } from './signing.ts'
 export type { MessageSigner, SignatureScheme } from './signing.ts'
+
+export {
+  createCryptoPool,
+  CryptoPool,
+  DEFAULT_LARGE_JOB_BYTES,
+  DEFAULT_MAX_BATCH_JOBS,
+  DEFAULT_OFFLOAD_UTILIZATION,
+  LOAD_SAMPLE_MS,
+  MAX_AUTO_WORKERS,
+  workerCount
+} from './crypto-pool.ts'
+export type { CryptoPoolInit, CryptoPoolStats } from './crypto-pool.ts'
 
 export {
   DEFAULT_MAX_PER_PEER,
@@ -95,7 +114,9 @@ export {
   MAX_WINDOW_MS,
   MIN_WINDOW_MS,
   openEnvelope,
-  sealEnvelope
+  openEnvelopeAsync,
+  sealEnvelope,
+  sealEnvelopeAsync
 } from './verify.ts'
 export type { OpenContext, OpenedEnvelope, SealFields } from './verify.ts'
 

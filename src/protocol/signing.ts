@@ -157,7 +157,7 @@ export function createSigner (privateKey: PrivateKey, scheme: SignatureScheme = 
   }
   const peerId = peerIdFromPrivateKey(privateKey)
   const from = peerId.toMultihash().bytes
-  return {
+  const signer: MessageSigner = {
     peerId,
     from,
     sign (payload: Uint8Array): Uint8Array {
@@ -165,6 +165,20 @@ export function createSigner (privateKey: PrivateKey, scheme: SignatureScheme = 
       return new Uint8Array(sig.buffer, sig.byteOffset, sig.byteLength)
     }
   }
+  signingKeys.set(signer, { key: keyObject, scheme })
+  return signer
+}
+
+/**
+ * The node:crypto key and scheme behind each signer made by {@link createSigner}:
+ * kept out of the public `MessageSigner` interface, read only by the crypto
+ * pool (`crypto-pool.ts`), which hands the `KeyObject` to its worker threads.
+ */
+const signingKeys = new WeakMap<MessageSigner, { key: KeyObject, scheme: SignatureScheme }>()
+
+/** The key and scheme of a signer made by {@link createSigner}; `undefined` for any other object. */
+export function signingKeyOf (signer: MessageSigner): { key: KeyObject, scheme: SignatureScheme } | undefined {
+  return signingKeys.get(signer)
 }
 
 /**
@@ -208,18 +222,32 @@ const publicKeys = new PublicKeyCache(PUBLIC_KEY_CACHE_SIZE)
  * @throws {UnsupportedKeyError} when `peer` is not an Ed25519 peer ID
  */
 export function verifySignature (peer: PeerId, payload: Uint8Array, signature: Uint8Array, scheme: SignatureScheme = MESSAGE_SIGNATURE_SCHEME): boolean {
+  return verifyRaw(ed25519PublicKeyOf(peer), signedData(payload, scheme), signature)
+}
+
+/**
+ * The raw 32-byte Ed25519 public key of `peer`.
+ *
+ * @throws {UnsupportedKeyError} when `peer` is not an Ed25519 peer ID
+ */
+export function ed25519PublicKeyOf (peer: PeerId): Uint8Array {
   if (peer.type !== 'Ed25519' || peer.publicKey?.raw.length !== ED25519_PUBLIC_KEY_BYTES) {
     throw new UnsupportedKeyError(`Only Ed25519 peers can send agent messages, not ${peer.type}`)
   }
+  return peer.publicKey.raw
+}
+
+/** Whether `signature` is valid over `data` (already {@link signedData}) under the raw public key; never throws. */
+export function verifyRaw (publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array): boolean {
   let key: KeyObject
   try {
-    key = publicKeys.get(peer.publicKey.raw)
+    key = publicKeys.get(publicKey)
   } catch {
     // not a point node:crypto accepts as an Ed25519 key
     return false
   }
   try {
-    return cryptoVerify(null, signedData(payload, scheme), key, signature)
+    return cryptoVerify(null, data, key, signature)
   } catch {
     return false
   }

@@ -15,7 +15,8 @@ import {
   StaleMessageError,
   WrongRecipientError
 } from './errors.ts'
-import { MESSAGE_SIGNATURE_SCHEME, verifySignature } from './signing.ts'
+import { ed25519PublicKeyOf, MESSAGE_SIGNATURE_SCHEME, verifySignature } from './signing.ts'
+import type { CryptoPool } from './crypto-pool.ts'
 import type { Message, MessageKind } from './envelope.ts'
 import type { ReplayCache } from './replay-cache.ts'
 import type { MessageSigner, SignatureScheme } from './signing.ts'
@@ -75,6 +76,13 @@ export interface OpenContext {
    * @default MESSAGE_SIGNATURE_SCHEME
    */
   scheme?: SignatureScheme
+  /**
+   * Where {@link openEnvelopeAsync} checks the signature (possibly on a
+   * worker thread); the sync {@link openEnvelope} ignores it.
+   *
+   * @default inline
+   */
+  cryptoPool?: CryptoPool
 }
 
 /** A frame that passed every check. */
@@ -129,6 +137,42 @@ function peerBytes (peer: PeerId | Uint8Array): Uint8Array {
  * @throws {InvalidArgumentError} when `ctx` holds invalid options
  */
 export function openEnvelope (frame: Uint8Array, ctx: OpenContext): OpenedEnvelope {
+  const c = checkBeforeSignature(frame, ctx)
+  return acceptSigned(c, ctx, verifySignature(c.remote, c.payload, c.signature, ctx.scheme ?? MESSAGE_SIGNATURE_SCHEME))
+}
+
+/**
+ * {@link openEnvelope} with the signature check (step 6) on `ctx.cryptoPool`
+ * when one is given, which may run it on a worker thread. Exactly the same
+ * checks in the same order, by the same code: steps 1–5 run before anything
+ * is handed off, and steps 7–8 (the window, then the replay cache insert)
+ * only once the signature is known to be valid, so a forged frame still
+ * costs no nonce slot. The window is judged at `ctx.now`, the time the frame
+ * was received, not the time its verification ended.
+ */
+export async function openEnvelopeAsync (frame: Uint8Array, ctx: OpenContext): Promise<OpenedEnvelope> {
+  const c = checkBeforeSignature(frame, ctx)
+  const scheme = ctx.scheme ?? MESSAGE_SIGNATURE_SCHEME
+  let valid = ctx.cryptoPool == null
+    ? verifySignature(c.remote, c.payload, c.signature, scheme)
+    : ctx.cryptoPool.verify(ed25519PublicKeyOf(c.remote), c.payload, c.signature, scheme)
+  if (typeof valid !== 'boolean') valid = await valid
+  return acceptSigned(c, ctx, valid)
+}
+
+/** A frame that passed steps 1–5 of {@link openEnvelope}, and the options it is judged by. */
+interface Prechecked {
+  message: Message
+  payload: Uint8Array
+  signature: Uint8Array
+  remote: PeerId
+  now: number
+  windowMs: number
+  maxSkewMs: number
+}
+
+/** Options, then steps 1–5 of {@link openEnvelope}: everything cheap, before the signature. */
+function checkBeforeSignature (frame: Uint8Array, ctx: OpenContext): Prechecked {
   const now = ctx.now ?? Date.now()
   const maxBodyBytes = nonNegativeInteger('maxBodyBytes', ctx.maxBodyBytes, DEFAULT_MAX_BODY_BYTES)
   const maxSkewMs = nonNegativeInteger('maxSkewMs', ctx.maxSkewMs, DEFAULT_MAX_SKEW_MS)
@@ -149,17 +193,22 @@ export function openEnvelope (frame: Uint8Array, ctx: OpenContext): OpenedEnvelo
   if (!equalBytes(message.to, peerBytes(ctx.localPeer))) {
     throw new WrongRecipientError('Message is addressed to another peer')
   }
-  if (!verifySignature(remote, payload, signature, ctx.scheme ?? MESSAGE_SIGNATURE_SCHEME)) {
+  return { message, payload, signature, remote, now, windowMs, maxSkewMs }
+}
+
+/** Steps 6–8 of {@link openEnvelope}, given the signature's verdict: only a valid frame reaches the replay cache. */
+function acceptSigned (c: Prechecked, ctx: OpenContext, signatureValid: boolean): OpenedEnvelope {
+  if (!signatureValid) {
     throw new BadSignatureError('Message signature is invalid')
   }
-
+  const { message, now, remote } = c
   const ts = message.timestamp
-  if (ts < now - windowMs) throw new StaleMessageError(ts, now, windowMs)
-  if (ts > now + maxSkewMs) throw new FutureMessageError(ts, now, maxSkewMs)
+  if (ts < now - c.windowMs) throw new StaleMessageError(ts, now, c.windowMs)
+  if (ts > now + c.maxSkewMs) throw new FutureMessageError(ts, now, c.maxSkewMs)
 
   ctx.replayCache.checkAndRecord(remote.toString(), message.nonce, ts, now)
 
-  return { message, fromPeer: remote, payload, signature }
+  return { message, fromPeer: remote, payload: c.payload, signature: c.signature }
 }
 
 /** The caller's part of an outbound message; {@link sealEnvelope} fills in the rest. */
@@ -198,8 +247,24 @@ const EMPTY = new Uint8Array(0)
  * @throws {InvalidArgumentError} when a field cannot be encoded
  */
 export function sealEnvelope (fields: SealFields, signer: MessageSigner): Uint8Array {
+  const payload = sealPayload(fields, signer)
+  return encodeSignedMessage({ payload, signature: signer.sign(payload) })
+}
+
+/**
+ * {@link sealEnvelope}, signing on `pool` (possibly a worker thread) when one
+ * is given. The same payload and the same signature as the sync form.
+ */
+export async function sealEnvelopeAsync (fields: SealFields, signer: MessageSigner, pool?: CryptoPool): Promise<Uint8Array> {
+  const payload = sealPayload(fields, signer)
+  let signature = pool == null ? signer.sign(payload) : pool.sign(signer, payload)
+  if (signature instanceof Promise) signature = await signature
+  return encodeSignedMessage({ payload, signature })
+}
+
+function sealPayload (fields: SealFields, signer: MessageSigner): Uint8Array {
   const nonce = randomBytes(MIN_NONCE_BYTES)
-  const payload = encodeMessage({
+  return encodeMessage({
     version: PROTOCOL_VERSION,
     from: signer.from,
     to: peerBytes(fields.to),
@@ -214,5 +279,4 @@ export function sealEnvelope (fields: SealFields, signer: MessageSigner): Uint8A
     token: fields.token ?? EMPTY,
     body: fields.body ?? EMPTY
   })
-  return encodeSignedMessage({ payload, signature: signer.sign(payload) })
 }
