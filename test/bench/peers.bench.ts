@@ -31,7 +31,9 @@
  *
  * Run: `./node_modules/.bin/node test/bench/peers.bench.ts [--quick] [--json]`
  * (`--peers`, `--clients`, `--inflight`, `--warmup`, `--duration` (ms),
- * `--workers 0,auto,1`, `--ceiling-ms`). `--quick`: 2 s windows, 500 ms
+ * `--workers 0,auto,1`, `--ceiling-ms`, `--profile <dir>`: a V8 CPU profile of
+ * the node's threads into `<dir>`; `--no-guard`: the node with `guard.enabled`
+ * false, to see what the leakage guard's screening of every reply costs). `--quick`: 2 s windows, 500 ms
  * ceilings, under a minute in all. Progress goes to stderr.
  */
 
@@ -62,7 +64,9 @@ const { values: args } = parseArgs({
     warmup: { type: 'string' },
     duration: { type: 'string' },
     workers: { type: 'string', default: '0,auto' },
-    'ceiling-ms': { type: 'string' }
+    'ceiling-ms': { type: 'string' },
+    profile: { type: 'string' },
+    'no-guard': { type: 'boolean', default: false }
   }
 })
 const PEERS = Number(args.peers)
@@ -119,9 +123,9 @@ function start (args: string[]): Proc {
   })
   const next = async (): Promise<Record<string, unknown>> => {
     const line = queue.shift() ?? await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => { reject(new Error(`no answer from ${args[0]} within ${READY_TIMEOUT_MS} ms`)) }, READY_TIMEOUT_MS)
+      const timer = setTimeout(() => { reject(new Error(`no answer from ${args.find(a => a.endsWith(".ts"))} within ${READY_TIMEOUT_MS} ms`)) }, READY_TIMEOUT_MS)
       waiters.push(l => { clearTimeout(timer); resolve(l) })
-      child.once('exit', code => { clearTimeout(timer); reject(new Error(`${args[0]} exited with ${code}`)) })
+      child.once('exit', code => { clearTimeout(timer); reject(new Error(`${args.find(a => a.endsWith(".ts"))} exited with ${code}`)) })
     })
     return JSON.parse(line) as Record<string, unknown>
   }
@@ -156,7 +160,7 @@ interface Row {
 
 async function run (workers: string, ceilingRate: number): Promise<Row> {
   log(`-- crypto.workers = ${workers}`)
-  const server = start([SERVER, workers])
+  const server = start([...(args.profile != null ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : []), SERVER, workers, ...(args['no-guard'] === true ? ['noguard'] : [])])
   const procs: Proc[] = [server]
   try {
     const ready = await server.next() as { addrs: string[] }
