@@ -1,7 +1,7 @@
 /**
  * @packageDocumentation
  *
- * Signed, replay-protected agent messages over `/agentnet/msg/1.0.0`. One
+ * Signed, replay-protected agent messages over `/agentnet/msg/2.0.0`. One
  * long-lived stream per peer and direction carries varint-length-prefixed
  * frames; requests and one-way messages go out on our stream to the peer,
  * answers come back on the stream the request arrived on. Every frame is

@@ -21,7 +21,7 @@ import type { GuardedBody } from '../outbox/index.ts'
 import type { CryptoPool, Message, MessageKind, MessageSigner } from '../protocol/index.ts'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 
-export const MSG_PROTOCOL = '/agentnet/msg/1.0.0'
+export const MSG_PROTOCOL = '/agentnet/msg/2.0.0'
 
 
 interface PendingRequest {

@@ -1,7 +1,7 @@
 /**
  * @packageDocumentation
  *
- * The signed agent message protocol `/agentnet/msg/1.0.0`, without the
+ * The signed agent message protocol `/agentnet/msg/2.0.0`, without the
  * network: the envelope codec, Ed25519 signing, the replay cache, and
  * {@link openEnvelope}, the one function that decides whether an inbound frame
  * is accepted.
@@ -9,7 +9,8 @@
  * Each frame is a protobuf `SignedMessage { payload, signature }` where
  * `payload` is a canonical protobuf `Message` and `signature` is Ed25519 over
  * the libp2p signed-envelope input (RFC 0002) with domain `"agentnet-msg"` and
- * payload type `"/agentnet/msg/1.0.0"`. A frame is accepted only if it is
+ * payload type `"/agentnet/msg/2.0.0"` over {@link signingPayload}: the
+ * payload with its body replaced by the body's SHA-256. A frame is accepted only if it is
  * well formed, of a known version, within the body limit, sent by the peer the
  * secure channel authenticated, addressed to this node, correctly signed,
  * fresh, and not seen before; each failure is its own error class with a
@@ -57,6 +58,7 @@
  */
 
 export {
+  BODY_DIGEST_BYTES,
   decodeMessage,
   decodeSignedMessage,
   encodeMessage,
@@ -64,7 +66,8 @@ export {
   MAX_NONCE_BYTES,
   MIN_NONCE_BYTES,
   PROTOCOL_VERSION,
-  SIGNATURE_BYTES
+  SIGNATURE_BYTES,
+  signingPayload
 } from './envelope.ts'
 export type { Message, MessageKind, SignedMessage } from './envelope.ts'
 
@@ -138,7 +141,7 @@ export {
 export type { ProtocolErrorCode } from './errors.ts'
 
 /** The libp2p protocol ID that carries these frames. */
-export const PROTOCOL_ID = '/agentnet/msg/1.0.0'
+export const PROTOCOL_ID = '/agentnet/msg/2.0.0'
 
 export { encodeSignedBlob, decodeSignedBlob, SIGNED_BLOB_VERSION } from './signed-blob.ts'
 export { loadReplayCache, saveReplayCache, REPLAY_FILE } from './replay-state.ts'

@@ -8,8 +8,10 @@
  * uvarint(len(domain)) || domain || uvarint(len(payloadType)) || payloadType || uvarint(len(payload)) || payload
  * ```
  *
- * with `domain = "agentnet-msg"` and `payloadType = "/agentnet/msg/1.0.0"`
- * (both UTF-8). The domain string keeps a signature made for this protocol
+ * with `domain = "agentnet-msg"` and `payloadType = "/agentnet/msg/2.0.0"`
+ * (both UTF-8). For agent messages `payload` is the envelope's signing
+ * payload: the message with its body replaced by the body's SHA-256
+ * (`signingPayload` in `envelope.ts`, schemes with `bodyDigest`). The domain string keeps a signature made for this protocol
  * from being valid in any other libp2p context that signs with the same
  * identity key (peer records, other protocols), and vice versa. Only the
  * signature input follows RFC 0002; the frame does not carry the public key
@@ -37,7 +39,7 @@ export const SIGNING_DOMAIN = 'agentnet-msg'
  * today but is a separate constant: changing it invalidates every signature,
  * so it must only change together with the payload format.
  */
-export const PAYLOAD_TYPE = '/agentnet/msg/1.0.0'
+export const PAYLOAD_TYPE = '/agentnet/msg/2.0.0'
 
 /** How many public keys {@link verifySignature} keeps ready. */
 export const PUBLIC_KEY_CACHE_SIZE = 1024
@@ -74,20 +76,32 @@ export interface SignatureScheme {
   readonly payloadType: string
   /** `uvarint(len(domain)) || domain || uvarint(len(payloadType)) || payloadType`, precomputed. */
   readonly prefix: Uint8Array
+  /**
+   * Envelopes sealed under this scheme sign their payload with the body
+   * replaced by its SHA-256 (`signingPayload` in `envelope.ts`), not the
+   * whole payload. Part of what the payload type means: it never changes
+   * for an existing payload type.
+   */
+  readonly bodyDigest: boolean
 }
 
 /** Make a {@link SignatureScheme}; the constant part of the signed bytes is computed once here. */
-export function signatureScheme (domain: string, payloadType: string): SignatureScheme {
+export function signatureScheme (domain: string, payloadType: string, options: { bodyDigest?: boolean } = {}): SignatureScheme {
   if (domain.length === 0 || payloadType.length === 0) throw new InvalidArgumentError('domain and payloadType must not be empty')
   return Object.freeze({
     domain,
     payloadType,
-    prefix: Uint8Array.from([...lengthPrefixed(domain), ...lengthPrefixed(payloadType)])
+    prefix: Uint8Array.from([...lengthPrefixed(domain), ...lengthPrefixed(payloadType)]),
+    bodyDigest: options.bodyDigest === true
   })
 }
 
-/** Agent messages (`/agentnet/msg/1.0.0`): the default of every function here. */
-export const MESSAGE_SIGNATURE_SCHEME = signatureScheme(SIGNING_DOMAIN, PAYLOAD_TYPE)
+/**
+ * Agent messages (`/agentnet/msg/2.0.0`): the default of every function here.
+ * Envelopes sign the body's SHA-256, not the body (version 2; version 1
+ * signed the whole payload).
+ */
+export const MESSAGE_SIGNATURE_SCHEME = signatureScheme(SIGNING_DOMAIN, PAYLOAD_TYPE, { bodyDigest: true })
 
 /** Session tokens (`/agentnet/token/1.0.0`), used by the tokens layer. */
 export const TOKEN_SIGNATURE_SCHEME = signatureScheme('agentnet-token', '/agentnet/token/1.0.0')
@@ -129,6 +143,8 @@ export interface MessageSigner {
   readonly peerId: PeerId
   /** `peerId` as multihash bytes, ready for `Message.from`. */
   readonly from: Uint8Array
+  /** The scheme it signs under. @default MESSAGE_SIGNATURE_SCHEME */
+  readonly scheme?: SignatureScheme
   /** Ed25519 signature (64 bytes) over {@link signedData}(payload, scheme). */
   sign(payload: Uint8Array): Uint8Array
 }
@@ -160,6 +176,7 @@ export function createSigner (privateKey: PrivateKey, scheme: SignatureScheme = 
   const signer: MessageSigner = {
     peerId,
     from,
+    scheme,
     sign (payload: Uint8Array): Uint8Array {
       const sig = cryptoSign(null, signedData(payload, scheme), keyObject)
       return new Uint8Array(sig.buffer, sig.byteOffset, sig.byteLength)

@@ -5,7 +5,7 @@
  */
 
 import { randomBytes } from 'node:crypto'
-import { decodeMessage, decodeSignedMessage, encodeMessage, encodeSignedMessage, MIN_NONCE_BYTES, PROTOCOL_VERSION } from './envelope.ts'
+import { decodeMessage, decodeSignedMessage, encodeMessage, encodeSignedMessage, MIN_NONCE_BYTES, PROTOCOL_VERSION, signingPayload } from './envelope.ts'
 import {
   BadSignatureError,
   BodyTooLargeError,
@@ -138,7 +138,8 @@ function peerBytes (peer: PeerId | Uint8Array): Uint8Array {
  */
 export function openEnvelope (frame: Uint8Array, ctx: OpenContext): OpenedEnvelope {
   const c = checkBeforeSignature(frame, ctx)
-  return acceptSigned(c, ctx, verifySignature(c.remote, c.payload, c.signature, ctx.scheme ?? MESSAGE_SIGNATURE_SCHEME))
+  const scheme = ctx.scheme ?? MESSAGE_SIGNATURE_SCHEME
+  return acceptSigned(c, ctx, verifySignature(c.remote, signedPayloadOf(c, scheme), c.signature, scheme))
 }
 
 /**
@@ -153,9 +154,10 @@ export function openEnvelope (frame: Uint8Array, ctx: OpenContext): OpenedEnvelo
 export async function openEnvelopeAsync (frame: Uint8Array, ctx: OpenContext): Promise<OpenedEnvelope> {
   const c = checkBeforeSignature(frame, ctx)
   const scheme = ctx.scheme ?? MESSAGE_SIGNATURE_SCHEME
+  const signed = signedPayloadOf(c, scheme)
   let valid = ctx.cryptoPool == null
-    ? verifySignature(c.remote, c.payload, c.signature, scheme)
-    : ctx.cryptoPool.verify(ed25519PublicKeyOf(c.remote), c.payload, c.signature, scheme)
+    ? verifySignature(c.remote, signed, c.signature, scheme)
+    : ctx.cryptoPool.verify(ed25519PublicKeyOf(c.remote), signed, c.signature, scheme)
   if (typeof valid !== 'boolean') valid = await valid
   return acceptSigned(c, ctx, valid)
 }
@@ -194,6 +196,15 @@ function checkBeforeSignature (frame: Uint8Array, ctx: OpenContext): Prechecked 
     throw new WrongRecipientError('Message is addressed to another peer')
   }
   return { message, payload, signature, remote, now, windowMs, maxSkewMs }
+}
+
+/**
+ * What the signature of a prechecked frame is over: the payload, or for a
+ * body-digest scheme the payload with its body replaced by the body's SHA-256
+ * (hashed here, in step 6, after the cheap checks).
+ */
+function signedPayloadOf (c: Prechecked, scheme: SignatureScheme): Uint8Array {
+  return scheme.bodyDigest ? signingPayload(c.payload, c.message.body) : c.payload
 }
 
 /** Steps 6–8 of {@link openEnvelope}, given the signature's verdict: only a valid frame reaches the replay cache. */
@@ -248,7 +259,7 @@ const EMPTY = new Uint8Array(0)
  */
 export function sealEnvelope (fields: SealFields, signer: MessageSigner): Uint8Array {
   const payload = sealPayload(fields, signer)
-  return encodeSignedMessage({ payload, signature: signer.sign(payload) })
+  return encodeSignedMessage({ payload, signature: signer.sign(toSign(payload, fields, signer)) })
 }
 
 /**
@@ -257,9 +268,15 @@ export function sealEnvelope (fields: SealFields, signer: MessageSigner): Uint8A
  */
 export async function sealEnvelopeAsync (fields: SealFields, signer: MessageSigner, pool?: CryptoPool): Promise<Uint8Array> {
   const payload = sealPayload(fields, signer)
-  let signature = pool == null ? signer.sign(payload) : pool.sign(signer, payload)
+  const signed = toSign(payload, fields, signer)
+  let signature = pool == null ? signer.sign(signed) : pool.sign(signer, signed)
   if (signature instanceof Promise) signature = await signature
   return encodeSignedMessage({ payload, signature })
+}
+
+/** The bytes the signer signs for `payload`: see {@link signingPayload}. */
+function toSign (payload: Uint8Array, fields: SealFields, signer: MessageSigner): Uint8Array {
+  return (signer.scheme ?? MESSAGE_SIGNATURE_SCHEME).bodyDigest ? signingPayload(payload, fields.body ?? EMPTY) : payload
 }
 
 function sealPayload (fields: SealFields, signer: MessageSigner): Uint8Array {

@@ -19,7 +19,7 @@ import {
   workerCount,
   WrongRecipientError
 } from '../../../src/protocol/index.ts'
-import { frameOf, identity, message, NOW } from './helpers.ts'
+import { frameOf, identity, message, NOW, signedBytesOf } from './helpers.ts'
 import type { CryptoPool, OpenContext } from '../../../src/protocol/index.ts'
 import type { Identity } from './helpers.ts'
 
@@ -167,7 +167,7 @@ describe('openEnvelopeAsync / sealEnvelopeAsync on the pool', () => {
     assert.equal(openEnvelope(frame, { ...ctx(new ReplayCache()), cryptoPool: undefined }).message.id, 'r1')
     // the worker's signature is the inline one (Ed25519 is deterministic)
     const { payload, signature } = decodeSignedMessage(frame)
-    assert.deepEqual(signature, alice.signer.sign(payload))
+    assert.deepEqual(signature, alice.signer.sign(signedBytesOf(payload)))
   })
 
   it('attack: a forged signature is refused and uses up no nonce', async () => {
@@ -214,7 +214,7 @@ describe('openEnvelopeAsync / sealEnvelopeAsync on the pool', () => {
     const b = decodeSignedMessage(sealEnvelope(fields, alice.signer))
     // only the random nonce differs (bytes 0..n of the payload around it are equal)
     assert.equal(a.payload.length, b.payload.length)
-    assert.ok(verifySignature(alice.peerId, a.payload, a.signature))
-    assert.ok(verifySignature(alice.peerId, b.payload, b.signature))
+    assert.ok(verifySignature(alice.peerId, signedBytesOf(a.payload), a.signature))
+    assert.ok(verifySignature(alice.peerId, signedBytesOf(b.payload), b.signature))
   })
 })
