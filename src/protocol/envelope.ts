@@ -51,7 +51,6 @@
  * @module
  */
 
-import { createHash } from 'node:crypto'
 import { InvalidArgumentError, MalformedFrameError, UnsupportedVersionError } from './errors.ts'
 
 /** The only version this implementation speaks. */
@@ -400,43 +399,6 @@ export function decodeMessage (bytes: Uint8Array): Message {
   }
 
   return { version, from, to, service, kind, id, inReplyTo, nonce, timestamp, ttl, contentType, token, body }
-}
-
-/** Length of the body digest in a signing payload (SHA-256). */
-export const BODY_DIGEST_BYTES = 32
-
-/**
- * What a body-digest scheme (the agent message scheme, `/agentnet/msg/2.0.0`)
- * signs in place of `payload`: the payload with its body field replaced by
- * the SHA-256 of the body,
- *
- * ```
- * header || 0x6a || 0x20 || SHA-256(body)
- * ```
- *
- * where `header` is every byte of `payload` before the body field (the body
- * is the last field of the canonical encoding, so `header` is a prefix of the
- * payload, and it is the whole payload when the body is empty). The result is
- * itself a canonical `Message` encoding whose body is the 32-byte digest. The
- * signature then costs the same for every body size, and the body can be
- * hashed as it streams in.
- *
- * `body` must be the body of `payload` (the view {@link decodeMessage}
- * returns, or the bytes that were encoded).
- *
- * @throws {MalformedFrameError} when `payload` does not end with that body field
- */
-export function signingPayload (payload: Uint8Array, body: Uint8Array): Uint8Array {
-  const headerLength = body.length === 0 ? payload.length : payload.length - body.length - 1 - varintLength(body.length)
-  if (headerLength < 0 || (body.length > 0 && payload[headerLength] !== T_BODY)) {
-    throw new MalformedFrameError('Malformed frame: the body is not the last field of the payload')
-  }
-  const out = new Uint8Array(headerLength + 2 + BODY_DIGEST_BYTES)
-  out.set(payload.subarray(0, headerLength), 0)
-  out[headerLength] = T_BODY
-  out[headerLength + 1] = BODY_DIGEST_BYTES
-  out.set(createHash('sha256').update(body).digest(), headerLength + 2)
-  return out
 }
 
 /**

@@ -58,7 +58,6 @@
  */
 
 export {
-  BODY_DIGEST_BYTES,
   decodeMessage,
   decodeSignedMessage,
   encodeMessage,
@@ -66,8 +65,7 @@ export {
   MAX_NONCE_BYTES,
   MIN_NONCE_BYTES,
   PROTOCOL_VERSION,
-  SIGNATURE_BYTES,
-  signingPayload
+  SIGNATURE_BYTES
 } from './envelope.ts'
 export type { Message, MessageKind, SignedMessage } from './envelope.ts'
 
@@ -118,6 +116,8 @@ export {
   MIN_WINDOW_MS,
   openEnvelope,
   openEnvelopeAsync,
+  BODY_DIGEST_BYTES,
+  signingPayload,
   sealEnvelope,
   sealEnvelopeAsync
 } from './verify.ts'
