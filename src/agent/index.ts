@@ -245,6 +245,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     requestTimeoutMs: config.messaging.requestTimeoutMs,
     retries: config.messaging.retries,
     cryptoWorkers: config.crypto.workers,
+    cryptoOffloadUtilization: config.crypto.offloadUtilization,
     replayCache
   })
   // the milestones an operator waits for: listening, bootstrap connected, DHT ready, relay, card

@@ -57,6 +57,8 @@ export interface MessagingInit {
   replayCache?: ReplayCache
   /** Worker threads for Ed25519 (`'auto'`: one per core beyond the first; 0: all inline). @default 'auto' */
   cryptoWorkers?: 'auto' | number
+  /** Main-thread event-loop utilisation from which Ed25519 goes to the workers (0..1). @default 0.5 */
+  cryptoOffloadUtilization?: number
 }
 
 /** Attaches session tokens to outgoing messages (see `src/tokens`) */

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto'
 import { anySignal } from 'any-signal'
 import type { ClearableSignal } from 'any-signal'
 import { errorCodeOf, PeerUnreachableError } from '../errors/index.ts'
-import { createCryptoPool, createSigner, decodeMessage, decodeSignedMessage, openEnvelopeAsync, ProtocolError, ReplayCache, sealEnvelopeAsync } from '../protocol/index.ts'
+import { createCryptoPool, createSigner, DEFAULT_OFFLOAD_UTILIZATION, decodeMessage, decodeSignedMessage, openEnvelopeAsync, ProtocolError, ReplayCache, sealEnvelopeAsync } from '../protocol/index.ts'
 import { decodeErrorBody, encodeErrorBody, JSON_TYPE } from './body.ts'
 import { Channel, decodeAck, FRAME_OVERHEAD_BYTES } from './channel.ts'
 import { MessagingError, RemoteMessageError, RequestTimeoutError } from './errors.ts'
@@ -60,9 +60,10 @@ export class MessagingService {
       maxInFlightPerPeer: init.maxInFlightPerPeer ?? 1024,
       maxIdempotenceEntries: init.maxIdempotenceEntries ?? 100_000,
       maxIdempotenceBytes: init.maxIdempotenceBytes ?? 64 * 1024 * 1024,
-      cryptoWorkers: init.cryptoWorkers ?? 'auto'
+      cryptoWorkers: init.cryptoWorkers ?? 'auto',
+      cryptoOffloadUtilization: init.cryptoOffloadUtilization ?? DEFAULT_OFFLOAD_UTILIZATION
     }
-    this.cryptoPool = createCryptoPool({ workers: this.init.cryptoWorkers })
+    this.cryptoPool = createCryptoPool({ workers: this.init.cryptoWorkers, offloadUtilization: this.init.cryptoOffloadUtilization })
     this.signer = createSigner(components.privateKey)
     this.localBytes = this.signer.from
     this.replayCache = init.replayCache ?? new ReplayCache({ windowMs: this.init.replayWindowMs })
