@@ -1,7 +1,8 @@
 /**
  * The messaging service: sending (attempts, retries, token renewal) and
  * receiving (verify, gates, idempotence, dispatch to a local service) over
- * {@link Channel}s. Frames are verified in one place, `openEnvelope`, and
+ * {@link Channel}s. Frames are verified in one place, `openEnvelopeAsync`
+ * (the checks of `openEnvelope`, the signature maybe on a worker thread), and
  * rejected in one place, `MessagingService.reject`; verified requests are run by
  * the {@link Dispatcher} (`dispatch.ts`).
  */
