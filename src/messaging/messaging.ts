@@ -335,6 +335,9 @@ export class MessagingService {
       const code = err instanceof ProtocolError ? err.code : 'MalformedFrame'
       this.reject(channel, frame, code, (err as Error).message)
       channel.settled()
+    }).catch((err: unknown) => {
+      // keep the chain fulfilled: a failure here must not be taken for the next frame's
+      this.components.logger?.error({ peer: channel.remote, err: (err as Error).message }, 'handling a verified frame failed')
     })
   }
 
