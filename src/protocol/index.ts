@@ -10,11 +10,11 @@
  * `payload` is a canonical protobuf `Message` and `signature` is Ed25519 over
  * the libp2p signed-envelope input (RFC 0002) with domain `"agentnet-msg"` and
  * payload type `"/agentnet/msg/2.0.0"` over {@link signingPayload}: the
- * payload with its body replaced by the body's SHA-256. A frame is accepted only if it is
- * well formed, of a known version, within the body limit, sent by the peer the
- * secure channel authenticated, addressed to this node, correctly signed,
- * fresh, and not seen before; each failure is its own error class with a
- * stable `code`.
+ * payload with its body replaced by the body's SHA-256. A frame is accepted
+ * only if it is well formed, of a known version, within the body limit, sent
+ * by the peer the secure channel authenticated, addressed to this node,
+ * correctly signed, fresh, and not seen before; each failure is its own error
+ * class with a stable `code`.
  *
  * Ed25519 can run on every core: {@link CryptoPool} verifies and signs in
  * batches on worker threads when the main thread is busy or the data is
