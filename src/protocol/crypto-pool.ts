@@ -36,6 +36,7 @@ import { availableParallelism } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import { Worker } from 'node:worker_threads'
 import { InvalidArgumentError } from './errors.ts'
+import { BODY_DIGEST_BYTES, BODY_TAG, headerLengthOf, withBodyDigest } from './digest.ts'
 import { MESSAGE_SIGNATURE_SCHEME, signedData, signingKeyOf, uvarint, verifyRaw } from './signing.ts'
 import type { MessageSigner, SignatureScheme } from './signing.ts'
 import type { KeyObject } from 'node:crypto'
@@ -58,6 +59,9 @@ const PUBLIC_KEY_BYTES = 32
 const SIGNATURE_BYTES = 64
 const VERIFY = 0
 const SIGN = 1
+/** the same, over `header || 0x6a 0x20 || SHA-256(body)` with the body hashed on the worker */
+const VERIFY_DIGEST = 2
+const SIGN_DIGEST = 3
 
 export interface CryptoPoolInit {
   /**
@@ -107,8 +111,11 @@ export function workerCount (setting: 'auto' | number, cores: number = available
 }
 
 interface Job {
-  kind: typeof VERIFY | typeof SIGN
+  kind: typeof VERIFY | typeof SIGN | typeof VERIFY_DIGEST | typeof SIGN_DIGEST
+  /** what is signed; for the digest kinds, the header (what precedes the body field) */
   payload: Uint8Array
+  /** digest kinds: the body, hashed on the worker */
+  body?: Uint8Array
   scheme: SignatureScheme
   /** verify: raw public key and signature */
   publicKey?: Uint8Array
@@ -208,6 +215,38 @@ export class CryptoPool {
     })
   }
 
+  /**
+   * {@link verify} over `signingPayload(payload, body)` (body-digest schemes):
+   * a large body is hashed on the worker too, so the main thread never hashes
+   * it.
+   *
+   * @throws {MalformedFrameError} when `body` is not the last field of `payload`
+   */
+  verifyDigested (publicKey: Uint8Array, payload: Uint8Array, body: Uint8Array, signature: Uint8Array, scheme: SignatureScheme = MESSAGE_SIGNATURE_SCHEME): boolean | Promise<boolean> {
+    const header = payload.subarray(0, headerLengthOf(payload, body.length))
+    if (publicKey.length !== PUBLIC_KEY_BYTES || signature.length !== SIGNATURE_BYTES || !this.offload(payload.length)) {
+      this.stats.inline++
+      return verifyRaw(publicKey, signedData(withBodyDigest(header, body), scheme), signature)
+    }
+    return new Promise<boolean>(resolve => {
+      this.enqueue({ kind: VERIFY_DIGEST, payload: header, body, scheme, publicKey, signature, keyId: -1, resolve: resolve as Job['resolve'] })
+    })
+  }
+
+  /** {@link sign} over `signingPayload(payload, body)`, a large body hashed on the worker. */
+  signDigested (signer: MessageSigner, payload: Uint8Array, body: Uint8Array): Uint8Array | Promise<Uint8Array> {
+    const header = payload.subarray(0, headerLengthOf(payload, body.length))
+    const entry = signingKeyOf(signer)
+    if (entry === undefined || !this.offload(payload.length)) {
+      this.stats.inline++
+      return signer.sign(withBodyDigest(header, body))
+    }
+    const keyId = this.keyIdOf(entry.key)
+    return new Promise<Uint8Array>(resolve => {
+      this.enqueue({ kind: SIGN_DIGEST, payload: header, body, scheme: entry.scheme, key: entry.key, keyId, resolve: resolve as Job['resolve'] })
+    })
+  }
+
   /** Whether a job of `bytes` goes to a worker now (see the module doc). */
   private offload (bytes: number): boolean {
     if (!this.started || this.size === 0) return false
@@ -290,15 +329,19 @@ export class CryptoPool {
     const n = jobs.length
     const kinds = new Uint8Array(n)
     const keys = new Int32Array(n)
+    const bodies = new Uint32Array(n)
     const offsets = new Uint32Array(n + 1)
     const lens: number[][] = []
     let total = 0
     for (let i = 0; i < n; i++) {
       const job = jobs[i] as Job
-      const len = uvarint(job.payload.length)
+      const digested = job.body !== undefined
+      // a digest job signs header || 0x6a 0x20 || digest, the digest filled in by the worker from the body after it
+      const signedLength = job.payload.length + (digested ? 2 + BODY_DIGEST_BYTES : 0)
+      const len = uvarint(signedLength)
       lens.push(len)
       offsets[i] = total
-      total += (job.kind === VERIFY ? PUBLIC_KEY_BYTES + SIGNATURE_BYTES : 0) + job.scheme.prefix.length + len.length + job.payload.length
+      total += (job.kind === VERIFY || job.kind === VERIFY_DIGEST ? PUBLIC_KEY_BYTES + SIGNATURE_BYTES : 0) + job.scheme.prefix.length + len.length + signedLength + (job.body?.length ?? 0)
     }
     offsets[n] = total
     // the signed data is written straight into the batch buffer: one copy, then transferred
@@ -308,7 +351,7 @@ export class CryptoPool {
       let at = offsets[i] as number
       kinds[i] = job.kind
       keys[i] = job.keyId
-      if (job.kind === VERIFY) {
+      if (job.kind === VERIFY || job.kind === VERIFY_DIGEST) {
         buf.set(job.publicKey as Uint8Array, at)
         buf.set(job.signature as Uint8Array, at + PUBLIC_KEY_BYTES)
         at += PUBLIC_KEY_BYTES + SIGNATURE_BYTES
@@ -318,13 +361,20 @@ export class CryptoPool {
       buf.set(lens[i] as number[], at)
       at += (lens[i] as number[]).length
       buf.set(job.payload, at)
+      at += job.payload.length
+      if (job.body !== undefined) {
+        buf[at] = BODY_TAG
+        buf[at + 1] = BODY_DIGEST_BYTES
+        buf.set(job.body, at + 2 + BODY_DIGEST_BYTES)
+        bodies[i] = job.body.length
+      }
     }
     const batch: Batch = { id: this.nextBatchId++, jobs }
     if (w.outstanding.length === 0) w.worker.ref()
     w.outstanding.push(batch)
     this.stats.batches++
     this.stats.offloaded += n
-    w.worker.postMessage({ type: 'batch', id: batch.id, kinds, keys, offsets, buf: buf.buffer }, [kinds.buffer, keys.buffer, offsets.buffer, buf.buffer])
+    w.worker.postMessage({ type: 'batch', id: batch.id, kinds, keys, bodies, offsets, buf: buf.buffer }, [kinds.buffer, keys.buffer, bodies.buffer, offsets.buffer, buf.buffer])
   }
 
   private settle (w: PoolWorker, msg: { id: number, ok: Uint8Array, sigs: Uint8Array }): void {
@@ -333,7 +383,7 @@ export class CryptoPool {
     const [batch] = w.outstanding.splice(at, 1) as [Batch]
     if (w.outstanding.length === 0) w.worker.unref()
     batch.jobs.forEach((job, i) => {
-      if (job.kind === VERIFY) {
+      if (job.kind === VERIFY || job.kind === VERIFY_DIGEST) {
         job.resolve(msg.ok[i] === 1)
       } else if (msg.ok[i] === 1) {
         job.resolve(msg.sigs.slice(i * SIGNATURE_BYTES, (i + 1) * SIGNATURE_BYTES))
@@ -356,8 +406,8 @@ export class CryptoPool {
   private runInline (jobs: Job[]): void {
     for (const job of jobs) {
       this.stats.inline++
-      const data = signedData(job.payload, job.scheme)
-      if (job.kind === VERIFY) {
+      const data = signedData(job.body === undefined ? job.payload : withBodyDigest(job.payload, job.body), job.scheme)
+      if (job.kind === VERIFY || job.kind === VERIFY_DIGEST) {
         job.resolve(verifyRaw(job.publicKey as Uint8Array, data, job.signature as Uint8Array))
       } else {
         const sig = signOnce(job.key as KeyObject, data)

@@ -7,10 +7,12 @@
  * Messages in (from the pool):
  * - `{ type: 'key', id, key }`: a signing `KeyObject` (node clones KeyObjects
  *   across threads; the raw key never leaves node:crypto);
- * - `{ type: 'batch', id, kinds, keys, offsets, buf }`: job `i` is
+ * - `{ type: 'batch', id, kinds, keys, bodies, offsets, buf }`: job `i` is
  *   `buf[offsets[i]..offsets[i + 1])`; a verify job (`kinds[i] === 0`) holds
  *   `publicKey(32) || signature(64) || signedData`, a sign job (`1`) holds
- *   the signed data and signs with key `keys[i]`.
+ *   the signed data and signs with key `keys[i]`. Digest jobs (`2` verify,
+ *   `3` sign) end with a body of `bodies[i]` bytes after the signed data,
+ *   whose last 32 bytes are filled with the body's SHA-256 first.
  *
  * Message out, one per batch: `{ id, ok, sigs }`, `ok[i]` 1 when job `i`
  * verified (or signed), `sigs[i * 64..]` the signature of sign job `i`.
@@ -19,7 +21,7 @@
  */
 
 import { Buffer } from 'node:buffer'
-import { createPublicKey, sign, verify } from 'node:crypto'
+import { createHash, createPublicKey, sign, verify } from 'node:crypto'
 import { parentPort } from 'node:worker_threads'
 import type { KeyObject } from 'node:crypto'
 
@@ -28,9 +30,11 @@ const PUBLIC_KEY_BYTES = 32
 const SIGNATURE_BYTES = 64
 /** Public keys kept ready, as in `signing.ts` */
 const PUBLIC_KEY_CACHE_SIZE = 1024
+/** SHA-256 of a digest job's body */
+const DIGEST_BYTES = 32
 
 interface KeyMessage { type: 'key', id: number, key: KeyObject }
-interface BatchMessage { type: 'batch', id: number, kinds: Uint8Array, keys: Int32Array, offsets: Uint32Array, buf: ArrayBuffer }
+interface BatchMessage { type: 'batch', id: number, kinds: Uint8Array, keys: Int32Array, bodies: Uint32Array, offsets: Uint32Array, buf: ArrayBuffer }
 
 const signingKeys = new Map<number, KeyObject>()
 const publicKeys = new Map<string, KeyObject | null>()
@@ -60,9 +64,15 @@ function run (msg: BatchMessage): { id: number, ok: Uint8Array<ArrayBuffer>, sig
   const buf = Buffer.from(msg.buf)
   for (let i = 0; i < n; i++) {
     const start = msg.offsets[i] as number
-    const end = msg.offsets[i + 1] as number
+    let end = msg.offsets[i + 1] as number
+    const kind = msg.kinds[i] as number
     try {
-      if (msg.kinds[i] === 0) {
+      if (kind >= 2) {
+        // a digest job: the body follows the signed bytes, whose last 32 bytes await its SHA-256
+        end -= msg.bodies[i] as number
+        createHash('sha256').update(buf.subarray(end, end + (msg.bodies[i] as number))).digest().copy(buf, end - DIGEST_BYTES)
+      }
+      if (kind === 0 || kind === 2) {
         const key = publicKey(buf.subarray(start, start + PUBLIC_KEY_BYTES))
         const signature = buf.subarray(start + PUBLIC_KEY_BYTES, start + PUBLIC_KEY_BYTES + SIGNATURE_BYTES)
         ok[i] = key !== null && verify(null, buf.subarray(start + PUBLIC_KEY_BYTES + SIGNATURE_BYTES, end), key, signature) ? 1 : 0

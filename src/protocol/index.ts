@@ -88,6 +88,8 @@ export {
 } from './signing.ts'
 export type { MessageSigner, SignatureScheme } from './signing.ts'
 
+export { BODY_DIGEST_BYTES, signingPayload } from './digest.ts'
+
 export {
   createCryptoPool,
   CryptoPool,
@@ -116,8 +118,6 @@ export {
   MIN_WINDOW_MS,
   openEnvelope,
   openEnvelopeAsync,
-  BODY_DIGEST_BYTES,
-  signingPayload,
   sealEnvelope,
   sealEnvelopeAsync
 } from './verify.ts'

@@ -11,7 +11,7 @@
  * with `domain = "agentnet-msg"` and `payloadType = "/agentnet/msg/2.0.0"`
  * (both UTF-8). For agent messages `payload` is the envelope's signing
  * payload: the message with its body replaced by the body's SHA-256
- * (`signingPayload` in `envelope.ts`, schemes with `bodyDigest`). The domain string keeps a signature made for this protocol
+ * (`signingPayload` in `digest.ts`, schemes with `bodyDigest`). The domain string keeps a signature made for this protocol
  * from being valid in any other libp2p context that signs with the same
  * identity key (peer records, other protocols), and vice versa. Only the
  * signature input follows RFC 0002; the frame does not carry the public key
@@ -78,7 +78,7 @@ export interface SignatureScheme {
   readonly prefix: Uint8Array
   /**
    * Envelopes sealed under this scheme sign their payload with the body
-   * replaced by its SHA-256 (`signingPayload` in `envelope.ts`), not the
+   * replaced by its SHA-256 (`signingPayload` in `digest.ts`), not the
    * whole payload. Part of what the payload type means: it never changes
    * for an existing payload type.
    */

@@ -4,64 +4,24 @@
  * @module
  */
 
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
+import { signingPayload } from './digest.ts'
 import { decodeMessage, decodeSignedMessage, encodeMessage, encodeSignedMessage, MIN_NONCE_BYTES, PROTOCOL_VERSION } from './envelope.ts'
 import {
   BadSignatureError,
   BodyTooLargeError,
   FutureMessageError,
   InvalidArgumentError,
-  MalformedFrameError,
   SenderMismatchError,
   StaleMessageError,
   WrongRecipientError
 } from './errors.ts'
-import { ed25519PublicKeyOf, MESSAGE_SIGNATURE_SCHEME, uvarint, verifySignature } from './signing.ts'
+import { ed25519PublicKeyOf, MESSAGE_SIGNATURE_SCHEME, verifySignature } from './signing.ts'
 import type { CryptoPool } from './crypto-pool.ts'
 import type { Message, MessageKind } from './envelope.ts'
 import type { ReplayCache } from './replay-cache.ts'
 import type { MessageSigner, SignatureScheme } from './signing.ts'
 import type { PeerId } from '@libp2p/interface'
-
-/** Tag of `Message.body` (field 13, length-delimited), the last field of a payload. */
-const BODY_TAG = 13 << 3 | 2
-
-/** Length of the body digest in a signing payload (SHA-256). */
-export const BODY_DIGEST_BYTES = 32
-
-/**
- * What a body-digest scheme (the agent message scheme, `/agentnet/msg/2.0.0`)
- * signs in place of `payload`: the payload with its body field replaced by
- * the SHA-256 of the body,
- *
- * ```
- * header || 0x6a || 0x20 || SHA-256(body)
- * ```
- *
- * where `header` is every byte of `payload` before the body field (the body
- * is the last field of the canonical encoding, so `header` is a prefix of the
- * payload, and it is the whole payload when the body is empty). The result is
- * itself a canonical `Message` encoding (`envelope.ts`) whose body is the 32-byte digest. The
- * signature then costs the same for every body size, and the body can be
- * hashed as it streams in.
- *
- * `body` must be the body of `payload` (the view {@link decodeMessage}
- * returns, or the bytes that were encoded).
- *
- * @throws {MalformedFrameError} when `payload` does not end with that body field
- */
-export function signingPayload (payload: Uint8Array, body: Uint8Array): Uint8Array {
-  const headerLength = body.length === 0 ? payload.length : payload.length - body.length - 1 - uvarint(body.length).length
-  if (headerLength < 0 || (body.length > 0 && payload[headerLength] !== BODY_TAG)) {
-    throw new MalformedFrameError('Malformed frame: the body is not the last field of the payload')
-  }
-  const out = new Uint8Array(headerLength + 2 + BODY_DIGEST_BYTES)
-  out.set(payload.subarray(0, headerLength), 0)
-  out[headerLength] = BODY_TAG
-  out[headerLength + 1] = BODY_DIGEST_BYTES
-  out.set(createHash('sha256').update(body).digest(), headerLength + 2)
-  return out
-}
 
 /** Default {@link OpenContext.maxBodyBytes}: 1 MiB. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024
@@ -195,10 +155,13 @@ export function openEnvelope (frame: Uint8Array, ctx: OpenContext): OpenedEnvelo
 export async function openEnvelopeAsync (frame: Uint8Array, ctx: OpenContext): Promise<OpenedEnvelope> {
   const c = checkBeforeSignature(frame, ctx)
   const scheme = ctx.scheme ?? MESSAGE_SIGNATURE_SCHEME
-  const signed = signedPayloadOf(c, scheme)
-  let valid = ctx.cryptoPool == null
-    ? verifySignature(c.remote, signed, c.signature, scheme)
-    : ctx.cryptoPool.verify(ed25519PublicKeyOf(c.remote), signed, c.signature, scheme)
+  const pool = ctx.cryptoPool
+  let valid = pool == null
+    ? verifySignature(c.remote, signedPayloadOf(c, scheme), c.signature, scheme)
+    : scheme.bodyDigest
+      // the pool hashes a large body on a worker too
+      ? pool.verifyDigested(ed25519PublicKeyOf(c.remote), c.payload, c.message.body, c.signature, scheme)
+      : pool.verify(ed25519PublicKeyOf(c.remote), c.payload, c.signature, scheme)
   if (typeof valid !== 'boolean') valid = await valid
   return acceptSigned(c, ctx, valid)
 }
@@ -309,8 +272,11 @@ export function sealEnvelope (fields: SealFields, signer: MessageSigner): Uint8A
  */
 export async function sealEnvelopeAsync (fields: SealFields, signer: MessageSigner, pool?: CryptoPool): Promise<Uint8Array> {
   const payload = sealPayload(fields, signer)
-  const signed = toSign(payload, fields, signer)
-  let signature = pool == null ? signer.sign(signed) : pool.sign(signer, signed)
+  let signature = pool == null
+    ? signer.sign(toSign(payload, fields, signer))
+    : (signer.scheme ?? MESSAGE_SIGNATURE_SCHEME).bodyDigest
+        ? pool.signDigested(signer, payload, fields.body ?? EMPTY)
+        : pool.sign(signer, payload)
   if (signature instanceof Promise) signature = await signature
   return encodeSignedMessage({ payload, signature })
 }

@@ -5,6 +5,7 @@ import {
   createCryptoPool,
   decodeSignedMessage,
   ed25519PublicKeyOf,
+  encodeMessage,
   InvalidArgumentError,
   MLS_SIGNATURE_SCHEME,
   openEnvelope,
@@ -14,6 +15,7 @@ import {
   sealEnvelope,
   sealEnvelopeAsync,
   SenderMismatchError,
+  signingPayload,
   StaleMessageError,
   verifySignature,
   workerCount,
@@ -81,6 +83,35 @@ describe('CryptoPool', () => {
     sigs.forEach((sig, i) => {
       assert.deepEqual(sig, alice.signer.sign(payloads[i] as Uint8Array))
       assert.ok(verifySignature(alice.peerId, payloads[i] as Uint8Array, sig))
+    })
+  })
+
+  it('hashes and verifies / signs body-digest payloads on the worker, as signingPayload inline, in mixed batches', async () => {
+    const key = ed25519PublicKeyOf(alice.peerId)
+    const cases = [0, 1, 100, 256 * 1024].map(size => {
+      const m = message(alice, bob, { body: new Uint8Array(size).map((_, i) => i * 31) })
+      const payload = encodeMessage(m)
+      return { payload, body: m.body, signature: alice.signer.sign(signingPayload(payload, m.body)) }
+    })
+    const before = pool.stats.offloaded
+    const jobs: Array<Promise<boolean> | boolean | Promise<Uint8Array> | Uint8Array> = []
+    for (const c of cases) {
+      jobs.push(pool.verifyDigested(key, c.payload, c.body, c.signature))
+      const tampered = c.payload.slice()
+      // the last body byte (the last header byte when there is no body)
+      tampered[tampered.length - 1] = (tampered[tampered.length - 1] as number) ^ 1
+      jobs.push(pool.verifyDigested(key, tampered, tampered.subarray(tampered.length - c.body.length), c.signature))
+      jobs.push(pool.signDigested(alice.signer, c.payload, c.body))
+      // a plain job in the same batch
+      jobs.push(pool.verify(key, c.payload, alice.signer.sign(c.payload)))
+    }
+    const answers = await Promise.all(jobs)
+    assert.equal(pool.stats.offloaded - before, jobs.length, 'all on the worker')
+    cases.forEach((c, i) => {
+      assert.equal(answers[4 * i], true, `valid, ${c.body.length} B`)
+      assert.equal(answers[4 * i + 1], false, `tampered, ${c.body.length} B`)
+      assert.deepEqual(answers[4 * i + 2], c.signature, `signature, ${c.body.length} B`)
+      assert.equal(answers[4 * i + 3], true)
     })
   })
 
