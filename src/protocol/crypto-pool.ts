@@ -18,7 +18,10 @@
  * - the main thread is busy: its event-loop utilisation over the last
  *   {@link LOAD_SAMPLE_MS} is at least `offloadUtilization`.
  * An idle node therefore keeps the lowest latency (inline), a saturated one
- * spreads the crypto over the other cores. `workers: 'auto'` is one worker
+ * spreads the crypto over the other cores. For body-digest schemes
+ * (`verifyDigested`, `signDigested`) a handed-off job carries the header and
+ * the body, and the worker computes the body's SHA-256 as well, so the main
+ * thread neither hashes nor signs a large body. `workers: 'auto'` is one worker
  * per core beyond the first (none on one core, where a worker can only add
  * overhead).
  *
