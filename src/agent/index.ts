@@ -257,6 +257,8 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     maxClockSkewMs: config.messaging.maxClockSkewMs,
     requestTimeoutMs: config.messaging.requestTimeoutMs,
     retries: config.messaging.retries,
+    cryptoWorkers: config.crypto.workers,
+    cryptoOffloadUtilization: config.crypto.offloadUtilization,
     replayCache
   })
   // the milestones an operator waits for: listening, bootstrap connected, DHT ready, relay, card

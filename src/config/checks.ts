@@ -27,6 +27,19 @@ export function integer (min: number, max: number): Check {
   }
 }
 
+/** `"auto"` or an integer from `min` to `max` */
+export function autoOrInteger (min: number, max: number): Check {
+  const int = integer(min, max)
+  return (value, path) => {
+    if (value === 'auto') return
+    try {
+      int(value, path)
+    } catch {
+      throw new ConfigError(`config: ${path} must be "auto" or an integer from ${min} to ${max}, got ${JSON.stringify(value)}`)
+    }
+  }
+}
+
 export const multiaddrList: Check = (value, path) => {
   if (!Array.isArray(value)) {
     throw new ConfigError(`config: ${path} must be an array of multiaddr strings`)

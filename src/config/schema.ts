@@ -10,7 +10,7 @@
  * library would add a runtime dependency for what 100 lines do here.
  */
 
-import { bool, cardName, fileName, fraction, guardPolicies, integer, jsonObject, logLevel, multiaddrList, oneOf, peerIdList, peerMultiaddrList, securityList, serviceList, tcpListenAddress, urlList } from './checks.ts'
+import { autoOrInteger, bool, cardName, fileName, fraction, guardPolicies, integer, jsonObject, logLevel, multiaddrList, oneOf, peerIdList, peerMultiaddrList, securityList, serviceList, tcpListenAddress, urlList } from './checks.ts'
 import type { Check, GuardPolicyConfig, LogLevel, SecurityProtocol } from './checks.ts'
 
 /** One setting: its default, its check and its meaning (the README shows `doc`) */
@@ -70,6 +70,10 @@ export const SCHEMA = {
     maxClockSkewMs: field(30_000, integer(0, 300_000), 'how far in the future a timestamp may be, ms'),
     requestTimeoutMs: field(10_000, integer(100, 3_600_000), 'default request timeout, retries included, ms'),
     retries: field(2, integer(0, 10), 're-sends of a timed-out request (same request ID, new nonce)')
+  },
+  crypto: {
+    workers: field<'auto' | number>('auto', autoOrInteger(0, 64), 'worker threads for Ed25519 verify and sign (`auto`: one per core beyond the first, none on one core; `0`: all on the main thread); used only while the main thread is busy (see `crypto.offloadUtilization`) or for signed data of 64 KiB and more'),
+    offloadUtilization: field(0.5, fraction(0, 1), 'main-thread event-loop utilisation (over 50 ms) from which Ed25519 goes to the workers (`0`: always; `1`: only when saturated); below it the thread hop would only add latency')
   },
   tokens: {
     protectedServices: field<string[]>([], serviceList, 'services that refuse requests without a valid session token'),

@@ -16,7 +16,7 @@ import type { A2AAgentCard, VerifiedAgentCard } from './agent-card.ts'
 import type { InboundMessage } from '../messaging/index.ts'
 import type { PeerId } from '@libp2p/interface'
 
-/** Service name of the card on `/agentnet/msg/1.0.0` */
+/** Service name of the card on `/agentnet/msg/2.0.0` */
 export const AGENT_CARD_SERVICE = 'agent-card'
 export const AGENT_CARD_CONTENT_TYPE = 'application/json'
 

@@ -27,6 +27,11 @@ export class Channel {
   inFlight = 0
   /** the peer closed its writing side */
   remoteDone = false
+  /**
+   * The last received frame's handling: verification may end on a worker
+   * thread, and frames are still handled in the order they arrived
+   */
+  handled: Promise<void> = Promise.resolve()
 
   /** Close our side once nothing more can arrive or leave */
   finish (): void {

@@ -1,7 +1,7 @@
 /**
  * @packageDocumentation
  *
- * Signed, replay-protected agent messages over `/agentnet/msg/1.0.0`. One
+ * Signed, replay-protected agent messages over `/agentnet/msg/2.0.0`. One
  * long-lived stream per peer and direction carries varint-length-prefixed
  * frames; requests and one-way messages go out on our stream to the peer,
  * answers come back on the stream the request arrived on. Every frame is
@@ -55,6 +55,10 @@ export interface MessagingInit {
   maxIdempotenceBytes?: number
   /** A replay cache to use (e.g. restored from a snapshot) */
   replayCache?: ReplayCache
+  /** Worker threads for Ed25519 (`'auto'`: one per core beyond the first; 0: all inline). @default 'auto' */
+  cryptoWorkers?: 'auto' | number
+  /** Main-thread event-loop utilisation from which Ed25519 goes to the workers (0..1). @default 0.5 */
+  cryptoOffloadUtilization?: number
 }
 
 /** Attaches session tokens to outgoing messages (see `src/tokens`) */

@@ -1,7 +1,8 @@
 /**
  * The messaging service: sending (attempts, retries, token renewal) and
  * receiving (verify, gates, idempotence, dispatch to a local service) over
- * {@link Channel}s. Frames are verified in one place, `openEnvelope`, and
+ * {@link Channel}s. Frames are verified in one place, `openEnvelopeAsync`
+ * (the checks of `openEnvelope`, the signature maybe on a worker thread), and
  * rejected in one place, `MessagingService.reject`; verified requests are run by
  * the {@link Dispatcher} (`dispatch.ts`).
  */
@@ -9,7 +10,7 @@ import { randomUUID } from 'node:crypto'
 import { anySignal } from 'any-signal'
 import type { ClearableSignal } from 'any-signal'
 import { errorCodeOf, PeerUnreachableError } from '../errors/index.ts'
-import { createSigner, decodeMessage, decodeSignedMessage, openEnvelope, ProtocolError, ReplayCache, sealEnvelope } from '../protocol/index.ts'
+import { createCryptoPool, createSigner, DEFAULT_OFFLOAD_UTILIZATION, decodeMessage, decodeSignedMessage, openEnvelopeAsync, ProtocolError, ReplayCache, sealEnvelopeAsync } from '../protocol/index.ts'
 import { decodeErrorBody, encodeErrorBody, JSON_TYPE } from './body.ts'
 import { Channel, decodeAck, FRAME_OVERHEAD_BYTES } from './channel.ts'
 import { MessagingError, RemoteMessageError, RequestTimeoutError } from './errors.ts'
@@ -18,10 +19,10 @@ import { Dispatcher } from './dispatch.ts'
 import type { CachedReply } from './idempotence.ts'
 import type { MessagingComponents, MessagingInit, ServiceHandler, SendOptions, Reply, MessagingMetrics } from './index.ts'
 import type { GuardedBody } from '../outbox/index.ts'
-import type { Message, MessageKind, MessageSigner } from '../protocol/index.ts'
+import type { CryptoPool, Message, MessageKind, MessageSigner } from '../protocol/index.ts'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 
-export const MSG_PROTOCOL = '/agentnet/msg/1.0.0'
+export const MSG_PROTOCOL = '/agentnet/msg/2.0.0'
 
 
 interface PendingRequest {
@@ -36,6 +37,8 @@ export class MessagingService {
   private readonly components: MessagingComponents
   private readonly init: Required<Omit<MessagingInit, 'replayCache'>>
   private readonly signer: MessageSigner
+  /** Ed25519 verify and sign, on worker threads when that pays (see `src/protocol/crypto-pool.ts`) */
+  readonly cryptoPool: CryptoPool
   private readonly localBytes: Uint8Array
   private readonly pending = new Map<string, PendingRequest>()
   private readonly outbound = new Map<string, Promise<Channel>>()
@@ -57,8 +60,11 @@ export class MessagingService {
       maxInboundStreams: init.maxInboundStreams ?? 64,
       maxInFlightPerPeer: init.maxInFlightPerPeer ?? 1024,
       maxIdempotenceEntries: init.maxIdempotenceEntries ?? 100_000,
-      maxIdempotenceBytes: init.maxIdempotenceBytes ?? 64 * 1024 * 1024
+      maxIdempotenceBytes: init.maxIdempotenceBytes ?? 64 * 1024 * 1024,
+      cryptoWorkers: init.cryptoWorkers ?? 'auto',
+      cryptoOffloadUtilization: init.cryptoOffloadUtilization ?? DEFAULT_OFFLOAD_UTILIZATION
     }
+    this.cryptoPool = createCryptoPool({ workers: this.init.cryptoWorkers, offloadUtilization: this.init.cryptoOffloadUtilization })
     this.signer = createSigner(components.privateKey)
     this.localBytes = this.signer.from
     this.replayCache = init.replayCache ?? new ReplayCache({ windowMs: this.init.replayWindowMs })
@@ -94,6 +100,7 @@ export class MessagingService {
     await this.components.libp2p.handle(MSG_PROTOCOL, (stream, connection) => {
       this.attach(stream, connection.remotePeer)
     }, { maxInboundStreams: this.init.maxInboundStreams, runOnLimitedConnection: true })
+    this.cryptoPool.start()
     this.started = true
   }
 
@@ -111,6 +118,7 @@ export class MessagingService {
       pending.reject(new MessagingError('Stopped', 'node is stopping'))
     }
     this.pending.clear()
+    await this.cryptoPool.stop()
   }
 
   /** Register a local service; returns the function that unregisters it */
@@ -178,7 +186,7 @@ export class MessagingService {
         try {
           const channel = await this.channelTo(to, dialSignal)
           const token = await this.components.tokenProvider?.tokenFor(to, service, options.signal)
-          const frame = sealEnvelope({
+          const frame = await sealEnvelopeAsync({
             to: to.toMultihash().bytes,
             service,
             kind,
@@ -188,7 +196,7 @@ export class MessagingService {
             token,
             timestamp: this.now(),
             body
-          }, this.signer)
+          }, this.signer, this.cryptoPool)
           await channel.write(frame)
           // the attempt's share of the deadline runs from the moment the frame left
           // (a clearable timer: AbortSignal.timeout cannot be cancelled and would fire for every message)
@@ -306,22 +314,35 @@ export class MessagingService {
       }
       return
     }
-    let message: Message
-    try {
-      ({ message } = openEnvelope(frame, {
-        localPeer: this.localBytes,
-        remotePeer: channel.remotePeer,
-        now: this.now(),
-        maxBodyBytes: this.init.maxBodyBytes,
-        windowMs: this.init.replayWindowMs,
-        maxSkewMs: this.init.maxClockSkewMs,
-        replayCache: this.replayCache
-      }))
-    } catch (err) {
+    // the frame counts as in flight from here, so the stream is not closed while it is verified
+    channel.inFlight++
+    const opened = openEnvelopeAsync(frame, {
+      localPeer: this.localBytes,
+      remotePeer: channel.remotePeer,
+      now: this.now(),
+      maxBodyBytes: this.init.maxBodyBytes,
+      windowMs: this.init.replayWindowMs,
+      maxSkewMs: this.init.maxClockSkewMs,
+      replayCache: this.replayCache,
+      cryptoPool: this.cryptoPool
+    })
+    // a failure waits in the chain for the frames before it: mark it handled now
+    opened.catch(() => {})
+    // nothing is acted on before it verified, and frames are acted on in arrival order
+    channel.handled = channel.handled.then(async () => opened).then(({ message }) => {
+      this.accept(channel, message)
+    }, (err: unknown) => {
       const code = err instanceof ProtocolError ? err.code : 'MalformedFrame'
       this.reject(channel, frame, code, (err as Error).message)
-      return
-    }
+      channel.settled()
+    }).catch((err: unknown) => {
+      // keep the chain fulfilled: a failure here must not be taken for the next frame's
+      this.components.logger?.error({ peer: channel.remote, err: (err as Error).message }, 'handling a verified frame failed')
+    })
+  }
+
+  /** A frame that passed `openEnvelope`: an answer to one of ours, or a request for a local service */
+  private accept (channel: Channel, message: Message): void {
     this.metrics.received++
     switch (message.kind) {
       case 'response':
@@ -331,11 +352,11 @@ export class MessagingService {
         if (pending?.to === channel.remote) {
           pending.resolve(message)
         }
+        channel.settled()
         return
       }
       case 'request':
       case 'oneway':
-        channel.inFlight++
         void this.dispatcher.dispatch(channel, message).finally(() => { channel.settled() })
     }
   }
@@ -361,7 +382,9 @@ export class MessagingService {
   }
 
   private replyTo (channel: Channel, request: Message, reply: CachedReply): void {
-    const frame = sealEnvelope({
+    // in flight until written: signing may end on a worker thread, and the stream must stay open for it
+    channel.inFlight++
+    sealEnvelopeAsync({
       to: channel.remotePeer.toMultihash().bytes,
       service: request.service,
       kind: reply.kind,
@@ -370,8 +393,10 @@ export class MessagingService {
       contentType: reply.contentType,
       timestamp: this.now(),
       body: reply.body
-    }, this.signer)
-    channel.write(frame).catch(() => {})
+    }, this.signer, this.cryptoPool)
+      .then(async frame => { await channel.write(frame) })
+      .catch(() => {})
+      .finally(() => { channel.settled() })
   }
 
 }

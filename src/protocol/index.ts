@@ -1,7 +1,7 @@
 /**
  * @packageDocumentation
  *
- * The signed agent message protocol `/agentnet/msg/1.0.0`, without the
+ * The signed agent message protocol `/agentnet/msg/2.0.0`, without the
  * network: the envelope codec, Ed25519 signing, the replay cache, and
  * {@link openEnvelope}, the one function that decides whether an inbound frame
  * is accepted.
@@ -9,11 +9,17 @@
  * Each frame is a protobuf `SignedMessage { payload, signature }` where
  * `payload` is a canonical protobuf `Message` and `signature` is Ed25519 over
  * the libp2p signed-envelope input (RFC 0002) with domain `"agentnet-msg"` and
- * payload type `"/agentnet/msg/1.0.0"`. A frame is accepted only if it is
- * well formed, of a known version, within the body limit, sent by the peer the
- * secure channel authenticated, addressed to this node, correctly signed,
- * fresh, and not seen before; each failure is its own error class with a
- * stable `code`.
+ * payload type `"/agentnet/msg/2.0.0"` over {@link signingPayload}: the
+ * payload with its body replaced by the body's SHA-256. A frame is accepted
+ * only if it is well formed, of a known version, within the body limit, sent
+ * by the peer the secure channel authenticated, addressed to this node,
+ * correctly signed, fresh, and not seen before; each failure is its own error
+ * class with a stable `code`.
+ *
+ * Ed25519 can run on every core: {@link CryptoPool} verifies and signs in
+ * batches on worker threads when the main thread is busy or the data is
+ * large, and {@link openEnvelopeAsync} / {@link sealEnvelopeAsync} use it
+ * with the same checks, in the same order, as their sync forms.
  *
  * @example
  *
@@ -76,9 +82,25 @@ export {
   TRUST_SIGNATURE_SCHEME,
   MLS_SIGNATURE_SCHEME,
   CARD_SIGNATURE_SCHEME,
+  ed25519PublicKeyOf,
+  verifyRaw,
   verifySignature
 } from './signing.ts'
 export type { MessageSigner, SignatureScheme } from './signing.ts'
+
+export { BODY_DIGEST_BYTES, signingPayload } from './digest.ts'
+
+export {
+  createCryptoPool,
+  CryptoPool,
+  DEFAULT_LARGE_JOB_BYTES,
+  DEFAULT_MAX_BATCH_JOBS,
+  DEFAULT_OFFLOAD_UTILIZATION,
+  LOAD_SAMPLE_MS,
+  MAX_AUTO_WORKERS,
+  workerCount
+} from './crypto-pool.ts'
+export type { CryptoPoolInit, CryptoPoolStats } from './crypto-pool.ts'
 
 export {
   DEFAULT_MAX_PER_PEER,
@@ -95,7 +117,9 @@ export {
   MAX_WINDOW_MS,
   MIN_WINDOW_MS,
   openEnvelope,
-  sealEnvelope
+  openEnvelopeAsync,
+  sealEnvelope,
+  sealEnvelopeAsync
 } from './verify.ts'
 export type { OpenContext, OpenedEnvelope, SealFields } from './verify.ts'
 
@@ -117,7 +141,7 @@ export {
 export type { ProtocolErrorCode } from './errors.ts'
 
 /** The libp2p protocol ID that carries these frames. */
-export const PROTOCOL_ID = '/agentnet/msg/1.0.0'
+export const PROTOCOL_ID = '/agentnet/msg/2.0.0'
 
 export { encodeSignedBlob, decodeSignedBlob, SIGNED_BLOB_VERSION } from './signed-blob.ts'
 export { loadReplayCache, saveReplayCache, REPLAY_FILE } from './replay-state.ts'

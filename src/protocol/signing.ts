@@ -8,8 +8,10 @@
  * uvarint(len(domain)) || domain || uvarint(len(payloadType)) || payloadType || uvarint(len(payload)) || payload
  * ```
  *
- * with `domain = "agentnet-msg"` and `payloadType = "/agentnet/msg/1.0.0"`
- * (both UTF-8). The domain string keeps a signature made for this protocol
+ * with `domain = "agentnet-msg"` and `payloadType = "/agentnet/msg/2.0.0"`
+ * (both UTF-8). For agent messages `payload` is the envelope's signing
+ * payload: the message with its body replaced by the body's SHA-256
+ * (`signingPayload` in `digest.ts`, schemes with `bodyDigest`). The domain string keeps a signature made for this protocol
  * from being valid in any other libp2p context that signs with the same
  * identity key (peer records, other protocols), and vice versa. Only the
  * signature input follows RFC 0002; the frame does not carry the public key
@@ -37,7 +39,7 @@ export const SIGNING_DOMAIN = 'agentnet-msg'
  * today but is a separate constant: changing it invalidates every signature,
  * so it must only change together with the payload format.
  */
-export const PAYLOAD_TYPE = '/agentnet/msg/1.0.0'
+export const PAYLOAD_TYPE = '/agentnet/msg/2.0.0'
 
 /** How many public keys {@link verifySignature} keeps ready. */
 export const PUBLIC_KEY_CACHE_SIZE = 1024
@@ -74,20 +76,32 @@ export interface SignatureScheme {
   readonly payloadType: string
   /** `uvarint(len(domain)) || domain || uvarint(len(payloadType)) || payloadType`, precomputed. */
   readonly prefix: Uint8Array
+  /**
+   * Envelopes sealed under this scheme sign their payload with the body
+   * replaced by its SHA-256 (`signingPayload` in `digest.ts`), not the
+   * whole payload. Part of what the payload type means: it never changes
+   * for an existing payload type.
+   */
+  readonly bodyDigest: boolean
 }
 
 /** Make a {@link SignatureScheme}; the constant part of the signed bytes is computed once here. */
-export function signatureScheme (domain: string, payloadType: string): SignatureScheme {
+export function signatureScheme (domain: string, payloadType: string, options: { bodyDigest?: boolean } = {}): SignatureScheme {
   if (domain.length === 0 || payloadType.length === 0) throw new InvalidArgumentError('domain and payloadType must not be empty')
   return Object.freeze({
     domain,
     payloadType,
-    prefix: Uint8Array.from([...lengthPrefixed(domain), ...lengthPrefixed(payloadType)])
+    prefix: Uint8Array.from([...lengthPrefixed(domain), ...lengthPrefixed(payloadType)]),
+    bodyDigest: options.bodyDigest === true
   })
 }
 
-/** Agent messages (`/agentnet/msg/1.0.0`): the default of every function here. */
-export const MESSAGE_SIGNATURE_SCHEME = signatureScheme(SIGNING_DOMAIN, PAYLOAD_TYPE)
+/**
+ * Agent messages (`/agentnet/msg/2.0.0`): the default of every function here.
+ * Envelopes sign the body's SHA-256, not the body (version 2; version 1
+ * signed the whole payload).
+ */
+export const MESSAGE_SIGNATURE_SCHEME = signatureScheme(SIGNING_DOMAIN, PAYLOAD_TYPE, { bodyDigest: true })
 
 /** Session tokens (`/agentnet/token/1.0.0`), used by the tokens layer. */
 export const TOKEN_SIGNATURE_SCHEME = signatureScheme('agentnet-token', '/agentnet/token/1.0.0')
@@ -129,6 +143,8 @@ export interface MessageSigner {
   readonly peerId: PeerId
   /** `peerId` as multihash bytes, ready for `Message.from`. */
   readonly from: Uint8Array
+  /** The scheme it signs under. @default MESSAGE_SIGNATURE_SCHEME */
+  readonly scheme?: SignatureScheme
   /** Ed25519 signature (64 bytes) over {@link signedData}(payload, scheme). */
   sign(payload: Uint8Array): Uint8Array
 }
@@ -157,14 +173,29 @@ export function createSigner (privateKey: PrivateKey, scheme: SignatureScheme = 
   }
   const peerId = peerIdFromPrivateKey(privateKey)
   const from = peerId.toMultihash().bytes
-  return {
+  const signer: MessageSigner = {
     peerId,
     from,
+    scheme,
     sign (payload: Uint8Array): Uint8Array {
       const sig = cryptoSign(null, signedData(payload, scheme), keyObject)
       return new Uint8Array(sig.buffer, sig.byteOffset, sig.byteLength)
     }
   }
+  signingKeys.set(signer, { key: keyObject, scheme })
+  return signer
+}
+
+/**
+ * The node:crypto key and scheme behind each signer made by {@link createSigner}:
+ * kept out of the public `MessageSigner` interface, read only by the crypto
+ * pool (`crypto-pool.ts`), which hands the `KeyObject` to its worker threads.
+ */
+const signingKeys = new WeakMap<MessageSigner, { key: KeyObject, scheme: SignatureScheme }>()
+
+/** The key and scheme of a signer made by {@link createSigner}; `undefined` for any other object. */
+export function signingKeyOf (signer: MessageSigner): { key: KeyObject, scheme: SignatureScheme } | undefined {
+  return signingKeys.get(signer)
 }
 
 /**
@@ -208,18 +239,32 @@ const publicKeys = new PublicKeyCache(PUBLIC_KEY_CACHE_SIZE)
  * @throws {UnsupportedKeyError} when `peer` is not an Ed25519 peer ID
  */
 export function verifySignature (peer: PeerId, payload: Uint8Array, signature: Uint8Array, scheme: SignatureScheme = MESSAGE_SIGNATURE_SCHEME): boolean {
+  return verifyRaw(ed25519PublicKeyOf(peer), signedData(payload, scheme), signature)
+}
+
+/**
+ * The raw 32-byte Ed25519 public key of `peer`.
+ *
+ * @throws {UnsupportedKeyError} when `peer` is not an Ed25519 peer ID
+ */
+export function ed25519PublicKeyOf (peer: PeerId): Uint8Array {
   if (peer.type !== 'Ed25519' || peer.publicKey?.raw.length !== ED25519_PUBLIC_KEY_BYTES) {
     throw new UnsupportedKeyError(`Only Ed25519 peers can send agent messages, not ${peer.type}`)
   }
+  return peer.publicKey.raw
+}
+
+/** Whether `signature` is valid over `data` (already {@link signedData}) under the raw public key; never throws. */
+export function verifyRaw (publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array): boolean {
   let key: KeyObject
   try {
-    key = publicKeys.get(peer.publicKey.raw)
+    key = publicKeys.get(publicKey)
   } catch {
     // not a point node:crypto accepts as an Ed25519 key
     return false
   }
   try {
-    return cryptoVerify(null, signedData(payload, scheme), key, signature)
+    return cryptoVerify(null, data, key, signature)
   } catch {
     return false
   }

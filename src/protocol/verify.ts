@@ -5,6 +5,7 @@
  */
 
 import { randomBytes } from 'node:crypto'
+import { signingPayload } from './digest.ts'
 import { decodeMessage, decodeSignedMessage, encodeMessage, encodeSignedMessage, MIN_NONCE_BYTES, PROTOCOL_VERSION } from './envelope.ts'
 import {
   BadSignatureError,
@@ -15,7 +16,8 @@ import {
   StaleMessageError,
   WrongRecipientError
 } from './errors.ts'
-import { MESSAGE_SIGNATURE_SCHEME, verifySignature } from './signing.ts'
+import { ed25519PublicKeyOf, MESSAGE_SIGNATURE_SCHEME, verifySignature } from './signing.ts'
+import type { CryptoPool } from './crypto-pool.ts'
 import type { Message, MessageKind } from './envelope.ts'
 import type { ReplayCache } from './replay-cache.ts'
 import type { MessageSigner, SignatureScheme } from './signing.ts'
@@ -75,6 +77,13 @@ export interface OpenContext {
    * @default MESSAGE_SIGNATURE_SCHEME
    */
   scheme?: SignatureScheme
+  /**
+   * Where {@link openEnvelopeAsync} checks the signature (possibly on a
+   * worker thread); the sync {@link openEnvelope} ignores it.
+   *
+   * @default inline
+   */
+  cryptoPool?: CryptoPool
 }
 
 /** A frame that passed every check. */
@@ -129,6 +138,47 @@ function peerBytes (peer: PeerId | Uint8Array): Uint8Array {
  * @throws {InvalidArgumentError} when `ctx` holds invalid options
  */
 export function openEnvelope (frame: Uint8Array, ctx: OpenContext): OpenedEnvelope {
+  const c = checkBeforeSignature(frame, ctx)
+  const scheme = ctx.scheme ?? MESSAGE_SIGNATURE_SCHEME
+  return acceptSigned(c, ctx, verifySignature(c.remote, signedPayloadOf(c, scheme), c.signature, scheme))
+}
+
+/**
+ * {@link openEnvelope} with the signature check (step 6) on `ctx.cryptoPool`
+ * when one is given, which may run it on a worker thread. Exactly the same
+ * checks in the same order, by the same code: steps 1–5 run before anything
+ * is handed off, and steps 7–8 (the window, then the replay cache insert)
+ * only once the signature is known to be valid, so a forged frame still
+ * costs no nonce slot. The window is judged at `ctx.now`, the time the frame
+ * was received, not the time its verification ended.
+ */
+export async function openEnvelopeAsync (frame: Uint8Array, ctx: OpenContext): Promise<OpenedEnvelope> {
+  const c = checkBeforeSignature(frame, ctx)
+  const scheme = ctx.scheme ?? MESSAGE_SIGNATURE_SCHEME
+  const pool = ctx.cryptoPool
+  let valid = pool == null
+    ? verifySignature(c.remote, signedPayloadOf(c, scheme), c.signature, scheme)
+    : scheme.bodyDigest
+      // the pool hashes a large body on a worker too
+      ? pool.verifyDigested(ed25519PublicKeyOf(c.remote), c.payload, c.message.body, c.signature, scheme)
+      : pool.verify(ed25519PublicKeyOf(c.remote), c.payload, c.signature, scheme)
+  if (typeof valid !== 'boolean') valid = await valid
+  return acceptSigned(c, ctx, valid)
+}
+
+/** A frame that passed steps 1–5 of {@link openEnvelope}, and the options it is judged by. */
+interface Prechecked {
+  message: Message
+  payload: Uint8Array
+  signature: Uint8Array
+  remote: PeerId
+  now: number
+  windowMs: number
+  maxSkewMs: number
+}
+
+/** Options, then steps 1–5 of {@link openEnvelope}: everything cheap, before the signature. */
+function checkBeforeSignature (frame: Uint8Array, ctx: OpenContext): Prechecked {
   const now = ctx.now ?? Date.now()
   const maxBodyBytes = nonNegativeInteger('maxBodyBytes', ctx.maxBodyBytes, DEFAULT_MAX_BODY_BYTES)
   const maxSkewMs = nonNegativeInteger('maxSkewMs', ctx.maxSkewMs, DEFAULT_MAX_SKEW_MS)
@@ -149,17 +199,31 @@ export function openEnvelope (frame: Uint8Array, ctx: OpenContext): OpenedEnvelo
   if (!equalBytes(message.to, peerBytes(ctx.localPeer))) {
     throw new WrongRecipientError('Message is addressed to another peer')
   }
-  if (!verifySignature(remote, payload, signature, ctx.scheme ?? MESSAGE_SIGNATURE_SCHEME)) {
+  return { message, payload, signature, remote, now, windowMs, maxSkewMs }
+}
+
+/**
+ * What the signature of a prechecked frame is over: the payload, or for a
+ * body-digest scheme the payload with its body replaced by the body's SHA-256
+ * (hashed here, in step 6, after the cheap checks).
+ */
+function signedPayloadOf (c: Prechecked, scheme: SignatureScheme): Uint8Array {
+  return scheme.bodyDigest ? signingPayload(c.payload, c.message.body) : c.payload
+}
+
+/** Steps 6–8 of {@link openEnvelope}, given the signature's verdict: only a valid frame reaches the replay cache. */
+function acceptSigned (c: Prechecked, ctx: OpenContext, signatureValid: boolean): OpenedEnvelope {
+  if (!signatureValid) {
     throw new BadSignatureError('Message signature is invalid')
   }
-
+  const { message, now, remote } = c
   const ts = message.timestamp
-  if (ts < now - windowMs) throw new StaleMessageError(ts, now, windowMs)
-  if (ts > now + maxSkewMs) throw new FutureMessageError(ts, now, maxSkewMs)
+  if (ts < now - c.windowMs) throw new StaleMessageError(ts, now, c.windowMs)
+  if (ts > now + c.maxSkewMs) throw new FutureMessageError(ts, now, c.maxSkewMs)
 
   ctx.replayCache.checkAndRecord(remote.toString(), message.nonce, ts, now)
 
-  return { message, fromPeer: remote, payload, signature }
+  return { message, fromPeer: remote, payload: c.payload, signature: c.signature }
 }
 
 /** The caller's part of an outbound message; {@link sealEnvelope} fills in the rest. */
@@ -198,8 +262,33 @@ const EMPTY = new Uint8Array(0)
  * @throws {InvalidArgumentError} when a field cannot be encoded
  */
 export function sealEnvelope (fields: SealFields, signer: MessageSigner): Uint8Array {
+  const payload = sealPayload(fields, signer)
+  return encodeSignedMessage({ payload, signature: signer.sign(toSign(payload, fields, signer)) })
+}
+
+/**
+ * {@link sealEnvelope}, signing on `pool` (possibly a worker thread) when one
+ * is given. The same payload and the same signature as the sync form.
+ */
+export async function sealEnvelopeAsync (fields: SealFields, signer: MessageSigner, pool?: CryptoPool): Promise<Uint8Array> {
+  const payload = sealPayload(fields, signer)
+  let signature = pool == null
+    ? signer.sign(toSign(payload, fields, signer))
+    : (signer.scheme ?? MESSAGE_SIGNATURE_SCHEME).bodyDigest
+        ? pool.signDigested(signer, payload, fields.body ?? EMPTY)
+        : pool.sign(signer, payload)
+  if (signature instanceof Promise) signature = await signature
+  return encodeSignedMessage({ payload, signature })
+}
+
+/** The bytes the signer signs for `payload`: see {@link signingPayload}. */
+function toSign (payload: Uint8Array, fields: SealFields, signer: MessageSigner): Uint8Array {
+  return (signer.scheme ?? MESSAGE_SIGNATURE_SCHEME).bodyDigest ? signingPayload(payload, fields.body ?? EMPTY) : payload
+}
+
+function sealPayload (fields: SealFields, signer: MessageSigner): Uint8Array {
   const nonce = randomBytes(MIN_NONCE_BYTES)
-  const payload = encodeMessage({
+  return encodeMessage({
     version: PROTOCOL_VERSION,
     from: signer.from,
     to: peerBytes(fields.to),
@@ -214,5 +303,4 @@ export function sealEnvelope (fields: SealFields, signer: MessageSigner): Uint8A
     token: fields.token ?? EMPTY,
     body: fields.body ?? EMPTY
   })
-  return encodeSignedMessage({ payload, signature: signer.sign(payload) })
 }

@@ -29,13 +29,14 @@ import {
   encodeSignedMessage,
   PROTOCOL_VERSION,
   sealEnvelope,
+  signingPayload,
   verifySignature
 } from '../../src/protocol/index.ts'
 import type { Message, MessageSigner, SealFields } from '../../src/protocol/index.ts'
 import type { Connection, Libp2p, PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
-export const MSG_PROTOCOL = '/agentnet/msg/1.0.0'
+export const MSG_PROTOCOL = '/agentnet/msg/2.0.0'
 export const TOKEN_PROTOCOL = '/agentnet/token/1.0.0'
 const ACK_TAG = 0x1a
 
@@ -111,7 +112,7 @@ export class AttackStream {
       const message = decodeMessage(payload)
       let signatureValid = false
       try {
-        signatureValid = verifySignature(this.remotePeer, payload, signature)
+        signatureValid = verifySignature(this.remotePeer, signedBytesOf(payload), signature)
       } catch {}
       const out: Received = { type: 'message', message, signatureValid }
       if (message.kind === 'error') {
@@ -266,7 +267,21 @@ export function describeReceived (r: Received): string {
 /** Encode `message` as is (it may be inconsistent) and sign the payload with `signer` (anyone) */
 export function craftFrame (message: Message, signer: MessageSigner): Uint8Array {
   const payload = encodeMessage(message)
-  return encodeSignedMessage({ payload, signature: signer.sign(payload) })
+  return encodeSignedMessage({ payload, signature: signer.sign(signedBytesOf(payload)) })
+}
+
+/**
+ * What the envelope signature covers for `payload` (`/agentnet/msg/2.0.0`:
+ * the payload with its body replaced by the body's SHA-256); the payload
+ * itself when it does not decode (such a frame is refused before its
+ * signature is looked at).
+ */
+export function signedBytesOf (payload: Uint8Array): Uint8Array {
+  try {
+    return signingPayload(payload, decodeMessage(payload).body)
+  } catch {
+    return payload
+  }
 }
 
 /** A frame built from an already encoded payload and any 64-byte signature */

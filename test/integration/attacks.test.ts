@@ -21,7 +21,7 @@ import { createAgentNode } from '../../src/agent/index.ts'
 import { REPLAY_FILE } from '../../src/protocol/replay-state.ts'
 import { createSigner, encodeMessage } from '../../src/protocol/index.ts'
 import { encodeToken } from '../../src/tokens/index.ts'
-import { Attacker, craftFrame, describeReceived, dissect, frameFromParts, newId, tamper } from '../helpers/attacker.ts'
+import { Attacker, craftFrame, describeReceived, dissect, frameFromParts, newId, signedBytesOf, tamper } from '../helpers/attacker.ts'
 import type { ConfigOverrides } from '../../src/config/index.ts'
 import type { AgentNode } from '../../src/agent/index.ts'
 import type { MessageSigner } from '../../src/protocol/index.ts'
@@ -508,7 +508,7 @@ function sealAs (signer: MessageSigner, to: PeerId): { id: string, frame: Uint8A
     token: new Uint8Array(0),
     body: encoder.encode('stolen')
   })
-  const frame = frameFromParts(payload, signer.sign(payload))
+  const frame = frameFromParts(payload, signer.sign(signedBytesOf(payload)))
   return { id: dissect(frame).message.id, frame }
 }
 
@@ -899,7 +899,7 @@ describe('fuzzing the msg stream', () => {
     const onNode = (): number => target.libp2p.getConnections()
       .filter(c => c.remotePeer.equals(attacker.peerId))
       .flatMap(c => c.streams)
-      .filter(st => st.protocol === '/agentnet/msg/1.0.0').length
+      .filter(st => st.protocol === '/agentnet/msg/2.0.0').length
     const baseline = onNode()
     try {
       for (let i = 0; i < 80; i++) {

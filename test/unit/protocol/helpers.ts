@@ -5,7 +5,7 @@
 
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { createSigner, encodeMessage, encodeSignedMessage, PROTOCOL_VERSION } from '../../../src/protocol/index.ts'
+import { createSigner, decodeMessage, encodeMessage, encodeSignedMessage, PROTOCOL_VERSION, signingPayload } from '../../../src/protocol/index.ts'
 import type { Message, MessageSigner } from '../../../src/protocol/index.ts'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 
@@ -75,5 +75,18 @@ export function message (from: Identity, to: Identity, overrides: Partial<Messag
 /** Encode and sign `msg` with `signer` (who need not be `msg.from`) */
 export function frameOf (msg: Message, signer: MessageSigner): Uint8Array {
   const payload = encodeMessage(msg)
-  return encodeSignedMessage({ payload, signature: signer.sign(payload) })
+  return encodeSignedMessage({ payload, signature: signer.sign(signedBytesOf(payload)) })
+}
+
+/**
+ * What an envelope signature covers for `payload` (the body-digest form of
+ * `/agentnet/msg/2.0.0`); the payload itself when it does not decode, since
+ * such a frame is refused before its signature is looked at.
+ */
+export function signedBytesOf (payload: Uint8Array): Uint8Array {
+  try {
+    return signingPayload(payload, decodeMessage(payload).body)
+  } catch {
+    return payload
+  }
 }

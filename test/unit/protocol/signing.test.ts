@@ -39,7 +39,7 @@ describe('signing', () => {
 
   it('exports the RFC 0002 domain and payload type', () => {
     assert.equal(SIGNING_DOMAIN, 'agentnet-msg')
-    assert.equal(PAYLOAD_TYPE, '/agentnet/msg/1.0.0')
+    assert.equal(PAYLOAD_TYPE, '/agentnet/msg/2.0.0')
   })
 
   it('signs exactly uvarint(len(domain)) || domain || uvarint(len(type)) || type || uvarint(len(payload)) || payload', () => {
@@ -48,14 +48,14 @@ describe('signing', () => {
       const payload = new Uint8Array(length).map((_, i) => i * 7)
       const expected = Uint8Array.from([
         ...uvarint(12), ...te.encode('agentnet-msg'),
-        ...uvarint(19), ...te.encode('/agentnet/msg/1.0.0'),
+        ...uvarint(19), ...te.encode('/agentnet/msg/2.0.0'),
         ...uvarint(length), ...payload
       ])
       assert.deepEqual(signedData(payload), expected)
     }
     // the constant part, spelled out
     assert.equal(Buffer.from(signedData(new Uint8Array(0))).toString('hex'),
-      '0c' + Buffer.from('agentnet-msg').toString('hex') + '13' + Buffer.from('/agentnet/msg/1.0.0').toString('hex') + '00')
+      '0c' + Buffer.from('agentnet-msg').toString('hex') + '13' + Buffer.from('/agentnet/msg/2.0.0').toString('hex') + '00')
   })
 
   it('produces the same signature as @libp2p/crypto over the same bytes (Ed25519 is deterministic)', async () => {
