@@ -173,8 +173,10 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     allowPeers: () => infrastructurePeers
   })
   trust = trustService
+  const book = new AddressBook(home)
   const follower = new SuccessionFollower({
     home,
+    book,
     self: () => libp2p.peerId.toString(),
     trust: trustService,
     tokens,
@@ -210,7 +212,6 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     entropyScan: config.guard.entropyScan,
     onPersistError: err => { init.logger?.error({ err: err.message }, 'could not write the guard store') }
   })
-  const book = new AddressBook(home)
 
   // ---- what happens to a message, in order ---------------------------------
   const outbound: OutboundStage[] = [

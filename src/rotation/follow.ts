@@ -50,6 +50,8 @@ const MAX_CHAIN = 8
 
 export interface FollowerComponents {
   home: string
+  /** The node's address book (its cache sees the re-pointed petnames at once). Default: one on `home` */
+  book?: AddressBook
   /** This node's peer ID */
   self: () => string
   trust: Pick<TrustService, 'follow' | 'get'>
@@ -79,7 +81,7 @@ export class SuccessionFollower {
   /** Trust moved from `old` to `next` (a verified record): petnames, tokens and groups follow */
   async onTrustMoved (old: string, next: string): Promise<void> {
     this.successors.set(old, next)
-    await repointPetnames(this.components.home, old, next)
+    await repointPetnames(this.components.home, old, next, this.components.book)
     await this.components.tokens?.follow(old, next)
     // in the background: the new ID dials in once told, and may not be reachable yet
     const groups = this.components.groups?.()
@@ -156,8 +158,7 @@ export class SuccessionFollower {
 }
 
 /** Peer side: petnames that named the old ID now name the new one */
-export async function repointPetnames (home: string, old: string, next: string): Promise<string[]> {
-  const book = new AddressBook(home)
+export async function repointPetnames (home: string, old: string, next: string, book = new AddressBook(home)): Promise<string[]> {
   const moved: string[] = []
   for (const { name, peerId } of await book.list()) {
     if (peerId === old) {
