@@ -27,9 +27,15 @@
  */
 
 import { lintSource } from '@secretlint/core'
+import { secretLintProfiler } from '@secretlint/profiler'
 import { creator as recommended } from '@secretlint/secretlint-rule-preset-recommend'
 import { scanRuns } from './decode.ts'
 import type { DetectorHit } from './detectors.ts'
+
+// secretlint profiles every run by default: a `performance.mark` per rule and per text, kept in Node's
+// performance timeline and in the profiler's own arrays for the life of the process (a leak in a
+// long-running node, and a quarter of a busy node's screening time); nothing here reads the profile
+secretLintProfiler.setEnabled(false)
 
 const MARKERS = /private.key|_authtoken|aws|secret|access|xox|ghs_|sg\.|tskey-|glc_|ops_|hooks\.slack\.com|:\/\/[^\s/:@]*:[^\s/@]*@/i
 const RULE_PREFIX = '@secretlint/secretlint-rule-'
