@@ -1,10 +1,13 @@
-import { autoNATv2 } from '@libp2p/autonat-v2'
-import { keychain } from '@libp2p/keychain'
-import { bootstrap } from '@libp2p/bootstrap'
-import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
-import { dcutr } from '@libp2p/dcutr'
+/*
+ * Only the core every node runs is imported here (TCP, Noise, yamux,
+ * identify, ping, the circuit-relay transport); every optional service is
+ * imported by createAgentLibp2p when the config enables it, so that a node
+ * that does not run it neither loads nor compiles it (start-up time and idle
+ * memory, test/bench/startup.bench.ts).
+ */
+import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { generateKeyPair } from '@libp2p/crypto/keys'
 import { identify, identifyPush } from '@libp2p/identify'
-import { kadDHT, passthroughMapper, removePrivateAddressesMapper, removePublicAddressesMapper } from '@libp2p/kad-dht'
 import { noise } from '@libp2p/noise'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
@@ -14,6 +17,7 @@ import { createLibp2p } from 'libp2p'
 import type { Config } from '../config/index.ts'
 import type { Identify } from '@libp2p/identify'
 import type { KadDHT, SelectFn, ValidateFn } from '@libp2p/kad-dht'
+import type { Keychain } from '@libp2p/keychain'
 import type { ConnectionGater, Libp2p, PrivateKey, ServiceMap } from '@libp2p/interface'
 import type { Ping } from '@libp2p/ping'
 import type { Datastore } from 'interface-datastore'
@@ -27,7 +31,14 @@ export interface AgentServices extends ServiceMap {
   identify: Identify
   ping: Ping
   dht?: KadDHT
+  keychain?: Keychain
 }
+
+/**
+ * The keychain name of the WebRTC-direct certificate's key (the transport's
+ * own default, named here because {@link createAgentLibp2p} creates the key)
+ */
+export const WEBRTC_CERTIFICATE_KEY_NAME = 'webrtc-direct-certificate-private-key'
 
 export type AgentLibp2p = Libp2p<AgentServices>
 
@@ -48,12 +59,6 @@ export interface Libp2pAssembly {
   userAgent: string
   /** The Prometheus registry libp2p reports its own metrics to; none when absent (`metrics.listen` off) */
   metricsRegistry?: Registry
-}
-
-const ADDRESS_MAPPERS = {
-  all: passthroughMapper,
-  public: removePrivateAddressesMapper,
-  private: removePublicAddressesMapper
 }
 
 /**
@@ -110,7 +115,7 @@ export async function createAgentLibp2p (init: Libp2pAssembly): Promise<AgentLib
     // loaded only when configured: the module costs ~150 ms and ~17 MiB at start
     const { webRTC, webRTCDirect } = await import('@libp2p/webrtc')
     if (listen.some(a => a.includes('/webrtc-direct'))) {
-      transports.push(webRTCDirect({ rtcConfiguration: { iceServers } }))
+      transports.push(webRTCDirect({ rtcConfiguration: { iceServers }, certificateKeychainName: WEBRTC_CERTIFICATE_KEY_NAME }))
     }
     if (config.nat.webrtc) {
       transports.push(webRTC({ rtcConfiguration: { iceServers } }))
@@ -127,9 +132,12 @@ export async function createAgentLibp2p (init: Libp2pAssembly): Promise<AgentLib
   }
   if (init.keychainPass != null) {
     // keeps the WebRTC-direct certificate's key (so its certhash) across restarts
+    const { keychain } = await import('@libp2p/keychain')
     services.keychain = keychain({ pass: init.keychainPass })
   }
   if (config.dht.enabled) {
+    const { kadDHT, passthroughMapper, removePrivateAddressesMapper, removePublicAddressesMapper } = await import('@libp2p/kad-dht')
+    const ADDRESS_MAPPERS = { all: passthroughMapper, public: removePrivateAddressesMapper, private: removePublicAddressesMapper }
     services.dht = kadDHT({
       protocol: DHT_PROTOCOL,
       clientMode: config.dht.mode === 'auto' ? undefined : config.dht.mode === 'client',
@@ -139,9 +147,11 @@ export async function createAgentLibp2p (init: Libp2pAssembly): Promise<AgentLib
     })
   }
   if (config.bootstrap.length > 0) {
+    const { bootstrap } = await import('@libp2p/bootstrap')
     services.bootstrap = bootstrap({ list: config.bootstrap })
   }
   if (config.relay.server) {
+    const { circuitRelayServer } = await import('@libp2p/circuit-relay-v2')
     services.relay = circuitRelayServer({
       reservations: {
         maxReservations: config.relay.maxReservations,
@@ -153,9 +163,11 @@ export async function createAgentLibp2p (init: Libp2pAssembly): Promise<AgentLib
     })
   }
   if (config.nat.autonat) {
+    const { autoNATv2 } = await import('@libp2p/autonat-v2')
     services.autonat = autoNATv2()
   }
   if (config.nat.dcutr) {
+    const { dcutr } = await import('@libp2p/dcutr')
     services.dcutr = dcutr()
   }
   if (config.nat.upnp) {
@@ -163,7 +175,7 @@ export async function createAgentLibp2p (init: Libp2pAssembly): Promise<AgentLib
     services.upnp = uPnPNAT()
   }
 
-  return await createLibp2p({
+  const libp2p = await createLibp2p({
     start: false,
     privateKey: init.privateKey,
     datastore: init.datastore,
@@ -185,4 +197,22 @@ export async function createAgentLibp2p (init: Libp2pAssembly): Promise<AgentLib
     // loaded only when metrics are on
     metrics: init.metricsRegistry == null ? undefined : (await import('@libp2p/prometheus-metrics')).prometheusMetrics({ registry: init.metricsRegistry })
   }) as unknown as AgentLibp2p
+  if (libp2p.services.keychain != null && listen.some(a => a.includes('/webrtc-direct'))) {
+    await ensureCertificateKey(libp2p.services.keychain)
+  }
+  return libp2p
+}
+
+/**
+ * Create the WebRTC-direct certificate key in the keychain when it holds none
+ * yet (a new home). The transport would otherwise find out by asking the
+ * keychain for it, and the keychain answers a missing key only after a random
+ * 200–1000 ms delay (its defence against guessing), which made every first
+ * start that much slower.
+ */
+async function ensureCertificateKey (keychain: Keychain): Promise<void> {
+  const keys = await keychain.listKeys()
+  if (!keys.some(k => k.name === WEBRTC_CERTIFICATE_KEY_NAME)) {
+    await keychain.importKey(WEBRTC_CERTIFICATE_KEY_NAME, await generateKeyPair('ECDSA', 'P-256'))
+  }
 }
