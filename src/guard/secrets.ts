@@ -23,24 +23,49 @@
  * no detection; `test/unit/guard/detectors.test.ts` holds one positive
  * fixture per kind.
  *
+ * secretlint and its preset (a 230 KB module of rules) are imported on the
+ * first message that passes the prefilter, not when the node starts: most
+ * nodes run for a long while, or for ever, without such a message, and the
+ * import costs start-up time and idle memory (test/bench/startup.bench.ts).
+ * That first message waits for the import once (tens of ms).
+ *
  * @module
  */
 
-import { lintSource } from '@secretlint/core'
-import { creator as recommended } from '@secretlint/secretlint-rule-preset-recommend'
 import { scanRuns } from './decode.ts'
 import type { DetectorHit } from './detectors.ts'
 
 const MARKERS = /private.key|_authtoken|aws|secret|access|xox|ghs_|sg\.|tskey-|glc_|ops_|hooks\.slack\.com|:\/\/[^\s/:@]*:[^\s/@]*@/i
 const RULE_PREFIX = '@secretlint/secretlint-rule-'
-// the AWS rule scans for access key IDs only when asked; an access key ID names a credential and
-// is half of it, so it is reported (`secret/aws-access-key`)
-const config = {
-  rules: [{
-    id: `${RULE_PREFIX}preset-recommend`,
-    rule: recommended,
-    rules: [{ id: `${RULE_PREFIX}aws`, options: { enableIDScanRule: true } }]
-  }]
+
+type LintSource = typeof import('@secretlint/core').lintSource
+
+interface Linter {
+  lintSource: LintSource
+  config: Parameters<LintSource>[0]['options']['config']
+}
+
+let linter: Promise<Linter> | undefined
+
+/** secretlint with the recommended preset, imported once, on first use */
+async function loadLinter (): Promise<Linter> {
+  linter ??= Promise.all([import('@secretlint/core'), import('@secretlint/secretlint-rule-preset-recommend')]).then(([core, preset]) => ({
+    lintSource: core.lintSource,
+    // the AWS rule scans for access key IDs only when asked; an access key ID names a credential and
+    // is half of it, so it is reported (`secret/aws-access-key`)
+    config: {
+      rules: [{
+        id: `${RULE_PREFIX}preset-recommend`,
+        rule: preset.creator,
+        rules: [{ id: `${RULE_PREFIX}aws`, options: { enableIDScanRule: true } }]
+      }]
+    }
+  }), (err: unknown) => {
+    // a failed import (e.g. EMFILE) is not remembered: the next message tries again
+    linter = undefined
+    throw err
+  })
+  return await linter
 }
 
 /** Whether any rule of the recommended preset could match `text` (see the module doc). */
@@ -69,6 +94,7 @@ export function categoryOf (ruleId: string, messageId: string | undefined): stri
  */
 export async function scanSecrets (text: string, secretRun?: boolean): Promise<DetectorHit[]> {
   if (!mightHoldSecret(text, secretRun)) return []
+  const { lintSource, config } = await loadLinter()
   const result = await lintSource({
     source: { content: text, filePath: '/agentnet-message.txt', contentType: 'text' },
     options: { config, maskSecrets: true, noPhysicFilePath: true }
