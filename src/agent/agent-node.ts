@@ -2,7 +2,7 @@ import { AgentReplyError } from '../messaging/index.ts'
 import { screenBody } from './guard-stage.ts'
 import type { AddressBook } from '../addressbook/index.ts'
 import type { Guard, GuardDecision, Screening } from '../guard/index.ts'
-import type { GroupsService } from '../groups/index.ts'
+import type { AgentGroups } from './lazy-groups.ts'
 import type { PostureMonitor } from '../posture/monitor.ts'
 import type { AuditSink } from '../audit/index.ts'
 import type { SuccessorService } from '../identity/successor.ts'
@@ -40,7 +40,7 @@ export interface ScreeningOptions {
 export interface AgentNodeParts {
   /** The Prometheus registry and endpoint; absent when `metrics.listen` is empty */
   metrics?: NodeMetrics
-  groups: GroupsService
+  groups: AgentGroups
   /** The node's own posture review, cached (metrics, dashboard, `node.posture`) */
   posture: PostureMonitor
   milestones: Milestones
@@ -82,7 +82,7 @@ export class AgentNode {
   readonly audit: AuditSink
   readonly rotation: SuccessorService
   readonly guard: Guard
-  readonly groups: GroupsService
+  readonly groups: AgentGroups
   /** The node's own posture review, cached (metrics, dashboard, `node.posture`) */
   readonly posture: PostureMonitor
   /** Operator milestones and readiness (`node.state`, `node.wait`) */

@@ -45,8 +45,8 @@ import { TokenService } from '../tokens/index.ts'
 import { createTrustGater, TrustService } from '../trust/index.ts'
 import { AddressBook } from '../addressbook/index.ts'
 import { createGuard } from '../guard/index.ts'
-import { groups } from '../groups/index.ts'
-import type { GroupsService } from '../groups/index.ts'
+// the groups service is imported when first needed (ts-mls is ~15 % of a start): see lazy-groups.ts
+import { LazyGroups } from './lazy-groups.ts'
 import type { NodeMetrics } from '../metrics/index.ts'
 import { PostureMonitor } from '../posture/monitor.ts'
 import { AgentNode } from './agent-node.ts'
@@ -131,7 +131,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
 
   // ---- services
   const clock = init.clock ?? Date.now
-  let groupsService: GroupsService | undefined
+  let groupsService: LazyGroups | undefined
   const tokens: TokenService = new TokenService({
     libp2p,
     privateKey,
@@ -260,7 +260,15 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
   })
 
   // MLS groups: frames signed by the protocol core; group messages leave through the outbox
-  groupsService = groups({
+  groupsService = new LazyGroups({
+    libp2p,
+    privateKey,
+    clock,
+    logger: log('groups'),
+    // only trusted peers may invite this node into a group
+    acceptInvite: peer => trustService.isTrusted(peer),
+    audit: ({ type, ...data }) => { audit.record(type, { ...data }) }
+  }, {
     home,
     heartbeatIntervalMs: config.groups.heartbeatIntervalMs,
     committerTimeoutMs: config.groups.committerTimeoutMs,
@@ -270,14 +278,6 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     maxMembers: config.groups.maxMembers,
     maxBodyBytes: config.messaging.maxBodyBytes,
     replayWindowMs: config.messaging.replayWindowMs
-  })({
-    libp2p,
-    privateKey,
-    clock,
-    logger: log('groups'),
-    // only trusted peers may invite this node into a group
-    acceptInvite: peer => trustService.isTrusted(peer),
-    audit: ({ type, ...data }) => { audit.record(type, { ...data }) }
   })
 
   // ---- lifecycle: started in this order, stopped in the reverse ------------
