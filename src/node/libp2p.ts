@@ -49,7 +49,8 @@ export interface Libp2pAssembly {
   datastore?: Datastore
   /**
    * Pass phrase of a keychain in the datastore (at least 20 characters), which
-   * keeps the WebRTC-direct certificate key; no keychain when absent
+   * keeps the WebRTC-direct certificate key; no keychain when absent or when
+   * the node has no WebRTC-direct listen address
    */
   keychainPass?: string
   connectionGater?: ConnectionGater
@@ -130,8 +131,9 @@ export async function createAgentLibp2p (init: Libp2pAssembly): Promise<AgentLib
     // user's first ping to a newly found peer raced that ping and failed
     ping: ping({ maxOutboundStreams: 4, maxInboundStreams: 4 })
   }
-  if (init.keychainPass != null) {
-    // keeps the WebRTC-direct certificate's key (so its certhash) across restarts
+  if (init.keychainPass != null && listen.some(a => a.includes('/webrtc-direct'))) {
+    // keeps the WebRTC-direct certificate's key (so its certhash) across restarts;
+    // only then: opening a keychain derives its key (PBKDF2, ~50 ms of CPU here)
     const { keychain } = await import('@libp2p/keychain')
     services.keychain = keychain({ pass: init.keychainPass })
   }
