@@ -44,7 +44,7 @@ import { loadReplayCache, saveReplayCache } from '../protocol/index.ts'
 import { TokenService } from '../tokens/index.ts'
 import { createTrustGater, TrustService } from '../trust/index.ts'
 import { AddressBook } from '../addressbook/index.ts'
-import { createGuard } from '../guard/index.ts'
+import { createGuard, warmSecretScanner } from '../guard/index.ts'
 // the groups service is imported when first needed (ts-mls is ~15 % of a start): see lazy-groups.ts
 import { LazyGroups } from './lazy-groups.ts'
 import type { NodeMetrics } from '../metrics/index.ts'
@@ -294,7 +294,9 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     rotation,
     ...(config.groups.enabled ? [groupsService] : []),
     stunService(config, log('stun')),
-    ...(metrics == null ? [] : [metrics]) // serves /metrics once every service it reads runs
+    ...(metrics == null ? [] : [metrics]), // serves /metrics once every service it reads runs
+    // secretlint is imported off the start-up path, soon after it, so that the first message does not wait for it
+    warmAfterStart(config.guard.enabled && config.guard.secretScan ? warmSecretScanner : undefined)
   ]
   // the node's own posture review (agentnet doctor's checks), live data read in-process
   const posture = new PostureMonitor({
@@ -341,4 +343,20 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     return createAgentCard({ ...cards.content(), version: AGENT_VERSION.split('/')[1] ?? '0.0.0' }, privateKey)
   }, { version: () => cards.content() }))
   return node
+}
+
+/** How long after start a node loads what its first messages need (secretlint) */
+export const WARM_DELAY_MS = 500
+
+/** A lifecycle entry that runs `warm` WARM_DELAY_MS after the node started (not when stopped before) */
+function warmAfterStart (warm: (() => void) | undefined): Startable {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  return {
+    start: () => {
+      if (warm == null) return
+      timer = setTimeout(warm, WARM_DELAY_MS)
+      timer.unref()
+    },
+    stop: () => { clearTimeout(timer) }
+  }
 }

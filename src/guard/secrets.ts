@@ -26,8 +26,9 @@
  * secretlint and its preset (a 230 KB module of rules) are imported on the
  * first message that passes the prefilter, not when the node starts: most
  * nodes run for a long while, or for ever, without such a message, and the
- * import costs start-up time and idle memory (test/bench/startup.bench.ts).
- * That first message waits for the import once (tens of ms).
+ * import costs start-up time (test/bench/startup.bench.ts). A node warms it
+ * in the background once it runs ({@link warmSecretScanner}), so that the
+ * first such message does not wait for the import.
  *
  * @module
  */
@@ -66,6 +67,15 @@ async function loadLinter (): Promise<Linter> {
     throw err
   })
   return await linter
+}
+
+/**
+ * Import secretlint now, in the background, unless it is loaded already:
+ * for a node that has started and wants its first message not to wait.
+ * A failure is left for the first scan to report.
+ */
+export function warmSecretScanner (): void {
+  void loadLinter().catch(() => {})
 }
 
 /** Whether any rule of the recommended preset could match `text` (see the module doc). */
