@@ -21,8 +21,10 @@
  * - `agentnet-tcp`: the same with `nat.webrtc: false` and a TCP listener only
  *   beside `bare-tcp` (TCP and circuit relay)
  *
- * For each: ms from spawn to the ready line on stderr, and VmRSS `--settle-ms`
- * (10 s) after it. Then SIGTERM and wait for the exit.
+ * For each: ms from spawn to the ready line on stderr, the CPU time the
+ * process used until then (all threads; less moved by other load on the
+ * machine than wall time), and VmRSS `--settle-ms` (10 s) after it. Then
+ * SIGTERM and wait for the exit.
  *
  * Run: `./node_modules/.bin/node test/bench/startup.bench.ts [--runs N] [--json]`
  * (`--quick`: 2 runs, RSS 2 s after start, well under a minute once dist/ is
@@ -31,7 +33,7 @@
  */
 
 import { execFileSync, spawn } from 'node:child_process'
-import { rmSync, writeFileSync } from 'node:fs'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { mkdtemp, readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -44,6 +46,8 @@ const AGENTNET_BIN = join(ROOT, 'bin', 'agentnet.js')
 const BARE_FIXTURE = join(ROOT, 'test', 'bench', 'fixtures', 'bare-libp2p.ts')
 
 const READY_TIMEOUT_MS = 30_000
+/** Linux clock ticks per second (USER_HZ), the unit of /proc/<pid>/stat times */
+const CLOCK_TICKS = 100
 const EXIT_TIMEOUT_MS = 15_000
 
 const { values: flags } = parseArgs({
@@ -70,6 +74,8 @@ interface Kind {
 
 interface Sample {
   startupMs: number
+  /** CPU time (user + system, all threads) the process used until ready: less moved by other load than wall time */
+  cpuMs: number
   rssMiB: number
   /** Peak RSS (VmHWM) at the moment of the RSS sample */
   hwmMiB: number
@@ -123,6 +129,13 @@ function log (msg: string): void {
   process.stderr.write(msg + '\n')
 }
 
+/** CPU time of a process so far, ms (utime + stime from /proc/<pid>/stat) */
+function readCpuMs (pid: number): number {
+  // the fields after the command name, which is in parentheses and may hold spaces
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
+  return (Number(fields[11]) + Number(fields[12])) * 1000 / CLOCK_TICKS
+}
+
 async function readStatusKiB (pid: number): Promise<{ rss: number, hwm: number }> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8')
   const field = (name: string): number => {
@@ -147,6 +160,7 @@ function waitExit (child: ChildProcess): Promise<{ code: number | null, signal: 
 
 async function runOnce (kind: Kind, settleMs: number): Promise<Sample> {
   const stderrTail: string[] = []
+  let cpuAtReady = NaN
   try {
     const started = performance.now()
     const child = spawn(process.execPath, kind.args(), { cwd: ROOT, env: ENV, stdio: ['ignore', 'ignore', 'pipe'] })
@@ -169,6 +183,7 @@ async function runOnce (kind: Kind, settleMs: number): Promise<Sample> {
           if (stderrTail.length > 20) stderrTail.shift()
           if (!ready && kind.isReady(line)) {
             ready = true
+            if (child.pid != null) cpuAtReady = readCpuMs(child.pid)
             clearTimeout(timer)
             resolve(now)
           }
@@ -209,7 +224,7 @@ async function runOnce (kind: Kind, settleMs: number): Promise<Sample> {
     clearTimeout(killTimer)
     const stopMs = performance.now() - stopStarted
 
-    return { startupMs, rssMiB: rss / 1024, hwmMiB: hwm / 1024, stopMs, exitCode: code, signal }
+    return { startupMs, cpuMs: cpuAtReady, rssMiB: rss / 1024, hwmMiB: hwm / 1024, stopMs, exitCode: code, signal }
   } finally {
     current = undefined
   }
@@ -223,6 +238,7 @@ function median (xs: number[]): number {
 
 interface Summary {
   startupMs: { median: number, min: number, max: number, samples: number[] }
+  cpuMs: { median: number }
   rssMiB: { median: number, min: number, max: number, samples: number[] }
   peakRssMiB: { median: number }
   stopMs: { median: number, max: number }
@@ -237,6 +253,7 @@ function summarize (samples: Sample[], firstStartMs: number | undefined): Summar
   const stop = samples.map(s => s.stopMs)
   return {
     startupMs: { median: median(startup), min: Math.min(...startup), max: Math.max(...startup), samples: startup },
+    cpuMs: { median: median(samples.map(s => s.cpuMs)) },
     rssMiB: { median: median(rss), min: Math.min(...rss), max: Math.max(...rss), samples: rss },
     peakRssMiB: { median: median(samples.map(s => s.hwmMiB)) },
     stopMs: { median: median(stop), max: Math.max(...stop) },
@@ -274,6 +291,7 @@ function table (kinds: Kind[], summaries: Record<string, Summary>, runs: number,
   }
   row('start → running, median (ms)', s => s.startupMs.median, 0)
   row('start → running, max (ms)', s => s.startupMs.max, 0)
+  row('CPU until running, median (ms)', s => s.cpuMs.median, 0)
   row(`RSS +${settleMs / 1000}s, median (MiB)`, s => s.rssMiB.median, 1)
   row(`RSS +${settleMs / 1000}s, max (MiB)`, s => s.rssMiB.max, 1)
   rows.push([`RSS +${settleMs / 1000}s, min..max (MiB)`, ...pairs.flatMap(k => [k.id, k.baseline!].map(id => `${fmt(summaries[id]!.rssMiB.min, 1)}..${fmt(summaries[id]!.rssMiB.max, 1)}`).concat(''))])
@@ -325,7 +343,7 @@ async function main (): Promise<void> {
     for (const kind of kinds) {
       const s = await runOnce(kind, settleMs)
       samples[kind.id]!.push(s)
-      log(`run ${i + 1}/${runs} ${kind.id.padEnd(12)} startup ${fmt(s.startupMs).padStart(5)} ms  rss ${fmt(s.rssMiB, 1).padStart(6)} MiB  stop ${fmt(s.stopMs).padStart(4)} ms  exit ${s.exitCode ?? s.signal}`)
+      log(`run ${i + 1}/${runs} ${kind.id.padEnd(12)} startup ${fmt(s.startupMs).padStart(5)} ms  cpu ${fmt(s.cpuMs).padStart(5)} ms  rss ${fmt(s.rssMiB, 1).padStart(6)} MiB  stop ${fmt(s.stopMs).padStart(4)} ms  exit ${s.exitCode ?? s.signal}`)
     }
   }
   const summaries: Record<string, Summary> = Object.fromEntries(kinds.map(k => [k.id, summarize(samples[k.id]!, k.baseline != null ? firstStart[k.id] : undefined)]))
