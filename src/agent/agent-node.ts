@@ -63,6 +63,8 @@ export interface AgentNodeParts {
   lifecycle: Startable[]
   /** Persist what a clean stop leaves behind (the replay-cache snapshot) */
   saveState: () => Promise<void>
+  /** Resolves once what the node loads soon after start (secretlint) is loaded. @default resolved */
+  warmedUp?: Promise<void>
   logger?: Logger
 }
 
@@ -88,6 +90,8 @@ export class AgentNode {
   /** Operator milestones and readiness (`node.state`, `node.wait`) */
   readonly milestones: Milestones
   readonly book: AddressBook
+  /** Resolves once what the node loads soon after start (secretlint) is loaded */
+  readonly warmedUp: Promise<void>
   /** The Prometheus registry and endpoint; absent when `metrics.listen` is empty */
   readonly metrics: NodeMetrics | undefined
   private readonly screening: ScreeningOptions
@@ -118,6 +122,7 @@ export class AgentNode {
     this.datastore = parts.datastore
     this.lifecycle = parts.lifecycle
     this.saveState = parts.saveState
+    this.warmedUp = parts.warmedUp ?? Promise.resolve()
     this.logger = parts.logger
   }
 

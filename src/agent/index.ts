@@ -280,6 +280,8 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     replayWindowMs: config.messaging.replayWindowMs
   })
 
+  const warmUp = warmAfterStart(config.guard.enabled && config.guard.secretScan ? warmSecretScanner : undefined)
+
   // ---- lifecycle: started in this order, stopped in the reverse ------------
   const lifecycle: Startable[] = [
     { start: () => {}, stop: async () => { await datastore.close() } }, // closed last
@@ -296,7 +298,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     stunService(config, log('stun')),
     ...(metrics == null ? [] : [metrics]), // serves /metrics once every service it reads runs
     // secretlint is imported off the start-up path, soon after it, so that the first message does not wait for it
-    warmAfterStart(config.guard.enabled && config.guard.secretScan ? warmSecretScanner : undefined)
+    warmUp
   ]
   // the node's own posture review (agentnet doctor's checks), live data read in-process
   const posture = new PostureMonitor({
@@ -328,6 +330,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     rotation,
     datastore,
     lifecycle,
+    warmedUp: warmUp.done,
     logger: init.logger,
     // only a clean stop leaves a snapshot; its absence at the next start means a crash
     saveState: async () => { await saveReplayCache(home, replayCache) }
@@ -348,15 +351,27 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
 /** How long after start a node loads what its first messages need (secretlint) */
 export const WARM_DELAY_MS = 500
 
-/** A lifecycle entry that runs `warm` WARM_DELAY_MS after the node started (not when stopped before) */
-function warmAfterStart (warm: (() => void) | undefined): Startable {
+/**
+ * A lifecycle entry that runs `warm` WARM_DELAY_MS after the node started;
+ * `done` resolves once it ran (or at once without one, or at stop)
+ */
+function warmAfterStart (warm: (() => Promise<void>) | undefined): Startable & { done: Promise<void> } {
   let timer: ReturnType<typeof setTimeout> | undefined
+  let finish: () => void = () => {}
+  const done = new Promise<void>(resolve => { finish = resolve })
   return {
+    done,
     start: () => {
-      if (warm == null) return
-      timer = setTimeout(warm, WARM_DELAY_MS)
+      if (warm == null) {
+        finish()
+        return
+      }
+      timer = setTimeout(() => { void warm().finally(finish) }, WARM_DELAY_MS)
       timer.unref()
     },
-    stop: () => { clearTimeout(timer) }
+    stop: () => {
+      clearTimeout(timer)
+      finish()
+    }
   }
 }

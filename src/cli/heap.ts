@@ -10,8 +10,9 @@
  * ~16 MiB from start to start. V8 gives the space back only on a
  * memory-reducing GC, which an idle node never runs.
  *
- * During start-up the growth factor is 1 (no growth); once the node listens
- * it is V8's default again, so traffic grows the young generation as before.
+ * During start-up the growth factor is 1 (no growth); once the node runs and
+ * has loaded what it loads soon after (secretlint, `AgentNode.warmedUp`) it
+ * is V8's default again, so traffic grows the young generation as before.
  * `--semi-space-growth-factor` is read by V8 each time it considers growing,
  * so changing it at run time takes effect (`test/bench/startup.bench.ts`
  * shows the idle RSS). A flag given on the command line

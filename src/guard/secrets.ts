@@ -70,12 +70,12 @@ async function loadLinter (): Promise<Linter> {
 }
 
 /**
- * Import secretlint now, in the background, unless it is loaded already:
- * for a node that has started and wants its first message not to wait.
- * A failure is left for the first scan to report.
+ * Import secretlint now unless it is loaded already: for a node that has
+ * started and wants its first message not to wait. Never rejects: a failure
+ * is left for the first scan to report.
  */
-export function warmSecretScanner (): void {
-  void loadLinter().catch(() => {})
+export async function warmSecretScanner (): Promise<void> {
+  await loadLinter().then(() => {}, () => {})
 }
 
 /** Whether any rule of the recommended preset could match `text` (see the module doc). */

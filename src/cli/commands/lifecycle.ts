@@ -85,7 +85,8 @@ export async function start (opts: StartOptions): Promise<void> {
       return
     }
     clearStarting()
-    releaseYoungGeneration()
+    // what the node loads soon after start (secretlint) is start-up too
+    void daemon.node.warmedUp.then(releaseYoungGeneration)
     logger.info({ peerId: daemon.node.peerId.toString(), addresses: daemon.node.addresses(), socket: daemon.socketPath }, 'agentnet node running')
     const milestones = daemon.node.milestones
     if (milestones != null && config.bootstrap.length > 0) {
