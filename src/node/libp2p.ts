@@ -110,17 +110,29 @@ export async function connectionEncryptersFor (config: Pick<Config, 'security'>)
 export async function createAgentLibp2p (init: Libp2pAssembly): Promise<AgentLibp2p> {
   const { config } = init
   const listen = effectiveListen(config)
+  const webrtcDirect = listen.some(a => a.includes('/webrtc-direct'))
+  // the optional modules this config needs, imported together so that their
+  // loading overlaps; @libp2p/webrtc alone costs ~150 ms and ~17 MiB at start
+  const [webrtc, keychainModule, dht, bootstrapModule, relayModule, autonat, dcutrModule, upnp] = await Promise.all([
+    webrtcDirect || config.nat.webrtc ? import('@libp2p/webrtc') : undefined,
+    // keeps the WebRTC-direct certificate's key (so its certhash) across restarts;
+    // only with such a listener: opening a keychain derives its key (PBKDF2, ~50 ms of CPU here)
+    init.keychainPass != null && webrtcDirect ? import('@libp2p/keychain') : undefined,
+    config.dht.enabled ? import('@libp2p/kad-dht') : undefined,
+    config.bootstrap.length > 0 ? import('@libp2p/bootstrap') : undefined,
+    config.relay.server ? import('@libp2p/circuit-relay-v2') : undefined,
+    config.nat.autonat ? import('@libp2p/autonat-v2') : undefined,
+    config.nat.dcutr ? import('@libp2p/dcutr') : undefined,
+    config.nat.upnp ? import('@libp2p/upnp-nat') : undefined
+  ])
+
   const transports: NonNullable<Libp2pOptions['transports']> = [tcp(), circuitRelayTransport()]
   const iceServers = stunServersFor(config).map(urls => ({ urls }))
-  if (listen.some(a => a.includes('/webrtc-direct')) || config.nat.webrtc) {
-    // loaded only when configured: the module costs ~150 ms and ~17 MiB at start
-    const { webRTC, webRTCDirect } = await import('@libp2p/webrtc')
-    if (listen.some(a => a.includes('/webrtc-direct'))) {
-      transports.push(webRTCDirect({ rtcConfiguration: { iceServers }, certificateKeychainName: WEBRTC_CERTIFICATE_KEY_NAME }))
-    }
-    if (config.nat.webrtc) {
-      transports.push(webRTC({ rtcConfiguration: { iceServers } }))
-    }
+  if (webrtc != null && webrtcDirect) {
+    transports.push(webrtc.webRTCDirect({ rtcConfiguration: { iceServers }, certificateKeychainName: WEBRTC_CERTIFICATE_KEY_NAME }))
+  }
+  if (webrtc != null && config.nat.webrtc) {
+    transports.push(webrtc.webRTC({ rtcConfiguration: { iceServers } }))
   }
 
   const services: Record<string, (components: any) => unknown> = {
@@ -131,30 +143,24 @@ export async function createAgentLibp2p (init: Libp2pAssembly): Promise<AgentLib
     // user's first ping to a newly found peer raced that ping and failed
     ping: ping({ maxOutboundStreams: 4, maxInboundStreams: 4 })
   }
-  if (init.keychainPass != null && listen.some(a => a.includes('/webrtc-direct'))) {
-    // keeps the WebRTC-direct certificate's key (so its certhash) across restarts;
-    // only then: opening a keychain derives its key (PBKDF2, ~50 ms of CPU here)
-    const { keychain } = await import('@libp2p/keychain')
-    services.keychain = keychain({ pass: init.keychainPass })
+  if (keychainModule != null && init.keychainPass != null) {
+    services.keychain = keychainModule.keychain({ pass: init.keychainPass })
   }
-  if (config.dht.enabled) {
-    const { kadDHT, passthroughMapper, removePrivateAddressesMapper, removePublicAddressesMapper } = await import('@libp2p/kad-dht')
-    const ADDRESS_MAPPERS = { all: passthroughMapper, public: removePrivateAddressesMapper, private: removePublicAddressesMapper }
-    services.dht = kadDHT({
+  if (dht != null) {
+    const mappers = { all: dht.passthroughMapper, public: dht.removePrivateAddressesMapper, private: dht.removePublicAddressesMapper }
+    services.dht = dht.kadDHT({
       protocol: DHT_PROTOCOL,
       clientMode: config.dht.mode === 'auto' ? undefined : config.dht.mode === 'client',
-      peerInfoMapper: ADDRESS_MAPPERS[config.dht.addressFilter],
+      peerInfoMapper: mappers[config.dht.addressFilter],
       validators: init.dhtValidators,
       selectors: init.dhtSelectors
     })
   }
-  if (config.bootstrap.length > 0) {
-    const { bootstrap } = await import('@libp2p/bootstrap')
-    services.bootstrap = bootstrap({ list: config.bootstrap })
+  if (bootstrapModule != null) {
+    services.bootstrap = bootstrapModule.bootstrap({ list: config.bootstrap })
   }
-  if (config.relay.server) {
-    const { circuitRelayServer } = await import('@libp2p/circuit-relay-v2')
-    services.relay = circuitRelayServer({
+  if (relayModule != null) {
+    services.relay = relayModule.circuitRelayServer({
       reservations: {
         maxReservations: config.relay.maxReservations,
         reservationTtl: config.relay.reservationTtlMs,
@@ -164,17 +170,14 @@ export async function createAgentLibp2p (init: Libp2pAssembly): Promise<AgentLib
       }
     })
   }
-  if (config.nat.autonat) {
-    const { autoNATv2 } = await import('@libp2p/autonat-v2')
-    services.autonat = autoNATv2()
+  if (autonat != null) {
+    services.autonat = autonat.autoNATv2()
   }
-  if (config.nat.dcutr) {
-    const { dcutr } = await import('@libp2p/dcutr')
-    services.dcutr = dcutr()
+  if (dcutrModule != null) {
+    services.dcutr = dcutrModule.dcutr()
   }
-  if (config.nat.upnp) {
-    const { uPnPNAT } = await import('@libp2p/upnp-nat')
-    services.upnp = uPnPNAT()
+  if (upnp != null) {
+    services.upnp = upnp.uPnPNAT()
   }
 
   const libp2p = await createLibp2p({
@@ -199,7 +202,7 @@ export async function createAgentLibp2p (init: Libp2pAssembly): Promise<AgentLib
     // loaded only when metrics are on
     metrics: init.metricsRegistry == null ? undefined : (await import('@libp2p/prometheus-metrics')).prometheusMetrics({ registry: init.metricsRegistry })
   }) as unknown as AgentLibp2p
-  if (libp2p.services.keychain != null && listen.some(a => a.includes('/webrtc-direct'))) {
+  if (libp2p.services.keychain != null && webrtcDirect) {
     await ensureCertificateKey(libp2p.services.keychain)
   }
   return libp2p
