@@ -75,6 +75,15 @@ export class LazyGroups extends EventEmitter<GroupsEvents> implements AgentGroup
     return this.real != null
   }
 
+  /**
+   * The real service once loaded; undefined before, when the node is in no
+   * group (for code that needs more than this surface, e.g. a rotated
+   * committer's hand-over, which has nothing to do then)
+   */
+  loaded (): GroupsService | undefined {
+    return this.real
+  }
+
   isStarted (): boolean {
     return this.real?.isStarted() ?? this.started
   }
