@@ -3,7 +3,7 @@ import { AgentReplyError } from '../messaging/index.ts'
 import { screenBody } from './guard-stage.ts'
 import type { AddressBook } from '../addressbook/index.ts'
 import type { Guard, GuardDecision, Screening } from '../guard/index.ts'
-import type { GroupsService } from '../groups/index.ts'
+import type { AgentGroups } from './lazy-groups.ts'
 import type { PostureMonitor } from '../posture/monitor.ts'
 import type { AuditSink } from '../audit/index.ts'
 import type { SuccessionFollower, SuccessorService } from '../rotation/index.ts'
@@ -63,7 +63,7 @@ export interface ScreeningOptions {
 export interface AgentNodeParts {
   /** The Prometheus registry and endpoint; absent when `metrics.listen` is empty */
   metrics?: NodeMetrics
-  groups: GroupsService
+  groups: AgentGroups
   /** The node's own posture review, cached (metrics, dashboard, `node.posture`) */
   posture: PostureMonitor
   milestones: Milestones
@@ -90,6 +90,8 @@ export interface AgentNodeParts {
   saveState: () => Promise<void>
   /** Admission checks by service, read by the `local admission` inbound stage */
   admissions?: Map<string, ServiceAdmission>
+  /** Resolves once what the node loads soon after start (secretlint) is loaded. @default resolved */
+  warmedUp?: Promise<void>
   logger?: Logger
 }
 
@@ -110,12 +112,14 @@ export class AgentNode {
   readonly rotation: SuccessorService
   readonly follower: SuccessionFollower
   readonly guard: Guard
-  readonly groups: GroupsService
+  readonly groups: AgentGroups
   /** The node's own posture review, cached (metrics, dashboard, `node.posture`) */
   readonly posture: PostureMonitor
   /** Operator milestones and readiness (`node.state`, `node.wait`) */
   readonly milestones: Milestones
   readonly book: AddressBook
+  /** Resolves once what the node loads soon after start (secretlint) is loaded */
+  readonly warmedUp: Promise<void>
   /** The Prometheus registry and endpoint; absent when `metrics.listen` is empty */
   readonly metrics: NodeMetrics | undefined
   private readonly screening: ScreeningOptions
@@ -148,6 +152,7 @@ export class AgentNode {
     this.datastore = parts.datastore
     this.lifecycle = parts.lifecycle
     this.saveState = parts.saveState
+    this.warmedUp = parts.warmedUp ?? Promise.resolve()
     this.logger = parts.logger
     this.admissions = parts.admissions ?? new Map()
   }

@@ -44,9 +44,9 @@ import { loadReplayCache, saveReplayCache } from '../protocol/index.ts'
 import { TokenService } from '../tokens/index.ts'
 import { createTrustGater, TrustService } from '../trust/index.ts'
 import { AddressBook } from '../addressbook/index.ts'
-import { createGuard } from '../guard/index.ts'
-import { groups } from '../groups/index.ts'
-import type { GroupsService } from '../groups/index.ts'
+import { createGuard, warmSecretScanner } from '../guard/index.ts'
+// the groups service is imported when first needed (ts-mls is ~15 % of a start): see lazy-groups.ts
+import { LazyGroups } from './lazy-groups.ts'
 import type { NodeMetrics } from '../metrics/index.ts'
 import { PostureMonitor } from '../posture/monitor.ts'
 import { AgentNode } from './agent-node.ts'
@@ -134,7 +134,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
 
   // ---- services
   const clock = init.clock ?? Date.now
-  let groupsService: GroupsService | undefined
+  let groupsService: LazyGroups | undefined
   const tokens: TokenService = new TokenService({
     libp2p,
     privateKey,
@@ -180,7 +180,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     self: () => libp2p.peerId.toString(),
     trust: trustService,
     tokens,
-    groups: () => groupsService,
+    groups: () => groupsService?.loaded(),
     addAddresses: async (peer, addresses) => { await libp2p.peerStore.merge(peer, { multiaddrs: addresses }) },
     audit: async (type, data) => { await audit.recordNow(type, data) },
     logger: log('rotation')
@@ -276,7 +276,15 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
   })
 
   // MLS groups: frames signed by the protocol core; group messages leave through the outbox
-  groupsService = groups({
+  groupsService = new LazyGroups({
+    libp2p,
+    privateKey,
+    clock,
+    logger: log('groups'),
+    // only trusted peers may invite this node into a group
+    acceptInvite: peer => trustService.isTrusted(peer),
+    audit: ({ type, ...data }) => { audit.record(type, { ...data }) }
+  }, {
     home,
     heartbeatIntervalMs: config.groups.heartbeatIntervalMs,
     committerTimeoutMs: config.groups.committerTimeoutMs,
@@ -286,15 +294,9 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     maxMembers: config.groups.maxMembers,
     maxBodyBytes: config.messaging.maxBodyBytes,
     replayWindowMs: config.messaging.replayWindowMs
-  })({
-    libp2p,
-    privateKey,
-    clock,
-    logger: log('groups'),
-    // only trusted peers may invite this node into a group
-    acceptInvite: peer => trustService.isTrusted(peer),
-    audit: ({ type, ...data }) => { audit.record(type, { ...data }) }
   })
+
+  const warmUp = warmAfterStart(config.guard.enabled && config.guard.secretScan ? warmSecretScanner : undefined)
 
   // ---- lifecycle: started in this order, stopped in the reverse ------------
   const lifecycle: Startable[] = [
@@ -310,7 +312,9 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     rotation,
     ...(config.groups.enabled ? [groupsService] : []),
     stunService(config, log('stun')),
-    ...(metrics == null ? [] : [metrics]) // serves /metrics once every service it reads runs
+    ...(metrics == null ? [] : [metrics]), // serves /metrics once every service it reads runs
+    // secretlint is imported off the start-up path, soon after it, so that the first message does not wait for it
+    warmUp
   ]
   // the node's own posture review (agentnet doctor's checks), live data read in-process
   const posture = new PostureMonitor({
@@ -343,6 +347,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     follower,
     datastore,
     lifecycle,
+    warmedUp: warmUp.done,
     logger: init.logger,
     // only a clean stop leaves a snapshot; its absence at the next start means a crash
     saveState: async () => { await saveReplayCache(home, replayCache) },
@@ -359,4 +364,32 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     return createAgentCard({ ...cards.content(), version: AGENT_VERSION.split('/')[1] ?? '0.0.0' }, privateKey)
   }, { version: () => cards.content() }))
   return node
+}
+
+/** How long after start a node loads what its first messages need (secretlint) */
+export const WARM_DELAY_MS = 500
+
+/**
+ * A lifecycle entry that runs `warm` WARM_DELAY_MS after the node started;
+ * `done` resolves once it ran (or at once without one, or at stop)
+ */
+function warmAfterStart (warm: (() => Promise<void>) | undefined): Startable & { done: Promise<void> } {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  let finish: () => void = () => {}
+  const done = new Promise<void>(resolve => { finish = resolve })
+  return {
+    done,
+    start: () => {
+      if (warm == null) {
+        finish()
+        return
+      }
+      timer = setTimeout(() => { void warm().finally(finish) }, WARM_DELAY_MS)
+      timer.unref()
+    },
+    stop: () => {
+      clearTimeout(timer)
+      finish()
+    }
+  }
 }

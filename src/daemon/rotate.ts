@@ -60,10 +60,13 @@ export interface LiveRotationResult {
 async function handOverGroups (node: AgentNode, logger?: Logger): Promise<string[]> {
   const self = node.peerId.toString()
   const out: string[] = []
-  for (const g of node.groups.list()) {
+  // not loaded: the node is in no group, nothing to hand over
+  const groups = node.groups.loaded()
+  if (groups == null) return out
+  for (const g of groups.list()) {
     if (g.committer !== self || g.members.length < 2) continue
     try {
-      await node.groups.handOver(node.groups.group(g.groupId))
+      await groups.handOver(groups.group(g.groupId))
       out.push(g.groupId)
     } catch (err) {
       // the group keeps running: its members take over when this committer goes quiet

@@ -23,30 +23,65 @@
  * no detection; `test/unit/guard/detectors.test.ts` holds one positive
  * fixture per kind.
  *
+ * secretlint and its preset (a 230 KB module of rules) are imported on the
+ * first message that passes the prefilter, not when the node starts: most
+ * nodes run for a long while, or for ever, without such a message, and the
+ * import costs start-up time (test/bench/startup.bench.ts). A node warms it
+ * in the background once it runs ({@link warmSecretScanner}), so that the
+ * first such message does not wait for the import.
+ *
  * @module
  */
 
-import { lintSource } from '@secretlint/core'
-import { secretLintProfiler } from '@secretlint/profiler'
-import { creator as recommended } from '@secretlint/secretlint-rule-preset-recommend'
 import { scanRuns } from './decode.ts'
 import type { DetectorHit } from './detectors.ts'
 
-// secretlint profiles every run by default: a `performance.mark` per rule and per text, kept in Node's
-// performance timeline and in the profiler's own arrays for the life of the process (a leak in a
-// long-running node, and a quarter of a busy node's screening time); nothing here reads the profile
-secretLintProfiler.setEnabled(false)
-
 const MARKERS = /private.key|_authtoken|aws|secret|access|xox|ghs_|sg\.|tskey-|glc_|ops_|hooks\.slack\.com|:\/\/[^\s/:@]*:[^\s/@]*@/i
 const RULE_PREFIX = '@secretlint/secretlint-rule-'
-// the AWS rule scans for access key IDs only when asked; an access key ID names a credential and
-// is half of it, so it is reported (`secret/aws-access-key`)
-const config = {
-  rules: [{
-    id: `${RULE_PREFIX}preset-recommend`,
-    rule: recommended,
-    rules: [{ id: `${RULE_PREFIX}aws`, options: { enableIDScanRule: true } }]
-  }]
+
+type LintSource = typeof import('@secretlint/core').lintSource
+
+interface Linter {
+  lintSource: LintSource
+  config: Parameters<LintSource>[0]['options']['config']
+}
+
+let linter: Promise<Linter> | undefined
+
+/** secretlint with the recommended preset, imported once, on first use */
+async function loadLinter (): Promise<Linter> {
+  linter ??= Promise.all([import('@secretlint/core'), import('@secretlint/secretlint-rule-preset-recommend'), import('@secretlint/profiler')]).then(([core, preset, profiler]) => {
+    // secretlint profiles every run by default: a `performance.mark` per rule and per text, kept in Node's
+    // performance timeline and in the profiler's own arrays for the life of the process (a leak in a
+    // long-running node, and a quarter of a busy node's screening time); nothing here reads the profile
+    profiler.secretLintProfiler.setEnabled(false)
+    return {
+      lintSource: core.lintSource,
+      // the AWS rule scans for access key IDs only when asked; an access key ID names a credential and
+      // is half of it, so it is reported (`secret/aws-access-key`)
+      config: {
+        rules: [{
+          id: `${RULE_PREFIX}preset-recommend`,
+          rule: preset.creator,
+          rules: [{ id: `${RULE_PREFIX}aws`, options: { enableIDScanRule: true } }]
+        }]
+      }
+    }
+  }, (err: unknown) => {
+    // a failed import (e.g. EMFILE) is not remembered: the next message tries again
+    linter = undefined
+    throw err
+  })
+  return await linter
+}
+
+/**
+ * Import secretlint now unless it is loaded already: for a node that has
+ * started and wants its first message not to wait. Never rejects: a failure
+ * is left for the first scan to report.
+ */
+export async function warmSecretScanner (): Promise<void> {
+  await loadLinter().then(() => {}, () => {})
 }
 
 /** Whether any rule of the recommended preset could match `text` (see the module doc). */
@@ -75,6 +110,7 @@ export function categoryOf (ruleId: string, messageId: string | undefined): stri
  */
 export async function scanSecrets (text: string, secretRun?: boolean): Promise<DetectorHit[]> {
   if (!mightHoldSecret(text, secretRun)) return []
+  const { lintSource, config } = await loadLinter()
   const result = await lintSource({
     source: { content: text, filePath: '/agentnet-message.txt', contentType: 'text' },
     options: { config, maskSecrets: true, noPhysicFilePath: true }

@@ -28,7 +28,7 @@
 export { parseTarget, parsePeerId, InvalidTargetError } from './target.ts'
 export type { Target } from './target.ts'
 
-export { createAgentLibp2p, effectiveListen, DHT_PROTOCOL } from './libp2p.ts'
+export { createAgentLibp2p, effectiveListen, DHT_PROTOCOL, WEBRTC_CERTIFICATE_KEY_NAME } from './libp2p.ts'
 export type { AgentLibp2p, AgentServices } from './libp2p.ts'
 export { Milestones } from './milestones.ts'
 export type { Readiness } from './milestones.ts'

@@ -1,10 +1,13 @@
-import { autoNATv2 } from '@libp2p/autonat-v2'
-import { keychain } from '@libp2p/keychain'
-import { bootstrap } from '@libp2p/bootstrap'
-import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
-import { dcutr } from '@libp2p/dcutr'
+/*
+ * Only the core every node runs is imported here (TCP, Noise, yamux,
+ * identify, ping, the circuit-relay transport); every optional service is
+ * imported by createAgentLibp2p when the config enables it, so that a node
+ * that does not run it neither loads nor compiles it (start-up time and idle
+ * memory, test/bench/startup.bench.ts).
+ */
+import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { generateKeyPair } from '@libp2p/crypto/keys'
 import { identify, identifyPush } from '@libp2p/identify'
-import { kadDHT, passthroughMapper, removePrivateAddressesMapper, removePublicAddressesMapper } from '@libp2p/kad-dht'
 import { noise } from '@libp2p/noise'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
@@ -14,6 +17,7 @@ import { createLibp2p } from 'libp2p'
 import type { Config } from '../config/index.ts'
 import type { Identify } from '@libp2p/identify'
 import type { KadDHT, SelectFn, ValidateFn } from '@libp2p/kad-dht'
+import type { Keychain } from '@libp2p/keychain'
 import type { ConnectionGater, Libp2p, PrivateKey, ServiceMap } from '@libp2p/interface'
 import type { Ping } from '@libp2p/ping'
 import type { Datastore } from 'interface-datastore'
@@ -27,7 +31,14 @@ export interface AgentServices extends ServiceMap {
   identify: Identify
   ping: Ping
   dht?: KadDHT
+  keychain?: Keychain
 }
+
+/**
+ * The keychain name of the WebRTC-direct certificate's key (the transport's
+ * own default, named here because {@link createAgentLibp2p} creates the key)
+ */
+export const WEBRTC_CERTIFICATE_KEY_NAME = 'webrtc-direct-certificate-private-key'
 
 export type AgentLibp2p = Libp2p<AgentServices>
 
@@ -38,7 +49,8 @@ export interface Libp2pAssembly {
   datastore?: Datastore
   /**
    * Pass phrase of a keychain in the datastore (at least 20 characters), which
-   * keeps the WebRTC-direct certificate key; no keychain when absent
+   * keeps the WebRTC-direct certificate key; no keychain when absent or when
+   * the node has no WebRTC-direct listen address
    */
   keychainPass?: string
   connectionGater?: ConnectionGater
@@ -48,12 +60,6 @@ export interface Libp2pAssembly {
   userAgent: string
   /** The Prometheus registry libp2p reports its own metrics to; none when absent (`metrics.listen` off) */
   metricsRegistry?: Registry
-}
-
-const ADDRESS_MAPPERS = {
-  all: passthroughMapper,
-  public: removePrivateAddressesMapper,
-  private: removePublicAddressesMapper
 }
 
 /**
@@ -104,17 +110,29 @@ export async function connectionEncryptersFor (config: Pick<Config, 'security'>)
 export async function createAgentLibp2p (init: Libp2pAssembly): Promise<AgentLibp2p> {
   const { config } = init
   const listen = effectiveListen(config)
+  const webrtcDirect = listen.some(a => a.includes('/webrtc-direct'))
+  // the optional modules this config needs, imported together so that their
+  // loading overlaps; @libp2p/webrtc alone costs ~150 ms and ~17 MiB at start
+  const [webrtc, keychainModule, dht, bootstrapModule, relayModule, autonat, dcutrModule, upnp] = await Promise.all([
+    webrtcDirect || config.nat.webrtc ? import('@libp2p/webrtc') : undefined,
+    // keeps the WebRTC-direct certificate's key (so its certhash) across restarts;
+    // only with such a listener: opening a keychain derives its key (PBKDF2, ~50 ms of CPU here)
+    init.keychainPass != null && webrtcDirect ? import('@libp2p/keychain') : undefined,
+    config.dht.enabled ? import('@libp2p/kad-dht') : undefined,
+    config.bootstrap.length > 0 ? import('@libp2p/bootstrap') : undefined,
+    config.relay.server ? import('@libp2p/circuit-relay-v2') : undefined,
+    config.nat.autonat ? import('@libp2p/autonat-v2') : undefined,
+    config.nat.dcutr ? import('@libp2p/dcutr') : undefined,
+    config.nat.upnp ? import('@libp2p/upnp-nat') : undefined
+  ])
+
   const transports: NonNullable<Libp2pOptions['transports']> = [tcp(), circuitRelayTransport()]
   const iceServers = stunServersFor(config).map(urls => ({ urls }))
-  if (listen.some(a => a.includes('/webrtc-direct')) || config.nat.webrtc) {
-    // loaded only when configured: the module costs ~150 ms and ~17 MiB at start
-    const { webRTC, webRTCDirect } = await import('@libp2p/webrtc')
-    if (listen.some(a => a.includes('/webrtc-direct'))) {
-      transports.push(webRTCDirect({ rtcConfiguration: { iceServers } }))
-    }
-    if (config.nat.webrtc) {
-      transports.push(webRTC({ rtcConfiguration: { iceServers } }))
-    }
+  if (webrtc != null && webrtcDirect) {
+    transports.push(webrtc.webRTCDirect({ rtcConfiguration: { iceServers }, certificateKeychainName: WEBRTC_CERTIFICATE_KEY_NAME }))
+  }
+  if (webrtc != null && config.nat.webrtc) {
+    transports.push(webrtc.webRTC({ rtcConfiguration: { iceServers } }))
   }
 
   const services: Record<string, (components: any) => unknown> = {
@@ -125,24 +143,24 @@ export async function createAgentLibp2p (init: Libp2pAssembly): Promise<AgentLib
     // user's first ping to a newly found peer raced that ping and failed
     ping: ping({ maxOutboundStreams: 4, maxInboundStreams: 4 })
   }
-  if (init.keychainPass != null) {
-    // keeps the WebRTC-direct certificate's key (so its certhash) across restarts
-    services.keychain = keychain({ pass: init.keychainPass })
+  if (keychainModule != null && init.keychainPass != null) {
+    services.keychain = keychainModule.keychain({ pass: init.keychainPass })
   }
-  if (config.dht.enabled) {
-    services.dht = kadDHT({
+  if (dht != null) {
+    const mappers = { all: dht.passthroughMapper, public: dht.removePrivateAddressesMapper, private: dht.removePublicAddressesMapper }
+    services.dht = dht.kadDHT({
       protocol: DHT_PROTOCOL,
       clientMode: config.dht.mode === 'auto' ? undefined : config.dht.mode === 'client',
-      peerInfoMapper: ADDRESS_MAPPERS[config.dht.addressFilter],
+      peerInfoMapper: mappers[config.dht.addressFilter],
       validators: init.dhtValidators,
       selectors: init.dhtSelectors
     })
   }
-  if (config.bootstrap.length > 0) {
-    services.bootstrap = bootstrap({ list: config.bootstrap })
+  if (bootstrapModule != null) {
+    services.bootstrap = bootstrapModule.bootstrap({ list: config.bootstrap })
   }
-  if (config.relay.server) {
-    services.relay = circuitRelayServer({
+  if (relayModule != null) {
+    services.relay = relayModule.circuitRelayServer({
       reservations: {
         maxReservations: config.relay.maxReservations,
         reservationTtl: config.relay.reservationTtlMs,
@@ -152,18 +170,17 @@ export async function createAgentLibp2p (init: Libp2pAssembly): Promise<AgentLib
       }
     })
   }
-  if (config.nat.autonat) {
-    services.autonat = autoNATv2()
+  if (autonat != null) {
+    services.autonat = autonat.autoNATv2()
   }
-  if (config.nat.dcutr) {
-    services.dcutr = dcutr()
+  if (dcutrModule != null) {
+    services.dcutr = dcutrModule.dcutr()
   }
-  if (config.nat.upnp) {
-    const { uPnPNAT } = await import('@libp2p/upnp-nat')
-    services.upnp = uPnPNAT()
+  if (upnp != null) {
+    services.upnp = upnp.uPnPNAT()
   }
 
-  return await createLibp2p({
+  const libp2p = await createLibp2p({
     start: false,
     privateKey: init.privateKey,
     datastore: init.datastore,
@@ -185,4 +202,22 @@ export async function createAgentLibp2p (init: Libp2pAssembly): Promise<AgentLib
     // loaded only when metrics are on
     metrics: init.metricsRegistry == null ? undefined : (await import('@libp2p/prometheus-metrics')).prometheusMetrics({ registry: init.metricsRegistry })
   }) as unknown as AgentLibp2p
+  if (libp2p.services.keychain != null && webrtcDirect) {
+    await ensureCertificateKey(libp2p.services.keychain)
+  }
+  return libp2p
+}
+
+/**
+ * Create the WebRTC-direct certificate key in the keychain when it holds none
+ * yet (a new home). The transport would otherwise find out by asking the
+ * keychain for it, and the keychain answers a missing key only after a random
+ * 200–1000 ms delay (its defence against guessing), which made every first
+ * start that much slower.
+ */
+async function ensureCertificateKey (keychain: Keychain): Promise<void> {
+  const keys = await keychain.listKeys()
+  if (!keys.some(k => k.name === WEBRTC_CERTIFICATE_KEY_NAME)) {
+    await keychain.importKey(WEBRTC_CERTIFICATE_KEY_NAME, await generateKeyPair('ECDSA', 'P-256'))
+  }
 }
