@@ -232,7 +232,7 @@ describe('two nodes: errors people can act on, data in and out', () => {
     assert.equal(fromStdin.stdout.toString(), 'line one\nline two\n')
 
     // high bytes only: random ASCII can spell an e-mail address by chance, which the guard would block
-    const bytes = randomBytes(64 * 1024).map(x => x | 0x80)
+    const bytes = Buffer.from(randomBytes(64 * 1024).map(x => x | 0x80))
     bytes[0] = 0xff // not UTF-8: travels as bytes
     const file = join(homeB, 'blob.bin')
     await writeFile(file, bytes)
