@@ -121,6 +121,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     // the audit log exists once a node has run on this home
     ranBefore: await stat(join(home, AUDIT_LOG_FILE)).then(() => true, () => false),
     maxSkewMs: config.messaging.maxClockSkewMs,
+    now: (init.clock ?? Date.now)(),
     logger: log('replay')
   })
   const auditLog = await openAuditLog({ path: join(home, AUDIT_LOG_FILE) })

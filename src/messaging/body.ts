@@ -62,18 +62,22 @@ export function decodeBody (body: Uint8Array, contentType: string): AgentBody {
   return { bodyBase64: Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('base64') }
 }
 
-/** The body of an `error` reply: `{"code","message"}` as JSON */
-export function encodeErrorBody (code: string, message: string): Uint8Array {
-  return encoder.encode(JSON.stringify({ code, message }))
+/**
+ * The body of an `error` reply: `{"code","message"}` as JSON, plus `floor`
+ * (ms since the epoch) for `RestartedAt`: the sender re-seals past it
+ */
+export function encodeErrorBody (code: string, message: string, floor?: number): Uint8Array {
+  return encoder.encode(JSON.stringify(floor === undefined ? { code, message } : { code, message, floor }))
 }
 
 /** Read an `error` reply's body; a code we do not know stays a foreign code */
-export function decodeErrorBody (body: Uint8Array): { code: ErrorCode | ForeignCode, message: string } {
+export function decodeErrorBody (body: Uint8Array): { code: ErrorCode | ForeignCode, message: string, floor?: number } {
   try {
-    const parsed = JSON.parse(new TextDecoder().decode(body)) as { code?: unknown, message?: unknown }
+    const parsed = JSON.parse(new TextDecoder().decode(body)) as { code?: unknown, message?: unknown, floor?: unknown }
     return {
       code: typeof parsed.code === 'string' ? foreignCode(parsed.code) : 'RemoteError',
-      message: typeof parsed.message === 'string' ? parsed.message : 'remote error'
+      message: typeof parsed.message === 'string' ? parsed.message : 'remote error',
+      ...(Number.isSafeInteger(parsed.floor) && (parsed.floor as number) > 0 ? { floor: parsed.floor as number } : {})
     }
   } catch {
     return { code: 'RemoteError', message: 'remote error (unreadable body)' }

@@ -9,10 +9,11 @@ import { randomUUID } from 'node:crypto'
 import { anySignal } from 'any-signal'
 import type { ClearableSignal } from 'any-signal'
 import { errorCodeOf, PeerUnreachableError } from '../errors/index.ts'
-import { createSigner, decodeMessage, decodeSignedMessage, openEnvelope, ProtocolError, ReplayCache, sealEnvelope } from '../protocol/index.ts'
+import { createSigner, decodeMessage, decodeSignedMessage, FutureMessageError, MAX_WINDOW_MS, openEnvelope, ProtocolError, ReplayCache, RestartedAtError, sealEnvelope, StaleMessageError } from '../protocol/index.ts'
 import { decodeErrorBody, encodeErrorBody, JSON_TYPE } from './body.ts'
 import { Channel, decodeAck, FRAME_OVERHEAD_BYTES } from './channel.ts'
-import { MessagingError, RemoteMessageError, RequestTimeoutError } from './errors.ts'
+import { ClockSkewError, MessagingError, RemoteMessageError, RequestTimeoutError } from './errors.ts'
+import { ClockWatch } from './clock-watch.ts'
 import { FrameDecoder, FrameTooLargeError } from './frames.ts'
 import { Dispatcher } from './dispatch.ts'
 import type { CachedReply } from './idempotence.ts'
@@ -30,6 +31,17 @@ interface PendingRequest {
   reject: (err: Error) => void
 }
 
+/** Second chances one `send` already used (each is taken at most once) */
+interface Retried {
+  token?: boolean
+  restart?: boolean
+}
+
+/** Peers' after-restart floors remembered at most (the oldest is forgotten) */
+const MAX_PEER_FLOORS = 4096
+/** A `StaleMessage`/`FutureMessage` answer whose clock differs from ours by less than this is plain delay, not skew */
+const MIN_SKEW_MS = 1000
+
 export class MessagingService {
   readonly metrics: MessagingMetrics = { sent: 0, received: 0, rejected: {}, retries: 0, duplicates: 0 }
   readonly replayCache: ReplayCache
@@ -41,6 +53,9 @@ export class MessagingService {
   private readonly outbound = new Map<string, Promise<Channel>>()
   private readonly channels = new Set<Channel>()
   private readonly dispatcher: Dispatcher
+  /** After-restart floors peers told us (`RestartedAt`): our envelopes to them are stamped past it */
+  private readonly peerFloors = new Map<string, number>()
+  readonly clockWatch: ClockWatch
   private started = false
 
   private readonly now: () => number
@@ -62,6 +77,7 @@ export class MessagingService {
     this.signer = createSigner(components.privateKey)
     this.localBytes = this.signer.from
     this.replayCache = init.replayCache ?? new ReplayCache({ windowMs: this.init.replayWindowMs })
+    this.clockWatch = new ClockWatch({ warnAboveMs: Math.max(5000, this.init.maxClockSkewMs / 2), now: this.now, logger: components.logger })
     this.dispatcher = new Dispatcher(components, this.init, this.metrics, {
       reply: (channel, request, reply) => { this.replyTo(channel, request, reply) },
       reject: (channel, code, reason, message) => { this.reject(channel, undefined, code, reason, message) }
@@ -143,7 +159,7 @@ export class MessagingService {
     }
   }
 
-  private async attempts (to: PeerId, service: string, body: GuardedBody, contentType: string, options: SendOptions): Promise<Reply> {
+  private async attempts (to: PeerId, service: string, body: GuardedBody, contentType: string, options: SendOptions, retried: Retried = {}): Promise<Reply> {
     if (body.byteLength > this.init.maxBodyBytes) {
       throw new MessagingError('BodyTooLarge', `body of ${body.byteLength} bytes exceeds the ${this.init.maxBodyBytes}-byte limit`)
     }
@@ -158,7 +174,6 @@ export class MessagingService {
     // the reply may settle while no attempt is awaiting it
     promise.catch(() => {})
     let lastError: Error | undefined
-    let tokenRetried = false
     // finding and dialling the peer may use the whole deadline, not one attempt's share
     const overall = new AbortController()
     const overallTimer = setTimeout(() => { overall.abort(new RequestTimeoutError('request timed out')) }, timeoutMs)
@@ -186,7 +201,7 @@ export class MessagingService {
             ttl: timeoutMs,
             contentType,
             token,
-            timestamp: this.now(),
+            timestamp: this.stampFor(remote),
             body
           }, this.signer)
           await channel.write(frame)
@@ -202,16 +217,27 @@ export class MessagingService {
             return { from: remote, id, kind: 'ack', body: new Uint8Array(0), contentType: '' }
           }
           if (answer.kind === 'error') {
-            const { code, message } = decodeErrorBody(answer.body)
-            const err = new RemoteMessageError(code, message, remote)
-            if (!tokenRetried && this.components.tokenProvider?.isTokenError(code) === true) {
+            const { code, message, floor } = decodeErrorBody(answer.body)
+            const rest = { ...options, timeoutMs: Math.max(1, deadline - this.now()) }
+            if (retried.token !== true && this.components.tokenProvider?.isTokenError(code) === true) {
               // the token was refused (expired, revoked, scope): fetch a new one, once
-              tokenRetried = true
               await this.components.tokenProvider.renew(to, service, options.signal)
               this.pending.delete(id)
-              return await this.attempts(to, service, body, contentType, { ...options, timeoutMs: Math.max(1, deadline - this.now()) })
+              return await this.attempts(to, service, body, contentType, rest, { ...retried, token: true })
             }
-            throw err
+            if (retried.restart !== true && code === 'RestartedAt' && floor !== undefined && this.learnFloor(remote, floor)) {
+              // the peer restarted after a crash: nothing ran; re-seal once, stamped past its floor
+              this.components.logger?.debug({ peer: remote, floor }, 'peer restarted; re-sending past its replay floor')
+              this.pending.delete(id)
+              return await this.attempts(to, service, body, contentType, rest, { ...retried, restart: true })
+            }
+            if (code === 'StaleMessage' || code === 'FutureMessage' || code === 'DeadlineExceeded') {
+              // the refusal is signed and stamped with the peer's clock: that is the offset
+              // (a deadline passed on arrival is skew too, unless the clocks agree)
+              const offset = answer.timestamp - this.now()
+              if (Math.abs(offset) >= MIN_SKEW_MS) throw new ClockSkewError(offset, remote, message)
+            }
+            throw new RemoteMessageError(code, message, remote)
           }
           return { from: remote, id, kind: 'response', body: answer.body, contentType: answer.contentType }
         } catch (err) {
@@ -235,6 +261,36 @@ export class MessagingService {
       dialSignal.clear()
       this.pending.delete(id)
     }
+  }
+
+  /** Our clock, or just past the floor of a peer that restarted after a crash until our clock passes it */
+  private stampFor (remote: string): number {
+    const now = this.now()
+    const floor = this.peerFloors.get(remote)
+    if (floor === undefined) return now
+    if (floor < now) {
+      this.peerFloors.delete(remote)
+      return now
+    }
+    return floor + 1
+  }
+
+  /**
+   * Keep a peer's signed after-restart floor. A floor can be at most the
+   * peer's start plus its allowed skew (300 s at most); one further ahead is
+   * not honest and is not followed (we would stamp far-future timestamps).
+   */
+  private learnFloor (remote: string, floor: number): boolean {
+    if (floor - this.now() > MAX_WINDOW_MS) {
+      return false
+    }
+    this.peerFloors.delete(remote)
+    this.peerFloors.set(remote, floor)
+    if (this.peerFloors.size > MAX_PEER_FLOORS) {
+      const oldest = this.peerFloors.keys().next().value
+      if (oldest !== undefined) this.peerFloors.delete(oldest)
+    }
+    return true
   }
 
   private async channelTo (peer: PeerId, signal: AbortSignal): Promise<Channel> {
@@ -307,21 +363,29 @@ export class MessagingService {
       return
     }
     let message: Message
+    const now = this.now()
     try {
       ({ message } = openEnvelope(frame, {
         localPeer: this.localBytes,
         remotePeer: channel.remotePeer,
-        now: this.now(),
+        now,
         maxBodyBytes: this.init.maxBodyBytes,
         windowMs: this.init.replayWindowMs,
         maxSkewMs: this.init.maxClockSkewMs,
-        replayCache: this.replayCache
+        replayCache: this.replayCache,
+        // an answer to our own pending request is let through whatever its timestamp (see README "Clock skew")
+        expectedReply: m => this.pending.get(m.inReplyTo)?.to === channel.remote
       }))
     } catch (err) {
+      if (err instanceof StaleMessageError || err instanceof FutureMessageError) {
+        // checked after the signature: the peer's own clock reading
+        this.clockWatch.observe(channel.remote, err.timestamp - err.now)
+      }
       const code = err instanceof ProtocolError ? err.code : 'MalformedFrame'
-      this.reject(channel, frame, code, (err as Error).message)
+      this.reject(channel, frame, code, (err as Error).message, undefined, err instanceof RestartedAtError ? err.floor : undefined)
       return
     }
+    this.clockWatch.observe(channel.remote, message.timestamp - now)
     this.metrics.received++
     switch (message.kind) {
       case 'response':
@@ -341,7 +405,7 @@ export class MessagingService {
   }
 
   /** Count, log and (where the sender can match it) answer a rejected frame */
-  private reject (channel: Channel, frame: Uint8Array | undefined, code: string, reason: string, message?: Message): void {
+  private reject (channel: Channel, frame: Uint8Array | undefined, code: string, reason: string, message?: Message, floor?: number): void {
     this.metrics.rejected[code] = (this.metrics.rejected[code] ?? 0) + 1
     // label only what verified: an unverified frame's service name is the attacker's choice
     this.components.observer?.received(message?.service ?? '', message?.kind ?? '', code)
@@ -357,7 +421,7 @@ export class MessagingService {
     if (parsed == null || parsed.kind === 'response' || parsed.kind === 'error' || parsed.id === '') {
       return
     }
-    this.replyTo(channel, parsed, { kind: 'error', body: encodeErrorBody(code, reason), contentType: JSON_TYPE })
+    this.replyTo(channel, parsed, { kind: 'error', body: encodeErrorBody(code, reason, floor), contentType: JSON_TYPE })
   }
 
   private replyTo (channel: Channel, request: Message, reply: CachedReply): void {

@@ -108,6 +108,7 @@ export {
   MalformedFrameError,
   ProtocolError,
   ReplayError,
+  RestartedAtError,
   SenderMismatchError,
   StaleMessageError,
   UnsupportedKeyError,

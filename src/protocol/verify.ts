@@ -75,6 +75,17 @@ export interface OpenContext {
    * @default MESSAGE_SIGNATURE_SCHEME
    */
   scheme?: SignatureScheme
+  /**
+   * Whether a verified frame answers a request this node is waiting for (a
+   * `response` or `error` whose `inReplyTo` names a pending request to this
+   * very peer). Such a frame skips steps 7 and 8: the pending request, a
+   * fresh random ID used once, already makes it unreplayable, and a peer whose
+   * clock differs from ours must still be able to tell us so (`ClockSkew`) or
+   * answer us right after our own restart.
+   *
+   * @default none (every frame is checked in full)
+   */
+  expectedReply?: (message: Message) => boolean
 }
 
 /** A frame that passed every check. */
@@ -120,7 +131,10 @@ function peerBytes (peer: PeerId | Uint8Array): Uint8Array {
  *    ({@link UnsupportedKeyError} if the remote peer's key is not Ed25519)
  * 7. `now - windowMs <= timestamp <= now + maxSkewMs` —
  *    {@link StaleMessageError} / {@link FutureMessageError} (both bounds inclusive)
- * 8. the nonce is new — {@link ReplayError}; only now is it recorded.
+ * 8. the nonce is new — {@link ReplayError} ({@link RestartedAtError} at or
+ *    below the after-crash floor); only now is it recorded.
+ *
+ * Steps 7 and 8 are skipped for an answer `ctx.expectedReply` claims.
  *
  * The cheap structural and identity checks come before the signature, which
  * is the expensive step, and nothing is recorded for a frame that fails, so a
@@ -151,6 +165,10 @@ export function openEnvelope (frame: Uint8Array, ctx: OpenContext): OpenedEnvelo
   }
   if (!verifySignature(remote, payload, signature, ctx.scheme ?? MESSAGE_SIGNATURE_SCHEME)) {
     throw new BadSignatureError('Message signature is invalid')
+  }
+
+  if ((message.kind === 'response' || message.kind === 'error') && ctx.expectedReply?.(message) === true) {
+    return { message, fromPeer: remote, payload, signature }
   }
 
   const ts = message.timestamp
