@@ -9,11 +9,12 @@ import { randomUUID } from 'node:crypto'
 import { anySignal } from 'any-signal'
 import type { ClearableSignal } from 'any-signal'
 import { errorCodeOf, PeerUnreachableError } from '../errors/index.ts'
-import { createSigner, decodeMessage, decodeSignedMessage, FutureMessageError, MAX_WINDOW_MS, openEnvelope, ProtocolError, ReplayCache, RestartedAtError, sealEnvelope, StaleMessageError } from '../protocol/index.ts'
+import { createSigner, decodeMessage, decodeSignedMessage, FutureMessageError, openEnvelope, ProtocolError, ReplayCache, RestartedAtError, sealEnvelope, StaleMessageError } from '../protocol/index.ts'
 import { decodeErrorBody, encodeErrorBody, JSON_TYPE } from './body.ts'
 import { Channel, decodeAck, FRAME_OVERHEAD_BYTES } from './channel.ts'
 import { ClockSkewError, MessagingError, RemoteMessageError, RequestTimeoutError } from './errors.ts'
 import { ClockWatch } from './clock-watch.ts'
+import { PeerFloors } from './peer-floors.ts'
 import { FrameDecoder, FrameTooLargeError } from './frames.ts'
 import { Dispatcher } from './dispatch.ts'
 import type { CachedReply } from './idempotence.ts'
@@ -37,8 +38,6 @@ interface Retried {
   restart?: boolean
 }
 
-/** Peers' after-restart floors remembered at most (the oldest is forgotten) */
-const MAX_PEER_FLOORS = 4096
 /** A `StaleMessage`/`FutureMessage` answer whose clock differs from ours by less than this is plain delay, not skew */
 const MIN_SKEW_MS = 1000
 
@@ -54,7 +53,7 @@ export class MessagingService {
   private readonly channels = new Set<Channel>()
   private readonly dispatcher: Dispatcher
   /** After-restart floors peers told us (`RestartedAt`): our envelopes to them are stamped past it */
-  private readonly peerFloors = new Map<string, number>()
+  private readonly peerFloors: PeerFloors
   readonly clockWatch: ClockWatch
   private started = false
 
@@ -77,6 +76,7 @@ export class MessagingService {
     this.signer = createSigner(components.privateKey)
     this.localBytes = this.signer.from
     this.replayCache = init.replayCache ?? new ReplayCache({ windowMs: this.init.replayWindowMs })
+    this.peerFloors = new PeerFloors(this.now)
     this.clockWatch = new ClockWatch({ warnAboveMs: Math.max(5000, this.init.maxClockSkewMs / 2), now: this.now, logger: components.logger })
     this.dispatcher = new Dispatcher(components, this.init, this.metrics, {
       reply: (channel, request, reply) => { this.replyTo(channel, request, reply) },
@@ -201,7 +201,7 @@ export class MessagingService {
             ttl: timeoutMs,
             contentType,
             token,
-            timestamp: this.stampFor(remote),
+            timestamp: this.peerFloors.stampFor(remote),
             body
           }, this.signer)
           await channel.write(frame)
@@ -225,7 +225,7 @@ export class MessagingService {
               this.pending.delete(id)
               return await this.attempts(to, service, body, contentType, rest, { ...retried, token: true })
             }
-            if (retried.restart !== true && code === 'RestartedAt' && floor !== undefined && this.learnFloor(remote, floor)) {
+            if (retried.restart !== true && code === 'RestartedAt' && floor !== undefined && this.peerFloors.learn(remote, floor)) {
               // the peer restarted after a crash: nothing ran; re-seal once, stamped past its floor
               this.components.logger?.debug({ peer: remote, floor }, 'peer restarted; re-sending past its replay floor')
               this.pending.delete(id)
@@ -261,36 +261,6 @@ export class MessagingService {
       dialSignal.clear()
       this.pending.delete(id)
     }
-  }
-
-  /** Our clock, or just past the floor of a peer that restarted after a crash until our clock passes it */
-  private stampFor (remote: string): number {
-    const now = this.now()
-    const floor = this.peerFloors.get(remote)
-    if (floor === undefined) return now
-    if (floor < now) {
-      this.peerFloors.delete(remote)
-      return now
-    }
-    return floor + 1
-  }
-
-  /**
-   * Keep a peer's signed after-restart floor. A floor can be at most the
-   * peer's start plus its allowed skew (300 s at most); one further ahead is
-   * not honest and is not followed (we would stamp far-future timestamps).
-   */
-  private learnFloor (remote: string, floor: number): boolean {
-    if (floor - this.now() > MAX_WINDOW_MS) {
-      return false
-    }
-    this.peerFloors.delete(remote)
-    this.peerFloors.set(remote, floor)
-    if (this.peerFloors.size > MAX_PEER_FLOORS) {
-      const oldest = this.peerFloors.keys().next().value
-      if (oldest !== undefined) this.peerFloors.delete(oldest)
-    }
-    return true
   }
 
   private async channelTo (peer: PeerId, signal: AbortSignal): Promise<Channel> {
