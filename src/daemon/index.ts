@@ -19,6 +19,9 @@
 import { join } from 'node:path'
 import { SOCKET_FILE } from '../client/index.ts'
 import { loadOrCreateIdentity } from '../identity/index.ts'
+import { AUDIT_LOG_FILE } from '../audit/index.ts'
+import { TOKENS_FILE } from '../tokens/index.ts'
+import { TRUST_FILE } from '../trust/constants.ts'
 import { createIpcServer } from '../ipc/index.ts'
 import { RpcError, RpcErrorCode } from '../ipc/rpc.ts'
 import { createAgentNode } from '../agent/index.ts'
@@ -45,7 +48,16 @@ export interface DaemonInit {
    * so that the process exits too.
    */
   onStopRequest?: () => void
+  /**
+   * Create a new identity even though the home holds state of a previous
+   * node but no `identity.key` (`agentnet start --new-identity`). Without it
+   * such a start is refused with `IdentityLost`. @default false
+   */
+  newIdentity?: boolean
 }
+
+/** What a node that ran on a home leaves behind: with any of these and no key, the key was lost */
+const STATE_FILES = [TRUST_FILE, AUDIT_LOG_FILE, TOKENS_FILE] as const
 
 export interface Daemon {
   readonly node: AgentNode
@@ -57,9 +69,9 @@ export interface Daemon {
 
 export async function startDaemon (init: DaemonInit): Promise<Daemon> {
   const { home, config, logger } = init
-  const identity = await loadOrCreateIdentity(home)
+  const identity = await loadOrCreateIdentity(home, { stateFiles: STATE_FILES, newIdentity: init.newIdentity === true })
   if (identity.created) {
-    logger?.info({ peerId: identity.peerId.toString(), home }, 'created a new identity')
+    logger?.[init.newIdentity === true ? 'warn' : 'info']({ peerId: identity.peerId.toString(), home }, 'created a new identity')
   }
   const socketPath = join(home, SOCKET_FILE)
   if (Buffer.byteLength(socketPath) > 100) {
