@@ -26,6 +26,7 @@ import { createIpcServer } from '../ipc/index.ts'
 import { RpcError, RpcErrorCode } from '../ipc/rpc.ts'
 import { createAgentNode } from '../agent/index.ts'
 import { acquireLock } from './lock.ts'
+import { removeStaleTempFiles } from '../utils/fs.ts'
 import { createMethods } from './methods.ts'
 import type { Config } from '../config/index.ts'
 import type { IpcServer, MethodHandler } from '../ipc/index.ts'
@@ -79,6 +80,11 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
   }
   const lock = await acquireLock(join(home, LOCK_FILE), socketPath)
   const releaseLock = lock.release
+  // ours alone now (the lock): temporary files of writes a crash or a full disk cut short
+  const leftovers = await removeStaleTempFiles(home).catch(() => [])
+  if (leftovers.length > 0) {
+    logger?.info({ files: leftovers }, 'removed temporary files of interrupted writes')
+  }
   let node: AgentNode | undefined
   let ipc: IpcServer | undefined
   let requestStop = (): void => {}

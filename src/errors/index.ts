@@ -152,7 +152,7 @@ export const ERROR_CODES = {
   AuditLogClosed: 'an append after the audit log was closed',
   AuditLogNotFound: 'no audit log at the given path',
   AuditIO: 'the file system refused an audit log operation',
-  DiskFull: 'a state file could not be written (disk full or another I/O failure); the change was not applied',
+  StateWriteFailed: 'a state file (e.g. `trust.json`) could not be written (disk full or another I/O failure); the change was not applied and nothing stored was lost',
   // local API and SDK
   ParseError: 'an IPC line that is not JSON',
   InvalidRequest: 'an IPC line that is not a JSON-RPC 2.0 request object',
@@ -227,6 +227,14 @@ export class CodedError extends AgentnetError {
 /** A peer could not be reached: not found, or every address failed */
 export class PeerUnreachableError extends AgentnetError {
   override readonly code = 'PeerUnreachable'
+}
+
+/**
+ * A state file could not be written (ENOSPC, EIO, …): the change it was to
+ * record was undone in memory too (persist first, then apply)
+ */
+export class StateWriteError extends AgentnetError {
+  override readonly code = 'StateWriteFailed'
 }
 
 /** Too much in flight; retry later */

@@ -15,6 +15,7 @@ import { Channel, decodeAck, FRAME_OVERHEAD_BYTES } from './channel.ts'
 import { ClockSkewError, MessagingError, RemoteMessageError, RequestTimeoutError } from './errors.ts'
 import { ClockWatch } from './clock-watch.ts'
 import { PeerFloors } from './peer-floors.ts'
+import { RejectLog } from './reject-log.ts'
 import { FrameDecoder, FrameTooLargeError } from './frames.ts'
 import { Dispatcher } from './dispatch.ts'
 import type { CachedReply } from './idempotence.ts'
@@ -55,6 +56,7 @@ export class MessagingService {
   /** After-restart floors peers told us (`RestartedAt`): our envelopes to them are stamped past it */
   private readonly peerFloors: PeerFloors
   readonly clockWatch: ClockWatch
+  private readonly rejectLog: RejectLog
   private started = false
 
   private readonly now: () => number
@@ -77,6 +79,7 @@ export class MessagingService {
     this.localBytes = this.signer.from
     this.replayCache = init.replayCache ?? new ReplayCache({ windowMs: this.init.replayWindowMs })
     this.peerFloors = new PeerFloors(this.now)
+    this.rejectLog = new RejectLog(components.logger, this.now)
     this.clockWatch = new ClockWatch({ warnAboveMs: Math.max(5000, this.init.maxClockSkewMs / 2), now: this.now, logger: components.logger })
     this.dispatcher = new Dispatcher(components, this.init, this.metrics, {
       reply: (channel, request, reply) => { this.replyTo(channel, request, reply) },
@@ -115,6 +118,7 @@ export class MessagingService {
 
   async stop (): Promise<void> {
     this.started = false
+    this.rejectLog.summarise()
     this.components.libp2p.removeEventListener('connection:open', this.onConnectionOpen)
     await this.components.libp2p.unhandle(MSG_PROTOCOL).catch(() => {})
     for (const channel of this.channels) {
@@ -385,7 +389,7 @@ export class MessagingService {
         parsed = decodeMessage(decodeSignedMessage(frame).payload)
       } catch {}
     }
-    this.components.logger?.warn({ peer: channel.remote, id: parsed?.id, service: parsed?.service, code, reason }, 'message rejected')
+    this.rejectLog.log({ peer: channel.remote, id: parsed?.id, service: parsed?.service, code, reason })
     this.components.onReject?.({ peer: channel.remote, id: parsed?.id, service: parsed?.service, code, reason })
     // never answer an answer: that could loop between two nodes
     if (parsed == null || parsed.kind === 'response' || parsed.kind === 'error' || parsed.id === '') {
