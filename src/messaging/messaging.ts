@@ -39,6 +39,8 @@ interface Retried {
   restart?: boolean
 }
 
+/** Longest timer Node keeps (2^31 - 1 ms) */
+const MAX_TIMER_MS = 2 ** 31 - 1
 /** A `StaleMessage`/`FutureMessage` answer whose clock differs from ours by less than this is plain delay, not skew */
 const MIN_SKEW_MS = 1000
 
@@ -170,6 +172,10 @@ export class MessagingService {
     const kind: MessageKind = options.oneway === true ? 'oneway' : 'request'
     const id = randomUUID()
     const timeoutMs = options.timeoutMs ?? this.init.requestTimeoutMs
+    if (!(timeoutMs >= 1 && timeoutMs <= MAX_TIMER_MS)) {
+      // setTimeout turns anything above 2^31 - 1 ms into 1 ms
+      throw new MessagingError('InvalidArgument', `timeoutMs must be from 1 to ${MAX_TIMER_MS} ms`)
+    }
     const attempts = (options.retries ?? this.init.retries) + 1
     const deadline = this.now() + timeoutMs
     const remote = to.toString()
