@@ -100,6 +100,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
   // strict mode needs the gater at creation, before the trust service exists
   let trust: TrustService | undefined
   const infrastructurePeers = config.bootstrap.map(a => multiaddr(a).getComponents().findLast(c => c.name === 'p2p')?.value).filter((p): p is string => p != null)
+  const infrastructureSet = new Set(infrastructurePeers)
   // Prometheus metrics (off, and prom-client not loaded, unless metrics.listen is set): libp2p reports to the same registry
   const metrics: NodeMetrics | undefined = config.metrics.listen === '' ? undefined : new (await import('../metrics/index.ts')).NodeMetrics({ listen: config.metrics.listen, logger: log('metrics') })
   const libp2p = await createAgentLibp2p({
@@ -237,6 +238,8 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     tokenProvider: tokens,
     inboundGates: inbound,
     onReject: event => { audit.rejectedMessage(event) },
+    // trusted and infrastructure peers are served first; strangers wait in a bounded queue
+    isPreferred: peer => trustService.isTrusted(peer) || infrastructureSet.has(peer.toString()),
     observer: metrics?.series.observer,
     connect: async (peer, signal) => network.reach(peer, signal)
   }, {
@@ -245,6 +248,8 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     maxClockSkewMs: config.messaging.maxClockSkewMs,
     requestTimeoutMs: config.messaging.requestTimeoutMs,
     retries: config.messaging.retries,
+    frameTimeoutMs: config.messaging.frameTimeoutMs,
+    untrustedInFlightBytes: config.messaging.untrustedInFlightBytes,
     replayCache
   })
   // the milestones an operator waits for: listening, bootstrap connected, DHT ready, relay, card

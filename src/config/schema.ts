@@ -65,7 +65,9 @@ export const SCHEMA = {
     replayWindowMs: field(60_000, integer(30_000, 300_000), 'how old a message may be, ms (30000–300000)'),
     maxClockSkewMs: field(30_000, integer(0, 300_000), 'how far in the future a timestamp may be, ms'),
     requestTimeoutMs: field(10_000, integer(100, 3_600_000), 'default request timeout, retries included, ms'),
-    retries: field(2, integer(0, 10), 're-sends of a timed-out request (same request ID, new nonce)')
+    retries: field(2, integer(0, 10), 're-sends of a timed-out request (same request ID, new nonce)'),
+    frameTimeoutMs: field(20_000, integer(1_000, 600_000), 'a frame must arrive whole within this long of its first byte, else the stream is reset, ms'),
+    untrustedInFlightBytes: field(4_194_304, integer(65_536, 1024 * 1024 * 1024), 'bytes of request bodies one untrusted peer may have in flight; more are refused with `Busy`')
   },
   tokens: {
     protectedServices: field<string[]>([], serviceList, 'services that refuse requests without a valid session token'),

@@ -31,12 +31,44 @@ export class FrameDecoder {
   /** bytes the partial frame at the head of `chunks` needs before it is worth joining */
   private needed = 0
 
-  constructor (maxFrameBytes: number) {
+  private readonly stall: { timeoutMs: number, onTimeout: () => void } | undefined
+  private stallTimer: ReturnType<typeof setTimeout> | undefined
+
+  /**
+   * With `stall`, a frame must be completed within `stall.timeoutMs` of its
+   * first byte, else `stall.onTimeout` runs (the caller resets the stream):
+   * a peer holding half-sent frames holds buffers and streams.
+   */
+  constructor (maxFrameBytes: number, stall?: { timeoutMs: number, onTimeout: () => void }) {
     this.maxFrameBytes = maxFrameBytes
+    this.stall = stall
+  }
+
+  /** Stop the stall timer (the stream closed) */
+  dispose (): void {
+    clearTimeout(this.stallTimer)
+    this.stallTimer = undefined
+  }
+
+  /** Bytes of a frame received in part (0 between frames) */
+  get partial (): number {
+    return this.buffered
   }
 
   /** Feed received bytes; returns every frame they complete. Throws {@link FrameTooLargeError} or `MalformedFrameError`. */
   push (data: Uint8Array | Uint8ArrayList): Uint8Array[] {
+    const frames = this.decode(data)
+    if (this.stall != null) {
+      if (this.buffered === 0) {
+        this.dispose()
+      } else {
+        this.stallTimer ??= setTimeout(this.stall.onTimeout, this.stall.timeoutMs)
+      }
+    }
+    return frames
+  }
+
+  private decode (data: Uint8Array | Uint8ArrayList): Uint8Array[] {
     const bytes = data instanceof Uint8Array ? data : data.subarray()
     if (bytes.byteLength === 0) {
       return []

@@ -53,6 +53,10 @@ export interface MessagingInit {
   maxIdempotenceEntries?: number
   /** Bytes of answers kept for duplicate request IDs. @default 67108864 */
   maxIdempotenceBytes?: number
+  /** A frame must arrive whole within this long of its first byte, else the stream is reset, ms. @default 20000 */
+  frameTimeoutMs?: number
+  /** Bytes of request bodies one untrusted peer may have in flight; more get `Busy`. @default 4194304 */
+  untrustedInFlightBytes?: number
   /** A replay cache to use (e.g. restored from a snapshot) */
   replayCache?: ReplayCache
 }
@@ -87,6 +91,12 @@ export interface MessagingComponents {
    * the service, in order (the composition root in `src/agent` declares them)
    */
   inboundGates?: readonly InboundStage[]
+  /**
+   * Peers served first (trusted and infrastructure peers): frames from any
+   * other peer wait in a bounded queue worked off between theirs, and its
+   * requests in flight are bounded (see `pressure.ts`). Default: every peer
+   */
+  isPreferred?: (peer: PeerId) => boolean
   /** Called for every rejected frame (for the audit log) */
   onReject?: (event: RejectionEvent) => void
   /** Per-message outcomes for the metrics endpoint (`src/metrics`); absent when metrics are off */

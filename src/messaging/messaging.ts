@@ -11,11 +11,12 @@ import type { ClearableSignal } from 'any-signal'
 import { errorCodeOf, PeerUnreachableError } from '../errors/index.ts'
 import { createSigner, decodeMessage, decodeSignedMessage, FutureMessageError, openEnvelope, ProtocolError, ReplayCache, RestartedAtError, sealEnvelope, StaleMessageError } from '../protocol/index.ts'
 import { decodeErrorBody, encodeErrorBody, JSON_TYPE } from './body.ts'
-import { Channel, decodeAck, FRAME_OVERHEAD_BYTES } from './channel.ts'
+import { Channel, decodeAck, FRAME_OVERHEAD_BYTES, raceAbort } from './channel.ts'
 import { ClockSkewError, MessagingError, RemoteMessageError, RequestTimeoutError } from './errors.ts'
 import { ClockWatch } from './clock-watch.ts'
 import { PeerFloors } from './peer-floors.ts'
 import { RejectLog } from './reject-log.ts'
+import { InboundPressure } from './pressure.ts'
 import { FrameDecoder, FrameTooLargeError } from './frames.ts'
 import { Dispatcher } from './dispatch.ts'
 import type { CachedReply } from './idempotence.ts'
@@ -25,7 +26,6 @@ import type { Message, MessageKind, MessageSigner } from '../protocol/index.ts'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 
 export const MSG_PROTOCOL = '/agentnet/msg/1.0.0'
-
 
 interface PendingRequest {
   to: string
@@ -59,8 +59,8 @@ export class MessagingService {
   private readonly peerFloors: PeerFloors
   readonly clockWatch: ClockWatch
   private readonly rejectLog: RejectLog
+  private readonly pressure: InboundPressure
   private started = false
-
   private readonly now: () => number
 
   constructor (components: MessagingComponents, init: MessagingInit = {}) {
@@ -75,13 +75,16 @@ export class MessagingService {
       maxInboundStreams: init.maxInboundStreams ?? 64,
       maxInFlightPerPeer: init.maxInFlightPerPeer ?? 1024,
       maxIdempotenceEntries: init.maxIdempotenceEntries ?? 100_000,
-      maxIdempotenceBytes: init.maxIdempotenceBytes ?? 64 * 1024 * 1024
+      maxIdempotenceBytes: init.maxIdempotenceBytes ?? 64 * 1024 * 1024,
+      frameTimeoutMs: init.frameTimeoutMs ?? 20_000,
+      untrustedInFlightBytes: init.untrustedInFlightBytes ?? 4 * 1024 * 1024
     }
     this.signer = createSigner(components.privateKey)
     this.localBytes = this.signer.from
     this.replayCache = init.replayCache ?? new ReplayCache({ windowMs: this.init.replayWindowMs })
     this.peerFloors = new PeerFloors(this.now)
     this.rejectLog = new RejectLog(components.logger, this.now)
+    this.pressure = new InboundPressure({ untrustedInFlightBytes: this.init.untrustedInFlightBytes }, (channel, frame) => { this.onFrame(channel, frame) })
     this.clockWatch = new ClockWatch({ warnAboveMs: Math.max(5000, this.init.maxClockSkewMs / 2), now: this.now, logger: components.logger })
     this.dispatcher = new Dispatcher(components, this.init, this.metrics, {
       reply: (channel, request, reply) => { this.replyTo(channel, request, reply) },
@@ -129,6 +132,7 @@ export class MessagingService {
     }
     this.channels.clear()
     this.outbound.clear()
+    this.pressure.clear()
     for (const pending of this.pending.values()) {
       pending.reject(new MessagingError('Stopped', 'node is stopping'))
     }
@@ -301,7 +305,15 @@ export class MessagingService {
   private attach (stream: Stream, remotePeer: PeerId): Channel {
     const channel = new Channel(stream, remotePeer)
     this.channels.add(channel)
-    const frames = new FrameDecoder(this.init.maxBodyBytes + FRAME_OVERHEAD_BYTES)
+    const frames = new FrameDecoder(this.init.maxBodyBytes + FRAME_OVERHEAD_BYTES, {
+      timeoutMs: this.init.frameTimeoutMs,
+      onTimeout: () => {
+        this.reject(channel, undefined, 'MalformedFrame', `a frame was not completed within ${this.init.frameTimeoutMs} ms`)
+        channel.closed = true
+        stream.abort(new MessagingError('MalformedFrame', 'frame not completed in time'))
+      }
+    })
+    const preferred = this.components.isPreferred
     const onMessage = (evt: { data: Parameters<FrameDecoder['push']>[0] }): void => {
       let list: Uint8Array[]
       try {
@@ -312,8 +324,14 @@ export class MessagingService {
         stream.abort(err as Error)
         return
       }
+      // strangers' frames wait their turn (pressure.ts); trusted peers' are handled at once
+      const deferred = preferred != null && !preferred(remotePeer)
       for (const frame of list) {
-        this.onFrame(channel, frame)
+        if (!deferred) {
+          this.onFrame(channel, frame)
+        } else if (!this.pressure.defer(channel, frame)) {
+          this.reject(channel, frame, 'Busy', 'this node is busy with traffic from untrusted peers; retry later')
+        }
       }
     }
     stream.addEventListener('message', onMessage)
@@ -325,6 +343,7 @@ export class MessagingService {
       }
     })
     stream.addEventListener('close', () => {
+      frames.dispose()
       channel.closed = true
       this.channels.delete(channel)
       const current = this.outbound.get(channel.remote)
@@ -378,9 +397,19 @@ export class MessagingService {
         return
       }
       case 'request':
-      case 'oneway':
+      case 'oneway': {
+        const bounded = this.components.isPreferred != null && !this.components.isPreferred(channel.remotePeer)
+        const bytes = message.body.byteLength
+        if (bounded && !this.pressure.take(channel.remote, bytes)) {
+          this.reject(channel, undefined, 'Busy', 'too many requests or bytes in flight from this untrusted peer; retry later', message)
+          return
+        }
         channel.inFlight++
-        void this.dispatcher.dispatch(channel, message).finally(() => { channel.settled() })
+        void this.dispatcher.dispatch(channel, message).finally(() => {
+          if (bounded) this.pressure.release(channel.remote, bytes)
+          channel.settled()
+        })
+      }
     }
   }
 
@@ -417,17 +446,4 @@ export class MessagingService {
     }, this.signer)
     channel.write(frame).catch(() => {})
   }
-
 }
-
-async function raceAbort<T> (promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) {
-    throw signal.reason
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => { reject(signal.reason) }
-    signal.addEventListener('abort', onAbort, { once: true })
-    promise.then(resolve, reject).finally(() => { signal.removeEventListener('abort', onAbort) })
-  })
-}
-
