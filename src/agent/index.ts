@@ -38,7 +38,8 @@ import { CARD_NAMESPACE, CardService, createCardValidator, selectCard } from '..
 import { AGENT_CARD_SERVICE, agentCardHandler } from '../did/service.ts'
 import { repointPetnames, SuccessorService, swapGroupMember } from '../identity/successor.ts'
 import { MessagingService } from '../messaging/index.ts'
-import { AGENT_VERSION, createAgentLibp2p, keychainPassFor, Milestones, Network, openPeerStore, reachabilityOf, relaysOf } from '../node/index.ts'
+import { AGENT_VERSION, ConnectionGuard, createAgentLibp2p, keychainPassFor, Milestones, Network, openPeerStore, reachabilityOf, relaysOf } from '../node/index.ts'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { Outbox } from '../outbox/index.ts'
 import { loadReplayCache, saveReplayCache } from '../protocol/index.ts'
 import { TokenService } from '../tokens/index.ts'
@@ -57,13 +58,17 @@ import type { AuditData } from '../audit/index.ts'
 import type { Config } from '../config/index.ts'
 import type { InboundStage } from '../messaging/index.ts'
 import type { OutboundStage } from '../outbox/index.ts'
-import type { PrivateKey, Startable } from '@libp2p/interface'
+import type { PeerId, PrivateKey, Startable } from '@libp2p/interface'
 import type { Clock } from '../utils/clock.ts'
 import type { Logger } from 'pino'
 
 export { AgentNode } from './agent-node.ts'
 export type { AgentInbound, AgentReply, AgentServiceHandler } from './agent-node.ts'
 export { InboundRefusedError } from './errors.ts'
+
+/** Peer-store tag of trusted and infrastructure peers: libp2p's pruner closes the lowest-valued connections first */
+const TRUSTED_TAG = 'agentnet-trusted'
+const TRUSTED_TAG_VALUE = 100
 
 export interface AgentNodeInit {
   config: Config
@@ -101,6 +106,8 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
   let trust: TrustService | undefined
   const infrastructurePeers = config.bootstrap.map(a => multiaddr(a).getComponents().findLast(c => c.name === 'p2p')?.value).filter((p): p is string => p != null)
   const infrastructureSet = new Set(infrastructurePeers)
+  // trusted and infrastructure peers: served first, and keep their connection slots
+  const isPreferred = (peer: PeerId): boolean => trust?.isTrusted(peer) === true || infrastructureSet.has(peer.toString())
   // Prometheus metrics (off, and prom-client not loaded, unless metrics.listen is set): libp2p reports to the same registry
   const metrics: NodeMetrics | undefined = config.metrics.listen === '' ? undefined : new (await import('../metrics/index.ts')).NodeMetrics({ listen: config.metrics.listen, logger: log('metrics') })
   const libp2p = await createAgentLibp2p({
@@ -239,7 +246,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     inboundGates: inbound,
     onReject: event => { audit.rejectedMessage(event) },
     // trusted and infrastructure peers are served first; strangers wait in a bounded queue
-    isPreferred: peer => trustService.isTrusted(peer) || infrastructureSet.has(peer.toString()),
+    isPreferred,
     observer: metrics?.series.observer,
     connect: async (peer, signal) => network.reach(peer, signal)
   }, {
@@ -286,12 +293,34 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     audit: ({ type, ...data }) => { audit.record(type, { ...data }) }
   })
 
+  // ---- connection slots: strangers are held to connections.maxConnections, trusted peers tagged so pruning spares them
+  const connectionGuard = new ConnectionGuard({ libp2p, isPreferred, logger: log('connections') }, {
+    maxConnections: config.connections.maxConnections,
+    maxPerIp: config.connections.maxPerIp,
+    maxPerSubnet: config.connections.maxPerSubnet
+  })
+  const tagTrusted = async (id: string, trusted: boolean): Promise<void> => {
+    await libp2p.peerStore.merge(peerIdFromString(id), { tags: { [TRUSTED_TAG]: trusted ? { value: TRUSTED_TAG_VALUE } : undefined } }).catch(() => {})
+  }
+  trustService.on('changed', (change: { peerId: string, state: string }) => { void tagTrusted(change.peerId, change.state === 'trusted') })
+  const slots: Startable = {
+    start: async () => {
+      connectionGuard.start()
+      for (const entry of trustService.list()) {
+        if (entry.state === 'trusted') await tagTrusted(entry.peerId, true)
+      }
+      for (const id of infrastructureSet) await tagTrusted(id, true)
+    },
+    stop: () => { connectionGuard.stop() }
+  }
+
   // ---- lifecycle: started in this order, stopped in the reverse ------------
   const lifecycle: Startable[] = [
     { start: () => {}, stop: async () => { await datastore.close() } }, // closed last
     guard, // loads persisted values; a damaged store stops the start
     trustService, // loads trust.json before any connection can arrive
     libp2p,
+    slots,
     milestones,
     tokens,
     messaging,

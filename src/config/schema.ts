@@ -30,7 +30,10 @@ export const SCHEMA = {
   bootstrap: field<string[]>([], peerMultiaddrList, 'bootstrap peers, multiaddrs ending in `/p2p/<peerId>`'),
   logLevel: field<LogLevel>('info', logLevel, '`fatal`…`trace`, `silent`'),
   connections: {
-    maxConnections: field(300, integer(1, 100_000), 'open libp2p connections'),
+    maxConnections: field(300, integer(1, 100_000), 'inbound connections from peers that are neither trusted nor infrastructure (libp2p gets `reservedConnections` more, kept for those)'),
+    reservedConnections: field(64, integer(0, 100_000), 'connection slots beyond `maxConnections` that only trusted and infrastructure peers can use'),
+    maxPerIp: field(64, integer(1, 100_000), 'inbound connections from untrusted peers at one IP address'),
+    maxPerSubnet: field(128, integer(1, 100_000), 'inbound connections from untrusted peers in one /24 (IPv4) or /48 (IPv6)'),
     dialTimeoutMs: field(10_000, integer(100, 600_000), 'one dial, ms'),
     inboundConnectionThreshold: field(25, integer(1, 100_000), 'inbound connections per second from one IP')
   },
