@@ -59,11 +59,9 @@ export class FrameDecoder {
   push (data: Uint8Array | Uint8ArrayList): Uint8Array[] {
     const frames = this.decode(data)
     if (this.stall != null) {
-      if (this.buffered === 0) {
-        this.dispose()
-      } else {
-        this.stallTimer ??= setTimeout(this.stall.onTimeout, this.stall.timeoutMs)
-      }
+      // the clock runs from the first byte of the frame now in part: a completed frame restarts it
+      if (this.buffered === 0 || frames.length > 0) this.dispose()
+      if (this.buffered > 0) this.stallTimer ??= setTimeout(this.stall.onTimeout, this.stall.timeoutMs)
     }
     return frames
   }
