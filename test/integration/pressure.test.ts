@@ -141,6 +141,9 @@ describe('pressure from untrusted peers', () => {
     assert.ok(atFriend < 6000, `the friend was answered before the stranger's burst was done (${atFriend} of its requests answered then)`)
     await until(() => answered() >= 6000, 'every frame of the burst answered', 60_000)
     const busy = s.received.slice(mark).filter(r => r.type === 'message' && r.error?.code === 'Busy').length
-    assert.ok(busy >= 6000 - 4096, `the queue is bounded: ${busy} Busy answers`)
+    // at most 4,096 wait at once: a burst of 6,000 written in one go overflows it (how many depends on how fast it drains meanwhile)
+    assert.ok(busy > 0, 'the queue is bounded: some frames were refused with Busy')
+    const responses = s.received.slice(mark).filter(r => r.type === 'message' && r.message.kind === 'response').length
+    assert.equal(responses + busy, 6000, 'every frame was answered: run, or refused with Busy')
   })
 })
