@@ -257,6 +257,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     retries: config.messaging.retries,
     frameTimeoutMs: config.messaging.frameTimeoutMs,
     untrustedInFlightBytes: config.messaging.untrustedInFlightBytes,
+    untrustedIdleStreamMs: config.messaging.untrustedIdleStreamMs,
     replayCache
   })
   // the milestones an operator waits for: listening, bootstrap connected, DHT ready, relay, card

@@ -70,6 +70,7 @@ export const SCHEMA = {
     requestTimeoutMs: field(10_000, integer(100, 3_600_000), 'default request timeout, retries included, ms'),
     retries: field(2, integer(0, 10), 're-sends of a timed-out request (same request ID, new nonce)'),
     frameTimeoutMs: field(20_000, integer(1_000, 600_000), 'a frame must arrive whole within this long of its first byte, else the stream is reset, ms'),
+    untrustedIdleStreamMs: field(60_000, integer(1_000, 3_600_000), 'an untrusted peer\'s inbound message stream with no traffic for this long is closed (it opens a new one when needed), ms'),
     untrustedInFlightBytes: field(4_194_304, integer(65_536, 1024 * 1024 * 1024), 'bytes of request bodies one untrusted peer may have in flight; more are refused with `Busy`')
   },
   tokens: {

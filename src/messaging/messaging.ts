@@ -17,6 +17,8 @@ import { ClockWatch } from './clock-watch.ts'
 import { PeerFloors } from './peer-floors.ts'
 import { RejectLog } from './reject-log.ts'
 import { InboundPressure } from './pressure.ts'
+import { MESSAGING_DEFAULTS } from './constants.ts'
+import type { MessagingSettings } from './constants.ts'
 import { FrameDecoder, FrameTooLargeError } from './frames.ts'
 import { Dispatcher } from './dispatch.ts'
 import type { CachedReply } from './idempotence.ts'
@@ -48,7 +50,7 @@ export class MessagingService {
   readonly metrics: MessagingMetrics = { sent: 0, received: 0, rejected: {}, retries: 0, duplicates: 0 }
   readonly replayCache: ReplayCache
   private readonly components: MessagingComponents
-  private readonly init: Required<Omit<MessagingInit, 'replayCache'>>
+  private readonly init: MessagingSettings
   private readonly signer: MessageSigner
   private readonly localBytes: Uint8Array
   private readonly pending = new Map<string, PendingRequest>()
@@ -66,19 +68,9 @@ export class MessagingService {
   constructor (components: MessagingComponents, init: MessagingInit = {}) {
     this.now = components.clock ?? Date.now
     this.components = components
-    this.init = {
-      maxBodyBytes: init.maxBodyBytes ?? 1024 * 1024,
-      replayWindowMs: init.replayWindowMs ?? 60_000,
-      maxClockSkewMs: init.maxClockSkewMs ?? 30_000,
-      requestTimeoutMs: init.requestTimeoutMs ?? 10_000,
-      retries: init.retries ?? 2,
-      maxInboundStreams: init.maxInboundStreams ?? 64,
-      maxInFlightPerPeer: init.maxInFlightPerPeer ?? 1024,
-      maxIdempotenceEntries: init.maxIdempotenceEntries ?? 100_000,
-      maxIdempotenceBytes: init.maxIdempotenceBytes ?? 64 * 1024 * 1024,
-      frameTimeoutMs: init.frameTimeoutMs ?? 20_000,
-      untrustedInFlightBytes: init.untrustedInFlightBytes ?? 4 * 1024 * 1024
-    }
+    // explicitly undefined options take the default too
+    const given = Object.fromEntries(Object.entries(init).filter(([key, value]) => value !== undefined && key !== 'replayCache')) as Partial<MessagingSettings>
+    this.init = { ...MESSAGING_DEFAULTS, ...given }
     this.signer = createSigner(components.privateKey)
     this.localBytes = this.signer.from
     this.replayCache = init.replayCache ?? new ReplayCache({ windowMs: this.init.replayWindowMs })
@@ -116,7 +108,7 @@ export class MessagingService {
     }
     this.components.libp2p.addEventListener('connection:open', this.onConnectionOpen)
     await this.components.libp2p.handle(MSG_PROTOCOL, (stream, connection) => {
-      this.attach(stream, connection.remotePeer)
+      this.attach(stream, connection.remotePeer, true)
     }, { maxInboundStreams: this.init.maxInboundStreams, runOnLimitedConnection: true })
     this.started = true
   }
@@ -302,9 +294,14 @@ export class MessagingService {
   }
 
   /** Read frames from a stream (either direction) and dispatch them */
-  private attach (stream: Stream, remotePeer: PeerId): Channel {
+  private attach (stream: Stream, remotePeer: PeerId, inbound = false): Channel {
     const channel = new Channel(stream, remotePeer)
     this.channels.add(channel)
+    const preferred = this.components.isPreferred
+    // a stranger's idle inbound stream is closed (10,000 idle streams doubled memory); the peer opens a new one when it needs one
+    const idle = inbound && preferred != null && !preferred(remotePeer)
+      ? { timeoutMs: this.init.untrustedIdleStreamMs, onIdle: () => { if (channel.inFlight === 0) { channel.closed = true; stream.abort(new MessagingError('StreamClosed', 'idle stream of an untrusted peer')) } } }
+      : undefined
     const frames = new FrameDecoder(this.init.maxBodyBytes + FRAME_OVERHEAD_BYTES, {
       timeoutMs: this.init.frameTimeoutMs,
       onTimeout: () => {
@@ -312,8 +309,7 @@ export class MessagingService {
         channel.closed = true
         stream.abort(new MessagingError('MalformedFrame', 'frame not completed in time'))
       }
-    })
-    const preferred = this.components.isPreferred
+    }, idle)
     const onMessage = (evt: { data: Parameters<FrameDecoder['push']>[0] }): void => {
       let list: Uint8Array[]
       try {
@@ -343,7 +339,7 @@ export class MessagingService {
       }
     })
     stream.addEventListener('close', () => {
-      frames.dispose()
+      frames.close()
       channel.closed = true
       this.channels.delete(channel)
       const current = this.outbound.get(channel.remote)

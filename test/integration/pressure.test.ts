@@ -146,4 +146,23 @@ describe('pressure from untrusted peers', () => {
     const responses = s.received.slice(mark).filter(r => r.type === 'message' && r.message.kind === 'response').length
     assert.equal(responses + busy, 6000, 'every frame was answered: run, or refused with Busy')
   })
+
+  it('idle inbound streams of strangers are closed after untrustedIdleStreamMs; a trusted peer\'s idle stream stays', async () => {
+    const idleTarget = await node({ trust: { publicServices: ['echo'] }, messaging: { untrustedIdleStreamMs: 1000 } })
+    idleTarget.registerService('echo', m => ({ body: m.body, contentType: m.contentType }))
+    await friend.libp2p.dial(idleTarget.libp2p.getMultiaddrs()[0]!)
+    await friend.requestTrust(idleTarget.peerId, 'friend')
+    await idleTarget.trust.approve(friend.peerId.toString())
+    // the friend's stream: opened first, then idle as long as the strangers'
+    assert.equal(decoder.decode((await friend.send(idleTarget.peerId, 'echo', encoder.encode('hi'), TEXT)).body), 'hi')
+    const strangers: AttackStream[] = []
+    for (let i = 0; i < 30; i++) strangers.push(await attacker.open(idleTarget.libp2p.getMultiaddrs()[0]!))
+    await until(() => strangers.every(st => st.closed), 'the strangers\' idle streams to be closed')
+    const friendStreams = idleTarget.libp2p.getConnections(friend.peerId).flatMap(c => c.streams).filter(st => st.protocol === '/agentnet/msg/1.0.0' && st.status === 'open')
+    assert.ok(friendStreams.length >= 1, 'the trusted peer\'s idle stream is still open')
+    // a stranger that needs a stream again simply opens one
+    const again = await attacker.open(idleTarget.libp2p.getMultiaddrs()[0]!)
+    const reply = await attacker.request(again, 'echo', 'back again')
+    assert.ok(reply.type === 'message' && reply.message.kind === 'response')
+  })
 })
