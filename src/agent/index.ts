@@ -38,7 +38,8 @@ import { CARD_NAMESPACE, CardService, createCardValidator, selectCard } from '..
 import { AGENT_CARD_SERVICE, agentCardHandler } from '../did/service.ts'
 import { migrateHome, SuccessionFollower, SuccessorService } from '../rotation/index.ts'
 import { MessagingService } from '../messaging/index.ts'
-import { AGENT_VERSION, createAgentLibp2p, keychainPassFor, Milestones, Network, openPeerStore, reachabilityOf, relaysOf } from '../node/index.ts'
+import { AGENT_VERSION, ConnectionGuard, createAgentLibp2p, keychainPassFor, Milestones, Network, openPeerStore, reachabilityOf, relaysOf } from '../node/index.ts'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { Outbox } from '../outbox/index.ts'
 import { loadReplayCache, saveReplayCache } from '../protocol/index.ts'
 import { TokenService } from '../tokens/index.ts'
@@ -58,13 +59,17 @@ import type { AuditData } from '../audit/index.ts'
 import type { Config } from '../config/index.ts'
 import type { InboundStage } from '../messaging/index.ts'
 import type { OutboundStage } from '../outbox/index.ts'
-import type { PrivateKey, Startable } from '@libp2p/interface'
+import type { PeerId, PrivateKey, Startable } from '@libp2p/interface'
 import type { Clock } from '../utils/clock.ts'
 import type { Logger } from 'pino'
 
 export { AgentNode } from './agent-node.ts'
 export type { AgentInbound, AgentReply, AgentServiceHandler, ServiceAdmission, AdmissionRequest, RegisterServiceOptions } from './agent-node.ts'
 export { InboundRefusedError } from './errors.ts'
+
+/** Peer-store tag of trusted and infrastructure peers: libp2p's pruner closes the lowest-valued connections first */
+const TRUSTED_TAG = 'agentnet-trusted'
+const TRUSTED_TAG_VALUE = 100
 
 export interface AgentNodeInit {
   config: Config
@@ -103,6 +108,9 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
   // strict mode needs the gater at creation, before the trust service exists
   let trust: TrustService | undefined
   const infrastructurePeers = config.bootstrap.map(a => multiaddr(a).getComponents().findLast(c => c.name === 'p2p')?.value).filter((p): p is string => p != null)
+  const infrastructureSet = new Set(infrastructurePeers)
+  // trusted and infrastructure peers: served first, and keep their connection slots
+  const isPreferred = (peer: PeerId): boolean => trust?.isTrusted(peer) === true || infrastructureSet.has(peer.toString())
   // Prometheus metrics (off, and prom-client not loaded, unless metrics.listen is set): libp2p reports to the same registry
   const metrics: NodeMetrics | undefined = config.metrics.listen === '' ? undefined : new (await import('../metrics/index.ts')).NodeMetrics({ listen: config.metrics.listen, logger: log('metrics') })
   const libp2p = await createAgentLibp2p({
@@ -124,6 +132,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     // the audit log exists once a node has run on this home
     ranBefore: await stat(join(home, AUDIT_LOG_FILE)).then(() => true, () => false),
     maxSkewMs: config.messaging.maxClockSkewMs,
+    now: (init.clock ?? Date.now)(),
     logger: log('replay')
   })
   const auditLog = await openAuditLog({ path: join(home, AUDIT_LOG_FILE) })
@@ -250,6 +259,8 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     tokenProvider: tokens,
     inboundGates: inbound,
     onReject: event => { audit.rejectedMessage(event) },
+    // trusted and infrastructure peers are served first; strangers wait in a bounded queue
+    isPreferred,
     observer: metrics?.series.observer,
     connect: async (peer, signal) => network.reach(peer, signal)
   }, {
@@ -260,6 +271,9 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     retries: config.messaging.retries,
     cryptoWorkers: config.crypto.workers,
     cryptoOffloadUtilization: config.crypto.offloadUtilization,
+    frameTimeoutMs: config.messaging.frameTimeoutMs,
+    untrustedInFlightBytes: config.messaging.untrustedInFlightBytes,
+    untrustedIdleStreamMs: config.messaging.untrustedIdleStreamMs,
     replayCache
   })
   // the milestones an operator waits for: listening, bootstrap connected, DHT ready, relay, card
@@ -297,6 +311,26 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
   })
 
   const warmUp = warmAfterStart(config.guard.enabled && config.guard.secretScan ? warmSecretScanner : undefined)
+  // ---- connection slots: strangers are held to connections.maxConnections, trusted peers tagged so pruning spares them
+  const connectionGuard = new ConnectionGuard({ libp2p, isPreferred, logger: log('connections') }, {
+    maxConnections: config.connections.maxConnections,
+    maxPerIp: config.connections.maxPerIp,
+    maxPerSubnet: config.connections.maxPerSubnet
+  })
+  const tagTrusted = async (id: string, trusted: boolean): Promise<void> => {
+    await libp2p.peerStore.merge(peerIdFromString(id), { tags: { [TRUSTED_TAG]: trusted ? { value: TRUSTED_TAG_VALUE } : undefined } }).catch(() => {})
+  }
+  trustService.on('changed', (change: { peerId: string, state: string }) => { void tagTrusted(change.peerId, change.state === 'trusted') })
+  const slots: Startable = {
+    start: async () => {
+      connectionGuard.start()
+      for (const entry of trustService.list()) {
+        if (entry.state === 'trusted') await tagTrusted(entry.peerId, true)
+      }
+      for (const id of infrastructureSet) await tagTrusted(id, true)
+    },
+    stop: () => { connectionGuard.stop() }
+  }
 
   // ---- lifecycle: started in this order, stopped in the reverse ------------
   const lifecycle: Startable[] = [
@@ -304,6 +338,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     guard, // loads persisted values; a damaged store stops the start
     trustService, // loads trust.json before any connection can arrive
     libp2p,
+    slots,
     milestones,
     tokens,
     messaging,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { AuditLog } from './log.ts'
 import type { AuditData } from './record.ts'
 import type { Logger } from 'pino'
@@ -6,6 +7,19 @@ import type { Logger } from 'pino'
 const REJECTIONS_PER_PEER_PER_SECOND = 10
 /** Records waiting for the disk; beyond it records are dropped and counted */
 const MAX_QUEUED = 10_000
+/** Characters of a peer-chosen field (service name, request ID, reason) kept in a rejection record */
+export const MAX_RECORDED_FIELD_CHARS = 256
+
+/**
+ * A peer-chosen string as recorded: whole when short, else its first
+ * {@link MAX_RECORDED_FIELD_CHARS} characters and the SHA-256 of the whole,
+ * so a long field can never push the record over the log's size limit (it
+ * used to be dropped then) and the whole value can still be matched.
+ */
+export function clipField (value: string): { value: string, sha256?: string } {
+  if (value.length <= MAX_RECORDED_FIELD_CHARS) return { value }
+  return { value: `${value.slice(0, MAX_RECORDED_FIELD_CHARS)}…`, sha256: createHash('sha256').update(value).digest('hex') }
+}
 
 /**
  * Feeds the audit log without ever blocking or growing without bound: a
@@ -18,6 +32,9 @@ export class AuditSink {
   private readonly logger: Logger | undefined
   private queued = 0
   private dropped = 0
+  /** records the disk refused (by type), written as one `audit.records-lost` record once it takes writes again */
+  private lost: Record<string, number> = {}
+  private lostTotal = 0
   private readonly rejections = new Map<string, { count: number, suppressed: Record<string, number> }>()
   private readonly timer: ReturnType<typeof setInterval>
 
@@ -36,9 +53,24 @@ export class AuditSink {
     }
     this.queued++
     // drop undefined fields: the log stores JSON only
-    this.log.append(type, JSON.parse(JSON.stringify(data)) as AuditData).catch((err: Error) => {
-      this.logger?.error({ err: err.message, type }, 'audit append failed')
+    this.log.append(type, JSON.parse(JSON.stringify(data)) as AuditData).then(() => { this.reportLost() }, (err: Error) => {
+      this.lost[type] = (this.lost[type] ?? 0) + 1
+      this.lostTotal++
+      this.logger?.error({ err: err.message, type, lostSoFar: this.lostTotal }, 'audit append failed: this record is not in the audit log (an audit.records-lost record follows once the disk takes writes)')
     }).finally(() => { this.queued-- })
+  }
+
+  /** The disk takes writes again: say in the log itself how many records are missing */
+  private reportLost (): void {
+    if (this.lostTotal === 0) return
+    const counts = this.lost
+    const total = this.lostTotal
+    this.lost = {}
+    this.lostTotal = 0
+    this.log.append('audit.records-lost', { total, counts }).catch(() => {
+      for (const [type, n] of Object.entries(counts)) this.lost[type] = (this.lost[type] ?? 0) + n
+      this.lostTotal += total
+    })
   }
 
   /** Await what has been queued, then append directly (decisions the caller waits on) */
@@ -57,7 +89,17 @@ export class AuditSink {
     }
     entry.count++
     if (entry.count <= REJECTIONS_PER_PEER_PER_SECOND) {
-      this.record('message.rejected', { peer: event.peer, id: event.id ?? null, service: event.service ?? null, code: event.code, reason: event.reason.slice(0, 256) })
+      const data: AuditData = { peer: event.peer, code: event.code }
+      for (const [name, value] of [['id', event.id], ['service', event.service], ['reason', event.reason]] as const) {
+        if (value === undefined) {
+          data[name] = null
+          continue
+        }
+        const clipped = clipField(value)
+        data[name] = clipped.value
+        if (clipped.sha256 !== undefined) data[`${name}Sha256`] = clipped.sha256
+      }
+      this.record('message.rejected', data)
     } else {
       entry.suppressed[event.code] = (entry.suppressed[event.code] ?? 0) + 1
     }
@@ -72,6 +114,9 @@ export class AuditSink {
     this.rejections.clear()
     if (this.dropped > 0) {
       this.logger?.warn({ dropped: this.dropped }, 'audit queue full; records dropped')
+      // and in the log itself: the records are counted, not silently gone
+      this.lost['queue-full'] = (this.lost['queue-full'] ?? 0) + this.dropped
+      this.lostTotal += this.dropped
       this.dropped = 0
     }
   }

@@ -52,6 +52,7 @@ export async function buildProgram (): Promise<Command> {
 
   withCommon(program.command('start').description('run a node (in the foreground, or in the background with --detach)'))
     .option('--detach', 'run in the background (log to <home>/agentnet.log); return once the node is ready and print its peer ID and addresses')
+    .option('--new-identity', 'create a new identity although the home holds trust or audit state of a previous one (its identity.key is gone): the node becomes a new peer')
     .option('--timeout <seconds>', 'with --detach: how long to wait for the node to be ready (default 60)', parseSeconds)
     .option('--config <file>', 'JSON config merged over the defaults')
     .option('--listen <multiaddr>', 'listen address (repeatable; replaces the configured list)', collect)

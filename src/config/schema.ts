@@ -30,7 +30,10 @@ export const SCHEMA = {
   bootstrap: field<string[]>([], peerMultiaddrList, 'bootstrap peers, multiaddrs ending in `/p2p/<peerId>`'),
   logLevel: field<LogLevel>('info', logLevel, '`fatal`…`trace`, `silent`'),
   connections: {
-    maxConnections: field(300, integer(1, 100_000), 'open libp2p connections'),
+    maxConnections: field(300, integer(1, 100_000), 'inbound connections from peers that are neither trusted nor infrastructure (libp2p gets `reservedConnections` more, kept for those)'),
+    reservedConnections: field(64, integer(0, 100_000), 'connection slots beyond `maxConnections` that only trusted and infrastructure peers can use'),
+    maxPerIp: field(64, integer(1, 100_000), 'inbound connections from untrusted peers at one IP address'),
+    maxPerSubnet: field(128, integer(1, 100_000), 'inbound connections from untrusted peers in one /24 (IPv4) or /48 (IPv6)'),
     dialTimeoutMs: field(10_000, integer(100, 600_000), 'one dial, ms'),
     inboundConnectionThreshold: field(25, integer(1, 100_000), 'inbound connections per second from one IP')
   },
@@ -69,7 +72,10 @@ export const SCHEMA = {
     replayWindowMs: field(60_000, integer(30_000, 300_000), 'how old a message may be, ms (30000–300000)'),
     maxClockSkewMs: field(30_000, integer(0, 300_000), 'how far in the future a timestamp may be, ms'),
     requestTimeoutMs: field(10_000, integer(100, 3_600_000), 'default request timeout, retries included, ms'),
-    retries: field(2, integer(0, 10), 're-sends of a timed-out request (same request ID, new nonce)')
+    retries: field(2, integer(0, 10), 're-sends of a timed-out request (same request ID, new nonce)'),
+    frameTimeoutMs: field(20_000, integer(1_000, 600_000), 'a frame must arrive whole within this long of its first byte, else the stream is reset, ms'),
+    untrustedIdleStreamMs: field(60_000, integer(1_000, 3_600_000), 'an untrusted peer\'s inbound message stream with no traffic for this long is closed (it opens a new one when needed), ms'),
+    untrustedInFlightBytes: field(4_194_304, integer(65_536, 1024 * 1024 * 1024), 'bytes of request bodies one untrusted peer may have in flight; more are refused with `Busy`')
   },
   crypto: {
     workers: field<'auto' | number>('auto', autoOrInteger(0, 64), 'worker threads for Ed25519 verify and sign (`auto`: one per core beyond the first, none on one core; `0`: all on the main thread); used only while the main thread is busy (see `crypto.offloadUtilization`) or for signed data of 64 KiB and more'),

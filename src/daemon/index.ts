@@ -19,10 +19,14 @@
 import { join } from 'node:path'
 import { SOCKET_FILE } from '../client/index.ts'
 import { loadOrCreateIdentity } from '../identity/index.ts'
+import { AUDIT_LOG_FILE } from '../audit/index.ts'
+import { TOKENS_FILE } from '../tokens/index.ts'
+import { TRUST_FILE } from '../trust/constants.ts'
 import { createIpcServer, DEFAULT_DROP_QUEUED_BYTES } from '../ipc/index.ts'
 import { RpcError, RpcErrorCode } from '../ipc/rpc.ts'
 import { createAgentNode } from '../agent/index.ts'
 import { acquireLock } from './lock.ts'
+import { removeStaleTempFiles } from '../utils/fs.ts'
 import { createMethods } from './methods.ts'
 import { NodeHost } from './host.ts'
 import { rotationMethods } from './rotate.ts'
@@ -47,7 +51,16 @@ export interface DaemonInit {
    * so that the process exits too.
    */
   onStopRequest?: () => void
+  /**
+   * Create a new identity even though the home holds state of a previous
+   * node but no `identity.key` (`agentnet start --new-identity`). Without it
+   * such a start is refused with `IdentityLost`. @default false
+   */
+  newIdentity?: boolean
 }
+
+/** What a node that ran on a home leaves behind: with any of these and no key, the key was lost */
+const STATE_FILES = [TRUST_FILE, AUDIT_LOG_FILE, TOKENS_FILE] as const
 
 export interface Daemon {
   readonly node: AgentNode
@@ -59,9 +72,9 @@ export interface Daemon {
 
 export async function startDaemon (init: DaemonInit): Promise<Daemon> {
   const { home, config, logger } = init
-  const identity = await loadOrCreateIdentity(home)
+  const identity = await loadOrCreateIdentity(home, { stateFiles: STATE_FILES, newIdentity: init.newIdentity === true })
   if (identity.created) {
-    logger?.info({ peerId: identity.peerId.toString(), home }, 'created a new identity')
+    logger?.[init.newIdentity === true ? 'warn' : 'info']({ peerId: identity.peerId.toString(), home }, 'created a new identity')
   }
   const socketPath = join(home, SOCKET_FILE)
   if (Buffer.byteLength(socketPath) > 100) {
@@ -69,6 +82,11 @@ export async function startDaemon (init: DaemonInit): Promise<Daemon> {
   }
   const lock = await acquireLock(join(home, LOCK_FILE), socketPath)
   const releaseLock = lock.release
+  // ours alone now (the lock): temporary files of writes a crash or a full disk cut short
+  const leftovers = await removeStaleTempFiles(home).catch(() => [])
+  if (leftovers.length > 0) {
+    logger?.info({ files: leftovers }, 'removed temporary files of interrupted writes')
+  }
   let node: AgentNode | undefined
   let host: NodeHost | undefined
   let ipc: IpcServer | undefined

@@ -50,8 +50,20 @@ function optionalPositive (params: Record<string, unknown>, key: string, max = N
   return value
 }
 
-/** The longest `msg.send` timeout, ms: what `messaging.requestTimeoutMs` allows (larger values overflowed timers) */
+/** `msg.send`'s `timeoutMs` bounds: those of `messaging.requestTimeoutMs` (a timer beyond 2^31 − 1 ms would fire after 1 ms) */
+const MIN_SEND_TIMEOUT_MS = 100
 const MAX_SEND_TIMEOUT_MS = 3_600_000
+
+function optionalInRange (params: Record<string, unknown>, key: string, min: number, max: number): number | undefined {
+  const value = params[key]
+  if (value === undefined || value === null) {
+    return undefined
+  }
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
+    throw invalidParams(`params.${key} must be a number of ms from ${min} to ${max}`)
+  }
+  return value
+}
 
 function optionalNonNegative (params: Record<string, unknown>, key: string): number | undefined {
   const value = params[key]
@@ -159,7 +171,7 @@ export function createMethods (host: NodeHost, home: string, delivery: LocalServ
       const encoded = bodyFromParams(p, body)
       const reply = await host.node.send(to.peerId, service, encoded.body, encoded.contentType, {
         oneway: p.oneway === true,
-        timeoutMs: optionalPositive(p, 'timeoutMs', MAX_SEND_TIMEOUT_MS),
+        timeoutMs: optionalInRange(p, 'timeoutMs', MIN_SEND_TIMEOUT_MS, MAX_SEND_TIMEOUT_MS),
         signal
       })
       if (reply.kind === 'ack') {

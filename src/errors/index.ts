@@ -46,6 +46,8 @@ export const ERROR_CODES = {
   StaleMessage: 'the timestamp is older than the replay window',
   FutureMessage: 'the timestamp is further in the future than the allowed clock skew',
   Replay: 'a nonce already seen from this sender inside the window, or a timestamp at or below its watermark',
+  RestartedAt: 'the receiver restarted without a clean-stop snapshot and refuses timestamps at or below its floor (the signed error names it); the sending node retries once past the floor',
+  ClockSkew: 'the peer refused the message because the two clocks differ by more than its window; the message names the measured offset',
   // gates
   UntrustedPeer: 'the sender is not trusted and the service is not public (run `agentnet trust request <peer>` or use an invite)',
   RevokedByPeer: 'the peer revoked its trust in this node',
@@ -141,6 +143,7 @@ export const ERROR_CODES = {
   IdentityError: 'the identity key could not be read or written',
   IdentityExists: '`init` on a home that already has an identity',
   MissingIdentity: 'the home has no identity key',
+  IdentityLost: 'the home has trust or audit state but no `identity.key`: the node refuses to start as a different peer (restore the key, or start with `--new-identity`)',
   InsecureKeyFile: 'the key file is readable by group or others',
   CorruptKey: 'the key file is not a valid Ed25519 key',
   ConfigError: 'the configuration is invalid; the message names the key',
@@ -151,6 +154,7 @@ export const ERROR_CODES = {
   AuditLogClosed: 'an append after the audit log was closed',
   AuditLogNotFound: 'no audit log at the given path',
   AuditIO: 'the file system refused an audit log operation',
+  StateWriteFailed: 'a state file (e.g. `trust.json`) could not be written (disk full or another I/O failure); the change was not applied and nothing stored was lost',
   // local API and SDK
   ParseError: 'an IPC line that is not JSON',
   InvalidRequest: 'an IPC line that is not a JSON-RPC 2.0 request object',
@@ -226,6 +230,14 @@ export class CodedError extends AgentnetError {
 /** A peer could not be reached: not found, or every address failed */
 export class PeerUnreachableError extends AgentnetError {
   override readonly code = 'PeerUnreachable'
+}
+
+/**
+ * A state file could not be written (ENOSPC, EIO, …): the change it was to
+ * record was undone in memory too (persist first, then apply)
+ */
+export class StateWriteError extends AgentnetError {
+  override readonly code = 'StateWriteFailed'
 }
 
 /** Too much in flight; retry later */

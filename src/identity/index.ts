@@ -43,6 +43,14 @@ export class MissingIdentityError extends IdentityError {
   override readonly code = 'MissingIdentity'
 }
 
+/**
+ * The home has state of a previous node (trust, audit, tokens) but no key:
+ * starting would silently make this node a different peer
+ */
+export class IdentityLostError extends IdentityError {
+  override readonly code = 'IdentityLost'
+}
+
 export class InsecureKeyFileError extends IdentityError {
   override readonly code = 'InsecureKeyFile'
 }
@@ -121,13 +129,34 @@ export async function loadIdentity (home: string): Promise<Identity> {
   return { privateKey, peerId: peerIdFromPrivateKey(privateKey), created: false }
 }
 
-/** Load the identity, creating it first when the home holds none */
-export async function loadOrCreateIdentity (home: string): Promise<Identity> {
+export interface LoadOrCreateOptions {
+  /**
+   * Files (names in the home) that only a node that ran before leaves behind,
+   * e.g. `trust.json`, `audit.log`. When the key is missing but one of them
+   * exists, the key was lost (or the home restored without it): refuse with
+   * {@link IdentityLostError} rather than come up as a different peer.
+   */
+  stateFiles?: readonly string[]
+  /** Create a new key even when `stateFiles` exist (the operator's explicit choice) */
+  newIdentity?: boolean
+}
+
+/** Load the identity, creating it first when the home holds none (see {@link LoadOrCreateOptions}) */
+export async function loadOrCreateIdentity (home: string, options: LoadOrCreateOptions = {}): Promise<Identity> {
   await ensureHome(home)
   try {
     return await loadIdentity(home)
   } catch (err) {
     if (err instanceof MissingIdentityError) {
+      if (options.newIdentity !== true) {
+        const found: string[] = []
+        for (const name of options.stateFiles ?? []) {
+          if (await exists(join(home, name))) found.push(name)
+        }
+        if (found.length > 0) {
+          throw new IdentityLostError(`${join(home, KEY_FILE)} is missing but ${home} holds state of a previous node (${found.join(', ')}): restore the key file, or start with --new-identity to become a new peer (peers that trusted the old one will not trust it)`)
+        }
+      }
       return await createIdentity(home)
     }
     throw err

@@ -62,21 +62,27 @@ export function decodeBody (body: Uint8Array, contentType: string): AgentBody {
   return { bodyBase64: Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('base64') }
 }
 
-/** The body of an `error` reply: `{"code","message"}` as JSON */
-export function encodeErrorBody (code: string, message: string): Uint8Array {
-  return encoder.encode(JSON.stringify({ code, message }))
+/**
+ * The body of an `error` reply: `{"code","message"}` as JSON, plus `floor`
+ * (ms since the epoch) for `RestartedAt`: the sender re-seals past it
+ */
+export function encodeErrorBody (code: string, message: string, floor?: number): Uint8Array {
+  return encoder.encode(JSON.stringify(floor === undefined ? { code, message } : { code, message, floor }))
 }
 
 /** Read an `error` reply's body; a code we do not know stays a foreign code */
-export function decodeErrorBody (body: Uint8Array): { code: ErrorCode | ForeignCode, message: string, details: Record<string, unknown> } {
+export function decodeErrorBody (body: Uint8Array): { code: ErrorCode | ForeignCode, message: string, details: Record<string, unknown>, floor?: number } {
   try {
     const parsed = JSON.parse(new TextDecoder().decode(body)) as { code?: unknown, message?: unknown }
     // any other fields (e.g. `Moved`'s succession record and address hints) are kept as details
-    const { code, message, ...details } = typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? parsed : {}
+    const { code, message, ...details } = typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? parsed as Record<string, unknown> : {}
+    const floor = details.floor
     return {
       code: typeof code === 'string' ? foreignCode(code) : 'RemoteError',
       message: typeof message === 'string' ? message : 'remote error',
-      details
+      details,
+      // `RestartedAt`: the receiver's after-crash floor (ms since the epoch)
+      ...(Number.isSafeInteger(floor) && (floor as number) > 0 ? { floor: floor as number } : {})
     }
   } catch {
     return { code: 'RemoteError', message: 'remote error (unreadable body)', details: {} }

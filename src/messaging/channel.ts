@@ -186,3 +186,16 @@ export function decodeAck (frame: Uint8Array): string | undefined {
   }
   return decoder.decode(frame.subarray(2))
 }
+
+/** `promise`, or the signal's reason once it aborts (the listener is removed either way) */
+export async function raceAbort<T> (promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    throw signal.reason
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => { reject(signal.reason) }
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(resolve, reject).finally(() => { signal.removeEventListener('abort', onAbort) })
+  })
+}
+

@@ -72,3 +72,17 @@ export class AgentReplyError extends MessagingError {
     this.name = 'AgentReplyError'
   }
 }
+
+/**
+ * The peer refused our message as `StaleMessage`/`FutureMessage` and its
+ * signed answer shows our clocks differ by `offsetMs` (the peer's clock minus
+ * ours: positive when ours is behind).
+ */
+export class ClockSkewError extends RemoteMessageError {
+  readonly offsetMs: number
+  constructor (offsetMs: number, remote: string, detail: string) {
+    super('ClockSkew', `the clock of ${remote} differs from this node's by ${offsetMs >= 0 ? '+' : '-'}${(Math.abs(offsetMs) / 1000).toFixed(1)} s (this node's clock is ${offsetMs > 0 ? 'behind' : 'ahead'}, or the peer's is off); it refused the message: ${detail}`, remote)
+    this.name = 'ClockSkewError'
+    this.offsetMs = offsetMs
+  }
+}

@@ -31,12 +31,60 @@ export class FrameDecoder {
   /** bytes the partial frame at the head of `chunks` needs before it is worth joining */
   private needed = 0
 
-  constructor (maxFrameBytes: number) {
+  private readonly stall: { timeoutMs: number, onTimeout: () => void } | undefined
+  private stallTimer: ReturnType<typeof setTimeout> | undefined
+  private readonly idle: { timeoutMs: number, onIdle: () => void } | undefined
+  private idleTimer: ReturnType<typeof setTimeout> | undefined
+
+  /**
+   * With `stall`, a frame must be completed within `stall.timeoutMs` of its
+   * first byte, else `stall.onTimeout` runs (the caller resets the stream):
+   * a peer holding half-sent frames holds buffers and streams.
+   */
+  constructor (maxFrameBytes: number, stall?: { timeoutMs: number, onTimeout: () => void }, idle?: { timeoutMs: number, onIdle: () => void }) {
     this.maxFrameBytes = maxFrameBytes
+    this.stall = stall
+    // with `idle`, `idle.onIdle` runs once no byte arrived for `idle.timeoutMs` (from now, then from each push)
+    this.idle = idle
+    this.armIdle()
+  }
+
+  private armIdle (): void {
+    if (this.idle == null) return
+    clearTimeout(this.idleTimer)
+    this.idleTimer = setTimeout(this.idle.onIdle, this.idle.timeoutMs)
+  }
+
+  /** Stop the stall timer (between frames, or the stream closed) */
+  dispose (): void {
+    clearTimeout(this.stallTimer)
+    this.stallTimer = undefined
+  }
+
+  /** Stop every timer (the stream closed) */
+  close (): void {
+    this.dispose()
+    clearTimeout(this.idleTimer)
+  }
+
+  /** Bytes of a frame received in part (0 between frames) */
+  get partial (): number {
+    return this.buffered
   }
 
   /** Feed received bytes; returns every frame they complete. Throws {@link FrameTooLargeError} or `MalformedFrameError`. */
   push (data: Uint8Array | Uint8ArrayList): Uint8Array[] {
+    const frames = this.decode(data)
+    this.armIdle()
+    if (this.stall != null) {
+      // the clock runs from the first byte of the frame now in part: a completed frame restarts it
+      if (this.buffered === 0 || frames.length > 0) this.dispose()
+      if (this.buffered > 0) this.stallTimer ??= setTimeout(this.stall.onTimeout, this.stall.timeoutMs)
+    }
+    return frames
+  }
+
+  private decode (data: Uint8Array | Uint8ArrayList): Uint8Array[] {
     const bytes = data instanceof Uint8Array ? data : data.subarray()
     if (bytes.byteLength === 0) {
       return []

@@ -53,6 +53,12 @@ export interface MessagingInit {
   maxIdempotenceEntries?: number
   /** Bytes of answers kept for duplicate request IDs. @default 67108864 */
   maxIdempotenceBytes?: number
+  /** A frame must arrive whole within this long of its first byte, else the stream is reset, ms. @default 20000 */
+  frameTimeoutMs?: number
+  /** Bytes of request bodies one untrusted peer may have in flight; more get `Busy`. @default 4194304 */
+  untrustedInFlightBytes?: number
+  /** An untrusted peer's inbound stream with no traffic for this long is closed, ms. @default 60000 */
+  untrustedIdleStreamMs?: number
   /** A replay cache to use (e.g. restored from a snapshot) */
   replayCache?: ReplayCache
   /** Worker threads for Ed25519 (`'auto'`: one per core beyond the first; 0: all inline). @default 'auto' */
@@ -91,6 +97,12 @@ export interface MessagingComponents {
    * the service, in order (the composition root in `src/agent` declares them)
    */
   inboundGates?: readonly InboundStage[]
+  /**
+   * Peers served first (trusted and infrastructure peers): frames from any
+   * other peer wait in a bounded queue worked off between theirs, and its
+   * requests in flight are bounded (see `pressure.ts`). Default: every peer
+   */
+  isPreferred?: (peer: PeerId) => boolean
   /** Called for every rejected frame (for the audit log) */
   onReject?: (event: RejectionEvent) => void
   /** Per-message outcomes for the metrics endpoint (`src/metrics`); absent when metrics are off */

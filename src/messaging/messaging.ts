@@ -10,10 +10,16 @@ import { randomUUID } from 'node:crypto'
 import { anySignal } from 'any-signal'
 import type { ClearableSignal } from 'any-signal'
 import { errorCodeOf, PeerUnreachableError } from '../errors/index.ts'
-import { createCryptoPool, createSigner, DEFAULT_OFFLOAD_UTILIZATION, decodeMessage, decodeSignedMessage, openEnvelopeAsync, ProtocolError, ReplayCache, sealEnvelopeAsync } from '../protocol/index.ts'
+import { createCryptoPool, createSigner, decodeMessage, decodeSignedMessage, FutureMessageError, openEnvelopeAsync, ProtocolError, ReplayCache, RestartedAtError, sealEnvelopeAsync, StaleMessageError } from '../protocol/index.ts'
 import { decodeErrorBody, encodeErrorBody, JSON_TYPE } from './body.ts'
-import { Channel, decodeAck, FRAME_OVERHEAD_BYTES } from './channel.ts'
-import { MessagingError, RemoteMessageError, RequestTimeoutError } from './errors.ts'
+import { Channel, decodeAck, FRAME_OVERHEAD_BYTES, raceAbort } from './channel.ts'
+import { ClockSkewError, MessagingError, RemoteMessageError, RequestTimeoutError } from './errors.ts'
+import { ClockWatch } from './clock-watch.ts'
+import { PeerFloors } from './peer-floors.ts'
+import { RejectLog } from './reject-log.ts'
+import { InboundPressure } from './pressure.ts'
+import { MESSAGING_DEFAULTS } from './constants.ts'
+import type { MessagingSettings } from './constants.ts'
 import { FrameDecoder, FrameTooLargeError } from './frames.ts'
 import { Dispatcher } from './dispatch.ts'
 import type { CachedReply } from './idempotence.ts'
@@ -24,18 +30,28 @@ import type { Connection, PeerId, Stream } from '@libp2p/interface'
 
 export const MSG_PROTOCOL = '/agentnet/msg/2.0.0'
 
-
 interface PendingRequest {
   to: string
   resolve: (message: Message | 'ack') => void
   reject: (err: Error) => void
 }
 
+/** Second chances one `send` already used (each is taken at most once) */
+interface Retried {
+  token?: boolean
+  restart?: boolean
+}
+
+/** Longest timer Node keeps (2^31 - 1 ms) */
+const MAX_TIMER_MS = 2 ** 31 - 1
+/** A `StaleMessage`/`FutureMessage` answer whose clock differs from ours by less than this is plain delay, not skew */
+const MIN_SKEW_MS = 1000
+
 export class MessagingService {
   readonly metrics: MessagingMetrics = { sent: 0, received: 0, rejected: {}, retries: 0, duplicates: 0 }
   readonly replayCache: ReplayCache
   private readonly components: MessagingComponents
-  private readonly init: Required<Omit<MessagingInit, 'replayCache'>>
+  private readonly init: MessagingSettings
   private readonly signer: MessageSigner
   /** Ed25519 verify and sign, on worker threads when that pays (see `src/protocol/crypto-pool.ts`) */
   readonly cryptoPool: CryptoPool
@@ -44,30 +60,28 @@ export class MessagingService {
   private readonly outbound = new Map<string, Promise<Channel>>()
   private readonly channels = new Set<Channel>()
   private readonly dispatcher: Dispatcher
+  /** After-restart floors peers told us (`RestartedAt`): our envelopes to them are stamped past it */
+  private readonly peerFloors: PeerFloors
+  readonly clockWatch: ClockWatch
+  private readonly rejectLog: RejectLog
+  private readonly pressure: InboundPressure
   private started = false
-
   private readonly now: () => number
 
   constructor (components: MessagingComponents, init: MessagingInit = {}) {
     this.now = components.clock ?? Date.now
     this.components = components
-    this.init = {
-      maxBodyBytes: init.maxBodyBytes ?? 1024 * 1024,
-      replayWindowMs: init.replayWindowMs ?? 60_000,
-      maxClockSkewMs: init.maxClockSkewMs ?? 30_000,
-      requestTimeoutMs: init.requestTimeoutMs ?? 10_000,
-      retries: init.retries ?? 2,
-      maxInboundStreams: init.maxInboundStreams ?? 64,
-      maxInFlightPerPeer: init.maxInFlightPerPeer ?? 1024,
-      maxIdempotenceEntries: init.maxIdempotenceEntries ?? 100_000,
-      maxIdempotenceBytes: init.maxIdempotenceBytes ?? 64 * 1024 * 1024,
-      cryptoWorkers: init.cryptoWorkers ?? 'auto',
-      cryptoOffloadUtilization: init.cryptoOffloadUtilization ?? DEFAULT_OFFLOAD_UTILIZATION
-    }
+    // explicitly undefined options take the default too
+    const given = Object.fromEntries(Object.entries(init).filter(([key, value]) => value !== undefined && key !== 'replayCache')) as Partial<MessagingSettings>
+    this.init = { ...MESSAGING_DEFAULTS, ...given }
     this.cryptoPool = createCryptoPool({ workers: this.init.cryptoWorkers, offloadUtilization: this.init.cryptoOffloadUtilization })
     this.signer = createSigner(components.privateKey)
     this.localBytes = this.signer.from
     this.replayCache = init.replayCache ?? new ReplayCache({ windowMs: this.init.replayWindowMs })
+    this.peerFloors = new PeerFloors(this.now)
+    this.rejectLog = new RejectLog(components.logger, this.now)
+    this.pressure = new InboundPressure({ untrustedInFlightBytes: this.init.untrustedInFlightBytes }, (channel, frame) => { this.onFrame(channel, frame) })
+    this.clockWatch = new ClockWatch({ warnAboveMs: Math.max(5000, this.init.maxClockSkewMs / 2), now: this.now, logger: components.logger })
     this.dispatcher = new Dispatcher(components, this.init, this.metrics, {
       reply: (channel, request, reply) => { this.replyTo(channel, request, reply) },
       reject: (channel, code, reason, message) => { this.reject(channel, undefined, code, reason, message) }
@@ -98,7 +112,7 @@ export class MessagingService {
     }
     this.components.libp2p.addEventListener('connection:open', this.onConnectionOpen)
     await this.components.libp2p.handle(MSG_PROTOCOL, (stream, connection) => {
-      this.attach(stream, connection.remotePeer)
+      this.attach(stream, connection.remotePeer, true)
     }, { maxInboundStreams: this.init.maxInboundStreams, runOnLimitedConnection: true })
     this.cryptoPool.start()
     this.started = true
@@ -106,6 +120,7 @@ export class MessagingService {
 
   async stop (): Promise<void> {
     this.started = false
+    this.rejectLog.summarise()
     this.components.libp2p.removeEventListener('connection:open', this.onConnectionOpen)
     await this.components.libp2p.unhandle(MSG_PROTOCOL).catch(() => {})
     for (const channel of this.channels) {
@@ -114,6 +129,7 @@ export class MessagingService {
     }
     this.channels.clear()
     this.outbound.clear()
+    this.pressure.clear()
     for (const pending of this.pending.values()) {
       pending.reject(new MessagingError('Stopped', 'node is stopping'))
     }
@@ -151,13 +167,17 @@ export class MessagingService {
     }
   }
 
-  private async attempts (to: PeerId, service: string, body: GuardedBody, contentType: string, options: SendOptions): Promise<Reply> {
+  private async attempts (to: PeerId, service: string, body: GuardedBody, contentType: string, options: SendOptions, retried: Retried = {}): Promise<Reply> {
     if (body.byteLength > this.init.maxBodyBytes) {
       throw new MessagingError('BodyTooLarge', `body of ${body.byteLength} bytes exceeds the ${this.init.maxBodyBytes}-byte limit`)
     }
     const kind: MessageKind = options.oneway === true ? 'oneway' : 'request'
     const id = randomUUID()
     const timeoutMs = options.timeoutMs ?? this.init.requestTimeoutMs
+    if (!(timeoutMs >= 1 && timeoutMs <= MAX_TIMER_MS)) {
+      // setTimeout turns anything above 2^31 - 1 ms into 1 ms
+      throw new MessagingError('InvalidArgument', `timeoutMs must be from 1 to ${MAX_TIMER_MS} ms`)
+    }
     const attempts = (options.retries ?? this.init.retries) + 1
     const deadline = this.now() + timeoutMs
     const remote = to.toString()
@@ -166,7 +186,6 @@ export class MessagingService {
     // the reply may settle while no attempt is awaiting it
     promise.catch(() => {})
     let lastError: Error | undefined
-    let tokenRetried = false
     // finding and dialling the peer may use the whole deadline, not one attempt's share
     const overall = new AbortController()
     const overallTimer = setTimeout(() => { overall.abort(new RequestTimeoutError('request timed out')) }, timeoutMs)
@@ -194,7 +213,7 @@ export class MessagingService {
             ttl: timeoutMs,
             contentType,
             token,
-            timestamp: this.now(),
+            timestamp: this.peerFloors.stampFor(remote),
             body
           }, this.signer, this.cryptoPool)
           await channel.write(frame)
@@ -210,16 +229,27 @@ export class MessagingService {
             return { from: remote, id, kind: 'ack', body: new Uint8Array(0), contentType: '' }
           }
           if (answer.kind === 'error') {
-            const { code, message, details } = decodeErrorBody(answer.body)
-            const err = new RemoteMessageError(code, message, remote, details)
-            if (!tokenRetried && this.components.tokenProvider?.isTokenError(code) === true) {
+            const { code, message, details, floor } = decodeErrorBody(answer.body)
+            const rest = { ...options, timeoutMs: Math.max(1, deadline - this.now()) }
+            if (retried.token !== true && this.components.tokenProvider?.isTokenError(code) === true) {
               // the token was refused (expired, revoked, scope): fetch a new one, once
-              tokenRetried = true
               await this.components.tokenProvider.renew(to, service, options.signal)
               this.pending.delete(id)
-              return await this.attempts(to, service, body, contentType, { ...options, timeoutMs: Math.max(1, deadline - this.now()) })
+              return await this.attempts(to, service, body, contentType, rest, { ...retried, token: true })
             }
-            throw err
+            if (retried.restart !== true && code === 'RestartedAt' && floor !== undefined && this.peerFloors.learn(remote, floor)) {
+              // the peer restarted after a crash: nothing ran; re-seal once, stamped past its floor
+              this.components.logger?.debug({ peer: remote, floor }, 'peer restarted; re-sending past its replay floor')
+              this.pending.delete(id)
+              return await this.attempts(to, service, body, contentType, rest, { ...retried, restart: true })
+            }
+            if (code === 'StaleMessage' || code === 'FutureMessage' || code === 'DeadlineExceeded') {
+              // the refusal is signed and stamped with the peer's clock: that is the offset
+              // (a deadline passed on arrival is skew too, unless the clocks agree)
+              const offset = answer.timestamp - this.now()
+              if (Math.abs(offset) >= MIN_SKEW_MS) throw new ClockSkewError(offset, remote, message)
+            }
+            throw new RemoteMessageError(code, message, remote, details)
           }
           return { from: remote, id, kind: 'response', body: answer.body, contentType: answer.contentType }
         } catch (err) {
@@ -270,10 +300,22 @@ export class MessagingService {
   }
 
   /** Read frames from a stream (either direction) and dispatch them */
-  private attach (stream: Stream, remotePeer: PeerId): Channel {
+  private attach (stream: Stream, remotePeer: PeerId, inbound = false): Channel {
     const channel = new Channel(stream, remotePeer)
     this.channels.add(channel)
-    const frames = new FrameDecoder(this.init.maxBodyBytes + FRAME_OVERHEAD_BYTES)
+    const preferred = this.components.isPreferred
+    // a stranger's idle inbound stream is closed (10,000 idle streams doubled memory); the peer opens a new one when it needs one
+    const idle = inbound && preferred != null && !preferred(remotePeer)
+      ? { timeoutMs: this.init.untrustedIdleStreamMs, onIdle: () => { if (channel.inFlight === 0) { channel.closed = true; stream.abort(new MessagingError('StreamClosed', 'idle stream of an untrusted peer')) } } }
+      : undefined
+    const frames = new FrameDecoder(this.init.maxBodyBytes + FRAME_OVERHEAD_BYTES, {
+      timeoutMs: this.init.frameTimeoutMs,
+      onTimeout: () => {
+        this.reject(channel, undefined, 'MalformedFrame', `a frame was not completed within ${this.init.frameTimeoutMs} ms`)
+        channel.closed = true
+        stream.abort(new MessagingError('MalformedFrame', 'frame not completed in time'))
+      }
+    }, idle)
     const onMessage = (evt: { data: Parameters<FrameDecoder['push']>[0] }): void => {
       let list: Uint8Array[]
       try {
@@ -284,8 +326,14 @@ export class MessagingService {
         stream.abort(err as Error)
         return
       }
+      // strangers' frames wait their turn (pressure.ts); trusted peers' are handled at once
+      const deferred = preferred != null && !preferred(remotePeer)
       for (const frame of list) {
-        this.onFrame(channel, frame)
+        if (!deferred) {
+          this.onFrame(channel, frame)
+        } else if (!this.pressure.defer(channel, frame)) {
+          this.reject(channel, frame, 'Busy', 'this node is busy with traffic from untrusted peers; retry later')
+        }
       }
     }
     stream.addEventListener('message', onMessage)
@@ -297,6 +345,7 @@ export class MessagingService {
       }
     })
     stream.addEventListener('close', () => {
+      frames.close()
       channel.closed = true
       this.channels.delete(channel)
       const current = this.outbound.get(channel.remote)
@@ -316,24 +365,32 @@ export class MessagingService {
     }
     // the frame counts as in flight from here, so the stream is not closed while it is verified
     channel.inFlight++
+    const now = this.now()
     const opened = openEnvelopeAsync(frame, {
       localPeer: this.localBytes,
       remotePeer: channel.remotePeer,
-      now: this.now(),
+      now,
       maxBodyBytes: this.init.maxBodyBytes,
       windowMs: this.init.replayWindowMs,
       maxSkewMs: this.init.maxClockSkewMs,
       replayCache: this.replayCache,
-      cryptoPool: this.cryptoPool
+      cryptoPool: this.cryptoPool,
+      // an answer to our own pending request is let through whatever its timestamp (see README "Clock skew")
+      expectedReply: m => this.pending.get(m.inReplyTo)?.to === channel.remote
     })
     // a failure waits in the chain for the frames before it: mark it handled now
     opened.catch(() => {})
     // nothing is acted on before it verified, and frames are acted on in arrival order
     channel.handled = channel.handled.then(async () => opened).then(({ message }) => {
+      this.clockWatch.observe(channel.remote, message.timestamp - now)
       this.accept(channel, message)
     }, (err: unknown) => {
+      if (err instanceof StaleMessageError || err instanceof FutureMessageError) {
+        // checked after the signature: the peer's own clock reading
+        this.clockWatch.observe(channel.remote, err.timestamp - err.now)
+      }
       const code = err instanceof ProtocolError ? err.code : 'MalformedFrame'
-      this.reject(channel, frame, code, (err as Error).message)
+      this.reject(channel, frame, code, (err as Error).message, undefined, err instanceof RestartedAtError ? err.floor : undefined)
       channel.settled()
     }).catch((err: unknown) => {
       // keep the chain fulfilled: a failure here must not be taken for the next frame's
@@ -356,13 +413,25 @@ export class MessagingService {
         return
       }
       case 'request':
-      case 'oneway':
-        void this.dispatcher.dispatch(channel, message).finally(() => { channel.settled() })
+      case 'oneway': {
+        // in flight since it arrived (onFrame); settled when the dispatcher is done
+        const bounded = this.components.isPreferred != null && !this.components.isPreferred(channel.remotePeer)
+        const bytes = message.body.byteLength
+        if (bounded && !this.pressure.take(channel.remote, bytes)) {
+          this.reject(channel, undefined, 'Busy', 'too many requests or bytes in flight from this untrusted peer; retry later', message)
+          channel.settled()
+          return
+        }
+        void this.dispatcher.dispatch(channel, message).finally(() => {
+          if (bounded) this.pressure.release(channel.remote, bytes)
+          channel.settled()
+        })
+      }
     }
   }
 
   /** Count, log and (where the sender can match it) answer a rejected frame */
-  private reject (channel: Channel, frame: Uint8Array | undefined, code: string, reason: string, message?: Message): void {
+  private reject (channel: Channel, frame: Uint8Array | undefined, code: string, reason: string, message?: Message, floor?: number): void {
     this.metrics.rejected[code] = (this.metrics.rejected[code] ?? 0) + 1
     // label only what verified: an unverified frame's service name is the attacker's choice
     this.components.observer?.received(message?.service ?? '', message?.kind ?? '', code)
@@ -372,13 +441,13 @@ export class MessagingService {
         parsed = decodeMessage(decodeSignedMessage(frame).payload)
       } catch {}
     }
-    this.components.logger?.warn({ peer: channel.remote, id: parsed?.id, service: parsed?.service, code, reason }, 'message rejected')
+    this.rejectLog.log({ peer: channel.remote, id: parsed?.id, service: parsed?.service, code, reason })
     this.components.onReject?.({ peer: channel.remote, id: parsed?.id, service: parsed?.service, code, reason })
     // never answer an answer: that could loop between two nodes
     if (parsed == null || parsed.kind === 'response' || parsed.kind === 'error' || parsed.id === '') {
       return
     }
-    this.replyTo(channel, parsed, { kind: 'error', body: encodeErrorBody(code, reason), contentType: JSON_TYPE })
+    this.replyTo(channel, parsed, { kind: 'error', body: encodeErrorBody(code, reason, floor), contentType: JSON_TYPE })
   }
 
   private replyTo (channel: Channel, request: Message, reply: CachedReply): void {
@@ -398,17 +467,4 @@ export class MessagingService {
       .catch(() => {})
       .finally(() => { channel.settled() })
   }
-
 }
-
-async function raceAbort<T> (promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) {
-    throw signal.reason
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => { reject(signal.reason) }
-    signal.addEventListener('abort', onAbort, { once: true })
-    promise.then(resolve, reject).finally(() => { signal.removeEventListener('abort', onAbort) })
-  })
-}
-

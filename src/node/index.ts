@@ -31,6 +31,8 @@ export type { Target } from './target.ts'
 export { createAgentLibp2p, effectiveListen, DHT_PROTOCOL, WEBRTC_CERTIFICATE_KEY_NAME } from './libp2p.ts'
 export type { AgentLibp2p, AgentServices } from './libp2p.ts'
 export { Milestones } from './milestones.ts'
+export { ConnectionGuard } from './connection-guard.ts'
+export type { ConnectionGuardInit, ConnectionGuardComponents } from './connection-guard.ts'
 export type { Readiness } from './milestones.ts'
 
 export { Network, AGENT_VERSION, REJOIN_INTERVAL_MS, reachabilityOf, relaysOf, isWebRTCAddress, summarizeConnection } from './network.ts'

@@ -194,7 +194,8 @@ export async function createAgentLibp2p (init: Libp2pAssembly): Promise<AgentLib
     connectionEncrypters: await connectionEncryptersFor(config),
     streamMuxers: [yamux()],
     connectionManager: {
-      maxConnections: config.connections.maxConnections,
+      // the reserve is for trusted and infrastructure peers: the ConnectionGuard holds strangers to maxConnections
+      maxConnections: config.connections.maxConnections + config.connections.reservedConnections,
       dialTimeout: config.connections.dialTimeoutMs,
       inboundConnectionThreshold: config.connections.inboundConnectionThreshold
     },

@@ -26,6 +26,7 @@ export type ProtocolErrorCode =
   | 'StaleMessage'
   | 'FutureMessage'
   | 'Replay'
+  | 'RestartedAt'
   | 'InvalidArgument'
   | 'CorruptSnapshot'
 
@@ -124,7 +125,25 @@ export class FutureMessageError extends ProtocolError {
  * purge horizon).
  */
 export class ReplayError extends ProtocolError {
-  override readonly code = 'Replay'
+  override readonly code: 'Replay' | 'RestartedAt' = 'Replay'
+}
+
+/**
+ * The timestamp is at or below the replay floor: the node restarted without a
+ * clean-stop snapshot (or folded a sybil flood into the floor) and cannot
+ * vouch for any earlier timestamp. Not a replay by itself: an honest sender
+ * re-seals with a timestamp past {@link RestartedAtError.floor}, which the
+ * receiver signs into its `error` reply.
+ */
+export class RestartedAtError extends ReplayError {
+  override readonly code = 'RestartedAt'
+  /** Every timestamp at or below this (ms since the epoch) is refused */
+  readonly floor: number
+
+  constructor (floor: number) {
+    super(`Timestamp is at or below the replay floor ${floor} (the node restarted without a clean-stop snapshot)`)
+    this.floor = floor
+  }
 }
 
 /** A caller passed an invalid option or field (local programming error, not a wire code). */

@@ -132,6 +132,7 @@ export {
   MalformedFrameError,
   ProtocolError,
   ReplayError,
+  RestartedAtError,
   SenderMismatchError,
   StaleMessageError,
   UnsupportedKeyError,

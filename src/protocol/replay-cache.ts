@@ -49,7 +49,7 @@
 
 import { createHash } from 'node:crypto'
 import { Buffer } from 'node:buffer'
-import { CorruptSnapshotError, InvalidArgumentError, ReplayError } from './errors.ts'
+import { CorruptSnapshotError, InvalidArgumentError, ReplayError, RestartedAtError } from './errors.ts'
 
 /** Default {@link ReplayCacheInit.windowMs}. */
 export const DEFAULT_WINDOW_MS = 60_000
@@ -265,7 +265,8 @@ export class ReplayCache {
     if (!Number.isSafeInteger(timestamp)) throw new InvalidArgumentError('timestamp must be a safe integer')
     this.advance(now)
     if (!(timestamp >= this.horizon)) throw new ReplayError('Timestamp is outside the replay window')
-    if (timestamp <= this.floor) throw new ReplayError('Timestamp is at or below the replay floor')
+    // distinct code: an honest sender re-seals past the floor (every envelope accepted before it is at or below it)
+    if (timestamp <= this.floor) throw new RestartedAtError(this.floor)
     this.sweep(SWEEP_STEP)
     const key = nonceKey(nonce)
     const bucket = this.peers.get(peer)

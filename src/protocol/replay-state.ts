@@ -21,6 +21,8 @@ export interface LoadReplayOptions {
    * never ran a node starts without one.
    */
   ranBefore?: boolean
+  /** The node's clock (ms since the epoch), for the floor. @default Date.now() */
+  now?: number
   logger?: Logger
 }
 
@@ -35,7 +37,7 @@ export interface LoadReplayOptions {
  */
 export async function loadReplayCache (home: string, options: LoadReplayOptions): Promise<ReplayCache> {
   const file = join(home, REPLAY_FILE)
-  const now = Date.now()
+  const now = options.now ?? Date.now()
   let snapshot: Uint8Array | undefined
   let unreadable = false
   try {

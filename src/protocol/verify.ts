@@ -84,6 +84,17 @@ export interface OpenContext {
    * @default inline
    */
   cryptoPool?: CryptoPool
+  /**
+   * Whether a verified frame answers a request this node is waiting for (a
+   * `response` or `error` whose `inReplyTo` names a pending request to this
+   * very peer). Such a frame skips steps 7 and 8: the pending request, a
+   * fresh random ID used once, already makes it unreplayable, and a peer whose
+   * clock differs from ours must still be able to tell us so (`ClockSkew`) or
+   * answer us right after our own restart.
+   *
+   * @default none (every frame is checked in full)
+   */
+  expectedReply?: (message: Message) => boolean
 }
 
 /** A frame that passed every check. */
@@ -129,7 +140,10 @@ function peerBytes (peer: PeerId | Uint8Array): Uint8Array {
  *    ({@link UnsupportedKeyError} if the remote peer's key is not Ed25519)
  * 7. `now - windowMs <= timestamp <= now + maxSkewMs` —
  *    {@link StaleMessageError} / {@link FutureMessageError} (both bounds inclusive)
- * 8. the nonce is new — {@link ReplayError}; only now is it recorded.
+ * 8. the nonce is new — {@link ReplayError} ({@link RestartedAtError} at or
+ *    below the after-crash floor); only now is it recorded.
+ *
+ * Steps 7 and 8 are skipped for an answer `ctx.expectedReply` claims.
  *
  * The cheap structural and identity checks come before the signature, which
  * is the expensive step, and nothing is recorded for a frame that fails, so a
@@ -217,6 +231,11 @@ function acceptSigned (c: Prechecked, ctx: OpenContext, signatureValid: boolean)
     throw new BadSignatureError('Message signature is invalid')
   }
   const { message, now, remote } = c
+
+  if ((message.kind === 'response' || message.kind === 'error') && ctx.expectedReply?.(message) === true) {
+    return { message, fromPeer: remote, payload: c.payload, signature: c.signature }
+  }
+
   const ts = message.timestamp
   if (ts < now - c.windowMs) throw new StaleMessageError(ts, now, c.windowMs)
   if (ts > now + c.maxSkewMs) throw new FutureMessageError(ts, now, c.maxSkewMs)

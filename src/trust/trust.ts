@@ -13,7 +13,7 @@ import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createSigner, InvalidArgumentError, ProtocolError, ReplayCache, TRUST_SIGNATURE_SCHEME } from '../protocol/index.ts'
 import { writeFileAtomic } from '../utils/fs.ts'
-import { errorCodeOf } from '../errors/index.ts'
+import { errorCodeOf, StateWriteError } from '../errors/index.ts'
 import type { GuardedText } from '../outbox/index.ts'
 import {
   checkReason,
@@ -429,9 +429,10 @@ export class TrustService extends EventEmitter<TrustEvents> {
     if (reason !== undefined) checkReason(reason)
     const previous = this.effectiveState(id)
     const record = this.revocationRecord(id, 'revoked', reason)
+    const old = this.peers.get(id)
     // the gate refuses from here on, before any await
     this.setRecord(id, record)
-    await this.persist()
+    await this.persistOr(() => { if (this.peers.get(id) === record) this.setRecord(id, old) })
     let told: { delivered: boolean, error?: string } = { delivered: false }
     if (previous === 'trusted' || previous === 'pending-inbound' || previous === 'pending-outbound') {
       const fields: HandshakeFields & { type: InitiatorType } = { type: 'revoke', to: remote }
@@ -484,7 +485,7 @@ export class TrustService extends EventEmitter<TrustEvents> {
     if (record.state === 'trusted') throw new InvalidArgumentError(`${id} is trusted: revoke it instead`)
     const previous = this.effectiveState(id)
     this.setRecord(id, undefined)
-    await this.persist()
+    await this.persistOr(() => { if (!this.peers.has(id)) this.setRecord(id, record) })
     await this.audit('trust.forgotten', id, { previous: previous ?? 'none' })
     this.emitChange(id, previous)
     return true
@@ -528,7 +529,7 @@ export class TrustService extends EventEmitter<TrustEvents> {
     }
     const id = inviteId(secret)
     this.inviteStore.set(id, { createdAt: now, expiresAt, uses, usesLeft: uses, usedBy: [] })
-    await this.persist()
+    await this.persistOr(() => { this.inviteStore.delete(id) })
     const shown = decodeInvite(code).addresses.map(a => a.toString())
     await this.audit('trust.invite-created', undefined, { invite: id, expiresAt, uses, addresses: shown })
     return { code, id, expiresAt, uses, addresses: shown }
@@ -537,8 +538,9 @@ export class TrustService extends EventEmitter<TrustEvents> {
   /** Withdraw an invite this node issued (by its id). @returns whether it existed */
   async cancelInvite (id: string): Promise<boolean> {
     this.assertStarted()
-    if (!this.inviteStore.delete(id)) return false
-    await this.persist()
+    const invite = this.inviteStore.get(id)
+    if (invite === undefined || !this.inviteStore.delete(id)) return false
+    await this.persistOr(() => { this.inviteStore.set(id, invite) })
     await this.audit('trust.invite-cancelled', undefined, { invite: id })
     return true
   }
@@ -955,8 +957,9 @@ export class TrustService extends EventEmitter<TrustEvents> {
   /** Change a record, write the store, append to the audit log, emit `changed`. */
   private async commit (id: string, record: StoredPeer, auditType: string, data: Record<string, unknown>): Promise<void> {
     const previous = this.effectiveState(id)
+    const old = this.peers.get(id)
     this.setRecord(id, record)
-    await this.persist()
+    await this.persistOr(() => { if (this.peers.get(id) === record) this.setRecord(id, old) })
     await this.audit(auditType, id, { state: record.state, ...data })
     if (previous !== this.effectiveState(id) || auditType === 'trust.request-received') this.emitChange(id, previous)
   }
@@ -1028,6 +1031,22 @@ export class TrustService extends EventEmitter<TrustEvents> {
     })
     this.queued = queued
     return queued
+  }
+
+  /**
+   * Persist first, then apply: when the store cannot be written (a full
+   * disk), `undo` takes the in-memory change back, so nothing the file does
+   * not hold stays in effect (a restart would silently revert it), and the
+   * caller gets {@link StateWriteError}.
+   */
+  private async persistOr (undo: () => void): Promise<void> {
+    try {
+      await this.persist()
+    } catch (err) {
+      undo()
+      this.components.logger?.error({ err: (err as Error).message, file: this.file }, 'could not write the trust store; the change was not applied')
+      throw new StateWriteError(`could not write ${this.file} (${(err as Error).message}); the change was not applied`, { cause: err })
+    }
   }
 
   private write (): Promise<void> {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { open, readFile, rename, unlink } from 'node:fs/promises'
+import { open, readdir, readFile, rename, unlink } from 'node:fs/promises'
 import { dirname, join, basename } from 'node:path'
 
 /**
@@ -53,4 +53,36 @@ export async function readStateFile (file: string): Promise<string | undefined> 
     }
     throw err
   }
+}
+
+/** Names {@link writeFileAtomic} gives its temporary files */
+const TEMP_FILE = /^\..+\.[0-9a-f]{12}\.tmp$/
+
+/**
+ * Remove the temporary files of atomic writes a crash (or a full disk)
+ * interrupted, in `dir` and its direct subfolders (e.g. `groups/`). Call it
+ * only while holding the home's lock: a running writer's file looks the same.
+ *
+ * @returns the paths removed
+ */
+export async function removeStaleTempFiles (dir: string): Promise<string[]> {
+  const removed: string[] = []
+  const visit = async (folder: string, depth: number): Promise<void> => {
+    let entries
+    try {
+      entries = await readdir(folder, { withFileTypes: true })
+    } catch {
+      return
+    }
+    for (const entry of entries) {
+      const path = join(folder, entry.name)
+      if (entry.isFile() && TEMP_FILE.test(entry.name)) {
+        await unlink(path).then(() => { removed.push(path) }, () => {})
+      } else if (entry.isDirectory() && depth === 0 && entry.name !== 'peerstore') {
+        await visit(path, 1)
+      }
+    }
+  }
+  await visit(dir, 0)
+  return removed
 }

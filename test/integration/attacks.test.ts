@@ -35,7 +35,7 @@ const decoder = new TextDecoder()
 /** Every code a rejected inbound frame may be counted under */
 const FRAME_CODES = new Set([
   'MalformedFrame', 'UnsupportedVersion', 'BodyTooLarge', 'SenderMismatch', 'WrongRecipient',
-  'BadSignature', 'UnsupportedKey', 'StaleMessage', 'FutureMessage', 'Replay'
+  'BadSignature', 'UnsupportedKey', 'StaleMessage', 'FutureMessage', 'Replay', 'RestartedAt'
 ])
 
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
@@ -260,11 +260,11 @@ describe('replay of a captured envelope', () => {
     const s2 = await attacker.open(addrOf(target))
     for (const cap of [...captured, unsent]) {
       const code = await s2.expectError(cap.frame, cap.id)
-      assert.ok(code === 'Replay' || code === 'StaleMessage', `replay of ${cap.id} after a crash refused, got ${code}`)
+      assert.ok(code === 'RestartedAt' || code === 'StaleMessage', `replay of ${cap.id} after a crash refused, got ${code}`)
     }
     // exactly at the floor: still refused
     const atFloor = sealRequest(attacker, target.peerId, 'echo', { timestamp: notBefore })
-    assert.equal(await s2.expectError(atFloor.frame, atFloor.id), 'Replay')
+    assert.equal(await s2.expectError(atFloor.frame, atFloor.id), 'RestartedAt')
     for (const cap of captured) {
       assert.equal(calls.filter(c => c === cap.id).length, 1, `${cap.id} ran exactly once`)
     }
@@ -295,7 +295,7 @@ describe('replay of a captured envelope', () => {
     const s2 = await attacker.open(addrOf(target))
     for (const cap of captured) {
       const code = await s2.expectError(cap.frame, cap.id)
-      assert.ok(code === 'Replay' || code === 'StaleMessage', `replay of ${cap.id} refused, got ${code}`)
+      assert.ok(code === 'RestartedAt' || code === 'StaleMessage', `replay of ${cap.id} refused, got ${code}`)
       assert.equal(calls.filter(c => c === cap.id).length, 1, `${cap.id} ran exactly once`)
     }
   })

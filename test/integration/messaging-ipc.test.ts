@@ -120,6 +120,12 @@ describe('agents on two nodes talk through plain IPC sockets', () => {
     assert.equal((await x.call('msg.send', { to: peerB, service: 'echo', body: 'x', bodyBase64: 'AA==' })).error.code, -32602)
     assert.equal((await x.call('msg.send', { to: peerB, service: 'bad service name!', body: 'x' })).error.code, -32602)
     assert.equal((await x.call('msg.send', { to: peerB, service: 'echo', body: 'x', timeoutMs: -1 })).error.code, -32602)
+    // a timer beyond 2^31 - 1 ms fired after 1 ms: out-of-range timeouts are refused, naming the bounds
+    for (const timeoutMs of [1e308, 2 ** 31, 50, Number.MAX_SAFE_INTEGER]) {
+      const refused = (await x.call('msg.send', { to: peerB, service: 'echo', body: 'x', timeoutMs })).error
+      assert.equal(refused.code, -32602, `timeoutMs ${timeoutMs}`)
+      assert.match(refused.message, /timeoutMs must be a number of ms from 100 to 3600000/)
+    }
     assert.equal((await y.call('msg.reply', { id: 'no-such-delivery', body: 'x' })).error.data.code, 'UnknownDelivery')
   })
 

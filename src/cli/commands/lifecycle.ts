@@ -20,6 +20,7 @@ const LOCK_FILE = 'node.lock'
 
 interface StartOptions extends GlobalOptions {
   detach?: boolean
+  newIdentity?: boolean
   timeout?: number
   config?: string
   listen?: string[]
@@ -79,7 +80,7 @@ export async function start (opts: StartOptions): Promise<void> {
     }
     process.once('SIGINT', () => { shutdown('SIGINT') })
     process.once('SIGTERM', () => { shutdown('SIGTERM') })
-    daemon = await startDaemon({ home, config, logger, onStopRequest: () => { shutdown('agentnet stop') } })
+    daemon = await startDaemon({ home, config, logger, newIdentity: opts.newIdentity === true, onStopRequest: () => { shutdown('agentnet stop') } })
     if (stopReason != null) {
       await daemon.stop().catch((err: unknown) => { logger.error({ err }, 'shutdown failed') })
       return

@@ -83,15 +83,3 @@ describe('secretlint prefilter', () => {
     assert.equal(categoryOf('@secretlint/secretlint-rule-openai', 'OPENAI_TOKEN'), 'secret/openai')
   })
 })
-
-describe('secret screening keeps nothing per message', () => {
-  it('no performance marks accumulate (secretlint profiles every run unless told not to)', async () => {
-    const { performance } = await import('node:perf_hooks')
-    performance.clearMarks()
-    for (let i = 0; i < 50; i++) {
-      // passes the prefilter, so secretlint runs
-      await guard.check({ peerNames: ['*'], body: `aws secret access ${i} AKIA${'Z'.repeat(16)}` })
-    }
-    assert.equal(performance.getEntriesByType('mark').length, 0)
-  })
-})
