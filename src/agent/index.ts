@@ -273,6 +273,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     cryptoOffloadUtilization: config.crypto.offloadUtilization,
     frameTimeoutMs: config.messaging.frameTimeoutMs,
     untrustedInFlightBytes: config.messaging.untrustedInFlightBytes,
+    untrustedInFlightRequests: config.messaging.untrustedInFlightRequests,
     untrustedIdleStreamMs: config.messaging.untrustedIdleStreamMs,
     replayCache
   })

@@ -75,7 +75,8 @@ export const SCHEMA = {
     retries: field(2, integer(0, 10), 're-sends of a timed-out request (same request ID, new nonce)'),
     frameTimeoutMs: field(20_000, integer(1_000, 600_000), 'a frame must arrive whole within this long of its first byte, else the stream is reset, ms'),
     untrustedIdleStreamMs: field(60_000, integer(1_000, 3_600_000), 'an untrusted peer\'s inbound message stream with no traffic for this long is closed (it opens a new one when needed), ms'),
-    untrustedInFlightBytes: field(4_194_304, integer(65_536, 1024 * 1024 * 1024), 'bytes of request bodies one untrusted peer may have in flight; more are refused with `Busy`')
+    untrustedInFlightBytes: field(4_194_304, integer(65_536, 1024 * 1024 * 1024), 'bytes of request bodies one untrusted peer may have in flight; more are refused with `Busy`'),
+    untrustedInFlightRequests: field(32, integer(1, 65_536), 'requests one untrusted peer may have in flight (handed to a service, not yet answered); more are refused with `Busy`')
   },
   crypto: {
     workers: field<'auto' | number>('auto', autoOrInteger(0, 64), 'worker threads for Ed25519 verify and sign (`auto`: one per core beyond the first, none on one core; `0`: all on the main thread); used only while the main thread is busy (see `crypto.offloadUtilization`) or for signed data of 64 KiB and more'),

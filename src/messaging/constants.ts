@@ -17,6 +17,7 @@ export const MESSAGING_DEFAULTS: Readonly<MessagingSettings> = {
   maxIdempotenceBytes: 64 * 1024 * 1024,
   frameTimeoutMs: 20_000,
   untrustedInFlightBytes: 4 * 1024 * 1024,
+  untrustedInFlightRequests: 32,
   untrustedIdleStreamMs: 60_000,
   cryptoWorkers: 'auto',
   cryptoOffloadUtilization: DEFAULT_OFFLOAD_UTILIZATION

@@ -57,6 +57,8 @@ export interface MessagingInit {
   frameTimeoutMs?: number
   /** Bytes of request bodies one untrusted peer may have in flight; more get `Busy`. @default 4194304 */
   untrustedInFlightBytes?: number
+  /** Requests one untrusted peer may have in flight; more get `Busy`. @default 32 */
+  untrustedInFlightRequests?: number
   /** An untrusted peer's inbound stream with no traffic for this long is closed, ms. @default 60000 */
   untrustedIdleStreamMs?: number
   /** A replay cache to use (e.g. restored from a snapshot) */

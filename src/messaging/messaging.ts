@@ -80,7 +80,7 @@ export class MessagingService {
     this.replayCache = init.replayCache ?? new ReplayCache({ windowMs: this.init.replayWindowMs })
     this.peerFloors = new PeerFloors(this.now)
     this.rejectLog = new RejectLog(components.logger, this.now)
-    this.pressure = new InboundPressure({ untrustedInFlightBytes: this.init.untrustedInFlightBytes }, (channel, frame) => { this.onFrame(channel, frame) })
+    this.pressure = new InboundPressure({ untrustedInFlightBytes: this.init.untrustedInFlightBytes, untrustedInFlightRequests: this.init.untrustedInFlightRequests }, (channel, frame) => { this.onFrame(channel, frame) })
     this.clockWatch = new ClockWatch({ warnAboveMs: Math.max(5000, this.init.maxClockSkewMs / 2), now: this.now, logger: components.logger })
     this.dispatcher = new Dispatcher(components, this.init, this.metrics, {
       reply: (channel, request, reply) => { this.replyTo(channel, request, reply) },

@@ -16,12 +16,11 @@ const SLICE_MS = 4
 const MAX_QUEUED_FRAMES = 4096
 /** Bytes of untrusted frames waiting at most, all peers together */
 const MAX_QUEUED_BYTES = 32 * 1024 * 1024
-/** Requests one untrusted peer may have in flight */
-const MAX_UNTRUSTED_IN_FLIGHT = 32
-
 export interface PressureInit {
   /** Bytes of request bodies one untrusted peer may have in flight */
   untrustedInFlightBytes: number
+  /** Requests one untrusted peer may have in flight */
+  untrustedInFlightRequests: number
 }
 
 export class InboundPressure {
@@ -83,7 +82,7 @@ export class InboundPressure {
   /** Take an untrusted peer's in-flight slot for a request of `bytes`; `false` when it has too much in flight */
   take (peer: string, bytes: number): boolean {
     const used = this.inFlight.get(peer) ?? { count: 0, bytes: 0 }
-    if (used.count >= MAX_UNTRUSTED_IN_FLIGHT || (used.count > 0 && used.bytes + bytes > this.init.untrustedInFlightBytes)) {
+    if (used.count >= this.init.untrustedInFlightRequests || (used.count > 0 && used.bytes + bytes > this.init.untrustedInFlightBytes)) {
       return false
     }
     used.count++

@@ -40,7 +40,9 @@ describe('messaging with Ed25519 on worker threads', () => {
       overrides: {
         listen: ['/ip4/127.0.0.1/tcp/0'],
         trust: { publicServices: ['echo'] },
-        crypto: { workers: 1, offloadUtilization: 0 }
+        crypto: { workers: 1, offloadUtilization: 0 },
+        // 300 at once from one (untrusted) peer: above a stranger's default bound of 32
+        messaging: { untrustedInFlightRequests: 1024 }
       }
     })
     const n = await createAgentNode({ config, privateKey: await generateKeyPair('Ed25519'), home })

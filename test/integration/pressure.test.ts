@@ -17,7 +17,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import * as varint from 'uint8-varint'
 import { loadConfig } from '../../src/config/index.ts'
 import { createAgentNode } from '../../src/agent/index.ts'
-import { TEXT } from '../../src/messaging/index.ts'
+import { MSG_PROTOCOL, TEXT } from '../../src/messaging/index.ts'
 import { Attacker, newId } from '../helpers/attacker.ts'
 import type { ConfigOverrides } from '../../src/config/index.ts'
 import type { AgentNode } from '../../src/agent/index.ts'
@@ -158,7 +158,7 @@ describe('pressure from untrusted peers', () => {
     const strangers: AttackStream[] = []
     for (let i = 0; i < 30; i++) strangers.push(await attacker.open(idleTarget.libp2p.getMultiaddrs()[0]!))
     await until(() => strangers.every(st => st.closed), 'the strangers\' idle streams to be closed')
-    const friendStreams = idleTarget.libp2p.getConnections(friend.peerId).flatMap(c => c.streams).filter(st => st.protocol === '/agentnet/msg/1.0.0' && st.status === 'open')
+    const friendStreams = idleTarget.libp2p.getConnections(friend.peerId).flatMap(c => c.streams).filter(st => st.protocol === MSG_PROTOCOL && st.status === 'open')
     assert.ok(friendStreams.length >= 1, 'the trusted peer\'s idle stream is still open')
     // a stranger that needs a stream again simply opens one
     const again = await attacker.open(idleTarget.libp2p.getMultiaddrs()[0]!)
