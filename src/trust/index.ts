@@ -157,6 +157,7 @@
 import type { Clock } from '../utils/clock.ts'
 import { TrustService } from './trust.ts'
 import type { TrustState, TrustDirection, TrustVia } from './store.ts'
+import type { ReplayCache } from '../protocol/index.ts'
 import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from 'pino'
@@ -168,14 +169,19 @@ export * from './errors.ts'
 export * from './constants.ts'
 export {
   checkReason,
-  decodeHandshake,
-  decodeInvite,
-  encodeHandshake,
-  encodeInvite,
-  INVITE_SIGNATURE_SCHEME,
-  openHandshake
+  decodeTrustFrame,
+  ERROR_CONTENT_TYPE,
+  INITIATOR_TYPES,
+  openTrustFrame,
+  readHandshake,
+  sealTrustFrame,
+  TEXT_CONTENT_TYPE
 } from './codec.ts'
-export type { DecodedHandshake, HandshakeFields, HandshakeMessage, HandshakeType, InitiatorType, Invite, OpenHandshakeContext, ReplyType } from './codec.ts'
+export type { HandshakeFields, HandshakeMessage, HandshakeType, InitiatorType, OpenTrustContext, ReplyType } from './codec.ts'
+export { decodeInvite, encodeInvite, INVITE_SIGNATURE_SCHEME } from './invite-code.ts'
+export type { Invite } from './invite-code.ts'
+export { PendingQueue, sourceOf, UNKNOWN_SOURCE } from './pending.ts'
+export type { Admission } from './pending.ts'
 export { TRUST_STATES } from './store.ts'
 export type { TrustState, TrustDirection, TrustVia, TrustDocument, StoredPeer, StoredInvite } from './store.ts'
 
@@ -192,8 +198,16 @@ export interface TrustInit {
   allowPeers?: () => Iterable<string | PeerId>
   /** In strict mode, admit unknown peers while a live invite exists, so an invitee can present it. @default true */
   strictAdmitsInvitees?: boolean
-  /** Most `pending-inbound` requests held; new peers beyond it get `PendingFull`. @default 1000 */
+  /**
+   * Most `pending-inbound` requests held. When full, a newcomer from a
+   * network with fewer entries replaces the oldest entry of the
+   * most-represented network; otherwise it gets `PendingFull`. @default 1000
+   */
   maxPending?: number
+  /** Most pending requests from one source network (IPv4 /24, IPv6 /48, or one relay); more get `PendingFull`. @default 50 */
+  maxPendingPerSource?: number
+  /** A pending request is dropped this long after it was first made, ms. @default 604800000 (7 days) */
+  pendingTtlMs?: number
   /** Most live invites. @default 1000 */
   maxInvites?: number
   /** Handshake messages accepted per peer per second (token bucket refill). @default 5 */
@@ -216,9 +230,9 @@ export interface TrustInit {
   replayWindowMs?: number
   /** Newest accepted handshake timestamp, ms after now. @default 30000 */
   maxClockSkewMs?: number
-  /** Replay cache bound per peer. @default 1024 */
+  /** Replay cache bound per peer (own cache only). @default 1024 */
   replayMaxPerPeer?: number
-  /** Replay cache bound in total. @default 100000 */
+  /** Replay cache bound in total (own cache only). @default 100000 */
   replayMaxTotal?: number
   /** Follow a key-rotation succession record signed by the old key alone (a stolen old key can make one). @default false */
   acceptOldKeyOnlySuccession?: boolean
@@ -232,6 +246,12 @@ export interface TrustAuditLog {
 export interface TrustComponents {
   /** Wall clock for windows and expiry. @default Date.now */
   clock?: Clock
+  /**
+   * The node's replay cache (the one agent messages use, persisted with it
+   * at a clean stop). Its window must be at least `replayWindowMs`.
+   * @default a cache of its own, bounded by `replayMaxPerPeer` / `replayMaxTotal`, not persisted
+   */
+  replayCache?: ReplayCache
   libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol' | 'hangUp' | 'getConnections' | 'peerId' | 'getMultiaddrs'>
   privateKey: PrivateKey
   logger?: Logger
@@ -343,6 +363,8 @@ export interface TrustStats {
   peers: number
   /** `pending-inbound` records */
   pending: number
+  /** Source networks those come from */
+  pendingSources: number
   /** Invites in the store (live or used up, not yet expired) */
   invites: number
   /** Peers the rate limiter tracks */

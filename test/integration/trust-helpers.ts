@@ -19,7 +19,7 @@ import { createLibp2p } from 'libp2p'
 import { MessagingService } from '../../src/messaging/index.ts'
 import { Outbox } from '../../src/outbox/index.ts'
 import { createSigner, TRUST_SIGNATURE_SCHEME } from '../../src/protocol/index.ts'
-import { createTrustGater, decodeHandshake, encodeHandshake, MAX_FRAME_BYTES, trust, TRUST_PROTOCOL } from '../../src/trust/index.ts'
+import { createTrustGater, decodeTrustFrame, MAX_FRAME_BYTES, sealTrustFrame, trust, TRUST_PROTOCOL } from '../../src/trust/index.ts'
 import type { MessageSigner } from '../../src/protocol/index.ts'
 import type { HandshakeFields, HandshakeMessage, TrustInit, TrustService } from '../../src/trust/index.ts'
 import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
@@ -198,7 +198,7 @@ export class RawPeer {
   }
 
   frame (fields: HandshakeFields): Uint8Array {
-    return encodeHandshake(fields, this.signer)
+    return sealTrustFrame(fields, this.signer)
   }
 
   /** Write one frame body on a new trust stream to `target` and return the decoded reply (not verified). */
@@ -208,7 +208,7 @@ export class RawPeer {
     await lp.write(body, { signal: AbortSignal.timeout(5000) })
     const reply = await lp.read({ signal: AbortSignal.timeout(5000) })
     await stream.close().catch(() => {})
-    return decodeHandshake(reply.subarray()).message
+    return decodeTrustFrame(reply.subarray())
   }
 
   async stop (): Promise<void> {
