@@ -266,17 +266,23 @@ export class TrustProtocol {
           await this.ctx.audit('trust.request-refused', id, { code: 'PendingFull', source, reason })
           throw new PendingFullError(`${admission.reason}; try again later`)
         }
+        // admission and both record changes happen before the first await
+        // (save() changes memory synchronously), so concurrent requests
+        // cannot all pass the same check
+        let evicting: Promise<void> | undefined
         if (admission.evict !== undefined) {
           // the oldest request of the most-represented network makes room
           const evicted = admission.evict
           const previous = records.effectiveState(evicted)
           const since = records.peers.get(evicted)?.since
           const from = records.queue.sourceFor(evicted)
-          await records.save(evicted, undefined)
-          await this.ctx.audit('trust.request-evicted', evicted, { since, source: from, for: id })
-          records.emitChange(evicted, previous)
+          evicting = records.save(evicted, undefined).then(async () => {
+            await this.ctx.audit('trust.request-evicted', evicted, { since, source: from, for: id })
+            records.emitChange(evicted, previous)
+          })
         }
-        await records.commit(id, { state: 'pending-inbound', since: now, updatedAt: now, reason, direction: 'inbound', via: 'request' }, 'trust.request-received', { reason, source }, source)
+        const adding = records.commit(id, { state: 'pending-inbound', since: now, updatedAt: now, reason, direction: 'inbound', via: 'request' }, 'trust.request-received', { reason, source }, source)
+        await Promise.all([evicting, adding])
         records.emitPending(id)
         return { type: 'pending' }
       }

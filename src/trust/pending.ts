@@ -24,21 +24,43 @@ function ipv4Prefix (address: string): string | undefined {
   return `ip4/${parts.slice(0, 3).map(Number).join('.')}.0/24`
 }
 
-/** The first three 16-bit groups of an IPv6 address, or undefined. */
-function ipv6Prefix (address: string): string | undefined {
+/** The eight 16-bit groups of an IPv6 address (an embedded IPv4 tail as two), or undefined. */
+function ipv6Groups (address: string): number[] | undefined {
   const text = address.toLowerCase().replace(/%.*$/, '')
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(text)
-  if (mapped !== null) return ipv4Prefix(mapped[1] as string)
+  const parts = (piece: string): string[] => {
+    if (piece === '') return []
+    const out: string[] = []
+    for (const g of piece.split(':')) {
+      const v4 = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(g)
+      if (v4 === null) {
+        out.push(g)
+        continue
+      }
+      const b = v4.slice(1).map(Number)
+      if (b.some(x => x > 255)) return ['bad']
+      out.push(((b[0] as number) * 256 + (b[1] as number)).toString(16), ((b[2] as number) * 256 + (b[3] as number)).toString(16))
+    }
+    return out
+  }
   const halves = text.split('::')
   if (halves.length > 2) return undefined
-  const head = halves[0] === '' ? [] : (halves[0] as string).split(':')
-  const tail = halves.length === 2 && halves[1] !== '' ? (halves[1] as string).split(':') : []
-  // an embedded IPv4 tail takes two groups; it never reaches the /48
-  const width = (groups: string[]): number => groups.reduce((n, g) => n + (g.includes('.') ? 2 : 1), 0)
-  const zeros = halves.length === 2 ? 8 - width(head) - width(tail) : 0
-  const groups = [...head, ...Array<string>(Math.max(zeros, 0)).fill('0'), ...tail]
-  if (width(groups) !== 8 || !groups.slice(0, 3).every(g => /^[0-9a-f]{1,4}$/.test(g))) return undefined
-  return `ip6/${groups.slice(0, 3).map(g => parseInt(g, 16).toString(16)).join(':')}::/48`
+  const head = parts(halves[0] as string)
+  const tail = halves.length === 2 ? parts(halves[1] as string) : []
+  const zeros = halves.length === 2 ? 8 - head.length - tail.length : 0
+  if (zeros < 0) return undefined
+  const groups = [...head, ...Array<string>(zeros).fill('0'), ...tail]
+  if (groups.length !== 8 || !groups.every(g => /^[0-9a-f]{1,4}$/.test(g))) return undefined
+  return groups.map(g => parseInt(g, 16))
+}
+
+/** `ip6/x:y:z::/48` of an IPv6 address (`ip4/…/24` for an IPv4-mapped one), or undefined. */
+function ipv6Prefix (address: string): string | undefined {
+  const g = ipv6Groups(address)
+  if (g === undefined) return undefined
+  if (g.slice(0, 5).every(x => x === 0) && g[5] === 0xffff) {
+    return ipv4Prefix(`${(g[6] as number) >> 8}.${(g[6] as number) & 255}.${(g[7] as number) >> 8}.${(g[7] as number) & 255}`)
+  }
+  return `ip6/${g.slice(0, 3).map(x => x.toString(16)).join(':')}::/48`
 }
 
 /**

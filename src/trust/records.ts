@@ -172,12 +172,14 @@ export class TrustRecords {
       const record = this.peers.get(id)
       if (record !== undefined && record.since <= cutoff) expired.push([id, record])
     }
-    for (const [id, record] of expired) {
+    // every save() drops its record before its first await: all are gone from memory at once
+    const writes = expired.map(async ([id, record]) => {
       const previous = this.effectiveState(id)
       await this.save(id, undefined)
       await this.options.audit('trust.request-expired', id, { since: record.since })
       this.emitChange(id, previous)
-    }
+    })
+    await Promise.all(writes)
   }
 
   emitChange (id: string, previous: TrustState | undefined): void {

@@ -71,6 +71,8 @@ export interface NodeOptions {
   allowPeers?: string[]
   /** listen addresses @default ['/ip4/127.0.0.1/tcp/0'] */
   listen?: string[]
+  /** the trust service's clock @default Date.now */
+  clock?: () => number
 }
 
 export async function makeHome (): Promise<string> {
@@ -81,11 +83,14 @@ export async function removeHome (home: string): Promise<void> {
   await rm(home, { recursive: true, force: true })
 }
 
-export async function bareLibp2p (key: PrivateKey, gater?: ReturnType<typeof createTrustGater>, listen = ['/ip4/127.0.0.1/tcp/0']): Promise<Libp2p> {
+/** `localAddress`: the source address of its outbound TCP connections (e.g. `127.0.1.1`: another /24 on loopback) */
+export async function bareLibp2p (key: PrivateKey, gater?: ReturnType<typeof createTrustGater>, listen = ['/ip4/127.0.0.1/tcp/0'], localAddress?: string): Promise<Libp2p> {
+  // @libp2p/tcp spreads dialOpts into net.connect, whose localAddress its type does not list
+  const dialOpts = { noDelay: true, ...(localAddress === undefined ? {} : { localAddress }) }
   return createLibp2p({
     privateKey: key,
     addresses: { listen },
-    transports: [tcp()],
+    transports: [tcp({ dialOpts })],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionManager: { inboundConnectionThreshold: 10_000 },
@@ -107,6 +112,7 @@ export async function startNode (options: NodeOptions = {}): Promise<TestNode> {
     libp2p,
     privateKey: key,
     audit,
+    ...(options.clock === undefined ? {} : { clock: options.clock }),
     onRevoke: (peer) => { revoked.push(peer.toString()) }
   })
   const messaging = new MessagingService({ libp2p, privateKey: key, inboundGates: [{ name: 'trust gate', check: service.gate }] }, { requestTimeoutMs: 3000, retries: 0 })
@@ -188,9 +194,11 @@ export class RawPeer {
     this.signer = createSigner(key, TRUST_SIGNATURE_SCHEME)
   }
 
-  static async create (): Promise<RawPeer> {
+  /** `localAddress`: dial from this source address, listening nowhere (a throwaway identity on another network) */
+  static async create (options: { localAddress?: string } = {}): Promise<RawPeer> {
     const key = await generateKeyPair('Ed25519')
-    return new RawPeer(await bareLibp2p(key), key)
+    const libp2p = options.localAddress === undefined ? await bareLibp2p(key) : await bareLibp2p(key, undefined, [], options.localAddress)
+    return new RawPeer(libp2p, key)
   }
 
   get peerId (): PeerId {
