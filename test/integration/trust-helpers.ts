@@ -18,7 +18,7 @@ import { yamux } from '@libp2p/yamux'
 import { createLibp2p } from 'libp2p'
 import { MessagingService } from '../../src/messaging/index.ts'
 import { Outbox } from '../../src/outbox/index.ts'
-import { createSigner, TRUST_SIGNATURE_SCHEME } from '../../src/protocol/index.ts'
+import { createSigner, loadReplayCache, saveReplayCache, TRUST_SIGNATURE_SCHEME } from '../../src/protocol/index.ts'
 import { createTrustGater, decodeTrustFrame, MAX_FRAME_BYTES, sealTrustFrame, trust, TRUST_PROTOCOL } from '../../src/trust/index.ts'
 import type { MessageSigner } from '../../src/protocol/index.ts'
 import type { HandshakeFields, HandshakeMessage, TrustInit, TrustService } from '../../src/trust/index.ts'
@@ -73,6 +73,8 @@ export interface NodeOptions {
   listen?: string[]
   /** the trust service's clock @default Date.now */
   clock?: () => number
+  /** share one replay cache between messaging and trust, loaded from and saved to the home as the node does */
+  persistReplay?: boolean
 }
 
 export async function makeHome (): Promise<string> {
@@ -108,14 +110,16 @@ export async function startNode (options: NodeOptions = {}): Promise<TestNode> {
   const libp2p = await bareLibp2p(key, gater, options.listen)
   const audit = new AuditRecorder()
   const revoked: string[] = []
+  const replayCache = options.persistReplay === true ? await loadReplayCache(home, { windowMs: 60_000, maxSkewMs: 30_000, afterCrash: false }) : undefined
   service = trust({ home, ...options.init })({
+    ...(replayCache === undefined ? {} : { replayCache }),
     libp2p,
     privateKey: key,
     audit,
     ...(options.clock === undefined ? {} : { clock: options.clock }),
     onRevoke: (peer) => { revoked.push(peer.toString()) }
   })
-  const messaging = new MessagingService({ libp2p, privateKey: key, inboundGates: [{ name: 'trust gate', check: service.gate }] }, { requestTimeoutMs: 3000, retries: 0 })
+  const messaging = new MessagingService({ libp2p, privateKey: key, inboundGates: [{ name: 'trust gate', check: service.gate }] }, { requestTimeoutMs: 3000, retries: 0, ...(replayCache === undefined ? {} : { replayCache }) })
   const outbox = new Outbox([])
   messaging.registerService('echo', async m => outbox.admit({ kind: 'reply', body: m.body, contentType: m.contentType }))
   messaging.registerService('card', async () => outbox.admit({ kind: 'reply', body: encoder.encode('public card'), contentType: 'text/plain' }))
@@ -148,6 +152,7 @@ export async function startNode (options: NodeOptions = {}): Promise<TestNode> {
       await messaging.stop()
       await trustService.stop()
       await libp2p.stop()
+      if (replayCache !== undefined) await saveReplayCache(home, replayCache)
     }
   }
 }
