@@ -58,7 +58,7 @@ export class TrustRecords {
    * @throws {CorruptTrustStoreError}
    */
   async load (): Promise<void> {
-    const { doc, sources, journalLines, migrate } = await loadStore(this.file)
+    const { doc, sources, journalLines, journalTorn, migrate } = await loadStore(this.file)
     this.peers.clear()
     this.invites.clear()
     this.queue.clear()
@@ -67,7 +67,8 @@ export class TrustRecords {
     for (const [id, record] of entries) this.setRecord(id, record, sources.get(id) ?? UNKNOWN_SOURCE)
     for (const [id, invite] of Object.entries(doc.invites)) this.invites.set(id, invite)
     this.journalLines = journalLines
-    if (migrate || journalLines > this.queue.size) await this.compactJournal()
+    // a torn tail would glue itself to the next appended line: rewrite first
+    if (migrate || journalTorn || journalLines > this.queue.size) await this.compactJournal()
     if (migrate) await this.persist()
     await this.expire()
   }

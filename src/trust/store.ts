@@ -161,6 +161,8 @@ export interface LoadedStore {
   sources: Map<string, string>
   /** Lines in the journal, live or not (to decide on compaction) */
   journalLines: number
+  /** The journal does not end with a complete line: rewrite it before appending to it */
+  journalTorn: boolean
   /** trust.json still holds pending requests (older version): move them to the journal */
   migrate: boolean
 }
@@ -193,7 +195,9 @@ export async function loadStore (file: string): Promise<LoadedStore> {
     }
   }
   const journal = join(dirname(file), PENDING_FILE)
-  const lines = (await readStateFile(journal) ?? '').split('\n')
+  const journalText = await readStateFile(journal) ?? ''
+  const journalTorn = journalText.length > 0 && !journalText.endsWith('\n')
+  const lines = journalText.split('\n')
   if (lines.at(-1) === '') lines.pop()
   const pending = new Map<string, { record: StoredPeer, source: string }>()
   lines.forEach((line, i) => {
@@ -220,7 +224,7 @@ export async function loadStore (file: string): Promise<LoadedStore> {
     doc.peers[id] = record
     sources.set(id, source)
   }
-  return { doc, sources, journalLines: lines.length, migrate }
+  return { doc, sources, journalLines: lines.length, journalTorn, migrate }
 }
 
 /**

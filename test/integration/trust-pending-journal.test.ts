@@ -39,6 +39,24 @@ describe('the pending-request journal', () => {
       } finally {
         await node.stop()
       }
+      // a complete last line without its newline (a crash between the two) is rewritten before the next append
+      const [p3, p4] = [await peerId(), await peerId()]
+      await writeFile(join(home, PENDING_FILE),
+        JSON.stringify({ put: p3, source: 'unknown', record: record('pending-inbound', 'third') }) + '\n' +
+        JSON.stringify({ put: p4, source: 'unknown', record: record('pending-inbound', 'fourth') }), { mode: 0o600 })
+      const again = await startNode({ home })
+      try {
+        assert.deepEqual(again.trust.pending().map(p => p.peerId).sort(), [p3, p4].sort())
+        await again.trust.forget(p3)
+      } finally {
+        await again.stop()
+      }
+      const after = await startNode({ home })
+      try {
+        assert.deepEqual(after.trust.pending().map(p => p.peerId), [p4], 'the del went on a line of its own')
+      } finally {
+        await after.stop()
+      }
     } finally {
       await removeHome(home)
     }
