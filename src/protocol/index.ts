@@ -13,7 +13,10 @@
  * well formed, of a known version, within the body limit, sent by the peer the
  * secure channel authenticated, addressed to this node, correctly signed,
  * fresh, and not seen before; each failure is its own error class with a
- * stable `code`.
+ * stable `code`. The same envelope and the same checks carry the node's
+ * other signed protocols — MLS group frames (`MLS_SIGNATURE_SCHEME`) and
+ * trust handshake messages (`TRUST_SIGNATURE_SCHEME`, `/agentnet/trust/2.0.0`)
+ * — each signed under its own scheme so no frame is valid in another.
  *
  * @example
  *
