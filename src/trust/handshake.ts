@@ -13,6 +13,7 @@ import { InvalidArgumentError, ProtocolError } from '../protocol/index.ts'
 import { errorCodeOf } from '../errors/index.ts'
 import { RateLimiter } from '../utils/rate-limit.ts'
 import { applySuccession, SuccessionError, verifySuccession } from '../identity/rotation.ts'
+import type { VerifiedSuccession } from '../identity/rotation.ts'
 import { openTrustFrame, sanitizeText, sealTrustFrame } from './codec.ts'
 import { anySignal } from './context.ts'
 import { MAX_FRAME_BYTES, TRUST_PROTOCOL } from './constants.ts'
@@ -332,6 +333,17 @@ export class TrustProtocol {
    * `acceptOldKeyOnlySuccession`. Idempotent: a repeat moves nothing.
    */
   private async onSuccession (id: string, record: string): Promise<Answer> {
+    await this.follow(id, record)
+    return { type: 'ok' }
+  }
+
+  /**
+   * Act on a succession record `id` presented (a notice, or a `Moved`
+   * answer): verify it per this node's policy and, if the old ID is
+   * trusted, move its trust to the new ID. Throws `SuccessionError`
+   * (audited) when the record is refused; `moved` says whether trust moved.
+   */
+  async follow (id: string, record: string): Promise<VerifiedSuccession & { moved: boolean }> {
     const { records, components } = this.ctx
     let s
     try {
@@ -362,6 +374,6 @@ export class TrustProtocol {
       }
     }
     await this.ctx.audit(move.audit.type, s.old, move.audit.data)
-    return { type: 'ok' }
+    return { ...s, moved: move.moved }
   }
 }

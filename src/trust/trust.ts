@@ -37,6 +37,7 @@ import type {
   TrustStats
 } from './index.ts'
 import type { TrustState } from './store.ts'
+import type { VerifiedSuccession } from '../identity/rotation.ts'
 import type { InboundGate } from '../messaging/index.ts'
 import type { PeerId } from '@libp2p/interface'
 
@@ -338,6 +339,16 @@ export class TrustService extends EventEmitter<TrustEvents> {
     await this.ctx.audit('trust.forgotten', id, { previous: previous ?? 'none' })
     this.records.emitChange(id, previous)
     return true
+  }
+
+  /**
+   * Act on a succession record `sender` presented (a notice, or a `Moved`
+   * answer to a message): verify it per this node's policy and, if the old
+   * ID is trusted, move its trust to the new ID. Throws `SuccessionError`
+   * (audited) when the record is refused; `moved` says whether trust moved.
+   */
+  async follow (sender: PeerId | string, record: string): Promise<VerifiedSuccession & { moved: boolean }> {
+    return this.protocol.follow(sender.toString(), record)
   }
 
   // ------------------------------------------------------------ invites (invites.ts)
