@@ -162,6 +162,8 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     libp2p,
     privateKey,
     clock,
+    // trust frames are envelopes: their nonces share the node's replay cache (persisted at a clean stop)
+    replayCache,
     logger: log('trust'),
     // trust decisions are rare: the caller waits until its record is on disk
     audit: { append: async (type, data) => { await audit.recordNow(type, JSON.parse(JSON.stringify(data)) as AuditData) } },
@@ -178,6 +180,11 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     staticPeers: config.trust.peers,
     publicServices: config.trust.publicServices,
     strict: config.trust.strict,
+    maxPending: config.trust.maxPending,
+    maxPendingPerSource: config.trust.maxPendingPerSource,
+    pendingTtlMs: config.trust.pendingTtlMs,
+    replayWindowMs: config.messaging.replayWindowMs,
+    maxClockSkewMs: config.messaging.maxClockSkewMs,
     acceptOldKeyOnlySuccession: config.trust.acceptOldKeyOnlySuccession,
     allowPeers: () => infrastructurePeers
   })

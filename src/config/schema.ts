@@ -96,6 +96,9 @@ export const SCHEMA = {
     peers: field<string[]>([], peerIdList, 'peer IDs trusted without a handshake (a fleet provisioned together)'),
     publicServices: field<string[]>([], serviceList, 'services that answer untrusted peers too; everything else is private'),
     strict: field(false, bool, 'refuse connections from peers that are neither trusted nor bootstrap/relay peers'),
+    maxPending: field(1_000, integer(1, 1_000_000), 'trust requests held pending at most; when full, a newcomer from a less-represented network replaces the oldest request of the most-represented one'),
+    maxPendingPerSource: field(50, integer(1, 1_000_000), 'pending trust requests from one network at most (IPv4 /24, IPv6 /48, or one relay)'),
+    pendingTtlMs: field(604_800_000, integer(60_000, 31_536_000_000), 'a pending trust request is dropped this long after it was made, ms (7 days)'),
     acceptOldKeyOnlySuccession: field(false, bool, 'follow a peer\'s key rotation whose succession record only its old key signed (a stolen old key can make one; keep off)')
   },
   security: field<SecurityProtocol[]>(['noise'], securityList, 'connection encrypters in order of preference: `noise` (Noise XX), `tls` (TLS 1.3, mutual); both authenticate the peer ID (`["noise", "tls"]` in the bootstrap profile)'),

@@ -83,7 +83,7 @@ export const ERROR_CODES = {
   // trust
   ReasonTooLong: 'a trust justification over 1 KiB',
   InvalidReason: 'a trust justification with control characters or bidi overrides',
-  PendingFull: 'the peer holds too many pending trust requests',
+  PendingFull: 'the peer holds too many pending trust requests, in all or from your network',
   RateLimited: 'too many trust handshakes or token requests from this peer',
   Refused: 'the peer rejected the trust request',
   NotRequested: 'an approval or rejection for a request that was never made',

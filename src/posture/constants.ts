@@ -44,7 +44,7 @@ export const DEFAULT_AUDIT_GAP_MS = 30 * DAY
 export const DEFAULT_LIVE_TIMEOUT_MS = 3_000
 
 /** Files of the home that hold secrets or decisions: group/other access is high severity */
-export const SENSITIVE_FILES: readonly string[] = ['identity.key', 'identity.old.key', 'identity.next.key', 'succession.json', 'trust.json', 'tokens.json', 'audit.log', 'audit.head', 'replay-cache.bin', 'agentnet.sock', BASELINE_FILE, GUARD_POLICIES_FILE]
+export const SENSITIVE_FILES: readonly string[] = ['identity.key', 'identity.old.key', 'identity.next.key', 'succession.json', 'trust.json', 'trust-pending.jsonl', 'tokens.json', 'audit.log', 'audit.head', 'replay-cache.bin', 'agentnet.sock', BASELINE_FILE, GUARD_POLICIES_FILE]
 /** A running node reviews its own posture (metrics, dashboard, `node.posture`) at most this often, ms */
 export const POSTURE_MAX_AGE_MS = 5 * 60_000
 /** How long a scrape or `node.posture` waits for a review in progress before answering with the previous counts, ms */

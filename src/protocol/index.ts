@@ -19,7 +19,11 @@
  * Ed25519 can run on every core: {@link CryptoPool} verifies and signs in
  * batches on worker threads when the main thread is busy or the data is
  * large, and {@link openEnvelopeAsync} / {@link sealEnvelopeAsync} use it
- * with the same checks, in the same order, as their sync forms.
+ * with the same checks, in the same order, as their sync forms. The same envelope and
+ * the same checks carry the node's other signed protocols — MLS group frames
+ * (`MLS_SIGNATURE_SCHEME`) and trust handshake messages
+ * (`TRUST_SIGNATURE_SCHEME`, `/agentnet/trust/2.0.0`) — each signed under its
+ * own scheme so no frame is valid in another.
  *
  * @example
  *

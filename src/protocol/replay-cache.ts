@@ -44,12 +44,16 @@
  * apart from the flood, and raising the floor is the only way to forget
  * safely. Every operation is O(1) amortised.
  *
+ * The per-peer data structures are in `replay-bucket.ts`, the snapshot
+ * format in `replay-snapshot.ts`; the rules above are all here.
+ *
  * @module
  */
 
-import { createHash } from 'node:crypto'
 import { Buffer } from 'node:buffer'
-import { CorruptSnapshotError, InvalidArgumentError, ReplayError, RestartedAtError } from './errors.ts'
+import { InvalidArgumentError, ReplayError, RestartedAtError } from './errors.ts'
+import { Bucket, FoldQueue } from './replay-bucket.ts'
+import { decodeSnapshot, encodeSnapshot } from './replay-snapshot.ts'
 
 /** Default {@link ReplayCacheInit.windowMs}. */
 export const DEFAULT_WINDOW_MS = 60_000
@@ -101,68 +105,6 @@ export interface RestoreOptions extends ReplayCacheInit {
   now?: number
 }
 
-/**
- * One peer's nonces. Insertion order is kept in two parallel arrays read from
- * `head` (a queue), membership in a Set. A Map in insertion order would be
- * simpler, but V8 leaves a hole for every deleted Map entry and iterating
- * from the front skips them all, so FIFO use of a Map costs O(n) per
- * eviction.
- */
-class Bucket {
-  readonly peer: string
-  readonly seen = new Set<string>()
-  keys: string[] = []
-  times: number[] = []
-  head = 0
-  /** reject timestamps <= watermark from this peer */
-  watermark: number
-  /** how the bucket is counted in the total: 0 = not, 1 = by its nonces (in a size bag), 2 = watermark-only */
-  counted: 0 | 1 | 2 = 0
-  /** index in its size bag while counted === 1 */
-  slot = -1
-  /** whether it is in the fold queue */
-  queued = false
-
-  constructor (peer: string, watermark = 0) {
-    this.peer = peer
-    this.watermark = watermark
-  }
-
-  get size (): number {
-    return this.seen.size
-  }
-
-  /** Timestamp of the oldest-inserted nonce, if any. */
-  front (): number | undefined {
-    return this.times[this.head]
-  }
-
-  push (key: string, ts: number): void {
-    this.seen.add(key)
-    this.keys.push(key)
-    this.times.push(ts)
-  }
-
-  /** Remove the oldest-inserted nonce and return its timestamp. */
-  shift (): number {
-    const key = this.keys[this.head] as string
-    const ts = this.times[this.head] as number
-    this.seen.delete(key)
-    this.keys[this.head] = '' // let the string go now, not at the next compaction
-    this.head++
-    if (this.head === this.keys.length) {
-      this.keys = []
-      this.times = []
-      this.head = 0
-    } else if (this.head >= 64 && this.head * 2 >= this.keys.length) {
-      this.keys = this.keys.slice(this.head)
-      this.times = this.times.slice(this.head)
-      this.head = 0
-    }
-    return ts
-  }
-}
-
 function positiveInteger (name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback
   if (!Number.isSafeInteger(value) || value < 1) throw new InvalidArgumentError(`${name} must be a positive integer`)
@@ -172,12 +114,6 @@ function positiveInteger (name: string, value: number | undefined, fallback: num
 function nonceKey (nonce: Uint8Array): string {
   return Buffer.from(nonce.buffer, nonce.byteOffset, nonce.byteLength).toString('latin1')
 }
-
-const MAGIC = [0x41, 0x4e, 0x52, 0x43] // "ANRC"
-const SNAPSHOT_VERSION = 1
-const HEADER_BYTES = MAGIC.length + 1 + 8 + 8 + 4 // magic, version, horizon, floor, peer count
-const CHECKSUM_BYTES = 32
-const TWO_32 = 0x1_0000_0000
 
 /** Bounded, eviction-safe replay cache. See the module doc for the rules. */
 export class ReplayCache {
@@ -190,13 +126,8 @@ export class ReplayCache {
   /** buckets with nonces, by nonce count, to find the largest in O(1) amortised */
   private readonly bySize = new Map<number, Bucket[]>()
   private maxSize = 0
-  /**
-   * Candidates for folding into the floor (one-nonce and watermark-only
-   * buckets), roughly oldest first. Entries are checked when taken, so a
-   * bucket that has grown or gone since is skipped.
-   */
-  private foldQueue: Array<Bucket | undefined> = []
-  private foldHead = 0
+  /** Candidates for folding into the floor (one-nonce and watermark-only buckets), roughly oldest first */
+  private readonly foldQueue = new FoldQueue(b => this.isFoldable(b))
   private total = 0
   private horizon = 0
   private floor: number
@@ -295,47 +226,7 @@ export class ReplayCache {
    * sha256(everything before)`. Integers are big-endian.
    */
   snapshot (): Uint8Array {
-    const ids: Uint8Array[] = []
-    let size = HEADER_BYTES + CHECKSUM_BYTES
-    for (const bucket of this.peers.values()) {
-      const id = Buffer.from(bucket.peer, 'utf8')
-      ids.push(id)
-      size += 2 + id.length + 8 + 4
-      for (let k = bucket.head; k < bucket.keys.length; k++) size += 1 + (bucket.keys[k] as string).length + 8
-    }
-    const out = new Uint8Array(size)
-    const view = new DataView(out.buffer)
-    out.set(MAGIC, 0)
-    let pos = MAGIC.length
-    out[pos++] = SNAPSHOT_VERSION
-    const u64 = (value: number): void => {
-      view.setUint32(pos, Math.floor(value / TWO_32))
-      view.setUint32(pos + 4, value >>> 0)
-      pos += 8
-    }
-    u64(this.horizon)
-    u64(Math.max(this.floor, 0))
-    view.setUint32(pos, this.peers.size)
-    pos += 4
-    let i = 0
-    for (const bucket of this.peers.values()) {
-      const id = ids[i++] as Uint8Array
-      view.setUint16(pos, id.length)
-      out.set(id, pos + 2)
-      pos += 2 + id.length
-      u64(bucket.watermark)
-      view.setUint32(pos, bucket.size)
-      pos += 4
-      for (let k = bucket.head; k < bucket.keys.length; k++) {
-        const key = bucket.keys[k] as string
-        out[pos++] = key.length
-        out.set(Buffer.from(key, 'latin1'), pos)
-        pos += key.length
-        u64(bucket.times[k] as number)
-      }
-    }
-    out.set(createHash('sha256').update(out.subarray(0, pos)).digest(), pos)
-    return out
+    return encodeSnapshot(this.horizon, Math.max(this.floor, 0), this.peers)
   }
 
   /**
@@ -348,74 +239,15 @@ export class ReplayCache {
    */
   static restore (bytes: Uint8Array, init: RestoreOptions = {}): ReplayCache {
     const cache = new ReplayCache(init)
-    if (!(bytes instanceof Uint8Array) || bytes.length < HEADER_BYTES + CHECKSUM_BYTES) throw new CorruptSnapshotError('Replay cache snapshot is truncated')
-    const body = bytes.subarray(0, bytes.length - CHECKSUM_BYTES)
-    const digest = createHash('sha256').update(body).digest()
-    if (!digest.equals(bytes.subarray(body.length))) throw new CorruptSnapshotError('Replay cache snapshot checksum mismatch')
-    for (let i = 0; i < MAGIC.length; i++) {
-      if (body[i] !== MAGIC[i]) throw new CorruptSnapshotError('Not a replay cache snapshot')
-    }
-    if (body[MAGIC.length] !== SNAPSHOT_VERSION) throw new CorruptSnapshotError(`Unknown replay cache snapshot version ${String(body[MAGIC.length])}`)
-
-    const view = new DataView(body.buffer, body.byteOffset, body.byteLength)
-    let pos = MAGIC.length + 1
-    const need = (n: number): void => {
-      if (n > body.length - pos) throw new CorruptSnapshotError(`Replay cache snapshot truncated at offset ${pos}`)
-    }
-    const u64 = (): number => {
-      need(8)
-      const hi = view.getUint32(pos)
-      const lo = view.getUint32(pos + 4)
-      pos += 8
-      const value = hi * TWO_32 + lo
-      if (value > Number.MAX_SAFE_INTEGER) throw new CorruptSnapshotError(`Replay cache snapshot integer out of range at offset ${pos - 8}`)
-      return value
-    }
-    const horizon = u64()
-    const floor = u64()
-    need(4)
-    const peerCount = view.getUint32(pos)
-    pos += 4
-    cache.horizon = horizon
-    cache.floor = Math.max(cache.floor, floor)
-    if (init.now !== undefined) cache.advance(init.now)
-
-    const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
-    const seenPeers = new Set<string>()
-    for (let p = 0; p < peerCount; p++) {
-      need(2)
-      const idLength = view.getUint16(pos)
-      pos += 2
-      need(idLength)
-      let peer: string
-      try {
-        peer = utf8.decode(body.subarray(pos, pos + idLength))
-      } catch {
-        throw new CorruptSnapshotError(`Replay cache snapshot has an invalid peer ID at offset ${pos}`)
-      }
-      pos += idLength
-      if (peer.length === 0 || peer.length > MAX_PEER_KEY_LENGTH || seenPeers.has(peer)) throw new CorruptSnapshotError(`Replay cache snapshot has an invalid or repeated peer ID at offset ${pos - idLength}`)
-      seenPeers.add(peer)
-      const watermark = u64()
-      need(4)
-      const count = view.getUint32(pos)
-      pos += 4
-      const seenNonces = new Set<string>()
-      for (let n = 0; n < count; n++) {
-        need(1)
-        const nonceLength = body[pos++] as number
-        if (nonceLength === 0) throw new CorruptSnapshotError(`Replay cache snapshot has an empty nonce at offset ${pos - 1}`)
-        need(nonceLength)
-        const key = nonceKey(body.subarray(pos, pos + nonceLength))
-        pos += nonceLength
-        const ts = u64()
-        if (seenNonces.has(key)) throw new CorruptSnapshotError(`Replay cache snapshot repeats a nonce at offset ${pos}`)
-        seenNonces.add(key)
-        cache.restoreEntry(peer, key, ts, watermark)
-      }
-      cache.restoreWatermark(peer, watermark)
-    }
-    if (pos !== body.length) throw new CorruptSnapshotError(`Replay cache snapshot has trailing bytes at offset ${pos}`)
+    decodeSnapshot(bytes, MAX_PEER_KEY_LENGTH, {
+      header: (horizon, floor) => {
+        cache.horizon = horizon
+        cache.floor = Math.max(cache.floor, floor)
+        if (init.now !== undefined) cache.advance(init.now)
+      },
+      entry: (peer, key, ts, watermark) => { cache.restoreEntry(peer, key, ts, watermark) },
+      watermark: (peer, watermark) => { cache.restoreWatermark(peer, watermark) }
+    })
     return cache
   }
 
@@ -500,7 +332,7 @@ export class ReplayCache {
       this.attach(victim)
       return
     }
-    const victim = this.nextFoldVictim()
+    const victim = this.foldQueue.next()
     if (victim === undefined) return
     this.detach(victim)
     for (let k = victim.head; k < victim.times.length; k++) {
@@ -593,11 +425,11 @@ export class ReplayCache {
       if (size > this.maxSize) this.maxSize = size
       this.total += size
       bucket.counted = 1
-      if (size === 1) this.enqueueFold(bucket)
+      if (size === 1) this.foldQueue.enqueue(bucket, 2 * this.peers.size + 64)
     } else if (bucket.watermark >= this.horizon && bucket.watermark > this.floor) {
       this.total += 1
       bucket.counted = 2
-      this.enqueueFold(bucket)
+      this.foldQueue.enqueue(bucket, 2 * this.peers.size + 64)
     }
   }
 
@@ -611,52 +443,8 @@ export class ReplayCache {
     return undefined
   }
 
-  private enqueueFold (bucket: Bucket): void {
-    if (bucket.queued) return
-    bucket.queued = true
-    this.foldQueue.push(bucket)
-    if (this.foldQueue.length - this.foldHead > 2 * this.peers.size + 64) {
-      // drop entries for buckets that have grown or gone, keeping the order
-      const live: Bucket[] = []
-      for (let i = this.foldHead; i < this.foldQueue.length; i++) {
-        const b = this.foldQueue[i]
-        if (b === undefined) continue
-        if (this.isFoldable(b)) live.push(b)
-        else b.queued = false
-      }
-      this.foldQueue = live
-      this.foldHead = 0
-    }
-  }
-
   private isFoldable (bucket: Bucket): boolean {
     return this.peers.get(bucket.peer) === bucket && (bucket.counted === 2 || (bucket.counted === 1 && bucket.size === 1))
   }
 
-  /** The oldest queued bucket that is still one-nonce or watermark-only. */
-  private nextFoldVictim (): Bucket | undefined {
-    while (this.foldHead < this.foldQueue.length) {
-      const bucket = this.foldQueue[this.foldHead]
-      this.foldQueue[this.foldHead] = undefined
-      this.foldHead++
-      if (bucket === undefined) continue
-      bucket.queued = false
-      if (this.isFoldable(bucket)) {
-        this.compactFoldQueue()
-        return bucket
-      }
-    }
-    this.compactFoldQueue()
-    return undefined
-  }
-
-  private compactFoldQueue (): void {
-    if (this.foldHead === this.foldQueue.length) {
-      this.foldQueue = []
-      this.foldHead = 0
-    } else if (this.foldHead >= 1024 && this.foldHead * 2 >= this.foldQueue.length) {
-      this.foldQueue = this.foldQueue.slice(this.foldHead)
-      this.foldHead = 0
-    }
-  }
 }

@@ -110,11 +110,12 @@ export const TOKEN_SIGNATURE_SCHEME = signatureScheme('agentnet-token', '/agentn
 export const CARD_SIGNATURE_SCHEME = signatureScheme('agentnet-card', '/agentnet/card/1.0.0')
 
 /**
- * Trust handshake messages (`/agentnet/trust/1.0.0`), used by the trust layer.
- * Its invite codes sign under the same domain with payload type
- * `/agentnet/trust/invite/1.0.0` (`INVITE_SIGNATURE_SCHEME` in `src/trust`).
+ * Trust handshake messages (`/agentnet/trust/2.0.0`: agent-protocol envelopes,
+ * used by the trust layer). Its invite codes sign under the same domain with
+ * payload type `/agentnet/trust/invite/1.0.0` (`INVITE_SIGNATURE_SCHEME` in
+ * `src/trust`).
  */
-export const TRUST_SIGNATURE_SCHEME = signatureScheme('agentnet-trust', '/agentnet/trust/1.0.0')
+export const TRUST_SIGNATURE_SCHEME = signatureScheme('agentnet-trust', '/agentnet/trust/2.0.0')
 
 /**
  * MLS group frames (`/agentnet/mls/1.0.0`), used by `src/groups`: the same

@@ -3,7 +3,7 @@
  * `succession.json` says `grace`, the node (running on the new key) starts a
  * second, minimal libp2p node on the old key that:
  *
- * - tells every trusted peer, over `/agentnet/trust/1.0.0`, with a
+ * - tells every trusted peer, over the trust protocol (`/agentnet/trust/2.0.0`), with a
  *   `succession` message signed by the old key (so a strict peer, which
  *   admits only peers it trusts, lets it in), carrying the record signed by
  *   both keys; peers that were offline are retried until the grace period
@@ -36,7 +36,7 @@ import { CARD_REPUBLISH_MS, cardKey, encodeCard } from '../cards/index.ts'
 import { connectionEncryptersFor } from '../node/libp2p.ts'
 import { createSigner, openEnvelope, ReplayCache, sealEnvelope, TRUST_SIGNATURE_SCHEME } from '../protocol/index.ts'
 import { MSG_PROTOCOL } from '../messaging/index.ts'
-import { encodeHandshake, newNonce, openHandshake } from '../trust/codec.ts'
+import { openTrustFrame, sealTrustFrame } from '../trust/codec.ts'
 import { MAX_FRAME_BYTES, TRUST_PROTOCOL } from '../trust/constants.ts'
 import { inGracePeriod } from '../identity/rotation.ts'
 import { loadOldKey, readRotation, writeRotation } from '../identity/succession.ts'
@@ -110,8 +110,12 @@ export class SuccessorService implements Startable {
   private state: RotationState | undefined
   private oldNode: Libp2p | undefined
   private signer: MessageSigner | undefined
+  /**
+   * Nonces the old ID saw, trust frames and agent messages alike (both are
+   * envelopes with random nonces). In memory only: the old ID answers
+   * nothing but `Moved`, so a replay across a restart gains nothing.
+   */
   private readonly replayCache = new ReplayCache({ windowMs: 60_000 })
-  private readonly msgReplayCache = new ReplayCache({ windowMs: 60_000 })
   private msgSigner: MessageSigner | undefined
   private graceTimer: ReturnType<typeof setTimeout> | undefined
   private retryTimer: ReturnType<typeof setTimeout> | undefined
@@ -247,12 +251,12 @@ export class SuccessorService implements Startable {
       const signal = AbortSignal.timeout(NOTICE_TIMEOUT_MS)
       const stream = await node.dialProtocol(targets.length > 0 ? targets : peer, TRUST_PROTOCOL, { signal, runOnLimitedConnection: true })
       const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
-      const nonce = newNonce()
-      await lp.write(encodeHandshake({ type: 'succession', to: peer, succession: state.record, nonce }, signer), { signal })
+      const requestId = randomUUID()
+      await lp.write(sealTrustFrame({ type: 'succession', to: peer, succession: state.record, id: requestId }, signer), { signal })
       const data = await lp.read({ signal })
       await stream.close({ signal }).catch(() => {})
-      const reply = openHandshake(data.subarray(), { local: node.peerId, remote: peer, replayCache: this.replayCache, windowMs: 60_000, maxSkewMs: 30_000 })
-      if (reply.type === 'ok' && reply.re === nonce) {
+      const reply = openTrustFrame(data.subarray(), { localPeer: node.peerId, remotePeer: peer, replayCache: this.replayCache, windowMs: 60_000, maxSkewMs: 30_000 })
+      if (reply.type === 'ok' && !reply.initiator && reply.re === requestId) {
         if (!state.notified.includes(id)) state.notified.push(id)
         await this.components.audit?.('identity.succession-delivered', { peer: id, new: state.new })
         // the peer follows the new ID now: open the connection messages will use
@@ -280,8 +284,9 @@ export class SuccessorService implements Startable {
       const signal = AbortSignal.timeout(NOTICE_TIMEOUT_MS)
       const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
       const data = await lp.read({ signal })
-      const message = openHandshake(data.subarray(), { local: node.peerId, remote, replayCache: this.replayCache, windowMs: 60_000, maxSkewMs: 30_000 })
-      await lp.write(encodeHandshake({ type: 'error', to: remote, re: message.nonce, code: 'Moved', message: state.record }, signer), { signal })
+      const message = openTrustFrame(data.subarray(), { localPeer: node.peerId, remotePeer: remote, replayCache: this.replayCache, windowMs: 60_000, maxSkewMs: 30_000 })
+      if (!message.initiator) throw new Error('a reply cannot open an exchange')
+      await lp.write(sealTrustFrame({ type: 'error', to: remote, re: message.id, code: 'Moved', message: state.record }, signer), { signal })
       await stream.close({ signal })
     } catch (err) {
       stream.abort(err as Error)
@@ -301,7 +306,7 @@ export class SuccessorService implements Startable {
     try {
       while (true) {
         const data = await lp.read({ signal: AbortSignal.timeout(NOTICE_TIMEOUT_MS) })
-        const { message } = openEnvelope(data.subarray(), { localPeer: node.peerId, remotePeer: remote, replayCache: this.msgReplayCache, maxBodyBytes: MAX_MOVED_FRAME_BYTES })
+        const { message } = openEnvelope(data.subarray(), { localPeer: node.peerId, remotePeer: remote, replayCache: this.replayCache, maxBodyBytes: MAX_MOVED_FRAME_BYTES })
         if (message.kind !== 'request' && message.kind !== 'oneway') continue
         // where the new ID listens: a sender that missed the notice may have no other way to find it (no DHT)
         const addresses = this.components.libp2p.getMultiaddrs().slice(0, MAX_MOVED_ADDRESSES).map(a => a.toString())

@@ -1,126 +1,102 @@
 /**
- * Wire formats of the trust layer: handshake frames and invite codes. Pure
- * functions, no network. See the package doc in `index.ts` for the byte-exact
- * description.
+ * Trust frames (`/agentnet/trust/2.0.0`) on the one envelope of the node:
+ * every handshake message is an agent-protocol `SignedMessage` sealed by
+ * {@link sealEnvelope} under {@link TRUST_SIGNATURE_SCHEME} and checked by
+ * {@link openEnvelope} (canonical encoding, version, sender = Noise peer,
+ * recipient, signature, window, replay cache), so the trust layer has no
+ * verification code of its own. What is left here is the mapping of the
+ * handshake onto the envelope's fields and the check of the trust-specific
+ * content, which runs after the envelope checks. See the package doc in
+ * `index.ts` for the byte-exact description.
  *
  * @module
  */
 
 import { Buffer } from 'node:buffer'
-import { randomBytes } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { multiaddr } from '@multiformats/multiaddr'
 import { toString as uint8ArrayToString } from 'uint8arrays/to-string'
 import {
-  BadSignatureError,
-  FutureMessageError,
+  decodeMessage,
+  decodeSignedMessage,
   MalformedFrameError,
-  SenderMismatchError,
-  signatureScheme,
-  StaleMessageError,
-  TRUST_SIGNATURE_SCHEME,
-  UnsupportedVersionError,
-  uvarint,
-  verifySignature,
-  WrongRecipientError
+  openEnvelope,
+  sealEnvelope,
+  TRUST_SIGNATURE_SCHEME
 } from '../protocol/index.ts'
-import {
-  HANDSHAKE_VERSION,
-  INVITE_PAYLOAD_TYPE,
-  INVITE_SECRET_BYTES,
-  INVITE_VERSION,
-  MAX_ERROR_MESSAGE_CHARS,
-  MAX_FRAME_BYTES,
-  MAX_INVITE_ADDRESS_BYTES,
-  MAX_INVITE_ADDRESSES,
-  MAX_INVITE_CODE_CHARS,
-  MAX_INVITE_USES,
-  MAX_REASON_BYTES,
-  NONCE_BYTES
-} from './constants.ts'
-import { InvalidReasonError, InviteInvalidError, ReasonTooLongError } from './errors.ts'
 import { MAX_SUCCESSION_CHARS } from '../identity/rotation.ts'
-import type { MessageSigner, ReplayCache, SignatureScheme } from '../protocol/index.ts'
+import { MAX_ERROR_MESSAGE_CHARS, MAX_FRAME_BYTES, MAX_INVITE_CODE_CHARS, MAX_REASON_BYTES } from './constants.ts'
+import { InvalidReasonError, ReasonTooLongError } from './errors.ts'
+import type { Message, MessageKind, MessageSigner, ReplayCache } from '../protocol/index.ts'
 import type { PeerId } from '@libp2p/interface'
-import type { Multiaddr } from '@multiformats/multiaddr'
 
-/**
- * Invite codes: domain `agentnet-trust` (as {@link TRUST_SIGNATURE_SCHEME}),
- * payload type `/agentnet/trust/invite/1.0.0`, so an invite signature is never
- * valid as a handshake signature or the other way round.
- */
-export const INVITE_SIGNATURE_SCHEME: SignatureScheme = signatureScheme(TRUST_SIGNATURE_SCHEME.domain, INVITE_PAYLOAD_TYPE)
-
-const SIGNATURE_BYTES = 64
-
-// ---------------------------------------------------------------- handshake
-
-/** Messages that open an exchange (sent on a new stream). */
+/** Messages that open an exchange (sent on a new stream, envelope kind `request`). */
 export type InitiatorType = 'request' | 'approve' | 'reject' | 'revoke' | 'invite' | 'succession'
-/** Messages that answer one (sent back on the same stream). */
+/** Messages that answer one (sent back on the same stream, kind `response`, or `error` for `error`). */
 export type ReplyType = 'pending' | 'approve' | 'ok' | 'error'
 export type HandshakeType = InitiatorType | ReplyType
 
-/** A decoded handshake payload. */
+/** Content type of the text bodies (`reason`, invite code, succession record). */
+export const TEXT_CONTENT_TYPE = 'text/plain; charset=utf-8'
+/** Content type of `error` bodies, as for agent error envelopes. */
+export const ERROR_CONTENT_TYPE = 'application/json'
+
+/** A trust message read from an envelope that passed its checks. */
 export interface HandshakeMessage {
-  /** Payload version, 1 */
-  v: number
   type: HandshakeType
-  /** Sender peer ID (base58btc string); must be the Noise-authenticated remote */
+  /** Whether it opens an exchange (`request` kind) or answers one */
+  initiator: boolean
+  /** Sender peer ID (base58btc) */
   from: string
-  /** Recipient peer ID; must be the receiving node */
+  /** Recipient peer ID */
   to: string
-  /** 16 random bytes, base64url without padding (22 characters) */
-  nonce: string
+  /** The envelope's request ID (a UUID) */
+  id: string
+  /** In a reply, the `id` of the message it answers; `''` in an initiator and in refusals of unread frames */
+  re: string
   /** Sender's clock, ms since the epoch */
   ts: number
-  /** In a reply, the `nonce` of the message it answers; `""` in an initiator */
-  re: string
-  /** Justification: required in `request` (≤ 1 KiB UTF-8), optional in `reject` / `revoke` */
+  /** Justification: in `request`, optional in `reject` / `revoke` */
   reason?: string
   /** The invite code, in `invite` */
   invite?: string
+  /** A key-rotation succession record (`src/identity/rotation.ts`), in `succession` */
+  succession?: string
   /** Error code, in `error` */
   code?: string
   /** Error text, in `error` */
   message?: string
-  /** A key-rotation succession record (`src/identity/rotation.ts`), in `succession` */
-  succession?: string
 }
 
-/** The fields a sender chooses; {@link encodeHandshake} adds `v`, `from`, `nonce`, `ts`. */
+/** The fields a sender chooses; {@link sealTrustFrame} fills in the rest. */
 export interface HandshakeFields {
   type: HandshakeType
   to: PeerId | string
+  /** Set on replies: the `id` answered (`''` when the frame was not read). Its presence makes the frame a reply. */
   re?: string
+  /** @default a random UUID */
+  id?: string
   reason?: string
   invite?: string
+  succession?: string
   code?: string
   message?: string
-  succession?: string
   /** ms since the epoch; set only to seal at a controlled time (tests) */
   ts?: number
-  /** base64url nonce; set only for tests */
-  nonce?: string
 }
 
-interface KeyRule { required: readonly string[], optional: readonly string[] }
-
-const COMMON_KEYS = ['v', 'type', 'from', 'to', 'nonce', 'ts', 're'] as const
-const KEY_RULES: Readonly<Record<HandshakeType, KeyRule>> = {
-  request: { required: ['reason'], optional: [] },
-  approve: { required: [], optional: [] },
-  reject: { required: [], optional: ['reason'] },
-  revoke: { required: [], optional: ['reason'] },
-  invite: { required: ['invite'], optional: [] },
-  succession: { required: ['succession'], optional: [] },
-  pending: { required: [], optional: [] },
-  ok: { required: [], optional: [] },
-  error: { required: ['code', 'message'], optional: [] }
+/** Which text field a type carries in its body, and whether it is required. */
+const TEXT_FIELD: Readonly<Partial<Record<HandshakeType, { key: 'reason' | 'invite' | 'succession', required: boolean }>>> = {
+  request: { key: 'reason', required: false },
+  reject: { key: 'reason', required: false },
+  revoke: { key: 'reason', required: false },
+  invite: { key: 'invite', required: true },
+  succession: { key: 'succession', required: true }
 }
 
 /** Types a node accepts on a stream someone else opened. */
 export const INITIATOR_TYPES: ReadonlySet<string> = new Set<InitiatorType>(['request', 'approve', 'reject', 'revoke', 'invite', 'succession'])
+const REPLY_TYPES: ReadonlySet<string> = new Set<ReplyType>(['pending', 'approve', 'ok', 'error'])
 
 const encoder = new TextEncoder()
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
@@ -129,6 +105,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 // marks and overrides that can disguise text on an operator's terminal
 // eslint-disable-next-line no-control-regex
 const FORBIDDEN_TEXT = /[\u0000-\u0008\u000B-\u001F\u007F-\u009F\u200E\u200F\u202A-\u202E\u2066-\u2069]/
+const BASE64URL = /^[A-Za-z0-9_-]+$/
 
 /**
  * Check a justification: at most 1 KiB of UTF-8, no control characters other
@@ -153,113 +130,129 @@ export function sanitizeText (text: string): string {
   return cleaned.length > MAX_ERROR_MESSAGE_CHARS ? cleaned.slice(0, MAX_ERROR_MESSAGE_CHARS) + '…' : cleaned
 }
 
-export function newNonce (): string {
-  return randomBytes(NONCE_BYTES).toString('base64url')
+function bodyOf (fields: HandshakeFields): { body: Uint8Array, contentType: string } {
+  if (fields.type === 'error') {
+    return { body: encoder.encode(JSON.stringify({ code: fields.code ?? 'Error', message: fields.message ?? '' })), contentType: ERROR_CONTENT_TYPE }
+  }
+  const text = TEXT_FIELD[fields.type]
+  const value = text === undefined ? undefined : fields[text.key]
+  if (value === undefined || value.length === 0) return { body: new Uint8Array(0), contentType: '' }
+  return { body: encoder.encode(value), contentType: TEXT_CONTENT_TYPE }
 }
 
 /**
- * Build and sign a handshake frame body (what goes inside the libp2p length
- * prefix): `0x01 || payload || signature`.
+ * Build and sign a trust frame (what goes inside the libp2p length prefix):
+ * an envelope with `service` = the message type, `kind` = `request` for an
+ * initiator (no `re`), `response` for a reply, `error` for an `error` reply.
+ * `signer` must sign under {@link TRUST_SIGNATURE_SCHEME}.
  */
-export function encodeHandshake (fields: HandshakeFields, signer: MessageSigner): Uint8Array {
-  const message: Record<string, unknown> = {
-    v: HANDSHAKE_VERSION,
-    type: fields.type,
-    from: signer.peerId.toString(),
-    to: fields.to.toString(),
-    nonce: fields.nonce ?? newNonce(),
-    ts: fields.ts ?? Date.now(),
-    re: fields.re ?? ''
-  }
-  const rule = KEY_RULES[fields.type]
-  for (const key of [...rule.required, ...rule.optional]) {
-    const value = fields[key as 'reason' | 'invite' | 'code' | 'message' | 'succession']
-    if (value !== undefined) message[key] = value
-  }
-  const payload = encoder.encode(JSON.stringify(message))
-  const signature = signer.sign(payload)
-  const out = new Uint8Array(1 + payload.length + signature.length)
-  out[0] = HANDSHAKE_VERSION
-  out.set(payload, 1)
-  out.set(signature, 1 + payload.length)
-  return out
+export function sealTrustFrame (fields: HandshakeFields, signer: MessageSigner): Uint8Array {
+  const reply = fields.re !== undefined
+  const kind: MessageKind = !reply ? 'request' : fields.type === 'error' ? 'error' : 'response'
+  const { body, contentType } = bodyOf(fields)
+  return sealEnvelope({
+    to: (typeof fields.to === 'string' ? peerIdFromString(fields.to) : fields.to).toMultihash().bytes,
+    service: fields.type,
+    kind,
+    id: fields.id ?? randomUUID(),
+    inReplyTo: fields.re ?? '',
+    contentType,
+    body,
+    ...(fields.ts === undefined ? {} : { timestamp: fields.ts })
+  }, signer)
 }
 
-/** A structurally valid frame body, not yet authenticated. */
-export interface DecodedHandshake {
-  message: HandshakeMessage
-  payload: Uint8Array
-  signature: Uint8Array
+function malformed (text: string): MalformedFrameError {
+  return new MalformedFrameError(`Malformed trust frame: ${text}`)
 }
 
-function isBase64urlNonce (value: string): boolean {
-  if (!/^[A-Za-z0-9_-]{22}$/.test(value)) return false
-  const bytes = Buffer.from(value, 'base64url')
-  return bytes.length === NONCE_BYTES && bytes.toString('base64url') === value
+function peerString (bytes: Uint8Array): string {
+  return uint8ArrayToString(bytes, 'base58btc')
+}
+
+function readError (body: Uint8Array): { code: string, message: string } {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(utf8.decode(body))
+  } catch {
+    throw malformed('error body is not UTF-8 JSON')
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw malformed('error body is not a JSON object')
+  const { code, message } = parsed as Record<string, unknown>
+  if (Object.keys(parsed).length !== 2 || typeof code !== 'string' || typeof message !== 'string') throw malformed('error body must be {"code","message"}')
+  if (!/^[A-Za-z]{1,64}$/.test(code)) throw malformed('error code must be 1..64 letters')
+  if (message.length > 4 * MAX_ERROR_MESSAGE_CHARS) throw malformed('error message is too long')
+  return { code, message }
 }
 
 /**
- * Parse a frame body and check its shape: version byte, UTF-8 JSON object,
- * exactly the keys its `type` allows, field types, nonce length, reason rules.
- * No signature check.
+ * Read the trust content of an envelope: `kind` and `service` name one of
+ * the types above, `ttl` and `token` are empty, and the body is what the
+ * type carries (nothing, a text, or an error object).
  *
  * @throws {MalformedFrameError}
- * @throws {UnsupportedVersionError}
  * @throws {ReasonTooLongError}
  * @throws {InvalidReasonError}
  */
-export function decodeHandshake (body: Uint8Array): DecodedHandshake {
-  if (body.length > MAX_FRAME_BYTES) throw new MalformedFrameError(`handshake frame of ${body.length} bytes exceeds ${MAX_FRAME_BYTES}`)
-  if (body.length < 1 + 2 + SIGNATURE_BYTES) throw new MalformedFrameError('handshake frame is truncated')
-  if (body[0] !== HANDSHAKE_VERSION) throw new UnsupportedVersionError(body[0] ?? 0, `Unsupported handshake frame version ${String(body[0])}`)
-  const payload = body.subarray(1, body.length - SIGNATURE_BYTES)
-  const signature = body.subarray(body.length - SIGNATURE_BYTES)
-  let parsed: unknown
+export function readHandshake (message: Message): HandshakeMessage {
+  const type = message.service
+  const initiator = message.kind === 'request'
+  if (initiator ? !INITIATOR_TYPES.has(type) : !REPLY_TYPES.has(type)) throw malformed(`a ${message.kind} cannot be a ${JSON.stringify(type.slice(0, 64))}`)
+  if (message.kind === 'oneway' || (message.kind === 'error') !== (type === 'error')) throw malformed(`kind ${message.kind} does not fit a ${type}`)
+  if (initiator && message.inReplyTo !== '') throw malformed('an initiator answers nothing')
+  if (message.ttl !== 0 || message.token.length !== 0) throw malformed('ttl and token must be empty')
+  const out: HandshakeMessage = {
+    type: type as HandshakeType,
+    initiator,
+    from: peerString(message.from),
+    to: peerString(message.to),
+    id: message.id,
+    re: message.inReplyTo,
+    ts: message.timestamp
+  }
+  const { body, contentType } = message
+  if (type === 'error') {
+    if (contentType !== ERROR_CONTENT_TYPE) throw malformed(`an error carries ${ERROR_CONTENT_TYPE}`)
+    Object.assign(out, readError(body))
+    return out
+  }
+  const text = TEXT_FIELD[type as HandshakeType]
+  if (contentType !== (body.length > 0 ? TEXT_CONTENT_TYPE : '')) throw malformed(`content type must be ${body.length > 0 ? TEXT_CONTENT_TYPE : 'empty'}`)
+  if (text === undefined) {
+    if (body.length > 0) throw malformed(`a ${type} has no body`)
+    return out
+  }
+  if (body.length === 0) {
+    if (text.required) throw malformed(`a ${type} needs its ${text.key}`)
+    if (type === 'request') out.reason = ''
+    return out
+  }
+  let value: string
   try {
-    parsed = JSON.parse(utf8.decode(payload))
+    value = utf8.decode(body)
   } catch {
-    throw new MalformedFrameError('handshake payload is not UTF-8 JSON')
+    if (text.key === 'reason') throw new InvalidReasonError('reason is not UTF-8')
+    throw malformed(`${text.key} is not UTF-8`)
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new MalformedFrameError('handshake payload is not a JSON object')
-  const m = parsed as Record<string, unknown>
-  if (m.v !== HANDSHAKE_VERSION) {
-    throw new UnsupportedVersionError(typeof m.v === 'number' ? m.v : 0, `Unsupported handshake payload version ${String(m.v)}`)
+  if (text.key === 'reason') {
+    out.reason = checkReason(value)
+  } else {
+    const max = text.key === 'invite' ? MAX_INVITE_CODE_CHARS : MAX_SUCCESSION_CHARS
+    if (value.length > max || !BASE64URL.test(value)) throw malformed(`${text.key} must be base64url of at most ${max} characters`)
+    out[text.key] = value
   }
-  const type = m.type
-  if (typeof type !== 'string' || !Object.hasOwn(KEY_RULES, type)) throw new MalformedFrameError('unknown handshake message type')
-  const rule = KEY_RULES[type as HandshakeType]
-  const allowed = new Set<string>([...COMMON_KEYS, ...rule.required, ...rule.optional])
-  for (const key of Object.keys(m)) {
-    if (!allowed.has(key)) throw new MalformedFrameError(`unexpected field ${JSON.stringify(key.slice(0, 64))} in a ${type} message`)
-  }
-  for (const key of [...COMMON_KEYS, ...rule.required]) {
-    if (!Object.hasOwn(m, key)) throw new MalformedFrameError(`missing field ${key} in a ${type} message`)
-  }
-  if (typeof m.from !== 'string' || m.from.length === 0 || m.from.length > 128) throw new MalformedFrameError('from must be a peer ID string')
-  if (typeof m.to !== 'string' || m.to.length === 0 || m.to.length > 128) throw new MalformedFrameError('to must be a peer ID string')
-  if (typeof m.nonce !== 'string' || !isBase64urlNonce(m.nonce)) throw new MalformedFrameError('nonce must be 16 bytes in base64url')
-  if (typeof m.ts !== 'number' || !Number.isSafeInteger(m.ts) || m.ts <= 0) throw new MalformedFrameError('ts must be a positive integer (ms)')
-  if (typeof m.re !== 'string' || (m.re !== '' && !isBase64urlNonce(m.re))) throw new MalformedFrameError('re must be empty or a nonce')
-  if (m.reason !== undefined) checkReason(m.reason)
-  if (m.invite !== undefined && (typeof m.invite !== 'string' || m.invite.length === 0 || m.invite.length > MAX_INVITE_CODE_CHARS)) {
-    throw new MalformedFrameError('invite must be an invite code')
-  }
-  if (m.succession !== undefined && (typeof m.succession !== 'string' || m.succession.length === 0 || m.succession.length > MAX_SUCCESSION_CHARS || !/^[A-Za-z0-9_-]+$/.test(m.succession))) {
-    throw new MalformedFrameError('succession must be a succession record')
-  }
-  if (m.code !== undefined && (typeof m.code !== 'string' || !/^[A-Za-z]{1,64}$/.test(m.code))) throw new MalformedFrameError('code must be 1..64 letters')
-  if (m.message !== undefined && (typeof m.message !== 'string' || m.message.length > 4 * MAX_ERROR_MESSAGE_CHARS)) throw new MalformedFrameError('message must be a short string')
-  return { message: m as unknown as HandshakeMessage, payload, signature }
+  return out
 }
 
-/** What {@link openHandshake} needs to know about the receiving side. */
-export interface OpenHandshakeContext {
+/** What {@link openTrustFrame} needs to know about the receiving side. */
+export interface OpenTrustContext {
   /** This node */
-  local: PeerId
+  localPeer: PeerId
   /** The Noise-authenticated peer on the other end of the stream */
-  remote: PeerId
+  remotePeer: PeerId
+  /** The node's replay cache (shared with agent messages) or one of its own */
   replayCache: ReplayCache
-  /** Oldest accepted timestamp is `now - windowMs` */
+  /** Oldest accepted timestamp is `now - windowMs` (≤ the cache's window) */
   windowMs: number
   /** Newest accepted timestamp is `now + maxSkewMs` */
   maxSkewMs: number
@@ -268,175 +261,27 @@ export interface OpenHandshakeContext {
 }
 
 /**
- * The one place a received handshake frame is checked, in this order (the
- * first failure throws): shape ({@link decodeHandshake}), `from` is the
- * authenticated remote ({@link SenderMismatchError}), `to` is this node
- * ({@link WrongRecipientError}), the signature verifies under the trust scheme
- * ({@link BadSignatureError}), the timestamp is within
- * `[now - windowMs, now + maxSkewMs]` ({@link StaleMessageError} /
- * {@link FutureMessageError}), and the nonce is new (`ReplayError`; recorded
- * only now, so forged frames use up no slot).
+ * Check a received trust frame: the envelope checks of {@link openEnvelope}
+ * (under the trust signature scheme), then {@link readHandshake}.
  */
-export function openHandshake (body: Uint8Array, ctx: OpenHandshakeContext): HandshakeMessage {
-  const now = ctx.now ?? Date.now()
-  const { message, payload, signature } = decodeHandshake(body)
-  if (message.from !== ctx.remote.toString()) throw new SenderMismatchError('handshake sender is not the authenticated remote peer')
-  if (message.to !== ctx.local.toString()) throw new WrongRecipientError('handshake message is addressed to another peer')
-  let valid = false
-  try {
-    valid = verifySignature(ctx.remote, payload, signature, TRUST_SIGNATURE_SCHEME)
-  } catch {
-    valid = false
-  }
-  if (!valid) throw new BadSignatureError('handshake signature is invalid')
-  if (message.ts < now - ctx.windowMs) throw new StaleMessageError(message.ts, now, ctx.windowMs)
-  if (message.ts > now + ctx.maxSkewMs) throw new FutureMessageError(message.ts, now, ctx.maxSkewMs)
-  ctx.replayCache.checkAndRecord(message.from, Buffer.from(message.nonce, 'base64url'), message.ts, now)
-  return message
-}
-
-// ---------------------------------------------------------------- invites
-
-/** The content of an invite code. */
-export interface Invite {
-  /** The inviter; it signed the code */
-  inviter: PeerId
-  /** Where to dial the inviter (without the trailing `/p2p/<inviter>`) */
-  addresses: Multiaddr[]
-  /** ms since the epoch; the code is refused from then on */
-  expiresAt: number
-  /** How many peers may use it */
-  uses: number
-  /** Random secret ({@link INVITE_SECRET_BYTES} bytes); the inviter keeps only its SHA-256 */
-  secret: Uint8Array
-}
-
-
-class Reader {
-  private pos = 0
-  private readonly bytes: Uint8Array
-  constructor (bytes: Uint8Array) { this.bytes = bytes }
-  get offset (): number { return this.pos }
-  take (n: number): Uint8Array {
-    if (n > this.bytes.length - this.pos) throw new InviteInvalidError('invite code is truncated')
-    const out = this.bytes.subarray(this.pos, this.pos + n)
-    this.pos += n
-    return out
-  }
-
-  /** A minimally encoded uvarint of at most 8 bytes, within the safe integers. */
-  uvarint (): number {
-    let value = 0
-    let factor = 1
-    for (let i = 0; i < 8; i++) {
-      const byte = this.take(1)[0] as number
-      value += (byte & 0x7f) * factor
-      if ((byte & 0x80) === 0) {
-        if (byte === 0 && i > 0) throw new InviteInvalidError('invite code has a non-minimal integer')
-        if (!Number.isSafeInteger(value)) break
-        return value
-      }
-      factor *= 128
-    }
-    throw new InviteInvalidError('invite code has an integer out of range')
-  }
-}
-
-function stripOwnPeer (address: Multiaddr, inviter: string): Multiaddr {
-  const components = address.getComponents()
-  const last = components.at(-1)
-  if (last?.name === 'p2p' && last.value === inviter) {
-    return address.decapsulateCode(last.code)
-  }
-  return address
+export function openTrustFrame (frame: Uint8Array, ctx: OpenTrustContext): HandshakeMessage {
+  const { message } = openEnvelope(frame, {
+    localPeer: ctx.localPeer,
+    remotePeer: ctx.remotePeer,
+    replayCache: ctx.replayCache,
+    windowMs: ctx.windowMs,
+    maxSkewMs: ctx.maxSkewMs,
+    maxBodyBytes: MAX_FRAME_BYTES,
+    scheme: TRUST_SIGNATURE_SCHEME,
+    ...(ctx.now === undefined ? {} : { now: ctx.now })
+  })
+  return readHandshake(message)
 }
 
 /**
- * Encode and sign an invite:
- * `0x01 || secret(16) || uvarint(expiresAt) || uvarint(uses) ||
- * uvarint(len(peerId)) || peerId || uvarint(n) || n × (uvarint(len(addr)) || addr) || signature(64)`,
- * then base64url without padding. `signer` must sign with
- * {@link INVITE_SIGNATURE_SCHEME} (`createSigner(key, INVITE_SIGNATURE_SCHEME)`).
+ * Decode a trust frame without authenticating it (tests and diagnostics: a
+ * frame is acted on only after {@link openTrustFrame}).
  */
-export function encodeInvite (invite: Omit<Invite, 'inviter'>, signer: MessageSigner): string {
-  const inviter = signer.peerId.toString()
-  if (invite.secret.length !== INVITE_SECRET_BYTES) throw new InviteInvalidError(`invite secret must be ${INVITE_SECRET_BYTES} bytes`)
-  if (!Number.isSafeInteger(invite.expiresAt) || invite.expiresAt <= 0) throw new InviteInvalidError('invite expiry must be a positive integer (ms)')
-  if (!Number.isSafeInteger(invite.uses) || invite.uses < 1 || invite.uses > MAX_INVITE_USES) throw new InviteInvalidError(`invite uses must be 1..${MAX_INVITE_USES}`)
-  const addresses = invite.addresses.map(a => stripOwnPeer(a, inviter).bytes)
-  if (addresses.length > MAX_INVITE_ADDRESSES) throw new InviteInvalidError(`an invite holds at most ${MAX_INVITE_ADDRESSES} addresses`)
-  const parts: number[] = [INVITE_VERSION, ...invite.secret, ...uvarint(invite.expiresAt), ...uvarint(invite.uses)]
-  const peer = signer.from
-  parts.push(...uvarint(peer.length), ...peer, ...uvarint(addresses.length))
-  for (const a of addresses) {
-    if (a.length > MAX_INVITE_ADDRESS_BYTES) throw new InviteInvalidError(`invite address longer than ${MAX_INVITE_ADDRESS_BYTES} bytes`)
-    parts.push(...uvarint(a.length), ...a)
-  }
-  const signed = Uint8Array.from(parts)
-  const signature = signer.sign(signed)
-  return Buffer.concat([signed, signature]).toString('base64url')
-}
-
-/**
- * Parse an invite code and check the inviter's signature. Expiry and uses
- * are the caller's to check.
- *
- * @throws {InviteInvalidError} for anything but an intact code signed by the peer it names
- */
-export function decodeInvite (code: string): Invite {
-  if (typeof code !== 'string') throw new InviteInvalidError('invite code must be a string')
-  code = code.trim()
-  if (code.length === 0 || code.length > MAX_INVITE_CODE_CHARS || !/^[A-Za-z0-9_-]+$/.test(code)) {
-    throw new InviteInvalidError('invite code is not base64url')
-  }
-  const bytes = Buffer.from(code, 'base64url')
-  // base64url has spare bits in its last character: a code must be the one
-  // canonical encoding of its bytes, or a changed character could go unnoticed
-  if (bytes.toString('base64url') !== code) throw new InviteInvalidError('invite code is not canonical base64url')
-  if (bytes.length < 1 + INVITE_SECRET_BYTES + SIGNATURE_BYTES + 4) throw new InviteInvalidError('invite code is truncated')
-  const signed = bytes.subarray(0, bytes.length - SIGNATURE_BYTES)
-  const signature = bytes.subarray(bytes.length - SIGNATURE_BYTES)
-  const r = new Reader(signed)
-  const version = r.take(1)[0]
-  if (version !== INVITE_VERSION) throw new InviteInvalidError(`unsupported invite version ${String(version)}`)
-  const secret = Uint8Array.from(r.take(INVITE_SECRET_BYTES))
-  const expiresAt = r.uvarint()
-  const uses = r.uvarint()
-  if (expiresAt <= 0 || uses < 1 || uses > MAX_INVITE_USES) throw new InviteInvalidError('invite expiry or uses out of range')
-  const peerLength = r.uvarint()
-  if (peerLength > 64) throw new InviteInvalidError('invite peer ID is too long')
-  const peerBytes = r.take(peerLength)
-  let inviter: PeerId
-  try {
-    inviter = peerIdFromString(uint8ArrayToString(peerBytes, 'base58btc'))
-  } catch {
-    throw new InviteInvalidError('invite holds no valid peer ID')
-  }
-  if (inviter.type !== 'Ed25519' || !Buffer.from(inviter.toMultihash().bytes).equals(peerBytes)) {
-    throw new InviteInvalidError('invite peer ID is not an Ed25519 peer ID')
-  }
-  const count = r.uvarint()
-  if (count > MAX_INVITE_ADDRESSES) throw new InviteInvalidError('invite holds too many addresses')
-  const addresses: Multiaddr[] = []
-  for (let i = 0; i < count; i++) {
-    const length = r.uvarint()
-    if (length === 0 || length > MAX_INVITE_ADDRESS_BYTES) throw new InviteInvalidError('invite address has an invalid length')
-    const raw = r.take(length)
-    try {
-      const address = multiaddr(Uint8Array.from(raw))
-      if (!Buffer.from(address.bytes).equals(raw)) throw new Error('not canonical')
-      addresses.push(address)
-    } catch {
-      throw new InviteInvalidError('invite holds an invalid address')
-    }
-  }
-  if (r.offset !== signed.length) throw new InviteInvalidError('invite code has trailing bytes')
-  let valid = false
-  try {
-    valid = verifySignature(inviter, signed, signature, INVITE_SIGNATURE_SCHEME)
-  } catch {
-    valid = false
-  }
-  if (!valid) throw new InviteInvalidError('invite signature does not verify under the inviter named in it (forged or altered)')
-  return { inviter, addresses, expiresAt, uses, secret }
+export function decodeTrustFrame (frame: Uint8Array): HandshakeMessage {
+  return readHandshake(decodeMessage(decodeSignedMessage(frame).payload))
 }

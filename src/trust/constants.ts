@@ -5,15 +5,16 @@
  * @module
  */
 
-/** The libp2p protocol of the trust handshake. */
-export const TRUST_PROTOCOL = '/agentnet/trust/1.0.0'
+/**
+ * The libp2p protocol of the trust handshake. 2.0.0: the frames are
+ * agent-protocol envelopes (1.0.0 had a JSON frame of its own).
+ */
+export const TRUST_PROTOCOL = '/agentnet/trust/2.0.0'
 /** The trust store, in the node's home folder (mode 0600). */
 export const TRUST_FILE = 'trust.json'
 /** Version of the `trust.json` format. */
 export const TRUST_FILE_VERSION = 1
 
-/** Version byte that opens every handshake frame body. */
-export const HANDSHAKE_VERSION = 1
 /** Version byte that opens every invite code. */
 export const INVITE_VERSION = 1
 /** Payload type of invite signatures (domain `agentnet-trust`). */
@@ -35,8 +36,6 @@ export const MAX_INVITE_USES = 1000
 export const MAX_INVITE_TTL_MS = 365 * 24 * 3600 * 1000
 /** Bytes of the random secret in an invite. */
 export const INVITE_SECRET_BYTES = 16
-/** Bytes of the random nonce of a handshake message. */
-export const NONCE_BYTES = 16
 /** Longest `message` text of an `error` reply, characters. */
 export const MAX_ERROR_MESSAGE_CHARS = 512
 
@@ -48,6 +47,12 @@ export const DEFAULT_STRICT = false
 export const DEFAULT_STRICT_ADMITS_INVITEES = true
 /** Default {@link TrustInit.maxPending}. */
 export const DEFAULT_MAX_PENDING = 1000
+/** Default {@link TrustInit.maxPendingPerSource}. */
+export const DEFAULT_MAX_PENDING_PER_SOURCE = 50
+/** Default {@link TrustInit.pendingTtlMs}: seven days. */
+export const DEFAULT_PENDING_TTL_MS = 7 * 24 * 3600 * 1000
+/** The pending-request journal, beside {@link TRUST_FILE} (mode 0600, appended). */
+export const PENDING_FILE = 'trust-pending.jsonl'
 /** Default {@link TrustInit.maxInvites}. */
 export const DEFAULT_MAX_INVITES = 1000
 /** Default {@link TrustInit.ratePerSecond}. */
@@ -64,7 +69,7 @@ export const DEFAULT_MAX_CONCURRENT_PER_PEER = 4
 export const DEFAULT_MAX_INBOUND_STREAMS = 16
 /** Default {@link TrustInit.timeoutMs}. */
 export const DEFAULT_TIMEOUT_MS = 10_000
-/** Default {@link TrustInit.replayWindowMs}. */
+/** Default {@link TrustInit.replayWindowMs} (at most the replay cache's window). */
 export const DEFAULT_REPLAY_WINDOW_MS = 60_000
 /** Default {@link TrustInit.maxClockSkewMs}. */
 export const DEFAULT_MAX_CLOCK_SKEW_MS = 30_000

@@ -63,7 +63,7 @@ export class InvalidReasonError extends TrustError {
   override readonly code = 'InvalidReason'
 }
 
-/** *Wire.* The recipient holds its maximum of pending requests; existing ones are kept. */
+/** *Wire.* The recipient holds its maximum of pending requests, in all or from the sender's network, and no older request of a more-represented network can make room. */
 export class PendingFullError extends TrustError {
   override readonly code = 'PendingFull'
 }

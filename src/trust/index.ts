@@ -10,65 +10,77 @@
  *
  * ## Trust store
  *
- * `<home>/trust.json` (mode 0600, replaced atomically on every change): per
+ * `<home>/trust.json` (mode 0600, replaced atomically on every decision): per
  * peer `{state, since, updatedAt, reason, direction, via, note?}` and the open
  * invites by the SHA-256 of their secret (see `store.ts`). States: `trusted`,
  * `pending-inbound` (it asked us), `pending-outbound` (we asked it),
  * `rejected` (we rejected it), `rejected-by-peer`, `revoked` (we revoked it),
- * `revoked-by-peer` (it revoked us). A file that cannot be read as a store
- * fails `start()` with `CorruptTrustStore` and is left untouched. Static peers
- * from the config are trusted without a handshake and never written; a
- * `revoked` or `revoked-by-peer` record overrides them.
+ * `revoked-by-peer` (it revoked us). `pending-inbound` records, which
+ * strangers create, live in the append-only journal
+ * `<home>/trust-pending.jsonl` instead (one fsync'd line per change), so a
+ * flood of requests never rewrites `trust.json`. A file that cannot be read
+ * as a store fails `start()` with `CorruptTrustStore` and is left untouched.
+ * Static peers from the config are trusted without a handshake and never
+ * written; a `revoked` or `revoked-by-peer` record overrides them.
  *
- * ## Handshake protocol `/agentnet/trust/1.0.0`
+ * ## Handshake protocol `/agentnet/trust/2.0.0`
  *
  * Allowed on untrusted and on limited (relayed) connections. One exchange per
  * stream: the initiator writes one frame, the responder answers with one frame
- * and closes. Each frame is one varint-length-prefixed message (the libp2p
- * `lpStream` framing; at most 16 KiB after the prefix):
+ * and closes. Each frame is one varint-length-prefixed agent-protocol
+ * `SignedMessage` (see `src/protocol`; at most 16 KiB after the prefix),
+ * sealed by `sealEnvelope` and checked by `openEnvelope` like any agent
+ * message, but signed under its own scheme:
  *
  * ```
- * frame     = uvarint(len(body)) || body
- * body      = 0x01 || payload || signature              (signature = last 64 bytes)
- * payload   = UTF-8 JSON object (below)
  * signature = Ed25519 by the sender's peer key over
- *             uvarint(14) || "agentnet-trust" || uvarint(21) || "/agentnet/trust/1.0.0" || uvarint(len(payload)) || payload
+ *             uvarint(14) || "agentnet-trust" || uvarint(21) || "/agentnet/trust/2.0.0" || uvarint(len(payload)) || payload
  * ```
  *
- * (libp2p signed-envelope input, RFC 0002, as for agent messages but with its
- * own domain). The payload holds exactly these keys, written in this order by
- * senders; receivers verify the bytes as received and refuse any other key:
- *
- * | key | value |
+ * | `Message` field | trust use |
  * |---|---|
- * | `v` | `1` |
- * | `type` | initiator: `request`, `approve`, `reject`, `revoke`, `invite`; reply: `pending`, `approve`, `ok`, `error` |
- * | `from` | sender peer ID (base58btc); must equal the Noise-authenticated peer |
- * | `to` | recipient peer ID; must equal the receiving node |
- * | `nonce` | 16 random bytes, base64url without padding (22 chars) |
- * | `ts` | sender clock, ms since the epoch |
- * | `re` | in a reply, the `nonce` of the message answered (`""` in an error reply to a frame that failed its checks or was not read: `RateLimited`, `Busy`); `""` in initiators |
- * | `reason` | `request`: the justification, required, ≤ 1024 UTF-8 bytes, no control characters but TAB/LF, no bidi overrides; optional in `reject`, `revoke` |
- * | `invite` | `invite`: the invite code |
- * | `code`, `message` | `error`: a code from the list below and a text |
+ * | `version` | `1` (the envelope version) |
+ * | `from`, `to` | sender and recipient; `from` must be the Noise-authenticated peer, `to` this node |
+ * | `service` | the message type: initiator `request`, `approve`, `reject`, `revoke`, `invite`, `succession`; reply `pending`, `approve`, `ok`, `error` |
+ * | `kind` | initiator `REQUEST`; reply `RESPONSE`, `ERROR` for `error` |
+ * | `id` | a fresh UUID in every message |
+ * | `in_reply_to` | in a reply, the `id` of the message answered (empty in an error reply to a frame that failed its checks or was not read: `RateLimited`, `Busy`); empty in initiators |
+ * | `nonce`, `timestamp` | as for agent messages (16 random bytes, ms) |
+ * | `ttl`, `token` | empty |
+ * | `content_type`, `body` | `request`: the justification (≤ 1024 UTF-8 bytes, no control characters but TAB/LF, no bidi overrides); `reject`, `revoke`: an optional reason; `invite`: the code; `succession`: the record — each as `text/plain; charset=utf-8`, empty body and content type when absent. `error`: `application/json` `{"code","message"}`. Others: empty. |
  *
  * A received frame is checked in this order, the first failure answering an
- * `error` with its code: shape (`MalformedFrame`, `UnsupportedVersion`,
- * `ReasonTooLong`, `InvalidReason`), `from` (`SenderMismatch`), `to`
- * (`WrongRecipient`), signature (`BadSignature`), `ts` within
- * `[now − 60 s, now + 30 s]` (`StaleMessage` / `FutureMessage`), nonce unseen
- * (`Replay`; a bounded replay cache, as for agent messages). Before reading,
- * a per-peer token bucket (5/s, burst 10) answers `RateLimited`, and a cap on
+ * `error` with its code: the eight envelope checks of `openEnvelope`
+ * (`MalformedFrame`, `UnsupportedVersion`, `BodyTooLarge`, `SenderMismatch`,
+ * `WrongRecipient`, `BadSignature`, `StaleMessage` / `FutureMessage` against
+ * `[now − 60 s, now + 30 s]`, `Replay`), then the trust content
+ * (`MalformedFrame` for a kind, type, content type or body that does not fit
+ * the table, `ReasonTooLong`, `InvalidReason`). Before reading, a per-peer
+ * token bucket (5/s, burst 10) answers `RateLimited`, and a cap on
  * concurrent handshakes `Busy`. Replies are checked the same way by the
- * initiator and must carry its nonce in `re`.
+ * initiator and must carry its `id` in `in_reply_to`.
  *
  * | initiator | responder does | reply |
  * |---|---|---|
- * | `request` | stores `pending-inbound` (one entry per peer, a repeat updates the reason; at most `maxPending` in total, else `PendingFull`) and emits `pending`; if it had asked the initiator itself (`pending-outbound`), trusts it at once (mutual); if it trusts it already, says so; if it rejected or revoked it, refuses | `pending`, `approve`, or `error` `Refused` / `PendingFull` |
+ * | `request` | stores `pending-inbound` (one entry per peer, a repeat updates the reason; see *Pending requests*) and emits `pending`; if it had asked the initiator itself (`pending-outbound`), trusts it at once (mutual); if it trusts it already, says so; if it rejected or revoked it, refuses | `pending`, `approve`, or `error` `Refused` / `PendingFull` |
  * | `approve` | trusts the initiator if it had asked it (`pending-outbound`) | `ok`, or `error` `NotRequested` |
  * | `reject` | records `rejected-by-peer` if it had asked | `ok`, or `error` `NotRequested` |
  * | `revoke` | records `revoked-by-peer` if it holds a record of the initiator (a peer it rejected or revoked stays so) | `ok` |
  * | `invite` | checks the code (below), uses it, trusts the initiator | `approve`, or `error` `InviteInvalid` / `InviteExpired` / `InviteUsedUp` / `Refused` |
+ * | `succession` | moves the sender's trust to its new key (`src/identity/rotation.ts`) | `ok`, or `error` with a succession code |
+ *
+ * ## Pending requests
+ *
+ * A request costs its sender one throwaway key, so the queue is bounded by
+ * where requests come from (`pending.ts`): at most `maxPendingPerSource` (50)
+ * from one source network — the IPv4 /24 or IPv6 /48 of the connection's
+ * remote address, or the relay of a relayed connection — and at most
+ * `maxPending` (1,000) in all. When the queue is full, a newcomer from a
+ * network with fewer entries than the most-represented one takes the place
+ * of that network's oldest request (`trust.request-evicted`); otherwise, and
+ * when its own network holds its share, it gets `PendingFull`. A request is
+ * dropped `pendingTtlMs` (7 days) after it was first made
+ * (`trust.request-expired`; a repeat does not extend it).
  *
  * ## Invite codes
  *
@@ -106,12 +118,12 @@
  *
  * ## Replay protection
  *
- * Handshake nonces live in a bounded in-memory `ReplayCache` (window 60 s,
- * 1,024 per peer, 100,000 in total), not persisted: since `from` must be the
- * Noise-authenticated peer and `to` this node, a captured frame can only be
- * replayed by its own signer over its own connection, and every message is
- * idempotent for its state (a repeated `request` updates the pending entry,
- * `approve` / `reject` act only on `pending-outbound`).
+ * Trust frames are envelopes, so their nonces go into a `ReplayCache` like
+ * agent messages: the node passes its own (`components.replayCache`, the one
+ * messaging uses, written to `replay-cache.bin` at a clean stop and subject
+ * to the same floor after a crash); a service built without one keeps an
+ * in-memory cache of the same class (window 60 s, 1,024 per peer, 100,000 in
+ * total).
  *
  * ## Wiring (node assembly)
  *
@@ -131,7 +143,9 @@
  * `trust.revoked-by-peer`, `trust.forgotten`, `trust.invite-created`,
  * `trust.invite-used`, `trust.invite-accepted`, `trust.invite-refused`,
  * `trust.invite-cancelled`, `trust.handshake-refused` (frames failing their
- * checks; rate limiting once per episode). `data.peer` names the peer.
+ * checks; rate limiting once per episode), `trust.request-evicted`,
+ * `trust.request-expired`. `trust.request-received` and
+ * `trust.request-refused` carry the `source` network. `data.peer` names the peer.
  *
  * @example
  *
@@ -157,6 +171,7 @@
 import type { Clock } from '../utils/clock.ts'
 import { TrustService } from './trust.ts'
 import type { TrustState, TrustDirection, TrustVia } from './store.ts'
+import type { ReplayCache } from '../protocol/index.ts'
 import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from 'pino'
@@ -168,14 +183,19 @@ export * from './errors.ts'
 export * from './constants.ts'
 export {
   checkReason,
-  decodeHandshake,
-  decodeInvite,
-  encodeHandshake,
-  encodeInvite,
-  INVITE_SIGNATURE_SCHEME,
-  openHandshake
+  decodeTrustFrame,
+  ERROR_CONTENT_TYPE,
+  INITIATOR_TYPES,
+  openTrustFrame,
+  readHandshake,
+  sealTrustFrame,
+  TEXT_CONTENT_TYPE
 } from './codec.ts'
-export type { DecodedHandshake, HandshakeFields, HandshakeMessage, HandshakeType, InitiatorType, Invite, OpenHandshakeContext, ReplyType } from './codec.ts'
+export type { HandshakeFields, HandshakeMessage, HandshakeType, InitiatorType, OpenTrustContext, ReplyType } from './codec.ts'
+export { decodeInvite, encodeInvite, INVITE_SIGNATURE_SCHEME } from './invite-code.ts'
+export type { Invite } from './invite-code.ts'
+export { PendingQueue, sourceOf, UNKNOWN_SOURCE } from './pending.ts'
+export type { Admission } from './pending.ts'
 export { TRUST_STATES } from './store.ts'
 export type { TrustState, TrustDirection, TrustVia, TrustDocument, StoredPeer, StoredInvite } from './store.ts'
 
@@ -192,8 +212,16 @@ export interface TrustInit {
   allowPeers?: () => Iterable<string | PeerId>
   /** In strict mode, admit unknown peers while a live invite exists, so an invitee can present it. @default true */
   strictAdmitsInvitees?: boolean
-  /** Most `pending-inbound` requests held; new peers beyond it get `PendingFull`. @default 1000 */
+  /**
+   * Most `pending-inbound` requests held. When full, a newcomer from a
+   * network with fewer entries replaces the oldest entry of the
+   * most-represented network; otherwise it gets `PendingFull`. @default 1000
+   */
   maxPending?: number
+  /** Most pending requests from one source network (IPv4 /24, IPv6 /48, or one relay); more get `PendingFull`. @default 50 */
+  maxPendingPerSource?: number
+  /** A pending request is dropped this long after it was first made, ms. @default 604800000 (7 days) */
+  pendingTtlMs?: number
   /** Most live invites. @default 1000 */
   maxInvites?: number
   /** Handshake messages accepted per peer per second (token bucket refill). @default 5 */
@@ -216,9 +244,9 @@ export interface TrustInit {
   replayWindowMs?: number
   /** Newest accepted handshake timestamp, ms after now. @default 30000 */
   maxClockSkewMs?: number
-  /** Replay cache bound per peer. @default 1024 */
+  /** Replay cache bound per peer (own cache only). @default 1024 */
   replayMaxPerPeer?: number
-  /** Replay cache bound in total. @default 100000 */
+  /** Replay cache bound in total (own cache only). @default 100000 */
   replayMaxTotal?: number
   /** Follow a key-rotation succession record signed by the old key alone (a stolen old key can make one). @default false */
   acceptOldKeyOnlySuccession?: boolean
@@ -232,6 +260,12 @@ export interface TrustAuditLog {
 export interface TrustComponents {
   /** Wall clock for windows and expiry. @default Date.now */
   clock?: Clock
+  /**
+   * The node's replay cache (the one agent messages use, persisted with it
+   * at a clean stop). Its window must be at least `replayWindowMs`.
+   * @default a cache of its own, bounded by `replayMaxPerPeer` / `replayMaxTotal`, not persisted
+   */
+  replayCache?: ReplayCache
   libp2p: Pick<Libp2p, 'handle' | 'unhandle' | 'dialProtocol' | 'hangUp' | 'getConnections' | 'peerId' | 'getMultiaddrs'>
   privateKey: PrivateKey
   logger?: Logger
@@ -343,6 +377,8 @@ export interface TrustStats {
   peers: number
   /** `pending-inbound` records */
   pending: number
+  /** Source networks those come from */
+  pendingSources: number
   /** Invites in the store (live or used up, not yet expired) */
   invites: number
   /** Peers the rate limiter tracks */

@@ -1,7 +1,11 @@
 /**
  * The trust store: what this node decided about which peers, and its open
  * invites, as one JSON document in `<home>/trust.json` (mode 0600), replaced
- * atomically on every change (write temp, fsync, rename, fsync dir).
+ * atomically on every decision (write temp, fsync, rename, fsync dir).
+ * Pending requests (`pending-inbound`) are not in it: strangers create them,
+ * so they go to an append-only journal `<home>/trust-pending.jsonl` (one
+ * fsync'd line per change, compacted when it holds more dead lines than
+ * live ones), and a flood of requests never rewrites the decisions file.
  *
  * ```json
  * {
@@ -30,9 +34,11 @@
  * @module
  */
 
+import { open } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { readStateFile } from '../utils/fs.ts'
-import { TRUST_FILE_VERSION, MAX_INVITE_USES } from './constants.ts'
+import { readStateFile, writeFileAtomic } from '../utils/fs.ts'
+import { MAX_INVITE_USES, PENDING_FILE, TRUST_FILE_VERSION } from './constants.ts'
 import { CorruptTrustStoreError } from './errors.ts'
 import { checkReason } from './codec.ts'
 
@@ -144,21 +150,141 @@ export function checkDocument (parsed: unknown): TrustDocument {
   return doc
 }
 
-/**
- * Read the store; a missing file is an empty store.
- *
- * @throws {CorruptTrustStoreError} when the file exists but is not a valid store (it is left as it is)
- */
-export async function loadDocument (file: string): Promise<TrustDocument> {
-  const text = await readStateFile(file)
-  if (text === undefined) return emptyDocument()
-  try {
-    return checkDocument(JSON.parse(text))
-  } catch (err) {
-    throw new CorruptTrustStoreError(file, `${file} is corrupt (${(err as Error).message}); it holds this node's trust decisions, so the node will not start without it and has not changed it: restore it from a backup, or move it away to start with no trusted peers`)
-  }
+function corrupt (file: string, err: unknown): CorruptTrustStoreError {
+  return new CorruptTrustStoreError(file, `${file} is corrupt (${(err as Error).message}); it holds this node's trust decisions, so the node will not start without it and has not changed it: restore it from a backup, or move it away to start with no trusted peers`)
 }
 
+/** The store as loaded: the decisions, plus the pending requests and the network each came from. */
+export interface LoadedStore {
+  doc: TrustDocument
+  /** Source network of each pending request (`unknown` for one written by an older version into trust.json) */
+  sources: Map<string, string>
+  /** Lines in the journal, live or not (to decide on compaction) */
+  journalLines: number
+  /** The journal does not end with a complete line: rewrite it before appending to it */
+  journalTorn: boolean
+  /** trust.json still holds pending requests (older version): move them to the journal */
+  migrate: boolean
+}
+
+/**
+ * Read the store: `trust.json` and the pending journal beside it; a missing
+ * file is an empty store. A pending entry for a peer that also has a record
+ * in `trust.json` is dropped (a decision was written, then the node stopped
+ * before the journal said so). A torn last journal line (a crash during an
+ * append, before the requester was answered) is ignored.
+ *
+ * @throws {CorruptTrustStoreError} when a file exists but is not a valid store (it is left as it is)
+ */
+export async function loadStore (file: string): Promise<LoadedStore> {
+  const text = await readStateFile(file)
+  let doc = emptyDocument()
+  if (text !== undefined) {
+    try {
+      doc = checkDocument(JSON.parse(text))
+    } catch (err) {
+      throw corrupt(file, err)
+    }
+  }
+  const sources = new Map<string, string>()
+  let migrate = false
+  for (const [id, record] of Object.entries(doc.peers)) {
+    if (record.state === 'pending-inbound') {
+      sources.set(id, 'unknown')
+      migrate = true
+    }
+  }
+  const journal = join(dirname(file), PENDING_FILE)
+  const journalText = await readStateFile(journal) ?? ''
+  const journalTorn = journalText.length > 0 && !journalText.endsWith('\n')
+  const lines = journalText.split('\n')
+  if (lines.at(-1) === '') lines.pop()
+  const pending = new Map<string, { record: StoredPeer, source: string }>()
+  lines.forEach((line, i) => {
+    let entry: { put?: unknown, del?: unknown, source?: unknown, record?: unknown }
+    try {
+      entry = JSON.parse(line)
+      if (typeof entry !== 'object' || entry === null) throw new Error('not an object')
+      if (typeof entry.del === 'string') {
+        pending.delete(entry.del)
+        return
+      }
+      if (typeof entry.put !== 'string' || typeof entry.source !== 'string' || entry.source.length > 128) throw new Error('neither put nor del')
+      const record = checkPeer(entry.put, entry.record)
+      if (record.state !== 'pending-inbound') throw new Error('not a pending request')
+      pending.set(entry.put, { record, source: entry.source })
+    } catch (err) {
+      // the last line may be torn by a crash in the middle of an append
+      if (i === lines.length - 1) return
+      throw corrupt(journal, new Error(`line ${i + 1}: ${(err as Error).message}`))
+    }
+  })
+  for (const [id, { record, source }] of pending) {
+    if (doc.peers[id] !== undefined) continue
+    doc.peers[id] = record
+    sources.set(id, source)
+  }
+  return { doc, sources, journalLines: lines.length, journalTorn, migrate }
+}
+
+/**
+ * Read the store as one document (pending requests included).
+ *
+ * @throws {CorruptTrustStoreError} when the store exists but is not a valid store (it is left as it is)
+ */
+export async function loadDocument (file: string): Promise<TrustDocument> {
+  return (await loadStore(file)).doc
+}
+
+/** `trust.json`: every record but the pending requests, and the invites */
 export function serializeDocument (doc: TrustDocument): string {
-  return JSON.stringify(doc, null, 2) + '\n'
+  const peers: Record<string, StoredPeer> = {}
+  for (const [id, record] of Object.entries(doc.peers)) {
+    if (record.state !== 'pending-inbound') peers[id] = record
+  }
+  return JSON.stringify({ ...doc, peers }, null, 2) + '\n'
+}
+
+/** One line of the pending journal */
+export function journalLine (id: string, entry: { record: StoredPeer, source: string } | undefined): string {
+  return JSON.stringify(entry === undefined ? { del: id } : { put: id, source: entry.source, record: entry.record }) + '\n'
+}
+
+/**
+ * The append-only pending journal: one line per change, each fsync'd before
+ * the call resolves (so a requester is answered `pending` only once its
+ * request is on disk); appends are serialized.
+ */
+export class PendingJournal {
+  private readonly file: string
+  private chain: Promise<void> = Promise.resolve()
+
+  constructor (home: string) {
+    this.file = join(home, PENDING_FILE)
+  }
+
+  append (line: string): Promise<void> {
+    const next = this.chain.catch(() => {}).then(async () => {
+      const handle = await open(this.file, 'a', 0o600)
+      try {
+        await handle.appendFile(line)
+        await handle.datasync()
+      } finally {
+        await handle.close()
+      }
+    })
+    this.chain = next
+    return next
+  }
+
+  /** Replace the journal by exactly these lines (atomic), after any append in progress */
+  rewrite (lines: string[]): Promise<void> {
+    const next = this.chain.catch(() => {}).then(async () => { await writeFileAtomic(this.file, lines.join('')) })
+    this.chain = next
+    return next
+  }
+
+  async flush (): Promise<void> {
+    await this.chain.catch(() => {})
+  }
 }

@@ -3,7 +3,7 @@ import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { after, before, describe, it } from 'node:test'
 import { MAX_REASON_BYTES, ReasonTooLongError, TRUST_PROTOCOL } from '../../src/trust/index.ts'
-import { connect, RawPeer, removeHome, startNode } from './trust-helpers.ts'
+import { connect, RawPeer, removeHome, restart, startNode } from './trust-helpers.ts'
 import type { TestNode } from './trust-helpers.ts'
 
 describe('hostile handshake traffic', () => {
@@ -144,6 +144,30 @@ describe('hostile handshake traffic', () => {
       assert.equal((await late.exchange(b.addr, late.frame({ type: 'request', to: b.id, reason: 'now' }))).type, 'pending')
     } finally {
       await Promise.all(peers.map(p => p.stop()))
+    }
+  })
+})
+
+describe('replayed handshake frames across a restart', () => {
+  it('trust nonces share the node\'s replay cache, saved at a clean stop: a captured request is still a Replay after the restart', async () => {
+    let b = await startNode({ persistReplay: true, init: { ratePerSecond: 1000, rateBurst: 1000 } })
+    const m = await RawPeer.create()
+    try {
+      const frame = m.frame({ type: 'request', to: b.id, reason: 'captured' })
+      assert.equal((await m.exchange(b.addr, frame)).type, 'pending')
+      // the same cache holds agent-message nonces: the trust frame's is one of its entries
+      assert.equal(b.messaging.replayCache.countFor(m.peerId.toString()), 1)
+      b = await restart(b, { persistReplay: true, init: { ratePerSecond: 1000, rateBurst: 1000 } })
+      assert.equal(b.messaging.replayCache.countFor(m.peerId.toString()), 1)
+      const again = await m.exchange(b.addr, frame)
+      assert.equal(again.type, 'error')
+      assert.equal(again.code, 'Replay')
+      // a fresh frame from the same peer is fine
+      assert.equal((await m.exchange(b.addr, m.frame({ type: 'request', to: b.id, reason: 'fresh' }))).type, 'pending')
+    } finally {
+      await m.stop()
+      await b.stop()
+      await removeHome(b.home)
     }
   })
 })

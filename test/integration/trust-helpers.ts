@@ -18,8 +18,8 @@ import { yamux } from '@libp2p/yamux'
 import { createLibp2p } from 'libp2p'
 import { MessagingService } from '../../src/messaging/index.ts'
 import { Outbox } from '../../src/outbox/index.ts'
-import { createSigner, TRUST_SIGNATURE_SCHEME } from '../../src/protocol/index.ts'
-import { createTrustGater, decodeHandshake, encodeHandshake, MAX_FRAME_BYTES, trust, TRUST_PROTOCOL } from '../../src/trust/index.ts'
+import { createSigner, loadReplayCache, saveReplayCache, TRUST_SIGNATURE_SCHEME } from '../../src/protocol/index.ts'
+import { createTrustGater, decodeTrustFrame, MAX_FRAME_BYTES, sealTrustFrame, trust, TRUST_PROTOCOL } from '../../src/trust/index.ts'
 import type { MessageSigner } from '../../src/protocol/index.ts'
 import type { HandshakeFields, HandshakeMessage, TrustInit, TrustService } from '../../src/trust/index.ts'
 import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
@@ -71,6 +71,10 @@ export interface NodeOptions {
   allowPeers?: string[]
   /** listen addresses @default ['/ip4/127.0.0.1/tcp/0'] */
   listen?: string[]
+  /** the trust service's clock @default Date.now */
+  clock?: () => number
+  /** share one replay cache between messaging and trust, loaded from and saved to the home as the node does */
+  persistReplay?: boolean
 }
 
 export async function makeHome (): Promise<string> {
@@ -81,11 +85,14 @@ export async function removeHome (home: string): Promise<void> {
   await rm(home, { recursive: true, force: true })
 }
 
-export async function bareLibp2p (key: PrivateKey, gater?: ReturnType<typeof createTrustGater>, listen = ['/ip4/127.0.0.1/tcp/0']): Promise<Libp2p> {
+/** `localAddress`: the source address of its outbound TCP connections (e.g. `127.0.1.1`: another /24 on loopback) */
+export async function bareLibp2p (key: PrivateKey, gater?: ReturnType<typeof createTrustGater>, listen = ['/ip4/127.0.0.1/tcp/0'], localAddress?: string): Promise<Libp2p> {
+  // @libp2p/tcp spreads dialOpts into net.connect, whose localAddress its type does not list
+  const dialOpts = { noDelay: true, ...(localAddress === undefined ? {} : { localAddress }) }
   return createLibp2p({
     privateKey: key,
     addresses: { listen },
-    transports: [tcp()],
+    transports: [tcp({ dialOpts })],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionManager: { inboundConnectionThreshold: 10_000 },
@@ -103,13 +110,16 @@ export async function startNode (options: NodeOptions = {}): Promise<TestNode> {
   const libp2p = await bareLibp2p(key, gater, options.listen)
   const audit = new AuditRecorder()
   const revoked: string[] = []
+  const replayCache = options.persistReplay === true ? await loadReplayCache(home, { windowMs: 60_000, maxSkewMs: 30_000, afterCrash: false }) : undefined
   service = trust({ home, ...options.init })({
+    ...(replayCache === undefined ? {} : { replayCache }),
     libp2p,
     privateKey: key,
     audit,
+    ...(options.clock === undefined ? {} : { clock: options.clock }),
     onRevoke: (peer) => { revoked.push(peer.toString()) }
   })
-  const messaging = new MessagingService({ libp2p, privateKey: key, inboundGates: [{ name: 'trust gate', check: service.gate }] }, { requestTimeoutMs: 3000, retries: 0 })
+  const messaging = new MessagingService({ libp2p, privateKey: key, inboundGates: [{ name: 'trust gate', check: service.gate }] }, { requestTimeoutMs: 3000, retries: 0, ...(replayCache === undefined ? {} : { replayCache }) })
   const outbox = new Outbox([])
   messaging.registerService('echo', async m => outbox.admit({ kind: 'reply', body: m.body, contentType: m.contentType }))
   messaging.registerService('card', async () => outbox.admit({ kind: 'reply', body: encoder.encode('public card'), contentType: 'text/plain' }))
@@ -142,6 +152,7 @@ export async function startNode (options: NodeOptions = {}): Promise<TestNode> {
       await messaging.stop()
       await trustService.stop()
       await libp2p.stop()
+      if (replayCache !== undefined) await saveReplayCache(home, replayCache)
     }
   }
 }
@@ -188,9 +199,11 @@ export class RawPeer {
     this.signer = createSigner(key, TRUST_SIGNATURE_SCHEME)
   }
 
-  static async create (): Promise<RawPeer> {
+  /** `localAddress`: dial from this source address, listening nowhere (a throwaway identity on another network) */
+  static async create (options: { localAddress?: string } = {}): Promise<RawPeer> {
     const key = await generateKeyPair('Ed25519')
-    return new RawPeer(await bareLibp2p(key), key)
+    const libp2p = options.localAddress === undefined ? await bareLibp2p(key) : await bareLibp2p(key, undefined, [], options.localAddress)
+    return new RawPeer(libp2p, key)
   }
 
   get peerId (): PeerId {
@@ -198,7 +211,7 @@ export class RawPeer {
   }
 
   frame (fields: HandshakeFields): Uint8Array {
-    return encodeHandshake(fields, this.signer)
+    return sealTrustFrame(fields, this.signer)
   }
 
   /** Write one frame body on a new trust stream to `target` and return the decoded reply (not verified). */
@@ -208,7 +221,7 @@ export class RawPeer {
     await lp.write(body, { signal: AbortSignal.timeout(5000) })
     const reply = await lp.read({ signal: AbortSignal.timeout(5000) })
     await stream.close().catch(() => {})
-    return decodeHandshake(reply.subarray()).message
+    return decodeTrustFrame(reply.subarray())
   }
 
   async stop (): Promise<void> {

@@ -7,122 +7,170 @@ import { multiaddr } from '@multiformats/multiaddr'
 import {
   BadSignatureError,
   createSigner,
+  decodeMessage,
+  decodeSignedMessage,
   FutureMessageError,
   MalformedFrameError,
+  MESSAGE_SIGNATURE_SCHEME,
   ReplayCache,
   ReplayError,
   SenderMismatchError,
   StaleMessageError,
   TRUST_SIGNATURE_SCHEME,
-  UnsupportedVersionError,
   WrongRecipientError
 } from '../../../src/protocol/index.ts'
 import {
   checkReason,
-  decodeHandshake,
   decodeInvite,
-  encodeHandshake,
+  decodeTrustFrame,
   encodeInvite,
+  ERROR_CONTENT_TYPE,
   INVITE_SIGNATURE_SCHEME,
   InvalidReasonError,
   InviteInvalidError,
   MAX_REASON_BYTES,
-  openHandshake,
-  ReasonTooLongError
+  openTrustFrame,
+  ReasonTooLongError,
+  readHandshake,
+  sealTrustFrame,
+  TEXT_CONTENT_TYPE,
+  TRUST_PROTOCOL
 } from '../../../src/trust/index.ts'
-import type { MessageSigner } from '../../../src/protocol/index.ts'
+import type { Message, MessageSigner } from '../../../src/protocol/index.ts'
 import type { PeerId } from '@libp2p/interface'
 
-interface Who { peerId: PeerId, trust: MessageSigner, invite: MessageSigner }
+interface Who { peerId: PeerId, trust: MessageSigner, invite: MessageSigner, msg: MessageSigner }
 
 async function who (): Promise<Who> {
   const key = await generateKeyPair('Ed25519')
-  return { peerId: peerIdFromPrivateKey(key), trust: createSigner(key, TRUST_SIGNATURE_SCHEME), invite: createSigner(key, INVITE_SIGNATURE_SCHEME) }
+  return { peerId: peerIdFromPrivateKey(key), trust: createSigner(key, TRUST_SIGNATURE_SCHEME), invite: createSigner(key, INVITE_SIGNATURE_SCHEME), msg: createSigner(key, MESSAGE_SIGNATURE_SCHEME) }
 }
 
 const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+const enc = (s: string): Uint8Array => new TextEncoder().encode(s)
 
-describe('handshake frames', () => {
+describe('trust frames: agent-protocol envelopes under the trust scheme', () => {
   let alice: Who
   let bob: Who
-  const ctx = (remote: PeerId, local: PeerId, replayCache = new ReplayCache()): Parameters<typeof openHandshake>[1] =>
-    ({ local, remote, replayCache, windowMs: 60_000, maxSkewMs: 30_000 })
+  const ctx = (remote: PeerId, local: PeerId, replayCache = new ReplayCache()): Parameters<typeof openTrustFrame>[1] =>
+    ({ localPeer: local, remotePeer: remote, replayCache, windowMs: 60_000, maxSkewMs: 30_000 })
+  /** an envelope payload with every field chosen by the test, for the content checks */
+  const envelope = (over: Partial<Message>): Message => ({
+    version: 1,
+    from: alice.peerId.toMultihash().bytes,
+    to: bob.peerId.toMultihash().bytes,
+    service: 'request',
+    kind: 'request',
+    id: 'id-1',
+    inReplyTo: '',
+    nonce: new Uint8Array(randomBytes(16)),
+    timestamp: Date.now(),
+    ttl: 0,
+    contentType: TEXT_CONTENT_TYPE,
+    token: new Uint8Array(0),
+    body: enc('hi'),
+    ...over
+  })
 
   before(async () => {
     alice = await who()
     bob = await who()
   })
 
-  it('round-trips: version byte, JSON payload in a fixed key order, 64-byte signature', () => {
-    const body = encodeHandshake({ type: 'request', to: bob.peerId, reason: 'hello', ts: 1_700_000_000_000, nonce: 'AAAAAAAAAAAAAAAAAAAAAA' }, alice.trust)
-    assert.equal(body[0], 1)
-    const payload = new TextDecoder().decode(body.subarray(1, body.length - 64))
-    assert.equal(payload, `{"v":1,"type":"request","from":"${alice.peerId.toString()}","to":"${bob.peerId.toString()}","nonce":"AAAAAAAAAAAAAAAAAAAAAA","ts":1700000000000,"re":"","reason":"hello"}`)
-    const { message } = decodeHandshake(body)
-    assert.equal(message.reason, 'hello')
-    const opened = openHandshake(encodeHandshake({ type: 'request', to: bob.peerId, reason: 'hi' }, alice.trust), ctx(alice.peerId, bob.peerId))
-    assert.equal(opened.type, 'request')
+  it('the protocol is 2.0.0 and its signatures bind that payload type', () => {
+    assert.equal(TRUST_PROTOCOL, '/agentnet/trust/2.0.0')
+    assert.equal(TRUST_SIGNATURE_SCHEME.domain, 'agentnet-trust')
+    assert.equal(TRUST_SIGNATURE_SCHEME.payloadType, '/agentnet/trust/2.0.0')
   })
 
-  it('checks sender, recipient, signature, freshness and replay, in that order', () => {
+  it('a request is a SignedMessage: service = type, kind request, the reason as a text body', () => {
+    const frame = sealTrustFrame({ type: 'request', to: bob.peerId, reason: 'hello', id: 'r-1', ts: 1_700_000_000_000 }, alice.trust)
+    assert.equal(frame[0], 0x0a, 'SignedMessage field 1')
+    const m = decodeMessage(decodeSignedMessage(frame).payload)
+    assert.equal(m.version, 1)
+    assert.equal(m.service, 'request')
+    assert.equal(m.kind, 'request')
+    assert.equal(m.id, 'r-1')
+    assert.equal(m.inReplyTo, '')
+    assert.equal(m.timestamp, 1_700_000_000_000)
+    assert.equal(m.contentType, TEXT_CONTENT_TYPE)
+    assert.equal(new TextDecoder().decode(m.body), 'hello')
+    const read = decodeTrustFrame(frame)
+    assert.deepEqual({ type: read.type, initiator: read.initiator, from: read.from, to: read.to, reason: read.reason }, { type: 'request', initiator: true, from: alice.peerId.toString(), to: bob.peerId.toString(), reason: 'hello' })
+    // replies: kind response (error for error), in_reply_to = the id answered
+    const reply = decodeMessage(decodeSignedMessage(sealTrustFrame({ type: 'pending', to: alice.peerId, re: 'r-1' }, bob.trust)).payload)
+    assert.deepEqual([reply.kind, reply.service, reply.inReplyTo, reply.body.length, reply.contentType], ['response', 'pending', 'r-1', 0, ''])
+    const error = decodeMessage(decodeSignedMessage(sealTrustFrame({ type: 'error', to: alice.peerId, re: '', code: 'Busy', message: 'later' }, bob.trust)).payload)
+    assert.deepEqual([error.kind, error.service, error.contentType, new TextDecoder().decode(error.body)], ['error', 'error', ERROR_CONTENT_TYPE, '{"code":"Busy","message":"later"}'])
+    const opened = openTrustFrame(sealTrustFrame({ type: 'request', to: bob.peerId, reason: 'hi' }, alice.trust), ctx(alice.peerId, bob.peerId))
+    assert.equal(opened.type, 'request')
+    assert.equal(opened.reason, 'hi')
+  })
+
+  it('checks sender, recipient, signature, freshness and replay with the envelope\'s error classes', () => {
     const cache = new ReplayCache()
-    const frame = encodeHandshake({ type: 'request', to: bob.peerId, reason: 'x' }, alice.trust)
-    assert.throws(() => openHandshake(frame, ctx(bob.peerId, bob.peerId, cache)), SenderMismatchError)
-    assert.throws(() => openHandshake(frame, ctx(alice.peerId, alice.peerId, cache)), WrongRecipientError)
-    openHandshake(frame, ctx(alice.peerId, bob.peerId, cache))
-    assert.throws(() => openHandshake(frame, ctx(alice.peerId, bob.peerId, cache)), ReplayError)
+    const frame = sealTrustFrame({ type: 'request', to: bob.peerId, reason: 'x' }, alice.trust)
+    assert.throws(() => openTrustFrame(frame, ctx(bob.peerId, bob.peerId, cache)), SenderMismatchError)
+    assert.throws(() => openTrustFrame(frame, ctx(alice.peerId, alice.peerId, cache)), WrongRecipientError)
+    openTrustFrame(frame, ctx(alice.peerId, bob.peerId, cache))
+    assert.throws(() => openTrustFrame(frame, ctx(alice.peerId, bob.peerId, cache)), ReplayError)
     const bad = Uint8Array.from(frame)
     bad[bad.length - 1] = (bad[bad.length - 1] as number) ^ 1
-    assert.throws(() => openHandshake(bad, ctx(alice.peerId, bob.peerId)), BadSignatureError)
-    const old = encodeHandshake({ type: 'request', to: bob.peerId, reason: 'x', ts: Date.now() - 61_000 }, alice.trust)
-    assert.throws(() => openHandshake(old, ctx(alice.peerId, bob.peerId)), StaleMessageError)
-    const future = encodeHandshake({ type: 'request', to: bob.peerId, reason: 'x', ts: Date.now() + 31_000 }, alice.trust)
-    assert.throws(() => openHandshake(future, ctx(alice.peerId, bob.peerId)), FutureMessageError)
-    // an agent-message or invite signature over the same payload is not a trust signature
-    const inviteSigned = Uint8Array.from(frame)
-    inviteSigned.set(alice.invite.sign(frame.subarray(1, frame.length - 64)), frame.length - 64)
-    assert.throws(() => openHandshake(inviteSigned, ctx(alice.peerId, bob.peerId)), BadSignatureError)
+    assert.throws(() => openTrustFrame(bad, ctx(alice.peerId, bob.peerId)), BadSignatureError)
+    const old = sealTrustFrame({ type: 'request', to: bob.peerId, reason: 'x', ts: Date.now() - 61_000 }, alice.trust)
+    assert.throws(() => openTrustFrame(old, ctx(alice.peerId, bob.peerId)), StaleMessageError)
+    const future = sealTrustFrame({ type: 'request', to: bob.peerId, reason: 'x', ts: Date.now() + 31_000 }, alice.trust)
+    assert.throws(() => openTrustFrame(future, ctx(alice.peerId, bob.peerId)), FutureMessageError)
+    // the same payload signed as an agent message or as an invite is not a trust frame, and the reverse
+    const payload = decodeSignedMessage(frame).payload
+    for (const other of [alice.msg, alice.invite]) {
+      const resigned = Uint8Array.from(frame)
+      resigned.set(other.sign(payload), frame.length - 64)
+      assert.throws(() => openTrustFrame(resigned, ctx(alice.peerId, bob.peerId)), BadSignatureError)
+    }
+    // a trust-protocol 1.0.0 frame (0x01 || JSON || signature) is not an envelope
+    const v1 = Uint8Array.from([1, ...enc('{"v":1,"type":"request"}'), ...alice.trust.sign(enc('{"v":1,"type":"request"}'))])
+    assert.throws(() => openTrustFrame(v1, ctx(alice.peerId, bob.peerId)), MalformedFrameError)
   })
 
-  it('succession: the record rides in its own field, only in a succession message', () => {
+  it('succession and invite: the record or code is the body, required, base64url, bounded', () => {
     const record = 'eyJwYXlsb2FkIjoiIn0'
-    const body = encodeHandshake({ type: 'succession', to: bob.peerId, succession: record }, alice.trust)
-    const m = openHandshake(body, ctx(alice.peerId, bob.peerId))
+    const m = openTrustFrame(sealTrustFrame({ type: 'succession', to: bob.peerId, succession: record }, alice.trust), ctx(alice.peerId, bob.peerId))
     assert.equal(m.type, 'succession')
     assert.equal(m.succession, record)
-    const raw = (fields: Record<string, unknown>): Uint8Array => {
-      const payload = new TextEncoder().encode(JSON.stringify({ v: 1, from: alice.peerId.toString(), to: bob.peerId.toString(), nonce: 'AAAAAAAAAAAAAAAAAAAAAA', ts: Date.now(), re: '', ...fields }))
-      const out = new Uint8Array(1 + payload.length + 64)
-      out[0] = 1
-      out.set(payload, 1)
-      return out
-    }
-    assert.throws(() => decodeHandshake(raw({ type: 'succession' })), MalformedFrameError, 'the record is required')
-    assert.throws(() => decodeHandshake(raw({ type: 'succession', succession: 'not base64url!' })), MalformedFrameError)
-    assert.throws(() => decodeHandshake(raw({ type: 'succession', succession: 'A'.repeat(2049) })), MalformedFrameError)
-    assert.throws(() => decodeHandshake(raw({ type: 'request', reason: 'x', succession: record })), MalformedFrameError, 'not in other messages')
+    assert.throws(() => readHandshake(envelope({ service: 'succession', body: new Uint8Array(0), contentType: '' })), MalformedFrameError, 'the record is required')
+    assert.throws(() => readHandshake(envelope({ service: 'succession', body: enc('not base64url!') })), MalformedFrameError)
+    assert.throws(() => readHandshake(envelope({ service: 'succession', body: enc('A'.repeat(2049)) })), MalformedFrameError)
+    assert.throws(() => readHandshake(envelope({ service: 'invite', body: new Uint8Array(0), contentType: '' })), MalformedFrameError)
+    assert.equal(readHandshake(envelope({ service: 'invite', body: enc('AAAA') })).invite, 'AAAA')
   })
 
-  it('refuses malformed payloads', () => {
-    const sign = (json: string, version = 1): Uint8Array => {
-      const payload = new TextEncoder().encode(json)
-      return Uint8Array.from([version, ...payload, ...alice.trust.sign(payload)])
+  it('refuses envelopes that are not trust messages', () => {
+    for (const [what, over] of [
+      ['unknown type', { service: 'hug' }],
+      ['a reply type as an initiator', { service: 'pending', body: new Uint8Array(0), contentType: '' }],
+      ['an initiator type as a reply', { service: 'request', kind: 'response', inReplyTo: 'x' }],
+      ['one-way kind', { kind: 'oneway' }],
+      ['error kind for a non-error', { service: 'ok', kind: 'error', inReplyTo: 'x', body: new Uint8Array(0), contentType: '' }],
+      ['an initiator answering something', { inReplyTo: 'x' }],
+      ['a ttl', { ttl: 5 }],
+      ['a token', { token: enc('t') }],
+      ['another content type', { contentType: 'application/json' }],
+      ['a body where none belongs', { service: 'approve' }],
+      ['error body not JSON', { service: 'error', kind: 'error', inReplyTo: 'x', contentType: ERROR_CONTENT_TYPE, body: enc('{') }],
+      ['error body with extra keys', { service: 'error', kind: 'error', inReplyTo: 'x', contentType: ERROR_CONTENT_TYPE, body: enc('{"code":"Busy","message":"","x":1}') }],
+      ['error code not letters', { service: 'error', kind: 'error', inReplyTo: 'x', contentType: ERROR_CONTENT_TYPE, body: enc('{"code":"!!","message":""}') }],
+      ['error without its content type', { service: 'error', kind: 'error', inReplyTo: 'x', body: enc('{"code":"Busy","message":""}') }]
+    ] as Array<[string, Partial<Message>]>) {
+      assert.throws(() => readHandshake(envelope(over)), MalformedFrameError, what)
     }
-    const base = { v: 1, type: 'request', from: alice.peerId.toString(), to: bob.peerId.toString(), nonce: 'AAAAAAAAAAAAAAAAAAAAAA', ts: Date.now(), re: '', reason: 'x' }
-    assert.throws(() => decodeHandshake(sign(JSON.stringify(base), 2)), UnsupportedVersionError)
-    assert.throws(() => decodeHandshake(sign(JSON.stringify({ ...base, v: 2 }))), UnsupportedVersionError)
-    for (const bad of [
-      '[1,2]', 'null', '{', JSON.stringify({ ...base, extra: 1 }), JSON.stringify({ ...base, type: 'hug' }),
-      JSON.stringify({ ...base, nonce: 'short' }), JSON.stringify({ ...base, nonce: 'AAAAAAAAAAAAAAAAAAAAAB' }), // non-canonical base64url
-      JSON.stringify({ ...base, ts: -1 }), JSON.stringify({ ...base, ts: 1.5 }), JSON.stringify({ ...base, re: 'x' }),
-      JSON.stringify({ ...base, reason: undefined }), JSON.stringify({ ...base, type: 'approve' }), // approve has no reason
-      JSON.stringify({ ...base, type: 'error', code: '!!', message: '' })
-    ]) {
-      assert.throws(() => decodeHandshake(sign(bad)), MalformedFrameError, bad)
-    }
-    assert.throws(() => decodeHandshake(new Uint8Array(10)), MalformedFrameError)
-    assert.throws(() => decodeHandshake(sign(JSON.stringify({ ...base, reason: 'x'.repeat(MAX_REASON_BYTES + 1) }))), ReasonTooLongError)
-    assert.throws(() => decodeHandshake(sign(JSON.stringify({ ...base, reason: 5 }))), InvalidReasonError)
+    assert.throws(() => readHandshake(envelope({ body: enc('x'.repeat(MAX_REASON_BYTES + 1)) })), ReasonTooLongError)
+    assert.throws(() => readHandshake(envelope({ body: Uint8Array.from([0xff, 0xfe]) })), InvalidReasonError)
+    assert.throws(() => readHandshake(envelope({ body: enc('hi\u001b[2J') })), InvalidReasonError)
+    // well-formed ones pass
+    assert.equal(readHandshake(envelope({ service: 'approve', body: new Uint8Array(0), contentType: '' })).type, 'approve')
+    assert.equal(readHandshake(envelope({ service: 'reject', body: new Uint8Array(0), contentType: '' })).reason, undefined)
+    assert.deepEqual(readHandshake(envelope({ service: 'error', kind: 'error', contentType: ERROR_CONTENT_TYPE, inReplyTo: 'x', body: enc('{"code":"Busy","message":"later"}') })).code, 'Busy')
   })
 
   it('reasons: ≤ 1 KiB of UTF-8, no controls but TAB/LF, no bidi overrides, no lone surrogates', () => {
