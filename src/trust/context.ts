@@ -49,10 +49,10 @@ export interface TrustContext {
   audit(type: string, peer: string | undefined, data: Record<string, unknown>): Promise<void>
 }
 
-function positive (name: string, value: number | undefined, fallback: number, integer = true): number {
+function positive (name: string, value: number | undefined, fallback: number, integer = true, min = Number.MIN_VALUE): number {
   if (value === undefined) return fallback
-  if (!(value > 0) || (integer && !Number.isSafeInteger(value)) || !Number.isFinite(value)) {
-    throw new InvalidArgumentError(`${name} must be a positive ${integer ? 'integer' : 'number'}`)
+  if (!(value >= min) || (integer && !Number.isSafeInteger(value)) || !Number.isFinite(value)) {
+    throw new InvalidArgumentError(`${name} must be a ${min === 0 ? 'non-negative' : 'positive'} ${integer ? 'integer' : 'number'}`)
   }
   return value
 }
@@ -77,7 +77,8 @@ export function resolveInit (init: TrustInit): ResolvedInit {
     timeoutMs: positive('timeoutMs', init.timeoutMs, DEFAULT_TIMEOUT_MS),
     revokeNoticeTimeoutMs: positive('revokeNoticeTimeoutMs', init.revokeNoticeTimeoutMs, DEFAULT_REVOKE_NOTICE_TIMEOUT_MS),
     replayWindowMs: positive('replayWindowMs', init.replayWindowMs, DEFAULT_REPLAY_WINDOW_MS),
-    maxClockSkewMs: positive('maxClockSkewMs', init.maxClockSkewMs, DEFAULT_MAX_CLOCK_SKEW_MS),
+    // 0 is allowed, as in `messaging.maxClockSkewMs`: no timestamp ahead of this node's clock
+    maxClockSkewMs: positive('maxClockSkewMs', init.maxClockSkewMs, DEFAULT_MAX_CLOCK_SKEW_MS, true, 0),
     replayMaxPerPeer: positive('replayMaxPerPeer', init.replayMaxPerPeer, DEFAULT_REPLAY_MAX_PER_PEER),
     replayMaxTotal: positive('replayMaxTotal', init.replayMaxTotal, DEFAULT_REPLAY_MAX_TOTAL),
     acceptOldKeyOnlySuccession: init.acceptOldKeyOnlySuccession === true

@@ -135,8 +135,8 @@ describe('agentnet identity rotate on a running node (real processes)', () => {
     homes.push(homeD)
     const { peerId: oldD } = await runJson(['init', '--home', homeD])
     const config = join(homeD, 'test-config.json')
-    // after a crash the node refuses messages timestamped before its start + maxClockSkewMs (no replay-cache snapshot): 0 here, so B's next message passes
-    await writeFile(config, JSON.stringify({ nat: quiet, relay: { reserve: false }, dht: { enabled: false }, messaging: { maxClockSkewMs: 0 } }))
+    // after the crash the node's replay floor is its start + maxClockSkewMs: B's next message is refused with RestartedAt and re-sealed past it
+    await writeFile(config, JSON.stringify({ nat: quiet, relay: { reserve: false }, dht: { enabled: false } }))
     let d = await startNode(homeD, ['--log-level', 'silent', '--config', config])
     const b = await peer(false)
     await b.trust.acceptInvite((await runJson(['invite', 'create', '--home', homeD])).code)
