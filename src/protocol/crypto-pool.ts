@@ -10,7 +10,7 @@
  * transferred buffer carry many jobs.
  *
  * When it pays (measured on a 2-core machine, see `test/bench/peers.bench.ts`
- * and docs-pending/crypto-path.md): a hand-off costs the main thread a copy
+ * and README.md, "Crypto on every core"): a hand-off costs the main thread a copy
  * and a message and adds a thread round trip of latency, so a job goes to a
  * worker only when
  * - its data is at least `largeJobBytes` (hashing a large body inline would

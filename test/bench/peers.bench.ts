@@ -8,7 +8,7 @@
  *   `crypto.workers` set per run (default runs: `0`, all crypto on the main
  *   thread as before issue 16, and `auto`);
  * - the peers: `--peers` (100) bare libp2p nodes speaking
- *   `/agentnet/msg/1.0.0`, spread over `--clients` (4) processes
+ *   `/agentnet/msg/2.0.0`, spread over `--clients` (4) processes
  *   (`fixtures/peers-client.ts`), each peer with `--inflight` (4) requests of
  *   32 bytes outstanding on one stream. Peers pre-seal their requests and do
  *   not verify answers (see the fixture): they are load, not the subject, and
