@@ -221,6 +221,9 @@ async function main (): Promise<void> {
     }
     const [a, b] = started as [typeof started[0], typeof started[0]]
     await runJson(['connect', b.address, '--home', a.home])
+    // the user's setting for bulk traffic: the two agents trust each other (a stranger's requests in flight are bounded, issue 9)
+    const invite = await runJson<{ code: string }>(['invite', 'create', '--home', b.home])
+    await runJson(['invite', 'accept', invite.code, '--home', a.home])
 
     log('starting the echo agents on B, the raw libp2p peer and the TCP echo …')
     for (const [mode, service] of [['echo-binary', 'echo'], ['echo-plain', 'echo-plain']] as const) {
