@@ -30,13 +30,9 @@ export interface AgentCard extends CardContent {
   seq: number
 }
 
-export class InvalidCardError extends AgentnetError {
-  override readonly code = 'InvalidCard'
-}
+export class InvalidCardError extends AgentnetError { override readonly code = 'InvalidCard' }
 
-export class StaleCardError extends AgentnetError {
-  override readonly code = 'StaleCard'
-}
+export class StaleCardError extends AgentnetError { override readonly code = 'StaleCard' }
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder('utf-8', { fatal: true })

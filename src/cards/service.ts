@@ -5,9 +5,7 @@ import type { Guarded } from '../outbox/index.ts'
 import type { AbortOptions, ContentRouting, PeerId, PrivateKey, Startable } from '@libp2p/interface'
 import type { Logger } from 'pino'
 
-export class CardNotFoundError extends AgentnetError {
-  override readonly code = 'CardNotFound'
-}
+export class CardNotFoundError extends AgentnetError { override readonly code = 'CardNotFound' }
 
 /** How often the node re-publishes its card (DHT records expire) */
 export const CARD_REPUBLISH_MS = 30 * 60_000

@@ -4,9 +4,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { AgentnetError } from '../errors/index.ts'
 
-export class ConfigError extends AgentnetError {
-  override readonly code = 'ConfigError'
-}
+export class ConfigError extends AgentnetError { override readonly code = 'ConfigError' }
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
 

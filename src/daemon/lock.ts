@@ -2,9 +2,7 @@ import { AgentnetError } from '../errors/index.ts'
 import { open, readFile, unlink } from 'node:fs/promises'
 import { connect } from 'node:net'
 
-export class NodeAlreadyRunningError extends AgentnetError {
-  override readonly code = 'NodeAlreadyRunning'
-}
+export class NodeAlreadyRunningError extends AgentnetError { override readonly code = 'NodeAlreadyRunning' }
 
 /**
  * Take the home folder's lock file so only one node runs per home. A lock

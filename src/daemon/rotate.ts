@@ -38,9 +38,7 @@ import type { MethodHandler } from '../ipc/index.ts'
 import type { Logger } from 'pino'
 
 /** The node on the new key did not start; the daemon stops, and the next start completes the rotation */
-export class RotationRestartError extends AgentnetError {
-  override readonly code = 'RotationRestartFailed'
-}
+export class RotationRestartError extends AgentnetError { override readonly code = 'RotationRestartFailed' }
 
 export interface LiveRotationInit {
   home: string

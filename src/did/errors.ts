@@ -6,10 +6,6 @@
 
 import { AgentnetError } from '../errors/index.ts'
 
-export class InvalidDidError extends AgentnetError {
-  override readonly code = 'InvalidDid'
-}
+export class InvalidDidError extends AgentnetError { override readonly code = 'InvalidDid' }
 
-export class InvalidAgentCardError extends AgentnetError {
-  override readonly code = 'InvalidAgentCard'
-}
+export class InvalidAgentCardError extends AgentnetError { override readonly code = 'InvalidAgentCard' }

@@ -228,22 +228,16 @@ export class CodedError extends AgentnetError {
 }
 
 /** A peer could not be reached: not found, or every address failed */
-export class PeerUnreachableError extends AgentnetError {
-  override readonly code = 'PeerUnreachable'
-}
+export class PeerUnreachableError extends AgentnetError { override readonly code = 'PeerUnreachable' }
 
 /**
  * A state file could not be written (ENOSPC, EIO, …): the change it was to
  * record was undone in memory too (persist first, then apply)
  */
-export class StateWriteError extends AgentnetError {
-  override readonly code = 'StateWriteFailed'
-}
+export class StateWriteError extends AgentnetError { override readonly code = 'StateWriteFailed' }
 
 /** Too much in flight; retry later */
-export class BusyError extends AgentnetError {
-  override readonly code = 'Busy'
-}
+export class BusyError extends AgentnetError { override readonly code = 'Busy' }
 
 /** The code of an agentnet error, or `undefined` for anything else */
 export function errorCodeOf (err: unknown): ErrorCode | ForeignCode | undefined {

@@ -31,9 +31,7 @@ export class LeakBlockedError extends GuardError {
 }
 
 /** An argument is missing, of the wrong type, or out of range. The message names the field, never its content. */
-export class InvalidGuardInputError extends GuardError {
-  override readonly code = 'InvalidParams'
-}
+export class InvalidGuardInputError extends GuardError { override readonly code = 'InvalidParams' }
 
 /** The persisted-values file cannot be read as a guard store. It is left untouched and never overwritten. */
 export class CorruptGuardStoreError extends GuardError {
@@ -47,11 +45,7 @@ export class CorruptGuardStoreError extends GuardError {
 }
 
 /** `maxValues` or `maxPolicies` reached. */
-export class GuardLimitError extends GuardError {
-  override readonly code = 'GuardLimit'
-}
+export class GuardLimitError extends GuardError { override readonly code = 'GuardLimit' }
 
 /** A `persist: true` value before the store was loaded by `start()`, or after a failed load. */
-export class GuardNotStartedError extends GuardError {
-  override readonly code = 'GuardNotStarted'
-}
+export class GuardNotStartedError extends GuardError { override readonly code = 'GuardNotStarted' }

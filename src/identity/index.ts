@@ -31,33 +31,21 @@ import type { PeerId, PrivateKey } from '@libp2p/interface'
 /** File name of the private key inside the home folder */
 export const KEY_FILE = 'identity.key'
 
-export class IdentityError extends AgentnetError {
-  override readonly code: ErrorCode = 'IdentityError'
-}
+export class IdentityError extends AgentnetError { override readonly code: ErrorCode = 'IdentityError' }
 
-export class IdentityExistsError extends IdentityError {
-  override readonly code = 'IdentityExists'
-}
+export class IdentityExistsError extends IdentityError { override readonly code = 'IdentityExists' }
 
-export class MissingIdentityError extends IdentityError {
-  override readonly code = 'MissingIdentity'
-}
+export class MissingIdentityError extends IdentityError { override readonly code = 'MissingIdentity' }
 
 /**
  * The home has state of a previous node (trust, audit, tokens) but no key:
  * starting would silently make this node a different peer
  */
-export class IdentityLostError extends IdentityError {
-  override readonly code = 'IdentityLost'
-}
+export class IdentityLostError extends IdentityError { override readonly code = 'IdentityLost' }
 
-export class InsecureKeyFileError extends IdentityError {
-  override readonly code = 'InsecureKeyFile'
-}
+export class InsecureKeyFileError extends IdentityError { override readonly code = 'InsecureKeyFile' }
 
-export class CorruptKeyError extends IdentityError {
-  override readonly code = 'CorruptKey'
-}
+export class CorruptKeyError extends IdentityError { override readonly code = 'CorruptKey' }
 
 export interface Identity {
   privateKey: PrivateKey

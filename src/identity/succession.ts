@@ -41,13 +41,9 @@ export const OLD_KEY_FILE = 'identity.old.key'
 /** The rotation in progress */
 export const SUCCESSION_FILE = 'succession.json'
 
-export class RotationInProgressError extends AgentnetError {
-  override readonly code = 'RotationInProgress'
-}
+export class RotationInProgressError extends AgentnetError { override readonly code = 'RotationInProgress' }
 
-export class CorruptSuccessionStateError extends AgentnetError {
-  override readonly code = 'CorruptSuccessionState'
-}
+export class CorruptSuccessionStateError extends AgentnetError { override readonly code = 'CorruptSuccessionState' }
 
 export interface RotationState {
   version: 1

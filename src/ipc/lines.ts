@@ -1,8 +1,6 @@
 
 import { AgentnetError } from '../errors/index.ts'
-export class LineTooLongError extends AgentnetError {
-  override readonly code = 'LineTooLong'
-}
+export class LineTooLongError extends AgentnetError { override readonly code = 'LineTooLong' }
 
 /**
  * Splits a byte stream into newline-terminated lines without ever holding

@@ -22,9 +22,7 @@ export interface AgentBody {
   bodyBase64?: string
 }
 
-export class InvalidBodyError extends AgentnetError {
-  override readonly code = 'InvalidBody'
-}
+export class InvalidBodyError extends AgentnetError { override readonly code = 'InvalidBody' }
 
 const encoder = new TextEncoder()
 const textDecoder = new TextDecoder('utf-8', { fatal: true })

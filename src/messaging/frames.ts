@@ -3,9 +3,7 @@ import * as varint from 'uint8-varint'
 import { MalformedFrameError } from '../protocol/index.ts'
 import type { Uint8ArrayList } from 'uint8arraylist'
 
-export class FrameTooLargeError extends AgentnetError {
-  override readonly code = 'FrameTooLarge'
-}
+export class FrameTooLargeError extends AgentnetError { override readonly code = 'FrameTooLarge' }
 
 /** Longest unsigned-varint length prefix we accept (enough for 2^35 bytes) */
 const MAX_LENGTH_BYTES = 5

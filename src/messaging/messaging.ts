@@ -5,6 +5,11 @@
  * (the checks of `openEnvelope`, the signature maybe on a worker thread), and
  * rejected in one place, `MessagingService.reject`; verified requests are run by
  * the {@link Dispatcher} (`dispatch.ts`).
+ *
+ * Longer than 450 lines on purpose: the send loop and the verify/reject path
+ * share the pending-request map, the channels and the peers' replay floors;
+ * the parts that own no such state (framing, idempotence, dispatch, stranger
+ * pressure, clock watch, rejection log) are their own files.
  */
 import { randomUUID } from 'node:crypto'
 import { anySignal } from 'any-signal'

@@ -4,9 +4,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
-export class InvalidTargetError extends AgentnetError {
-  override readonly code = 'InvalidTarget'
-}
+export class InvalidTargetError extends AgentnetError { override readonly code = 'InvalidTarget' }
 
 /** What a user may write to name a peer */
 export type Target =

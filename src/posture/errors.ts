@@ -7,6 +7,4 @@
 import { AgentnetError } from '../errors/index.ts'
 
 /** The baseline cannot be encoded or read as a baseline */
-export class MalformedBaselineError extends AgentnetError {
-  override readonly code = 'MalformedBaseline'
-}
+export class MalformedBaselineError extends AgentnetError { override readonly code = 'MalformedBaseline' }

@@ -40,9 +40,7 @@ export abstract class ProtocolError extends AgentnetError {
  * `Message` (truncated, bad varint, unknown or repeated field, fields out of
  * order, invalid UTF-8, nonce of the wrong size, ...).
  */
-export class MalformedFrameError extends ProtocolError {
-  override readonly code = 'MalformedFrame'
-}
+export class MalformedFrameError extends ProtocolError { override readonly code = 'MalformedFrame' }
 
 /** The payload's `version` field is not one this implementation speaks. */
 export class UnsupportedVersionError extends ProtocolError {
@@ -70,27 +68,19 @@ export class BodyTooLargeError extends ProtocolError {
 }
 
 /** `from` is not the peer that the secure channel (Noise) authenticated. */
-export class SenderMismatchError extends ProtocolError {
-  override readonly code = 'SenderMismatch'
-}
+export class SenderMismatchError extends ProtocolError { override readonly code = 'SenderMismatch' }
 
 /** `to` is not this node: the frame was meant for someone else (or replayed to us). */
-export class WrongRecipientError extends ProtocolError {
-  override readonly code = 'WrongRecipient'
-}
+export class WrongRecipientError extends ProtocolError { override readonly code = 'WrongRecipient' }
 
 /** The Ed25519 signature does not verify over the received payload bytes. */
-export class BadSignatureError extends ProtocolError {
-  override readonly code = 'BadSignature'
-}
+export class BadSignatureError extends ProtocolError { override readonly code = 'BadSignature' }
 
 /**
  * The key is not Ed25519 (e.g. an RSA or secp256k1 peer ID, or a private key
  * of another type). Thrown at the signature step of verification.
  */
-export class UnsupportedKeyError extends ProtocolError {
-  override readonly code = 'UnsupportedKey'
-}
+export class UnsupportedKeyError extends ProtocolError { override readonly code = 'UnsupportedKey' }
 
 /** The timestamp is older than the replay window. */
 export class StaleMessageError extends ProtocolError {
@@ -147,11 +137,7 @@ export class RestartedAtError extends ReplayError {
 }
 
 /** A caller passed an invalid option or field (local programming error, not a wire code). */
-export class InvalidArgumentError extends ProtocolError {
-  override readonly code = 'InvalidArgument'
-}
+export class InvalidArgumentError extends ProtocolError { override readonly code = 'InvalidArgument' }
 
 /** A replay-cache snapshot is damaged, truncated or of an unknown format. */
-export class CorruptSnapshotError extends ProtocolError {
-  override readonly code = 'CorruptSnapshot'
-}
+export class CorruptSnapshotError extends ProtocolError { override readonly code = 'CorruptSnapshot' }

@@ -75,9 +75,7 @@ export interface TokensComponents {
   onEvent?: (event: { type: 'token.issued' | 'token.revoked', peer: string, services?: string[], expiresAt?: number }) => void
 }
 
-export class CorruptTokenStateError extends AgentnetError {
-  override readonly code = 'CorruptTokenState'
-}
+export class CorruptTokenStateError extends AgentnetError { override readonly code = 'CorruptTokenState' }
 
 interface HeldToken {
   token: Uint8Array

@@ -44,72 +44,46 @@ export abstract class TrustError extends AgentnetError {
  * Local gate: the sender is not trusted and the service is not public, or the
  * sender revoked us or we revoked it.
  */
-export class UntrustedPeerError extends TrustError {
-  override readonly code = 'UntrustedPeer'
-}
+export class UntrustedPeerError extends TrustError { override readonly code = 'UntrustedPeer' }
 
 /** Outbound check: the peer revoked its trust in us; do not send to it. */
-export class RevokedByPeerError extends TrustError {
-  override readonly code = 'RevokedByPeer'
-}
+export class RevokedByPeerError extends TrustError { override readonly code = 'RevokedByPeer' }
 
 /** *Wire.* A justification longer than 1 KiB (UTF-8). */
-export class ReasonTooLongError extends TrustError {
-  override readonly code = 'ReasonTooLong'
-}
+export class ReasonTooLongError extends TrustError { override readonly code = 'ReasonTooLong' }
 
 /** *Wire.* A justification holding control or bidirectional-override characters, or not a string. */
-export class InvalidReasonError extends TrustError {
-  override readonly code = 'InvalidReason'
-}
+export class InvalidReasonError extends TrustError { override readonly code = 'InvalidReason' }
 
 /** *Wire.* The recipient holds its maximum of pending requests, in all or from the sender's network, and no older request of a more-represented network can make room. */
-export class PendingFullError extends TrustError {
-  override readonly code = 'PendingFull'
-}
+export class PendingFullError extends TrustError { override readonly code = 'PendingFull' }
 
 /** *Wire.* Too many handshake messages from this peer (token bucket). */
-export class RateLimitedError extends TrustError {
-  override readonly code = 'RateLimited'
-}
+export class RateLimitedError extends TrustError { override readonly code = 'RateLimited' }
 
 /** *Wire.* The recipient rejected or revoked us and refuses requests from us. */
-export class RefusedError extends TrustError {
-  override readonly code = 'Refused'
-}
+export class RefusedError extends TrustError { override readonly code = 'Refused' }
 
 /** *Wire.* An approval or rejection for a request the recipient never sent. */
-export class NotRequestedError extends TrustError {
-  override readonly code = 'NotRequested'
-}
+export class NotRequestedError extends TrustError { override readonly code = 'NotRequested' }
 
 /** Local: `approve`/`reject` of a peer that has no pending request. */
-export class NotPendingError extends TrustError {
-  override readonly code = 'NotPending'
-}
+export class NotPendingError extends TrustError { override readonly code = 'NotPending' }
 
 /** *Wire.* The invite's expiry has passed. */
-export class InviteExpiredError extends TrustError {
-  override readonly code = 'InviteExpired'
-}
+export class InviteExpiredError extends TrustError { override readonly code = 'InviteExpired' }
 
 /** *Wire.* The invite has no uses left. */
-export class InviteUsedUpError extends TrustError {
-  override readonly code = 'InviteUsedUp'
-}
+export class InviteUsedUpError extends TrustError { override readonly code = 'InviteUsedUp' }
 
 /**
  * *Wire.* The invite code is malformed, altered, not signed by the peer it
  * names, not issued by the recipient, unknown to it, or withdrawn.
  */
-export class InviteInvalidError extends TrustError {
-  override readonly code = 'InviteInvalid'
-}
+export class InviteInvalidError extends TrustError { override readonly code = 'InviteInvalid' }
 
 /** Local: this node already holds its maximum of live invites. */
-export class InviteLimitError extends TrustError {
-  override readonly code = 'InviteLimit'
-}
+export class InviteLimitError extends TrustError { override readonly code = 'InviteLimit' }
 
 /** Local: `trust.json` cannot be read as a trust store. It is left untouched. */
 export class CorruptTrustStoreError extends TrustError {
@@ -140,9 +114,7 @@ export class HandshakeRefusedError extends TrustError {
 }
 
 /** Local: the service is not started (or is stopping). */
-export class NotStartedError extends TrustError {
-  override readonly code = 'NotStarted'
-}
+export class NotStartedError extends TrustError { override readonly code = 'NotStarted' }
 
 type WireErrorClass = new (message: string) => TrustError | BusyError
 
