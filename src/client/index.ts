@@ -28,7 +28,7 @@ import { EventEmitter } from 'node:events'
 import { createConnection } from 'node:net'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { FrameReader } from '../ipc/frames.ts'
+import { corkForTick, FrameReader } from '../ipc/frames.ts'
 import { framedBody, isRecord, withBody } from './bodies.ts'
 import type { IpcFrame } from '../ipc/frames.ts'
 import type { JsonRpcErrorObject } from '../ipc/rpc.ts'
@@ -86,7 +86,6 @@ export class AgentnetClient extends EventEmitter<AgentnetClientEvents> {
   private readonly pending = new Map<number, Pending>()
   private nextId = 1
   private closedError: Error | undefined
-  private corked = false
   /** The node agreed to binary bodies (`ipc.hello`) */
   binary = false
 
@@ -151,14 +150,7 @@ export class AgentnetClient extends EventEmitter<AgentnetClientEvents> {
 
   /** Frames written in one tick leave in one `writev` */
   private write (header: Record<string, unknown>, body?: Uint8Array): void {
-    if (!this.corked) {
-      this.corked = true
-      this.socket.cork()
-      process.nextTick(() => {
-        this.corked = false
-        this.socket.uncork()
-      })
-    }
+    corkForTick(this.socket)
     if (body === undefined) {
       this.socket.write(JSON.stringify(header) + '\n')
       return

@@ -24,7 +24,7 @@ import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { writeFileAtomic } from '../utils/fs.ts'
+import { pathExists, writeFileAtomic } from '../utils/fs.ts'
 import { completeRotationSwap } from './succession.ts'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 
@@ -79,7 +79,7 @@ export async function ensureHome (home: string): Promise<void> {
 export async function createIdentity (home: string): Promise<Identity> {
   await ensureHome(home)
   const file = join(home, KEY_FILE)
-  if (await exists(file)) {
+  if (await pathExists(file)) {
     throw new IdentityExistsError(`an identity already exists at ${file}; it is never overwritten`)
   }
   const privateKey = await generateKeyPair('Ed25519')
@@ -139,7 +139,7 @@ export async function loadOrCreateIdentity (home: string, options: LoadOrCreateO
       if (options.newIdentity !== true) {
         const found: string[] = []
         for (const name of options.stateFiles ?? []) {
-          if (await exists(join(home, name))) found.push(name)
+          if (await pathExists(join(home, name))) found.push(name)
         }
         if (found.length > 0) {
           throw new IdentityLostError(`${join(home, KEY_FILE)} is missing but ${home} holds state of a previous node (${found.join(', ')}): restore the key file, or start with --new-identity to become a new peer (peers that trusted the old one will not trust it)`)
@@ -151,11 +151,3 @@ export async function loadOrCreateIdentity (home: string, options: LoadOrCreateO
   }
 }
 
-async function exists (file: string): Promise<boolean> {
-  try {
-    await stat(file)
-    return true
-  } catch {
-    return false
-  }
-}

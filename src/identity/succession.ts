@@ -23,12 +23,12 @@
  * @module
  */
 
-import { readFile, rename, rm, stat } from 'node:fs/promises'
+import { readFile, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { AgentnetError } from '../errors/index.ts'
-import { fsyncDir, readStateFile, writeFileAtomic } from '../utils/fs.ts'
+import { fsyncDir, pathExists, readStateFile, writeFileAtomic } from '../utils/fs.ts'
 import { decodeSuccession, DEFAULT_GRACE_MS, encodeSuccession } from './rotation.ts'
 import type { PrivateKey } from '@libp2p/interface'
 
@@ -63,14 +63,6 @@ export interface RotationState {
   migrated?: boolean
 }
 
-async function exists (file: string): Promise<boolean> {
-  try {
-    await stat(file)
-    return true
-  } catch {
-    return false
-  }
-}
 
 async function readKey (file: string): Promise<PrivateKey> {
   return privateKeyFromProtobuf(await readFile(file))
@@ -133,9 +125,9 @@ export async function completeRotationSwap (home: string): Promise<RotationState
   const key = join(home, KEY_FILE)
   const next = join(home, NEXT_KEY_FILE)
   const old = join(home, OLD_KEY_FILE)
-  if (await exists(next)) {
+  if (await pathExists(next)) {
     // killed between the two renames, the old key is already identity.old.key
-    const current = await exists(key) ? peerIdFromPrivateKey(await readKey(key)).toString() : undefined
+    const current = await pathExists(key) ? peerIdFromPrivateKey(await readKey(key)).toString() : undefined
     if (current === state.old) await rename(key, old)
     else if (current !== undefined && current !== state.new) throw new CorruptSuccessionStateError(`${key} is neither the old nor the new key of the rotation in progress`)
     await rename(next, key)

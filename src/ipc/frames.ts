@@ -7,6 +7,7 @@
  */
 
 import { LineTooLongError } from './lines.ts'
+import type { Socket } from 'node:net'
 
 /** Name of the top-level header member that announces a raw body */
 export const BODY_BYTES = 'bodyBytes'
@@ -168,4 +169,21 @@ export function encodeFrame (header: Record<string, unknown>, body?: Uint8Array)
   if (body === undefined) return { line: JSON.stringify(header) + '\n' }
   header[BODY_BYTES] = body.byteLength
   return { line: JSON.stringify(header) + '\n', body }
+}
+
+const corkedSockets = new WeakSet<Socket>()
+
+/**
+ * Cork `socket` until the next tick, once per tick: every frame written to it
+ * meanwhile leaves in one `writev` (the node's replies and notifications, the
+ * SDK's requests alike).
+ */
+export function corkForTick (socket: Socket): void {
+  if (corkedSockets.has(socket)) return
+  corkedSockets.add(socket)
+  socket.cork()
+  process.nextTick(() => {
+    corkedSockets.delete(socket)
+    socket.uncork()
+  })
 }

@@ -4,7 +4,7 @@
  */
 
 import { EventEmitter } from 'node:events'
-import { encodeFrame } from './frames.ts'
+import { corkForTick, encodeFrame } from './frames.ts'
 import type { Socket } from 'node:net'
 import type { Logger } from 'pino'
 
@@ -54,7 +54,6 @@ export class Session implements IpcSession {
   private readonly socket: Socket
   private readonly limits: SessionLimits
   private readonly logger: Logger | undefined
-  private corked = false
   private inputPaused = false
   private written = 0
   private pollTimer: ReturnType<typeof setInterval> | undefined
@@ -89,14 +88,7 @@ export class Session implements IpcSession {
       this.socket.destroy()
       return false
     }
-    if (!this.corked) {
-      this.corked = true
-      this.socket.cork()
-      process.nextTick(() => {
-        this.corked = false
-        this.socket.uncork()
-      })
-    }
+    corkForTick(this.socket)
     const frame = encodeFrame(header, body)
     const line = Buffer.from(frame.line, 'utf8')
     let ok = this.socket.write(line)

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { rename, rm, stat } from 'node:fs/promises'
+import { rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { keychain } from '@libp2p/keychain'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
@@ -19,16 +19,13 @@ import { loadIdentity } from '../identity/index.ts'
 import { keychainPassFor, openPeerStore } from '../node/index.ts'
 import { BASELINE_FILE } from '../posture/constants.ts'
 import { checkBaseline, encodeBaseline } from '../posture/baseline.ts'
-import { fsyncDir, readStateFile, writeFileAtomic } from '../utils/fs.ts'
+import { fsyncDir, pathExists, readStateFile, writeFileAtomic } from '../utils/fs.ts'
 import type { RotationState } from '../identity/succession.ts'
 import type { PrivateKey } from '@libp2p/interface'
 
 /** The old ID's group state, during the grace period */
 export const OLD_GROUPS_DIR = `${STATE_DIR}.old`
 
-async function exists (file: string): Promise<boolean> {
-  return stat(file).then(() => true, () => false)
-}
 
 /* eslint-disable @typescript-eslint/no-empty-function */
 const silent = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false })
@@ -41,7 +38,7 @@ const quietLogger = { forComponent: () => silent }
  * key neither pass opens is dropped, and WebRTC-direct makes a new one.
  */
 async function rekeyKeychain (home: string, oldKey: PrivateKey, newKey: PrivateKey): Promise<void> {
-  if (!await exists(join(home, 'peerstore'))) return
+  if (!await pathExists(join(home, 'peerstore'))) return
   const store = await openPeerStore(home)
   try {
     const components = { datastore: store, logger: quietLogger } as unknown as Parameters<ReturnType<typeof keychain>>[0]
@@ -94,7 +91,7 @@ export async function migrateHome (home: string): Promise<RotationState | undefi
   }
   // MLS group state is the old ID's membership, encrypted under the old key:
   // set aside (the committers add the new ID, which joins by Welcome) and deleted with the old key
-  if (await exists(join(home, STATE_DIR)) && !await exists(join(home, OLD_GROUPS_DIR))) {
+  if (await pathExists(join(home, STATE_DIR)) && !await pathExists(join(home, OLD_GROUPS_DIR))) {
     await rename(join(home, STATE_DIR), join(home, OLD_GROUPS_DIR))
     await fsyncDir(home)
   }

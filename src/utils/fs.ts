@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { open, readdir, readFile, rename, unlink } from 'node:fs/promises'
+import { open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises'
 import { dirname, join, basename } from 'node:path'
 
 /**
@@ -85,4 +85,20 @@ export async function removeStaleTempFiles (dir: string): Promise<string[]> {
   }
   await visit(dir, 0)
   return removed
+}
+
+/**
+ * Whether `path` exists (following links). Only "no such file" is `false`:
+ * any other failure (a permission, an I/O error) is thrown, so a caller never
+ * takes an unreadable file for a missing one.
+ */
+export async function pathExists (path: string): Promise<boolean> {
+  try {
+    await stat(path)
+    return true
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false
+    throw err
+  }
 }
