@@ -17,7 +17,7 @@ import type { ClearableSignal } from 'any-signal'
 import { errorCodeOf, PeerUnreachableError } from '../errors/index.ts'
 import { createCryptoPool, createSigner, decodeMessage, decodeSignedMessage, FutureMessageError, openEnvelopeAsync, ProtocolError, ReplayCache, RestartedAtError, sealEnvelopeAsync, StaleMessageError } from '../protocol/index.ts'
 import { decodeErrorBody, encodeErrorBody, JSON_TYPE } from './body.ts'
-import { Channel, decodeAck, FRAME_OVERHEAD_BYTES, raceAbort } from './channel.ts'
+import { Channel, decodeAck, FRAME_OVERHEAD_BYTES, raceDeadline } from './channel.ts'
 import { ClockSkewError, MessagingError, RemoteMessageError, RequestTimeoutError } from './errors.ts'
 import { ClockWatch } from './clock-watch.ts'
 import { PeerFloors } from './peer-floors.ts'
@@ -51,6 +51,7 @@ interface Retried {
 const MAX_TIMER_MS = 2 ** 31 - 1
 /** A `StaleMessage`/`FutureMessage` answer whose clock differs from ours by less than this is plain delay, not skew */
 const MIN_SKEW_MS = 1000
+const attemptTimedOut = (): Error => new RequestTimeoutError('attempt timed out')
 
 export class MessagingService {
   readonly metrics: MessagingMetrics = { sent: 0, received: 0, rejected: {}, retries: 0, duplicates: 0 }
@@ -63,6 +64,8 @@ export class MessagingService {
   private readonly localBytes: Uint8Array
   private readonly pending = new Map<string, PendingRequest>()
   private readonly outbound = new Map<string, Promise<Channel>>()
+  /** the settled entries of `outbound`, so a message on an open stream needs no await and no dial signal */
+  private readonly ready = new Map<string, Channel>()
   private readonly channels = new Set<Channel>()
   private readonly dispatcher: Dispatcher
   /** After-restart floors peers told us (`RestartedAt`): our envelopes to them are stamped past it */
@@ -104,6 +107,7 @@ export class MessagingService {
       if (channel.limited && !channel.closed) {
         this.components.logger?.debug({ peer: key }, 'direct connection appeared; leaving the relayed stream')
         this.outbound.delete(key)
+        this.ready.delete(key)
         channel.closed = true
         // in-flight requests on the old stream still get their answers on it
         void channel.stream.close().catch(() => {})
@@ -134,6 +138,7 @@ export class MessagingService {
     }
     this.channels.clear()
     this.outbound.clear()
+    this.ready.clear()
     this.pressure.clear()
     for (const pending of this.pending.values()) {
       pending.reject(new MessagingError('Stopped', 'node is stopping'))
@@ -191,11 +196,18 @@ export class MessagingService {
     // the reply may settle while no attempt is awaiting it
     promise.catch(() => {})
     let lastError: Error | undefined
-    // finding and dialling the peer may use the whole deadline, not one attempt's share
-    const overall = new AbortController()
-    const overallTimer = setTimeout(() => { overall.abort(new RequestTimeoutError('request timed out')) }, timeoutMs)
-    // any-signal, not AbortSignal.any: the latter keeps ~176 B on the agent's long-lived signal per call (nodejs/node#54614)
-    const dialSignal = anySignal([options.signal, overall.signal])
+    // finding and dialling the peer may use the whole deadline, not one attempt's share; made only when a
+    // stream must be opened, not for every message on an open one
+    let dial: { signal: ClearableSignal, timer: ReturnType<typeof setTimeout> } | undefined
+    const dialSignal = (): AbortSignal => {
+      if (dial === undefined) {
+        const overall = new AbortController()
+        const timer = setTimeout(() => { overall.abort(new RequestTimeoutError('request timed out')) }, Math.max(1, deadline - this.now()))
+        // any-signal, not AbortSignal.any: the latter keeps ~176 B on the agent's long-lived signal per call (nodejs/node#54614)
+        dial = { signal: anySignal([options.signal, overall.signal]), timer }
+      }
+      return dial.signal
+    }
     try {
       for (let attempt = 0; attempt < attempts; attempt++) {
         const left = deadline - this.now()
@@ -205,10 +217,8 @@ export class MessagingService {
         if (attempt > 0) {
           this.metrics.retries++
         }
-        let timer: ReturnType<typeof setTimeout> | undefined
-        let attemptSignal: ClearableSignal | undefined
         try {
-          const channel = await this.channelTo(to, dialSignal)
+          const channel = this.openChannel(remote) ?? await this.channelTo(to, dialSignal())
           const token = await this.components.tokenProvider?.tokenFor(to, service, options.signal)
           const frame = await sealEnvelopeAsync({
             to: to.toMultihash().bytes,
@@ -223,13 +233,9 @@ export class MessagingService {
           }, this.signer, this.cryptoPool)
           await channel.write(frame)
           // the attempt's share of the deadline runs from the moment the frame left
-          // (a clearable timer: AbortSignal.timeout cannot be cancelled and would fire for every message)
-          const attemptController = new AbortController()
           const attemptMs = Math.max(1, Math.ceil((deadline - this.now()) / (attempts - attempt)))
-          timer = setTimeout(() => { attemptController.abort(new RequestTimeoutError('attempt timed out')) }, attemptMs)
-          attemptSignal = anySignal([options.signal, attemptController.signal])
           this.metrics.sent++
-          const answer = await raceAbort(promise, attemptSignal)
+          const answer = await raceDeadline(promise, attemptMs, attemptTimedOut, options.signal)
           if (answer === 'ack') {
             return { from: remote, id, kind: 'ack', body: new Uint8Array(0), contentType: '' }
           }
@@ -263,9 +269,6 @@ export class MessagingService {
           }
           lastError = err as Error
           this.components.logger?.debug({ id, attempt, err: lastError.message }, 'message attempt failed')
-        } finally {
-          clearTimeout(timer)
-          attemptSignal?.clear()
         }
       }
       if (lastError instanceof PeerUnreachableError) {
@@ -274,10 +277,20 @@ export class MessagingService {
       }
       throw new RequestTimeoutError(`no answer from ${remote} for ${service} within ${timeoutMs} ms${lastError != null ? ` (${lastError.message})` : ''}`)
     } finally {
-      clearTimeout(overallTimer)
-      dialSignal.clear()
+      if (dial !== undefined) {
+        clearTimeout(dial.timer)
+        dial.signal.clear()
+      }
       this.pending.delete(id)
     }
+  }
+
+  /** The open outbound stream to `peer`, when there is one ready: the path of every message but a peer's first */
+  private openChannel (peer: string): Channel | undefined {
+    const channel = this.ready.get(peer)
+    if (channel === undefined || !channel.closed) return channel
+    this.ready.delete(peer)
+    return undefined
   }
 
   private async channelTo (peer: PeerId, signal: AbortSignal): Promise<Channel> {
@@ -299,8 +312,10 @@ export class MessagingService {
     const ready = await channel
     if (ready.closed) {
       this.outbound.delete(key)
+      this.ready.delete(key)
       return this.channelTo(peer, signal)
     }
+    this.ready.set(key, ready)
     return ready
   }
 
@@ -355,6 +370,7 @@ export class MessagingService {
       this.channels.delete(channel)
       const current = this.outbound.get(channel.remote)
       void current?.then(c => { if (c === channel) this.outbound.delete(channel.remote) }, () => {})
+      if (this.ready.get(channel.remote) === channel) this.ready.delete(channel.remote)
     })
     return channel
   }

@@ -7,6 +7,7 @@ import {
   ed25519PublicKeyOf,
   encodeMessage,
   InvalidArgumentError,
+  LOAD_SAMPLE_MS,
   MLS_SIGNATURE_SCHEME,
   openEnvelope,
   openEnvelopeAsync,
@@ -141,6 +142,28 @@ describe('CryptoPool', () => {
       assert.equal(lazy.workers, 1)
     } finally {
       await lazy.stop()
+    }
+  })
+
+  it('offloads small jobs while the loop is saturated, and takes them back once it waits on the network', async () => {
+    const pool = createCryptoPool({ workers: 1 })
+    pool.start()
+    const small = enc.encode('small')
+    const sig = alice.signer.sign(small)
+    const key = ed25519PublicKeyOf(alice.peerId)
+    try {
+      assert.equal(pool.verify(key, small, sig), true, 'the first job samples the load and runs inline')
+      // a saturated loop: the thread computes without a break for more than one load sample
+      const until = performance.now() + LOAD_SAMPLE_MS + 10
+      while (performance.now() < until) pool.verify(key, small, sig)
+      const busy = pool.verify(key, small, sig)
+      assert.ok(busy instanceof Promise, 'sent to a worker')
+      assert.equal(await busy, true)
+      // a loop that mostly waits (as one answering one request at a time does): back inline
+      await new Promise(resolve => setTimeout(resolve, LOAD_SAMPLE_MS + 10))
+      assert.equal(pool.verify(key, small, sig), true, 'inline again, synchronously')
+    } finally {
+      await pool.stop()
     }
   })
 
