@@ -55,9 +55,8 @@ export class Channel {
 
   private queue: Uint8Array[] = []
   private queuedBytes = 0
-  private flushScheduled = false
-  /** a frame went out in this tick: gather any more until the tick ends */
-  private recentlyFlushed = false
+  /** a frame went out in this turn of the event loop: gather any more until the turn ends */
+  private burst = false
   private draining = false
   private nextFlush = Channel.flushPromise()
 
@@ -69,10 +68,14 @@ export class Channel {
   }
 
   /**
-   * Queue a frame. Frames written in the same tick go out together in one
-   * `stream.send` (at most {@link MAX_BATCH_FRAMES} at a time): one yamux
-   * frame, one Noise encryption and one socket write for a burst instead of
-   * one each. Resolves once the frame is handed to the stream.
+   * Queue a frame. A lone frame goes out at once (latency); the frames that
+   * follow it in the same turn of the event loop are gathered and go out
+   * together when the turn ends (at most {@link MAX_BATCH_FRAMES} at a time):
+   * one yamux frame, one Noise encryption and one socket write for a burst
+   * instead of one each. A burst is, for example, the acks of one read's worth
+   * of one-way messages: each is written from its own microtask, so gathering
+   * per microtask sent them one by one. Resolves once the frame is handed to
+   * the stream.
    */
   async write (frame: Uint8Array): Promise<void> {
     if (this.closed || this.stream.writeStatus !== 'writable') {
@@ -87,27 +90,20 @@ export class Channel {
     this.queuedBytes += encoded.byteLength
     const flushed = this.nextFlush.promise
     if (!this.draining) {
-      if (this.queue.length >= MAX_BATCH_FRAMES || (this.queue.length === 1 && !this.flushScheduled && !this.recentlyFlushed)) {
-        // a lone frame goes out at once (latency); a burst is gathered until the end of the tick (throughput)
+      if (!this.burst) {
         this.flush()
-        this.recentlyFlushed = true
-        if (!this.flushScheduled) {
-          this.flushScheduled = true
-          queueMicrotask(() => {
-            this.flushScheduled = false
-            this.recentlyFlushed = false
-            this.flush()
-          })
-        }
-      } else if (!this.flushScheduled) {
-        this.flushScheduled = true
-        queueMicrotask(() => {
-          this.flushScheduled = false
-          this.flush()
-        })
+        this.burst = true
+        setImmediate(this.endBurst)
+      } else if (this.queue.length >= MAX_BATCH_FRAMES) {
+        this.flush()
       }
     }
     await flushed
+  }
+
+  private readonly endBurst = (): void => {
+    this.burst = false
+    this.flush()
   }
 
   private flush (): void {
