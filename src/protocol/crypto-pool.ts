@@ -342,13 +342,16 @@ export class CryptoPool {
     if (this.queue.length >= this.maxBatchJobs) {
       this.flush()
     } else if (!this.flushScheduled) {
-      // gather what arrives in this tick into one batch
+      // gather what arrives in this turn of the event loop into one batch: jobs come from separate
+      // microtasks (one per message), and a batch per microtask cost a postMessage per job
       this.flushScheduled = true
-      queueMicrotask(() => {
-        this.flushScheduled = false
-        this.flush()
-      })
+      setImmediate(this.scheduledFlush)
     }
+  }
+
+  private readonly scheduledFlush = (): void => {
+    this.flushScheduled = false
+    this.flush()
   }
 
   /** Hand queued jobs to the least busy workers that can take a batch; the rest wait for a batch to come back. */
