@@ -16,19 +16,20 @@
 
 import { peerIdFromString } from '@libp2p/peer-id'
 import {
-  defaultCapabilities, defaultCryptoProvider, defaultLifetime, defaultKeyRetentionConfig, defaultLifetimeConfig,
+  defaultCapabilities, defaultLifetime, defaultKeyRetentionConfig, defaultLifetimeConfig,
   defaultKeyPackageEqualityConfig, defaultPaddingConfig, generateKeyPackageWithKey, getCiphersuiteFromName, getCiphersuiteImpl
 } from 'ts-mls'
 import { CIPHER_SUITE } from './constants.ts'
+import { nodeCryptoProvider } from './crypto.ts'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import type { AuthenticationService, CiphersuiteImpl, ClientConfig, ClientState, Credential, KeyPackage, PrivateKeyPackage } from 'ts-mls'
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
-/** The suite implementation (WebCrypto for signatures, the default provider). */
+/** The suite implementation: node:crypto's synchronous primitives (crypto.ts says why not ts-mls's WebCrypto default). */
 export async function cipherSuite (): Promise<CiphersuiteImpl> {
-  return getCiphersuiteImpl(getCiphersuiteFromName(CIPHER_SUITE), defaultCryptoProvider)
+  return getCiphersuiteImpl(getCiphersuiteFromName(CIPHER_SUITE), nodeCryptoProvider)
 }
 
 /** credential → the peer it names: members() runs on every inbound frame, and parsing 100 peer IDs each time showed in profiles */
