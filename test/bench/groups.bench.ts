@@ -24,7 +24,9 @@
  *
  * Run: `./node_modules/.bin/node test/bench/groups.bench.ts [--quick] [--sizes 10,50,100] [--procs 4] [--reps 3] [--messages 200] [--json] [--profile-dir DIR]`
  * `--quick` = sizes 10,25, 2 processes, 1 rep, 50 messages (under a minute).
- * `--profile-dir` writes a CPU profile of every process (committer and members) there.
+ * `--profile-dir DIR` writes CPU profiles of the last rep's add and remove of the largest group there: the
+ * committer's (`committer-add.cpuprofile`, `committer-remove.cpuprofile`) and each member process's
+ * (`members-<i>-add.cpuprofile`, …), each covering only that change (node:inspector, 200 µs sampling).
  * Progress on stderr, the table (or JSON) on stdout, with the load average
  * seen at start and end: the figures mean little on a loaded machine.
  */
@@ -47,6 +49,7 @@ import { createCommit } from 'ts-mls'
 import { groups } from '../../src/groups/index.ts'
 import { leafOf, newKeyPackage } from '../../src/groups/identity.ts'
 import { MessagingService } from '../../src/messaging/index.ts'
+import { startProfile, stopProfile } from './fixtures/cpu-profile.ts'
 import type { ChildProcess } from 'node:child_process'
 
 const { values: args } = parseArgs({
@@ -79,8 +82,7 @@ class Host {
   readonly ready: Promise<void>
 
   constructor () {
-    const execArgv = profileDir !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []
-    this.child = fork(FIXTURE, [], { execPath: process.execPath, execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    this.child = fork(FIXTURE, [], { execPath: process.execPath, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     this.ready = new Promise((resolve, reject) => {
       this.waiting.set(0, { resolve: () => { resolve() }, reject })
     })
@@ -158,6 +160,21 @@ async function membership (n: number): Promise<{ result: SizeResult, hosts: Host
   const outsiderKey = await generateKeyPair('Ed25519')
   const outsider = await newKeyPackage(outsiderKey, peerIdFromPrivateKey(outsiderKey), svc.cs)
   const joinerHost = where.get(joiner)!
+  // profiles of the last rep of the largest group only, each covering one change (committer and member processes)
+  const profiling = (i: number): boolean => profileDir !== undefined && i === reps - 1 && n === Math.max(...sizes)
+  const profile = async (on: boolean): Promise<void> => {
+    if (!on) return
+    await startProfile()
+    await Promise.all(hosts.map(async h => h.call({ cmd: 'profileStart' })))
+  }
+  // the committer's covers the change (until add/remove resolves), the members' until all have applied it
+  const committerProfiled = async (on: boolean, what: string): Promise<void> => {
+    if (on && profileDir !== undefined) await stopProfile(profileDir, `committer-${what}`)
+  }
+  const profiled = async (on: boolean, what: string): Promise<void> => {
+    if (!on || profileDir === undefined) return
+    await Promise.all(hosts.map(async (h, j) => h.call({ cmd: 'profileStop', dir: profileDir, name: `members-${j}-${what}` })))
+  }
   for (let i = 0; i < reps; i++) {
     let t = performance.now()
     await svc.heartbeat(rec)
@@ -172,16 +189,19 @@ async function membership (n: number): Promise<{ result: SizeResult, hosts: Host
     r.addBare!.push(performance.now() - t)
     r.addBareCpu!.push(cpuMs() - c)
     let m0 = await membersCpuMs()
+    await profile(profiling(i))
     t = performance.now()
     c = cpuMs()
     await svc.add({ groupId, peer: joiner })
     r.add!.push(performance.now() - t)
     r.addCpu!.push(cpuMs() - c)
+    await committerProfiled(profiling(i), 'add')
     const target = Number(rec.state.groupContext.epoch)
     await Promise.all([waitAll(target), joinerHost.call({ cmd: 'waitEpoch', groupId, epoch: target, ids: [joiner] })])
     r.addAll!.push(performance.now() - t)
     // the members' CPU for the change (key package, commit processing, Welcome) per member
     r.addMemberCpu!.push((await membersCpuMs() - m0) / (n - 1))
+    await profiled(profiling(i), 'add')
     const leaf = leafOf(rec.state, joiner)!
     t = performance.now()
     c = cpuMs()
@@ -189,15 +209,18 @@ async function membership (n: number): Promise<{ result: SizeResult, hosts: Host
     r.removeBare!.push(performance.now() - t)
     r.removeBareCpu!.push(cpuMs() - c)
     m0 = await membersCpuMs()
+    await profile(profiling(i))
     t = performance.now()
     c = cpuMs()
     await svc.remove({ groupId, peer: joiner })
     r.remove!.push(performance.now() - t)
     r.removeCpu!.push(cpuMs() - c)
+    await committerProfiled(profiling(i), 'remove')
     const target2 = Number(rec.state.groupContext.epoch)
     await Promise.all([waitAll(target2), joinerHost.call({ cmd: 'waitGone', groupId, member: joiner })])
     r.removeAll!.push(performance.now() - t)
     r.removeMemberCpu!.push((await membersCpuMs() - m0) / (n - 1))
+    await profiled(profiling(i), 'remove')
     log(`group of ${n}: rep ${i + 1}: add ${round(r.add!.at(-1)!)} ms (bare ${round(r.addBare!.at(-1)!)}), remove ${round(r.remove!.at(-1)!)} ms (bare ${round(r.removeBare!.at(-1)!)}), fan-out round ${round(r.fan!.at(-1)!)} ms, save ${round(r.save!.at(-1)!)} ms; load ${load()}`)
   }
   const m = (k: string): number => round(median(r[k]!))
