@@ -22,6 +22,13 @@
  * (RFC 9180 7.1.4). Ed25519 signatures are node:crypto's (the same keys as
  * the libp2p identity, see identity.ts).
  *
+ * Synchronous primitives never give the event loop back, so a long MLS
+ * operation (a commit in a large group: tens of ms) would hold up every frame
+ * behind it, the acks of other groups included. Every operation first checks
+ * how long the event loop has been held ({@link pace}) and, past
+ * {@link SLICE_MS}, yields once with `setImmediate`; WebCrypto yielded at
+ * every call.
+ *
  * @module
  */
 
@@ -49,6 +56,27 @@ const X25519_PKCS8 = Buffer.from('302e020100300506032b656e04220420', 'hex')
 const X25519_SPKI = Buffer.from('302a300506032b656e032100', 'hex')
 const ED25519_PKCS8 = Buffer.from('302e020100300506032b657004220420', 'hex')
 const ED25519_SPKI = Buffer.from('302a300506032b6570032100', 'hex')
+
+/** Longest stretch of MLS crypto work between two turns of the event loop, ms. */
+export const SLICE_MS = 2
+
+let sliceStart = performance.now()
+let turnPending = false
+const RESOLVED = Promise.resolve()
+
+/** Yield to the event loop when this turn's crypto work has run past {@link SLICE_MS}. */
+function pace (): Promise<void> {
+  const now = performance.now()
+  if (!turnPending) {
+    // a new turn of the event loop since the last call: start a new slice
+    turnPending = true
+    sliceStart = now
+    setImmediate(() => { turnPending = false })
+    return RESOLVED
+  }
+  if (now - sliceStart < SLICE_MS) return RESOLVED
+  return new Promise(resolve => setImmediate(resolve))
+}
 
 const u8 = (b: Buffer): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
 const i2osp2 = (n: number): Uint8Array => Uint8Array.of(n >> 8, n & 0xff)
@@ -98,9 +126,11 @@ function edPrivate (signKey: Uint8Array): KeyObject {
 
 export const signature: Signature = {
   async sign (signKey, message) {
+    await pace()
     return u8(edSign(null, message, edPrivate(signKey)))
   },
   async verify (publicKey, message, sig) {
+    await pace()
     if (publicKey.length !== 32 || sig.length !== 64) return false
     try {
       return edVerify(null, message, createPublicKey({ key: Buffer.concat([ED25519_SPKI, publicKey]), format: 'der', type: 'spki' }), sig)
@@ -109,6 +139,7 @@ export const signature: Signature = {
     }
   },
   async keygen () {
+    await pace()
     const seed = randomBytes(32)
     const pub = createPublicKey(edPrivate(seed)).export({ format: 'der', type: 'spki' }).subarray(ED25519_SPKI.length)
     return { signKey: u8(seed), publicKey: u8(pub) }
@@ -229,35 +260,41 @@ const asPublic = (x: XKey): PublicKey => x as unknown as PublicKey
 
 export const hpke: Hpke = {
   async seal (publicKey, plaintext, info, aad) {
+    await pace()
     const { secret, enc } = encap(asX(publicKey, 'public'))
     const ks = keySchedule(secret, info)
     return { ct: aeadSeal(ks.key, ks.nonce, aad ?? EMPTY, plaintext), enc }
   },
   async open (privateKey, kemOutput, ciphertext, info, aad) {
+    await pace()
     const ks = keySchedule(decap(kemOutput, asX(privateKey, 'private')), info)
     return aeadOpen(ks.key, ks.nonce, aad ?? EMPTY, ciphertext)
   },
   async exportSecret (publicKey, exporterContext, length, info) {
+    await pace()
     const { secret, enc } = encap(asX(publicKey, 'public'))
     return { enc, secret: labeledExpand(HPKE_SUITE, keySchedule(secret, info).exporter, 'sec', exporterContext, length) }
   },
   async importSecret (privateKey, exporterContext, kemOutput, length, info) {
+    await pace()
     const ks = keySchedule(decap(kemOutput, asX(privateKey, 'private')), info)
     return labeledExpand(HPKE_SUITE, ks.exporter, 'sec', exporterContext, length)
   },
-  async importPrivateKey (k) { return asPrivate(xPrivate(k)) },
-  async importPublicKey (k) { return asPublic(xPublic(k)) },
+  async importPrivateKey (k) { await pace(); return asPrivate(xPrivate(k)) },
+  async importPublicKey (k) { await pace(); return asPublic(xPublic(k)) },
   async exportPublicKey (k) { return asX(k, 'public').raw.slice() },
   async exportPrivateKey (k) { return asX(k, 'private').raw.slice() },
-  async encryptAead (key, nonce, aad, plaintext) { return aeadSeal(key, nonce, aad ?? EMPTY, plaintext) },
-  async decryptAead (key, nonce, aad, ciphertext) { return aeadOpen(key, nonce, aad ?? EMPTY, ciphertext) },
+  async encryptAead (key, nonce, aad, plaintext) { await pace(); return aeadSeal(key, nonce, aad ?? EMPTY, plaintext) },
+  async decryptAead (key, nonce, aad, ciphertext) { await pace(); return aeadOpen(key, nonce, aad ?? EMPTY, ciphertext) },
   /** DeriveKeyPair (RFC 9180 7.1.3): for X25519 the expanded bytes are the private key as they are */
   async deriveKeyPair (ikm) {
+    await pace()
     const prk = labeledExtract(KEM_SUITE, EMPTY, 'dkp_prk', ikm)
     const sk = xPrivate(labeledExpand(KEM_SUITE, prk, 'sk', EMPTY, NX))
     return { privateKey: asPrivate(sk), publicKey: asPublic(publicOf(sk)) }
   },
   async generateKeyPair () {
+    await pace()
     const sk = generate()
     return { privateKey: asPrivate(sk), publicKey: asPublic(publicOf(sk)) }
   },
@@ -266,17 +303,18 @@ export const hpke: Hpke = {
 }
 
 export const hash: Hash = {
-  async digest (data) { return digest(data) },
-  async mac (key, data) { return mac(key, data) },
+  async digest (data) { await pace(); return digest(data) },
+  async mac (key, data) { await pace(); return mac(key, data) },
   async verifyMac (key, tag, data) {
+    await pace()
     const expected = mac(key, data)
     return tag.length === expected.length && timingSafeEqual(tag, expected)
   }
 }
 
 export const kdf: Kdf = {
-  async extract (salt, ikm) { return extract(salt, ikm) },
-  async expand (prk, info, len) { return expand(prk, info, len) },
+  async extract (salt, ikm) { await pace(); return extract(salt, ikm) },
+  async expand (prk, info, len) { await pace(); return expand(prk, info, len) },
   size: NH
 }
 

@@ -10,10 +10,13 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { describe, it } from 'node:test'
-import { defaultCryptoProvider, getCiphersuiteFromName, getCiphersuiteImpl } from 'ts-mls'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { createCommit, createGroup, defaultCryptoProvider, getCiphersuiteFromName, getCiphersuiteImpl } from 'ts-mls'
 import { CryptoError } from 'ts-mls/mlsError.js'
 import { nodeCryptoProvider } from '../../../src/groups/crypto.ts'
 import { CIPHER_SUITE } from '../../../src/groups/constants.ts'
+import { clientConfig, newKeyPackage } from '../../../src/groups/identity.ts'
 
 const suite = getCiphersuiteFromName(CIPHER_SUITE)
 const ours = await getCiphersuiteImpl(suite, nodeCryptoProvider)
@@ -106,6 +109,23 @@ describe('groups: node:crypto MLS provider', () => {
     assert.equal(await ours.signature.verify(mine.publicKey, msg, sig2), false)
     assert.equal(await ours.signature.verify(rnd(31), msg, sig2), false)
     assert.equal(await ours.signature.verify(other.publicKey, msg, sig2.subarray(1)), false)
+  })
+
+  it('a long MLS operation gives the event loop back (synchronous primitives would hold it for the whole commit)', async () => {
+    const keys = await Promise.all(Array.from({ length: 40 }, async () => generateKeyPair('Ed25519')))
+    const kps = await Promise.all(keys.map(async k => newKeyPackage(k, peerIdFromPrivateKey(k), ours)))
+    const state = await createGroup(new Uint8Array(16).fill(3), kps[0]!.publicPackage, kps[0]!.privatePackage, [], ours, clientConfig(4))
+    let turns = 0
+    let done = false
+    const spin = (): void => { if (!done) { turns++; setImmediate(spin) } }
+    setImmediate(spin)
+    const t = performance.now()
+    await createCommit({ state, cipherSuite: ours }, { extraProposals: kps.slice(1).map(kp => ({ proposalType: 'add' as const, add: { keyPackage: kp.publicPackage } })), ratchetTreeExtension: true })
+    const took = performance.now() - t
+    done = true
+    // the commit (39 HPKE seals, the tree hash, the key schedule) takes well over one 2 ms slice
+    assert.ok(took > 4, `the commit took ${took} ms`)
+    assert.ok(turns >= 2, `only ${turns} turns of the event loop in ${took.toFixed(1)} ms`)
   })
 
   it('only suite 1', async () => {
