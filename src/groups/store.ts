@@ -15,9 +15,10 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto'
 import { mkdir, readdir, readFile, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
-import { decodeGroupState, encodeGroupState } from 'ts-mls'
+import { decodeGroupState } from 'ts-mls'
 import { writeFileAtomic } from '../utils/fs.ts'
 import { STATE_DIR } from './constants.ts'
+import { encodeState as encodeGroupState } from './state-codec.ts'
 import { CorruptGroupStateError } from './errors.ts'
 import type { PrivateKey } from '@libp2p/interface'
 import type { ClientConfig, ClientState } from 'ts-mls'
@@ -89,8 +90,8 @@ const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64')
  * operation returns a new one), so a state is encoded once. A save after a
  * commit writes both the new state and `prev`, which the save before it
  * already encoded, and the committer encodes the new state while it waits for
- * the acks ({@link GroupStore.prepare}); at 100 members one encoding costs
- * about 7 ms.
+ * the acks ({@link GroupStore.prepare}). The encoding itself reuses the bytes
+ * of the trees earlier states already had (`state-codec.ts`).
  */
 const encodedStates = new WeakMap<ClientState, string>()
 
