@@ -162,9 +162,14 @@ function xPublic (raw: Uint8Array): XKey {
   return { type: 'public', raw: raw.slice(), key: createPublicKey({ key: Buffer.concat([X25519_SPKI, raw]), format: 'der', type: 'spki' }) }
 }
 
-function publicOf (sk: XKey): XKey {
+/** The raw public key of a private key (computed once per key) */
+function publicBytes (sk: XKey): Uint8Array {
   if (sk.pub === undefined) sk.pub = u8(createPublicKey(sk.key).export({ format: 'der', type: 'spki' }).subarray(X25519_SPKI.length))
-  return xPublic(sk.pub)
+  return sk.pub
+}
+
+function publicOf (sk: XKey): XKey {
+  return xPublic(publicBytes(sk))
 }
 
 function asX (k: PrivateKey | PublicKey, type: 'private' | 'public'): XKey {
@@ -173,10 +178,10 @@ function asX (k: PrivateKey | PublicKey, type: 'private' | 'public'): XKey {
   return x
 }
 
-function dh (sk: XKey, pk: XKey): Uint8Array {
+function dh (sk: KeyObject, pk: KeyObject): Uint8Array {
   let out: Uint8Array
   try {
-    out = u8(diffieHellman({ privateKey: sk.key, publicKey: pk.key }))
+    out = u8(diffieHellman({ privateKey: sk, publicKey: pk }))
   } catch (err) {
     throw new CryptoError(`X25519 failed: ${(err as Error).message}`)
   }
@@ -212,27 +217,35 @@ function generate (): XKey {
   return { type: 'private', raw, key: privateKey }
 }
 
+/** Encap (RFC 9180 4.1); the ephemeral key is never exported (one HPKE seal per resolution node of a commit's path) */
 function encap (pkR: XKey): { secret: Uint8Array, enc: Uint8Array } {
-  const skE = generate()
-  const enc = publicOf(skE).raw
-  return { secret: sharedSecret(dh(skE, pkR), enc, pkR.raw), enc }
+  const { privateKey, publicKey } = generateKeyPairSync('x25519')
+  const enc = u8(publicKey.export({ format: 'der', type: 'spki' }).subarray(X25519_SPKI.length))
+  return { secret: sharedSecret(dh(privateKey, pkR.key), enc, pkR.raw), enc }
 }
 
 function decap (enc: Uint8Array, skR: XKey): Uint8Array {
-  return sharedSecret(dh(skR, xPublic(enc)), enc, publicOf(skR).raw)
+  return sharedSecret(dh(skR.key, xPublic(enc).key), enc, publicBytes(skR))
 }
 
-/** KeySchedule (RFC 9180 5.1), mode_base: no PSK */
-function keySchedule (secretIn: Uint8Array, info: Uint8Array): { key: Uint8Array, nonce: Uint8Array, exporter: Uint8Array } {
-  const pskIdHash = labeledExtract(HPKE_SUITE, EMPTY, 'psk_id_hash', EMPTY)
+/** psk_id_hash of mode_base (no PSK): a constant */
+const PSK_ID_HASH = labeledExtract(HPKE_SUITE, EMPTY, 'psk_id_hash', EMPTY)
+
+/** KeySchedule (RFC 9180 5.1), mode_base: the key and base nonce, or the exporter secret */
+function keySchedule (secretIn: Uint8Array, info: Uint8Array): { secret: Uint8Array, context: Uint8Array } {
   const infoHash = labeledExtract(HPKE_SUITE, EMPTY, 'info_hash', info)
-  const context = concat(Uint8Array.of(0x00), pskIdHash, infoHash)
-  const secret = labeledExtract(HPKE_SUITE, secretIn, 'secret', EMPTY)
-  return {
-    key: labeledExpand(HPKE_SUITE, secret, 'key', context, NK),
-    nonce: labeledExpand(HPKE_SUITE, secret, 'base_nonce', context, NN),
-    exporter: labeledExpand(HPKE_SUITE, secret, 'exp', context, NH)
-  }
+  return { context: concat(Uint8Array.of(0x00), PSK_ID_HASH, infoHash), secret: labeledExtract(HPKE_SUITE, secretIn, 'secret', EMPTY) }
+}
+
+function aeadKeys (secretIn: Uint8Array, info: Uint8Array): { key: Uint8Array, nonce: Uint8Array } {
+  const { secret, context } = keySchedule(secretIn, info)
+  return { key: labeledExpand(HPKE_SUITE, secret, 'key', context, NK), nonce: labeledExpand(HPKE_SUITE, secret, 'base_nonce', context, NN) }
+}
+
+/** Export (RFC 9180 5.3) of a fresh context */
+function exported (secretIn: Uint8Array, info: Uint8Array, exporterContext: Uint8Array, length: number): Uint8Array {
+  const { secret, context } = keySchedule(secretIn, info)
+  return labeledExpand(HPKE_SUITE, labeledExpand(HPKE_SUITE, secret, 'exp', context, NH), 'sec', exporterContext, length)
 }
 
 function aeadSeal (key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array {
@@ -262,23 +275,22 @@ export const hpke: Hpke = {
   async seal (publicKey, plaintext, info, aad) {
     await pace()
     const { secret, enc } = encap(asX(publicKey, 'public'))
-    const ks = keySchedule(secret, info)
+    const ks = aeadKeys(secret, info)
     return { ct: aeadSeal(ks.key, ks.nonce, aad ?? EMPTY, plaintext), enc }
   },
   async open (privateKey, kemOutput, ciphertext, info, aad) {
     await pace()
-    const ks = keySchedule(decap(kemOutput, asX(privateKey, 'private')), info)
+    const ks = aeadKeys(decap(kemOutput, asX(privateKey, 'private')), info)
     return aeadOpen(ks.key, ks.nonce, aad ?? EMPTY, ciphertext)
   },
   async exportSecret (publicKey, exporterContext, length, info) {
     await pace()
     const { secret, enc } = encap(asX(publicKey, 'public'))
-    return { enc, secret: labeledExpand(HPKE_SUITE, keySchedule(secret, info).exporter, 'sec', exporterContext, length) }
+    return { enc, secret: exported(secret, info, exporterContext, length) }
   },
   async importSecret (privateKey, exporterContext, kemOutput, length, info) {
     await pace()
-    const ks = keySchedule(decap(kemOutput, asX(privateKey, 'private')), info)
-    return labeledExpand(HPKE_SUITE, ks.exporter, 'sec', exporterContext, length)
+    return exported(decap(kemOutput, asX(privateKey, 'private')), info, exporterContext, length)
   },
   async importPrivateKey (k) { await pace(); return asPrivate(xPrivate(k)) },
   async importPublicKey (k) { await pace(); return asPublic(xPublic(k)) },
