@@ -9,7 +9,8 @@
  *    commit creation + fan-out to every member + all acks + apply and
  *    persist) and of `committer.remove({peer})`, beside ts-mls's bare
  *    `createCommit` for the same group state and the same proposal in the
- *    same run (ratio = ours / bare). Also, per change, the time until every
+ *    same run (ratio = ours / bare; bare runs on the service's crypto provider,
+ *    node:crypto, and again on ts-mls's default WebCrypto one). Also, per change, the time until every
  *    member (in its own process) has processed the commit, and two parts of
  *    the committer's cost on their own: one fan-out round of a small frame
  *    to every member (heartbeat, acks included) and one save of the group
@@ -45,7 +46,8 @@ import { noise } from '@libp2p/noise'
 import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
 import { createLibp2p } from 'libp2p'
-import { createCommit } from 'ts-mls'
+import { createCommit, defaultCryptoProvider, getCiphersuiteFromName, getCiphersuiteImpl } from 'ts-mls'
+import { CIPHER_SUITE } from '../../src/groups/constants.ts'
 import { groups } from '../../src/groups/index.ts'
 import { leafOf, newKeyPackage } from '../../src/groups/identity.ts'
 import { MessagingService } from '../../src/messaging/index.ts'
@@ -116,11 +118,13 @@ const libp2p = await createLibp2p({
 })
 const svc = groups({ home, heartbeatIntervalMs: 600_000, committerTimeoutMs: 3_600_000, selfUpdateIntervalMs: 0, ackTimeoutMs: 30_000, requestTimeoutMs: 60_000, framesPerSecond: 100_000 })({ libp2p, privateKey: key })
 await svc.start()
+/** ts-mls's own default provider (WebCrypto), for the second bare baseline */
+const webCrypto = await getCiphersuiteImpl(getCiphersuiteFromName(CIPHER_SUITE), defaultCryptoProvider)
 
 interface SizeResult {
   members: number
-  addMs: number, addBareMs: number, addAllAppliedMs: number
-  removeMs: number, removeBareMs: number, removeAllAppliedMs: number
+  addMs: number, addBareMs: number, addBareDefaultMs: number, addAllAppliedMs: number
+  removeMs: number, removeBareMs: number, removeBareDefaultMs: number, removeAllAppliedMs: number
   fanOutRoundMs: number, saveMs: number
   /** CPU time, ms: the committer per change, bare createCommit, the members' per member per change */
   addCpuMs: number, addBareCpuMs: number, addMemberCpuMs: number
@@ -155,7 +159,7 @@ async function membership (n: number): Promise<{ result: SizeResult, hosts: Host
   const waitAll = async (epoch: number): Promise<void> => { await Promise.all(hosts.map(async h => h.call({ cmd: 'waitEpoch', groupId, epoch, ids: all.map(m => m.id) }))) }
   await waitAll(Number(rec.state.groupContext.epoch))
   log(`group of ${n}: formed at epoch ${rec.state.groupContext.epoch}`)
-  const r: Record<string, number[]> = { add: [], addBare: [], addAll: [], remove: [], removeBare: [], removeAll: [], fan: [], save: [], addCpu: [], addBareCpu: [], addMemberCpu: [], removeCpu: [], removeBareCpu: [], removeMemberCpu: [] }
+  const r: Record<string, number[]> = { addBareDefault: [], removeBareDefault: [], add: [], addBare: [], addAll: [], remove: [], removeBare: [], removeAll: [], fan: [], save: [], addCpu: [], addBareCpu: [], addMemberCpu: [], removeCpu: [], removeBareCpu: [], removeMemberCpu: [] }
   const membersCpuMs = async (): Promise<number> => (await Promise.all(hosts.map(async h => h.call({ cmd: 'cpu' }) as Promise<{ us: number }>))).reduce((a, c) => a + c.us, 0) / 1000
   const outsiderKey = await generateKeyPair('Ed25519')
   const outsider = await newKeyPackage(outsiderKey, peerIdFromPrivateKey(outsiderKey), svc.cs)
@@ -183,9 +187,13 @@ async function membership (n: number): Promise<{ result: SizeResult, hosts: Host
     await svc.store.save(rec)
     r.save!.push(performance.now() - t)
     // bare ts-mls: the same group state, the same kind of proposal, not applied
+    const addBare = { extraProposals: [{ proposalType: 'add' as const, add: { keyPackage: outsider.publicPackage } }], ratchetTreeExtension: true }
+    t = performance.now()
+    await createCommit({ state: rec.state, cipherSuite: webCrypto }, addBare)
+    r.addBareDefault!.push(performance.now() - t)
     t = performance.now()
     let c = cpuMs()
-    await createCommit({ state: rec.state, cipherSuite: svc.cs }, { extraProposals: [{ proposalType: 'add', add: { keyPackage: outsider.publicPackage } }], ratchetTreeExtension: true })
+    await createCommit({ state: rec.state, cipherSuite: svc.cs }, addBare)
     r.addBare!.push(performance.now() - t)
     r.addBareCpu!.push(cpuMs() - c)
     let m0 = await membersCpuMs()
@@ -203,6 +211,9 @@ async function membership (n: number): Promise<{ result: SizeResult, hosts: Host
     r.addMemberCpu!.push((await membersCpuMs() - m0) / (n - 1))
     await profiled(profiling(i), 'add')
     const leaf = leafOf(rec.state, joiner)!
+    t = performance.now()
+    await createCommit({ state: rec.state, cipherSuite: webCrypto }, { extraProposals: [{ proposalType: 'remove', remove: { removed: leaf } }] })
+    r.removeBareDefault!.push(performance.now() - t)
     t = performance.now()
     c = cpuMs()
     await createCommit({ state: rec.state, cipherSuite: svc.cs }, { extraProposals: [{ proposalType: 'remove', remove: { removed: leaf } }] })
@@ -226,8 +237,8 @@ async function membership (n: number): Promise<{ result: SizeResult, hosts: Host
   const m = (k: string): number => round(median(r[k]!))
   const result = {
     members: n,
-    addMs: m('add'), addBareMs: m('addBare'), addAllAppliedMs: m('addAll'),
-    removeMs: m('remove'), removeBareMs: m('removeBare'), removeAllAppliedMs: m('removeAll'),
+    addMs: m('add'), addBareMs: m('addBare'), addBareDefaultMs: m('addBareDefault'), addAllAppliedMs: m('addAll'),
+    removeMs: m('remove'), removeBareMs: m('removeBare'), removeBareDefaultMs: m('removeBareDefault'), removeAllAppliedMs: m('removeAll'),
     fanOutRoundMs: m('fan'), saveMs: m('save'),
     addCpuMs: m('addCpu'), addBareCpuMs: m('addBareCpu'), addMemberCpuMs: m('addMemberCpu'),
     removeCpuMs: m('removeCpu'), removeBareCpuMs: m('removeBareCpu'), removeMemberCpuMs: m('removeMemberCpu')
@@ -301,10 +312,10 @@ if (args.json) {
   const ratio = (a: number, b: number): string => `${(a / b).toFixed(1)}×`
   const lines = [
     `committer in this process, members in ${procs} processes; load average ${loadStart} at start, ${loadEnd} at end (${cpus().length} CPUs)`, '',
-    '| members | add: commit+fan-out+acks | bare createCommit (add) | ratio | all applied | remove: commit+fan-out+acks | bare createCommit (remove) | ratio | all applied | fan-out round (heartbeat) | save state |',
-    '|---|---|---|---|---|---|---|---|---|---|---|'
+    '| members | add: commit+fan-out+acks | bare createCommit (add) | ratio | bare, ts-mls default provider | all applied | remove: commit+fan-out+acks | bare createCommit (remove) | ratio | bare, ts-mls default provider | all applied | fan-out round (heartbeat) | save state |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|'
   ]
-  for (const r of results) lines.push(`| ${r.members} | ${r.addMs} ms | ${r.addBareMs} ms | ${ratio(r.addMs, r.addBareMs)} | ${r.addAllAppliedMs} ms | ${r.removeMs} ms | ${r.removeBareMs} ms | ${ratio(r.removeMs, r.removeBareMs)} | ${r.removeAllAppliedMs} ms | ${r.fanOutRoundMs} ms | ${r.saveMs} ms |`)
+  for (const r of results) lines.push(`| ${r.members} | ${r.addMs} ms | ${r.addBareMs} ms | ${ratio(r.addMs, r.addBareMs)} | ${r.addBareDefaultMs} ms | ${r.addAllAppliedMs} ms | ${r.removeMs} ms | ${r.removeBareMs} ms | ${ratio(r.removeMs, r.removeBareMs)} | ${r.removeBareDefaultMs} ms | ${r.removeAllAppliedMs} ms | ${r.fanOutRoundMs} ms | ${r.saveMs} ms |`)
   lines.push('', 'CPU time (ms; less sensitive to load than the wall times above):', '',
     '| members | committer: add | bare createCommit (add) | ratio | members: add, per member | committer: remove | bare createCommit (remove) | ratio | members: remove, per member |',
     '|---|---|---|---|---|---|---|---|---|')
