@@ -86,6 +86,22 @@ interface StoredRecord {
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64')
 
 /**
+ * base64 of the commits and Welcomes in the commit log, by array: a log entry
+ * never changes, and every save writes the whole log again (up to
+ * `commitLogSize` commits, ~9 kB each for a remove at 100 members).
+ */
+const encodedBytes = new WeakMap<Uint8Array, string>()
+
+function b64Once (b: Uint8Array): string {
+  let text = encodedBytes.get(b)
+  if (text === undefined) {
+    text = b64(b)
+    encodedBytes.set(b, text)
+  }
+  return text
+}
+
+/**
  * Encoded states (base64): ts-mls never changes a state in place (every
  * operation returns a new one), so a state is encoded once. A save after a
  * commit writes both the new state and `prev`, which the save before it
@@ -116,6 +132,7 @@ export class GroupStore {
   private readonly dir: string
   private readonly key: Buffer
   private readonly config: ClientConfig
+  private made?: Promise<unknown>
 
   constructor (home: string, privateKey: PrivateKey, config: ClientConfig) {
     this.dir = join(home, STATE_DIR)
@@ -143,7 +160,7 @@ export class GroupStore {
       state: encodeState(record.state),
       ...(record.prev !== undefined ? { prev: encodeState(record.prev) } : {}),
       ...(record.last !== undefined ? { last: { epoch: record.last.epoch, term: record.last.term, hash: record.last.hash } } : {}),
-      log: record.log.map(e => ({ epoch: e.epoch, term: e.term, hash: e.hash, commit: b64(e.commit), at: e.at, ...(e.welcome !== undefined ? { welcome: b64(e.welcome), welcomeTo: e.welcomeTo ?? [] } : {}) })),
+      log: record.log.map(e => ({ epoch: e.epoch, term: e.term, hash: e.hash, commit: b64Once(e.commit), at: e.at, ...(e.welcome !== undefined ? { welcome: b64Once(e.welcome), welcomeTo: e.welcomeTo ?? [] } : {}) })),
       lastUpdate: record.lastUpdate,
       open
     }
@@ -151,8 +168,17 @@ export class GroupStore {
     const cipher = createCipheriv('aes-256-gcm', this.key, nonce)
     cipher.setAAD(this.aad(record.id))
     const ct = Buffer.concat([cipher.update(JSON.stringify(stored), 'utf8'), cipher.final()])
-    await mkdir(this.dir, { recursive: true, mode: 0o700 })
-    await writeFileAtomic(this.file(record.id), Buffer.concat([MAGIC, nonce, cipher.getAuthTag(), ct]))
+    const data = Buffer.concat([MAGIC, nonce, cipher.getAuthTag(), ct])
+    // the folder is made once per store (a system call less per save), and again if it went away
+    this.made ??= mkdir(this.dir, { recursive: true, mode: 0o700 }).catch((err: unknown) => { this.made = undefined; throw err })
+    await this.made
+    try {
+      await writeFileAtomic(this.file(record.id), data)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      await mkdir(this.dir, { recursive: true, mode: 0o700 })
+      await writeFileAtomic(this.file(record.id), data)
+    }
   }
 
   /** Encode `state` now (while waiting for something else), so that a later save of it costs no encoding. */
