@@ -9,7 +9,10 @@
  * parts are not changed in place by ts-mls (every operation copies the array
  * it changes), and the trees of an epoch become the historical entry of the
  * next one as the same objects: so after the first save each commit only
- * encodes its new ratchet tree and secret tree.
+ * encodes its new ratchet tree and secret tree, and of the new ratchet tree
+ * only the nodes the commit changed (a new tree shares its other nodes with
+ * the old one), of a secret tree after an application message only the
+ * node it ratcheted.
  * `test/unit/groups/state-codec.test.ts` checks the bytes against
  * `encodeGroupState`, which also notices a ts-mls upgrade that changes the
  * field order.
@@ -17,14 +20,15 @@
  * @module
  */
 
-import { bigintMapEncoder, varLenDataEncoder } from 'ts-mls/codec/variableLength.js'
-import { contramapBufferEncoders, encode } from 'ts-mls/codec/tlsEncoder.js'
+import { bigintMapEncoder, varLenDataEncoder, varLenTypeEncoder } from 'ts-mls/codec/variableLength.js'
+import { contramapBufferEncoder, contramapBufferEncoders, encode } from 'ts-mls/codec/tlsEncoder.js'
+import { optionalEncoder } from 'ts-mls/codec/optional.js'
 import { groupActiveStateEncoder } from 'ts-mls/groupActiveState.js'
 import { groupContextEncoder } from 'ts-mls/groupContext.js'
 import { keyScheduleEncoder } from 'ts-mls/keySchedule.js'
 import { privateKeyPathEncoder } from 'ts-mls/privateKeyPath.js'
-import { ratchetTreeEncoder } from 'ts-mls/ratchetTree.js'
-import { secretTreeEncoder } from 'ts-mls/secretTree.js'
+import { nodeEncoder, stripBlankNodes } from 'ts-mls/ratchetTree.js'
+import { secretTreeNodeEncoder } from 'ts-mls/secretTree.js'
 import { unappliedProposalsEncoder } from 'ts-mls/unappliedProposals.js'
 import type { BufferEncoder } from 'ts-mls/codec/tlsEncoder.js'
 import type { EpochReceiverData } from 'ts-mls/epochReceiverData.js'
@@ -44,8 +48,9 @@ function memo<T extends object> (enc: BufferEncoder<T>): BufferEncoder<T> {
   }
 }
 
-const ratchetTree = memo(ratchetTreeEncoder)
-const secretTree = memo(secretTreeEncoder)
+/** ts-mls's `ratchetTreeEncoder` and `secretTreeEncoder`, memoised by tree and by node */
+const ratchetTree = memo(contramapBufferEncoder(varLenTypeEncoder(optionalEncoder(memo(nodeEncoder))), stripBlankNodes))
+const secretTree = memo(varLenTypeEncoder(memo(secretTreeNodeEncoder)))
 
 /** ts-mls's `epochReceiverDataEncoder` (epochReceiverData.js), on the memoised trees */
 const epochReceiverData = memo(contramapBufferEncoders(
