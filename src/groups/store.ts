@@ -127,6 +127,39 @@ function decodeState (text: string, config: ClientConfig): ClientState {
   return { ...decoded[0], clientConfig: config }
 }
 
+/**
+ * The {@link StoredRecord} JSON of `record`, in parts (encrypted one after the
+ * other: the same bytes as their concatenation). The small fields go through
+ * JSON.stringify; the base64 texts (the states, the log's commits and
+ * Welcomes: ~0.8 MB at 100 members) need no escaping and are put in as they
+ * are, which spares JSON.stringify a scan of every character (~2.5 ms a save
+ * at 100 members, and every member saves each commit).
+ */
+function storedJson (record: GroupRecord, open: boolean): string[] {
+  const small: Omit<StoredRecord, 'state' | 'prev' | 'log'> = {
+    v: 1,
+    id: record.id,
+    name: record.name,
+    creator: record.creator,
+    term: record.term,
+    committer: record.committer,
+    ...(record.last !== undefined ? { last: { epoch: record.last.epoch, term: record.last.term, hash: record.last.hash } } : {}),
+    lastUpdate: record.lastUpdate,
+    open
+  }
+  const parts = [JSON.stringify(small).slice(0, -1), ',"state":"', encodeState(record.state), '"']
+  if (record.prev !== undefined) parts.push(',"prev":"', encodeState(record.prev), '"')
+  parts.push(',"log":[')
+  record.log.forEach((e, i) => {
+    const fields = JSON.stringify({ epoch: e.epoch, term: e.term, hash: e.hash, at: e.at, ...(e.welcome !== undefined ? { welcomeTo: e.welcomeTo ?? [] } : {}) })
+    parts.push((i > 0 ? ',' : '') + fields.slice(0, -1) + ',"commit":"', b64Once(e.commit), '"')
+    if (e.welcome !== undefined) parts.push(',"welcome":"', b64Once(e.welcome), '"')
+    parts.push('}')
+  })
+  parts.push(']}')
+  return parts
+}
+
 /** Encrypted, atomic persistence of {@link GroupRecord}s. */
 export class GroupStore {
   private readonly dir: string
@@ -150,24 +183,10 @@ export class GroupStore {
 
   /** Write `record`; `open` = false only at a clean stop. */
   async save (record: GroupRecord, open = true): Promise<void> {
-    const stored: StoredRecord = {
-      v: 1,
-      id: record.id,
-      name: record.name,
-      creator: record.creator,
-      term: record.term,
-      committer: record.committer,
-      state: encodeState(record.state),
-      ...(record.prev !== undefined ? { prev: encodeState(record.prev) } : {}),
-      ...(record.last !== undefined ? { last: { epoch: record.last.epoch, term: record.last.term, hash: record.last.hash } } : {}),
-      log: record.log.map(e => ({ epoch: e.epoch, term: e.term, hash: e.hash, commit: b64Once(e.commit), at: e.at, ...(e.welcome !== undefined ? { welcome: b64Once(e.welcome), welcomeTo: e.welcomeTo ?? [] } : {}) })),
-      lastUpdate: record.lastUpdate,
-      open
-    }
     const nonce = randomBytes(12)
     const cipher = createCipheriv('aes-256-gcm', this.key, nonce)
     cipher.setAAD(this.aad(record.id))
-    const ct = Buffer.concat([cipher.update(JSON.stringify(stored), 'utf8'), cipher.final()])
+    const ct = Buffer.concat([...storedJson(record, open).map(part => cipher.update(part, 'utf8')), cipher.final()])
     const data = Buffer.concat([MAGIC, nonce, cipher.getAuthTag(), ct])
     // the folder is made once per store (a system call less per save), and again if it went away
     this.made ??= mkdir(this.dir, { recursive: true, mode: 0o700 }).catch((err: unknown) => { this.made = undefined; throw err })

@@ -105,7 +105,7 @@ describe('groups: state at rest', () => {
     }
   })
 
-  it('keeps the commit log across saves, and makes the folder again if it went away', async () => {
+  it('keeps every field and the commit log across saves, and makes the folder again if it went away', async () => {
     const home = await mkdtemp(join(tmpdir(), 'agentnet-gstore-'))
     try {
       const key = await generateKeyPair('Ed25519')
@@ -118,13 +118,18 @@ describe('groups: state at rest', () => {
       const store = new GroupStore(home, key, config)
       const id = Buffer.from(groupId).toString('hex')
       const entry = (i: number): GroupRecord['log'][number] => ({ epoch: i, term: 1, hash: String(i), commit: new Uint8Array(100 + i).fill(i), at: i, ...(i === 2 ? { welcome: new Uint8Array([9, 9]), welcomeTo: ['x'] } : {}) })
-      const rec: GroupRecord = { id, groupId, name: 'g', creator: peer.toString(), term: 1, committer: peer.toString(), state, log: [entry(0), entry(1)], lastHeartbeat: 0, lastUpdate: 0 }
+      // a name that JSON must escape (the large base64 fields are put into the JSON as they are)
+      const name = 'g "quoted" \\ ü ✓ \n\u0001'
+      const rec: GroupRecord = { id, groupId, name, creator: peer.toString(), term: 3, committer: peer.toString(), state, prev: state, last: { epoch: 1, term: 3, hash: 'ab' }, log: [entry(0), entry(1)], lastHeartbeat: 0, lastUpdate: 7 }
       await store.save(rec)
       rec.log.push(entry(2))
       rec.log.shift()
       await rm(join(home, 'groups'), { recursive: true })
       await store.save(rec)
       const [loaded] = await store.loadAll(0)
+      assert.equal(loaded?.name, name)
+      assert.deepEqual([loaded?.term, loaded?.last, loaded?.lastUpdate, loaded?.unclean], [3, { epoch: 1, term: 3, hash: 'ab' }, 7, true])
+      assert.deepEqual(members(loaded!.prev!), [peer.toString()])
       assert.deepEqual(loaded?.log.map(e => [e.epoch, [...e.commit], e.welcome === undefined ? undefined : [...e.welcome], e.welcomeTo]), [
         [1, [...entry(1).commit], undefined, undefined], [2, [...entry(2).commit], [9, 9], ['x']]
       ])
