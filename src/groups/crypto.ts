@@ -87,7 +87,18 @@ function concat (...parts: Uint8Array[]): Uint8Array {
   for (const p of parts) { out.set(p, o); o += p.length }
   return out
 }
-const ascii = (s: string): Uint8Array => new TextEncoder().encode(s)
+const encoder = new TextEncoder()
+const ascii = (s: string): Uint8Array => encoder.encode(s)
+/** the bytes of the HPKE labels (a handful of constants, used on every seal and open) */
+const labels = new Map<string, Uint8Array>()
+function labelBytes (s: string): Uint8Array {
+  let bytes = labels.get(s)
+  if (bytes === undefined) {
+    bytes = ascii(s)
+    labels.set(s, bytes)
+  }
+  return bytes
+}
 
 // ------------------------------------------------------------------ hash, HMAC, HKDF (RFC 5869)
 
@@ -104,9 +115,13 @@ function extract (salt: Uint8Array, ikm: Uint8Array): Uint8Array {
   return mac(salt, ikm)
 }
 
+const ONE = Uint8Array.of(1)
+
 /** HKDF-Expand: T(i) = HMAC(prk, T(i-1) || info || i), the first `length` bytes of T(1) || T(2) || … */
 function expand (prk: Uint8Array, info: Uint8Array, length: number): Uint8Array {
   if (!Number.isInteger(length) || length < 0 || length > 255 * NH) throw new CryptoError(`HKDF-Expand length ${length} out of range`)
+  // nearly every call (MLS labels, HPKE keys and nonces) wants one block
+  if (length <= NH) return u8(createHmac('sha256', prk).update(info).update(ONE).digest()).slice(0, length)
   const out = new Uint8Array(length)
   let t: Uint8Array = new Uint8Array(0)
   for (let i = 1, o = 0; o < length; i++, o += NH) {
@@ -196,11 +211,11 @@ const KEM_SUITE = concat(ascii('KEM'), i2osp2(0x0020))
 const HPKE_SUITE = concat(ascii('HPKE'), i2osp2(0x0020), i2osp2(0x0001), i2osp2(0x0001))
 
 function labeledExtract (suite: Uint8Array, salt: Uint8Array, label: string, ikm: Uint8Array): Uint8Array {
-  return extract(salt, concat(HPKE_V1, suite, ascii(label), ikm))
+  return extract(salt, concat(HPKE_V1, suite, labelBytes(label), ikm))
 }
 
 function labeledExpand (suite: Uint8Array, prk: Uint8Array, label: string, info: Uint8Array, length: number): Uint8Array {
-  return expand(prk, concat(i2osp2(length), HPKE_V1, suite, ascii(label), info), length)
+  return expand(prk, concat(i2osp2(length), HPKE_V1, suite, labelBytes(label), info), length)
 }
 
 const EMPTY = new Uint8Array(0)
