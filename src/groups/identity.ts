@@ -90,8 +90,17 @@ export async function newKeyPackage (privateKey: PrivateKey, peerId: PeerId, imp
   )
 }
 
+/**
+ * ratchet tree → its members: members() runs several times per inbound frame
+ * (member check, committer of a term, rank); ts-mls copies a tree to change
+ * it, so one array always has the same members.
+ */
+const treeLeaves = new WeakMap<ClientState['ratchetTree'], ReadonlyArray<{ index: number, peer: string }>>()
+
 /** Members in leaf order (the succession order): leaf index and peer ID. */
-export function leaves (state: ClientState): Array<{ index: number, peer: string }> {
+export function leaves (state: ClientState): ReadonlyArray<{ index: number, peer: string }> {
+  const known = treeLeaves.get(state.ratchetTree)
+  if (known !== undefined) return known
   const out: Array<{ index: number, peer: string }> = []
   state.ratchetTree.forEach((node, i) => {
     if (node?.nodeType === 'leaf') {
@@ -99,6 +108,7 @@ export function leaves (state: ClientState): Array<{ index: number, peer: string
       if (peer !== undefined) out.push({ index: i / 2, peer })
     }
   })
+  treeLeaves.set(state.ratchetTree, out)
   return out
 }
 
