@@ -133,10 +133,38 @@ function expand (prk: Uint8Array, info: Uint8Array, length: number): Uint8Array 
 
 // ------------------------------------------------------------------ Ed25519
 
+/**
+ * Key objects of signing keys, by the array ts-mls passes (a state's
+ * `signaturePrivateKey`, the same array for every message), with the bytes
+ * they were made from: a key changed in place is not served from here.
+ */
+const signingKeys = new WeakMap<Uint8Array, { bytes: Uint8Array, key: KeyObject }>()
+
 function edPrivate (signKey: Uint8Array): KeyObject {
+  const known = signingKeys.get(signKey)
+  if (known !== undefined && known.bytes.length === signKey.length && timingSafeEqual(known.bytes, signKey)) return known.key
   // ts-mls hands over a 32-byte seed (our identity keys) or a PKCS#8 document (its own keygen)
-  if (signKey.length === 32) return createPrivateKey({ key: Buffer.concat([ED25519_PKCS8, signKey]), format: 'der', type: 'pkcs8' })
-  return createPrivateKey({ key: Buffer.from(signKey), format: 'der', type: 'pkcs8' })
+  const key = signKey.length === 32
+    ? createPrivateKey({ key: Buffer.concat([ED25519_PKCS8, signKey]), format: 'der', type: 'pkcs8' })
+    : createPrivateKey({ key: Buffer.from(signKey), format: 'der', type: 'pkcs8' })
+  signingKeys.set(signKey, { bytes: signKey.slice(), key })
+  return key
+}
+
+/** How many verification keys {@link edPublic} keeps (the members of the groups this node is in, typically) */
+const VERIFY_KEY_CACHE = 1024
+const verifyKeys = new Map<string, KeyObject>()
+
+/** The key object of an Ed25519 public key: every MLS message's signature is checked with its sender's (~20 µs to make) */
+function edPublic (publicKey: Uint8Array): KeyObject {
+  const id = Buffer.from(publicKey).toString('base64')
+  let key = verifyKeys.get(id)
+  if (key === undefined) {
+    key = createPublicKey({ key: Buffer.concat([ED25519_SPKI, publicKey]), format: 'der', type: 'spki' })
+    if (verifyKeys.size >= VERIFY_KEY_CACHE) verifyKeys.delete(verifyKeys.keys().next().value as string)
+    verifyKeys.set(id, key)
+  }
+  return key
 }
 
 export const signature: Signature = {
@@ -148,7 +176,7 @@ export const signature: Signature = {
     await pace()
     if (publicKey.length !== 32 || sig.length !== 64) return false
     try {
-      return edVerify(null, message, createPublicKey({ key: Buffer.concat([ED25519_SPKI, publicKey]), format: 'der', type: 'spki' }), sig)
+      return edVerify(null, message, edPublic(publicKey), sig)
     } catch {
       return false
     }

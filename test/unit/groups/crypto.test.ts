@@ -111,6 +111,21 @@ describe('groups: node:crypto MLS provider', () => {
     assert.equal(await ours.signature.verify(other.publicKey, msg, sig2.subarray(1)), false)
   })
 
+  it('Ed25519 key objects are reused only for the same key bytes', async () => {
+    const a = await ours.signature.keygen()
+    const b = await ours.signature.keygen()
+    const msg = rnd(40)
+    const key = a.signKey.slice()
+    assert.equal(await ours.signature.verify(a.publicKey, msg, await ours.signature.sign(key, msg)), true)
+    // the same array, now holding another key (changed in place): signs as that key
+    key.set(b.signKey)
+    const sig = await ours.signature.sign(key, msg)
+    assert.equal(await ours.signature.verify(b.publicKey, msg, sig), true)
+    assert.equal(await ours.signature.verify(a.publicKey, msg, sig), false)
+    // a verification key seen before still refuses what it did not sign
+    assert.equal(await ours.signature.verify(a.publicKey, msg, sig), false)
+  })
+
   it('a long MLS operation gives the event loop back (synchronous primitives would hold it for the whole commit)', async () => {
     const keys = await Promise.all(Array.from({ length: 40 }, async () => generateKeyPair('Ed25519')))
     const kps = await Promise.all(keys.map(async k => newKeyPackage(k, peerIdFromPrivateKey(k), ours)))
