@@ -30,7 +30,8 @@
  * `--quick` = sizes 10,25, 2 processes, 1 rep, 50 messages (under a minute).
  * `--profile-dir DIR` writes CPU profiles of the last rep's add and remove of the largest group there: the
  * committer's (`committer-add.cpuprofile`, `committer-remove.cpuprofile`) and each member process's
- * (`members-<i>-add.cpuprofile`, …), each covering only that change (node:inspector, 200 µs sampling).
+ * (`members-<i>-add.cpuprofile`, …), each covering only that change (node:inspector, 200 µs sampling);
+ * with size 10, also of the group sends of the throughput test (`committer-send`, `members-<i>-send`).
  * Progress on stderr, the table (or JSON) on stdout, with the load average
  * seen at start and end: the figures mean little on a loaded machine.
  */
@@ -268,8 +269,15 @@ async function throughput (hosts: Host[], groupId: string, joiner: string): Prom
   await Promise.all(hosts.map(async h => h.call({ cmd: 'waitEpoch', groupId, epoch, ids: peers })))
   for (let i = 0; i < 20; i++) await svc.send({ groupId, body, contentType: 'application/octet-stream' })
   let before = (await counts()).group
+  if (profileDir !== undefined) { await startProfile(); await Promise.all(hosts.map(async h => h.call({ cmd: 'profileStart' }))) }
   let t = performance.now()
   for (let i = 0; i < messages; i++) await svc.send({ groupId, body, contentType: 'application/octet-stream' })
+  if (profileDir !== undefined) {
+    const took = performance.now() - t
+    await stopProfile(profileDir, 'committer-send')
+    await Promise.all(hosts.map(async (h, j) => h.call({ cmd: 'profileStop', dir: profileDir, name: `members-${j}-send` })))
+    t = performance.now() - took
+  }
   // send() resolves once every member acknowledged the frame (it is decrypted on arrival)
   const groupS = (performance.now() - t) / 1000
   const got = (await counts()).group - before
