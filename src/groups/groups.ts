@@ -347,8 +347,9 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     for (const e of rec.log.slice(0, -1)) { delete e.welcome; delete e.welcomeTo }
     await this.save(rec)
     // members that acked know this commit; the others (missed it, or excluded) learn the new epoch now and catch up,
-    // the rest hear it with the next periodic heartbeat (a heartbeat to all after every commit doubled its frames)
-    void this.heartbeat(rec, members(rec.state).filter(p => !acked.includes(p)))
+    // the rest hear it with the next periodic heartbeat (a heartbeat to all after every commit doubled its frames);
+    // the peers the Welcome is for learn the group from it (a heartbeat first was refused: UnknownGroup, audited)
+    void this.heartbeat(rec, members(rec.state).filter(p => !acked.includes(p) && !opts.welcome.includes(p)))
     if (welcome !== undefined) this.sendWelcome(rec, welcome, opts.welcome, hash, acked)
   }
 

@@ -16,19 +16,20 @@
 
 import { peerIdFromString } from '@libp2p/peer-id'
 import {
-  defaultCapabilities, defaultCryptoProvider, defaultLifetime, defaultKeyRetentionConfig, defaultLifetimeConfig,
+  defaultCapabilities, defaultLifetime, defaultKeyRetentionConfig, defaultLifetimeConfig,
   defaultKeyPackageEqualityConfig, defaultPaddingConfig, generateKeyPackageWithKey, getCiphersuiteFromName, getCiphersuiteImpl
 } from 'ts-mls'
 import { CIPHER_SUITE } from './constants.ts'
+import { nodeCryptoProvider } from './crypto.ts'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import type { AuthenticationService, CiphersuiteImpl, ClientConfig, ClientState, Credential, KeyPackage, PrivateKeyPackage } from 'ts-mls'
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
-/** The suite implementation (WebCrypto for signatures, the default provider). */
+/** The suite implementation: node:crypto's synchronous primitives (crypto.ts says why not ts-mls's WebCrypto default). */
 export async function cipherSuite (): Promise<CiphersuiteImpl> {
-  return getCiphersuiteImpl(getCiphersuiteFromName(CIPHER_SUITE), defaultCryptoProvider)
+  return getCiphersuiteImpl(getCiphersuiteFromName(CIPHER_SUITE), nodeCryptoProvider)
 }
 
 /** credential → the peer it names: members() runs on every inbound frame, and parsing 100 peer IDs each time showed in profiles */
@@ -89,8 +90,17 @@ export async function newKeyPackage (privateKey: PrivateKey, peerId: PeerId, imp
   )
 }
 
+/**
+ * ratchet tree → its members: members() runs several times per inbound frame
+ * (member check, committer of a term, rank); ts-mls copies a tree to change
+ * it, so one array always has the same members.
+ */
+const treeLeaves = new WeakMap<ClientState['ratchetTree'], ReadonlyArray<{ index: number, peer: string }>>()
+
 /** Members in leaf order (the succession order): leaf index and peer ID. */
-export function leaves (state: ClientState): Array<{ index: number, peer: string }> {
+export function leaves (state: ClientState): ReadonlyArray<{ index: number, peer: string }> {
+  const known = treeLeaves.get(state.ratchetTree)
+  if (known !== undefined) return known
   const out: Array<{ index: number, peer: string }> = []
   state.ratchetTree.forEach((node, i) => {
     if (node?.nodeType === 'leaf') {
@@ -98,6 +108,7 @@ export function leaves (state: ClientState): Array<{ index: number, peer: string
       if (peer !== undefined) out.push({ index: i / 2, peer })
     }
   })
+  treeLeaves.set(state.ratchetTree, out)
   return out
 }
 

@@ -2,14 +2,18 @@
  * Groups benchmark (issue 12), in the user's setting: the committer is this
  * process, the members are spread over `--procs` child processes (spawned
  * with `node`, `fixtures/group-members.ts`), every member its own libp2p
- * node (TCP, Noise, yamux on 127.0.0.1) with its own key and home.
+ * node (TCP, Noise, yamux on 127.0.0.1) with its own key and home. libp2p's
+ * connection monitor (a ping to every connection every 10 s) is off in every
+ * node: at 100 members it cost the committer ~100 ms of CPU whenever it fell
+ * inside a measured change.
  *
  * 1. Membership change in groups of 10, 50 and 100 members (the committer
  *    included): the time of `committer.add({peer})` (key package fetch +
  *    commit creation + fan-out to every member + all acks + apply and
  *    persist) and of `committer.remove({peer})`, beside ts-mls's bare
  *    `createCommit` for the same group state and the same proposal in the
- *    same run (ratio = ours / bare). Also, per change, the time until every
+ *    same run (ratio = ours / bare; bare runs on the service's crypto provider,
+ *    node:crypto, and again on ts-mls's default WebCrypto one). Also, per change, the time until every
  *    member (in its own process) has processed the commit, and two parts of
  *    the committer's cost on their own: one fan-out round of a small frame
  *    to every member (heartbeat, acks included) and one save of the group
@@ -24,7 +28,10 @@
  *
  * Run: `./node_modules/.bin/node test/bench/groups.bench.ts [--quick] [--sizes 10,50,100] [--procs 4] [--reps 3] [--messages 200] [--json] [--profile-dir DIR]`
  * `--quick` = sizes 10,25, 2 processes, 1 rep, 50 messages (under a minute).
- * `--profile-dir` writes a CPU profile of every process (committer and members) there.
+ * `--profile-dir DIR` writes CPU profiles of the last rep's add and remove of the largest group there: the
+ * committer's (`committer-add.cpuprofile`, `committer-remove.cpuprofile`) and each member process's
+ * (`members-<i>-add.cpuprofile`, …), each covering only that change (node:inspector, 200 µs sampling);
+ * with size 10, also of the group sends of the throughput test (`committer-send`, `members-<i>-send`).
  * Progress on stderr, the table (or JSON) on stdout, with the load average
  * seen at start and end: the figures mean little on a loaded machine.
  */
@@ -43,10 +50,12 @@ import { noise } from '@libp2p/noise'
 import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
 import { createLibp2p } from 'libp2p'
-import { createCommit } from 'ts-mls'
+import { createCommit, defaultCryptoProvider, getCiphersuiteFromName, getCiphersuiteImpl } from 'ts-mls'
+import { CIPHER_SUITE } from '../../src/groups/constants.ts'
 import { groups } from '../../src/groups/index.ts'
 import { leafOf, newKeyPackage } from '../../src/groups/identity.ts'
 import { MessagingService } from '../../src/messaging/index.ts'
+import { startProfile, stopProfile } from './fixtures/cpu-profile.ts'
 import type { ChildProcess } from 'node:child_process'
 
 const { values: args } = parseArgs({
@@ -79,8 +88,7 @@ class Host {
   readonly ready: Promise<void>
 
   constructor () {
-    const execArgv = profileDir !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []
-    this.child = fork(FIXTURE, [], { execPath: process.execPath, execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    this.child = fork(FIXTURE, [], { execPath: process.execPath, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     this.ready = new Promise((resolve, reject) => {
       this.waiting.set(0, { resolve: () => { resolve() }, reject })
     })
@@ -110,15 +118,20 @@ const libp2p = await createLibp2p({
   transports: [tcp()],
   connectionEncrypters: [noise()],
   streamMuxers: [yamux()],
-  connectionManager: { inboundConnectionThreshold: 100_000, maxConnections: 1000 }
+  connectionManager: { inboundConnectionThreshold: 100_000, maxConnections: 1000 },
+  // libp2p pings every connection every 10 s (here: 100 streams refused at once, ~100 ms of CPU in the
+  // committer): unrelated to the change measured, it landed in some reps and not others
+  connectionMonitor: { enabled: false }
 })
 const svc = groups({ home, heartbeatIntervalMs: 600_000, committerTimeoutMs: 3_600_000, selfUpdateIntervalMs: 0, ackTimeoutMs: 30_000, requestTimeoutMs: 60_000, framesPerSecond: 100_000 })({ libp2p, privateKey: key })
 await svc.start()
+/** ts-mls's own default provider (WebCrypto), for the second bare baseline */
+const webCrypto = await getCiphersuiteImpl(getCiphersuiteFromName(CIPHER_SUITE), defaultCryptoProvider)
 
 interface SizeResult {
   members: number
-  addMs: number, addBareMs: number, addAllAppliedMs: number
-  removeMs: number, removeBareMs: number, removeAllAppliedMs: number
+  addMs: number, addBareMs: number, addBareDefaultMs: number, addAllAppliedMs: number
+  removeMs: number, removeBareMs: number, removeBareDefaultMs: number, removeAllAppliedMs: number
   fanOutRoundMs: number, saveMs: number
   /** CPU time, ms: the committer per change, bare createCommit, the members' per member per change */
   addCpuMs: number, addBareCpuMs: number, addMemberCpuMs: number
@@ -153,11 +166,26 @@ async function membership (n: number): Promise<{ result: SizeResult, hosts: Host
   const waitAll = async (epoch: number): Promise<void> => { await Promise.all(hosts.map(async h => h.call({ cmd: 'waitEpoch', groupId, epoch, ids: all.map(m => m.id) }))) }
   await waitAll(Number(rec.state.groupContext.epoch))
   log(`group of ${n}: formed at epoch ${rec.state.groupContext.epoch}`)
-  const r: Record<string, number[]> = { add: [], addBare: [], addAll: [], remove: [], removeBare: [], removeAll: [], fan: [], save: [], addCpu: [], addBareCpu: [], addMemberCpu: [], removeCpu: [], removeBareCpu: [], removeMemberCpu: [] }
+  const r: Record<string, number[]> = { addBareDefault: [], removeBareDefault: [], add: [], addBare: [], addAll: [], remove: [], removeBare: [], removeAll: [], fan: [], save: [], addCpu: [], addBareCpu: [], addMemberCpu: [], removeCpu: [], removeBareCpu: [], removeMemberCpu: [] }
   const membersCpuMs = async (): Promise<number> => (await Promise.all(hosts.map(async h => h.call({ cmd: 'cpu' }) as Promise<{ us: number }>))).reduce((a, c) => a + c.us, 0) / 1000
   const outsiderKey = await generateKeyPair('Ed25519')
   const outsider = await newKeyPackage(outsiderKey, peerIdFromPrivateKey(outsiderKey), svc.cs)
   const joinerHost = where.get(joiner)!
+  // profiles of the last rep of the largest group only, each covering one change (committer and member processes)
+  const profiling = (i: number): boolean => profileDir !== undefined && i === reps - 1 && n === Math.max(...sizes)
+  const profile = async (on: boolean): Promise<void> => {
+    if (!on) return
+    await startProfile()
+    await Promise.all(hosts.map(async h => h.call({ cmd: 'profileStart' })))
+  }
+  // the committer's covers the change (until add/remove resolves), the members' until all have applied it
+  const committerProfiled = async (on: boolean, what: string): Promise<void> => {
+    if (on && profileDir !== undefined) await stopProfile(profileDir, `committer-${what}`)
+  }
+  const profiled = async (on: boolean, what: string): Promise<void> => {
+    if (!on || profileDir === undefined) return
+    await Promise.all(hosts.map(async (h, j) => h.call({ cmd: 'profileStop', dir: profileDir, name: `members-${j}-${what}` })))
+  }
   for (let i = 0; i < reps; i++) {
     let t = performance.now()
     await svc.heartbeat(rec)
@@ -166,45 +194,58 @@ async function membership (n: number): Promise<{ result: SizeResult, hosts: Host
     await svc.store.save(rec)
     r.save!.push(performance.now() - t)
     // bare ts-mls: the same group state, the same kind of proposal, not applied
+    const addBare = { extraProposals: [{ proposalType: 'add' as const, add: { keyPackage: outsider.publicPackage } }], ratchetTreeExtension: true }
+    t = performance.now()
+    await createCommit({ state: rec.state, cipherSuite: webCrypto }, addBare)
+    r.addBareDefault!.push(performance.now() - t)
     t = performance.now()
     let c = cpuMs()
-    await createCommit({ state: rec.state, cipherSuite: svc.cs }, { extraProposals: [{ proposalType: 'add', add: { keyPackage: outsider.publicPackage } }], ratchetTreeExtension: true })
+    await createCommit({ state: rec.state, cipherSuite: svc.cs }, addBare)
     r.addBare!.push(performance.now() - t)
     r.addBareCpu!.push(cpuMs() - c)
     let m0 = await membersCpuMs()
+    await profile(profiling(i))
     t = performance.now()
     c = cpuMs()
     await svc.add({ groupId, peer: joiner })
     r.add!.push(performance.now() - t)
     r.addCpu!.push(cpuMs() - c)
+    await committerProfiled(profiling(i), 'add')
     const target = Number(rec.state.groupContext.epoch)
     await Promise.all([waitAll(target), joinerHost.call({ cmd: 'waitEpoch', groupId, epoch: target, ids: [joiner] })])
     r.addAll!.push(performance.now() - t)
     // the members' CPU for the change (key package, commit processing, Welcome) per member
     r.addMemberCpu!.push((await membersCpuMs() - m0) / (n - 1))
+    await profiled(profiling(i), 'add')
     const leaf = leafOf(rec.state, joiner)!
+    t = performance.now()
+    await createCommit({ state: rec.state, cipherSuite: webCrypto }, { extraProposals: [{ proposalType: 'remove', remove: { removed: leaf } }] })
+    r.removeBareDefault!.push(performance.now() - t)
     t = performance.now()
     c = cpuMs()
     await createCommit({ state: rec.state, cipherSuite: svc.cs }, { extraProposals: [{ proposalType: 'remove', remove: { removed: leaf } }] })
     r.removeBare!.push(performance.now() - t)
     r.removeBareCpu!.push(cpuMs() - c)
     m0 = await membersCpuMs()
+    await profile(profiling(i))
     t = performance.now()
     c = cpuMs()
     await svc.remove({ groupId, peer: joiner })
     r.remove!.push(performance.now() - t)
     r.removeCpu!.push(cpuMs() - c)
+    await committerProfiled(profiling(i), 'remove')
     const target2 = Number(rec.state.groupContext.epoch)
     await Promise.all([waitAll(target2), joinerHost.call({ cmd: 'waitGone', groupId, member: joiner })])
     r.removeAll!.push(performance.now() - t)
     r.removeMemberCpu!.push((await membersCpuMs() - m0) / (n - 1))
+    await profiled(profiling(i), 'remove')
     log(`group of ${n}: rep ${i + 1}: add ${round(r.add!.at(-1)!)} ms (bare ${round(r.addBare!.at(-1)!)}), remove ${round(r.remove!.at(-1)!)} ms (bare ${round(r.removeBare!.at(-1)!)}), fan-out round ${round(r.fan!.at(-1)!)} ms, save ${round(r.save!.at(-1)!)} ms; load ${load()}`)
   }
   const m = (k: string): number => round(median(r[k]!))
   const result = {
     members: n,
-    addMs: m('add'), addBareMs: m('addBare'), addAllAppliedMs: m('addAll'),
-    removeMs: m('remove'), removeBareMs: m('removeBare'), removeAllAppliedMs: m('removeAll'),
+    addMs: m('add'), addBareMs: m('addBare'), addBareDefaultMs: m('addBareDefault'), addAllAppliedMs: m('addAll'),
+    removeMs: m('remove'), removeBareMs: m('removeBare'), removeBareDefaultMs: m('removeBareDefault'), removeAllAppliedMs: m('removeAll'),
     fanOutRoundMs: m('fan'), saveMs: m('save'),
     addCpuMs: m('addCpu'), addBareCpuMs: m('addBareCpu'), addMemberCpuMs: m('addMemberCpu'),
     removeCpuMs: m('removeCpu'), removeBareCpuMs: m('removeBareCpu'), removeMemberCpuMs: m('removeMemberCpu')
@@ -228,8 +269,15 @@ async function throughput (hosts: Host[], groupId: string, joiner: string): Prom
   await Promise.all(hosts.map(async h => h.call({ cmd: 'waitEpoch', groupId, epoch, ids: peers })))
   for (let i = 0; i < 20; i++) await svc.send({ groupId, body, contentType: 'application/octet-stream' })
   let before = (await counts()).group
+  if (profileDir !== undefined) { await startProfile(); await Promise.all(hosts.map(async h => h.call({ cmd: 'profileStart' }))) }
   let t = performance.now()
   for (let i = 0; i < messages; i++) await svc.send({ groupId, body, contentType: 'application/octet-stream' })
+  if (profileDir !== undefined) {
+    const took = performance.now() - t
+    await stopProfile(profileDir, 'committer-send')
+    await Promise.all(hosts.map(async (h, j) => h.call({ cmd: 'profileStop', dir: profileDir, name: `members-${j}-send` })))
+    t = performance.now() - took
+  }
   // send() resolves once every member acknowledged the frame (it is decrypted on arrival)
   const groupS = (performance.now() - t) / 1000
   const got = (await counts()).group - before
@@ -278,10 +326,10 @@ if (args.json) {
   const ratio = (a: number, b: number): string => `${(a / b).toFixed(1)}×`
   const lines = [
     `committer in this process, members in ${procs} processes; load average ${loadStart} at start, ${loadEnd} at end (${cpus().length} CPUs)`, '',
-    '| members | add: commit+fan-out+acks | bare createCommit (add) | ratio | all applied | remove: commit+fan-out+acks | bare createCommit (remove) | ratio | all applied | fan-out round (heartbeat) | save state |',
-    '|---|---|---|---|---|---|---|---|---|---|---|'
+    '| members | add: commit+fan-out+acks | bare createCommit (add) | ratio | bare, ts-mls default provider | all applied | remove: commit+fan-out+acks | bare createCommit (remove) | ratio | bare, ts-mls default provider | all applied | fan-out round (heartbeat) | save state |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|'
   ]
-  for (const r of results) lines.push(`| ${r.members} | ${r.addMs} ms | ${r.addBareMs} ms | ${ratio(r.addMs, r.addBareMs)} | ${r.addAllAppliedMs} ms | ${r.removeMs} ms | ${r.removeBareMs} ms | ${ratio(r.removeMs, r.removeBareMs)} | ${r.removeAllAppliedMs} ms | ${r.fanOutRoundMs} ms | ${r.saveMs} ms |`)
+  for (const r of results) lines.push(`| ${r.members} | ${r.addMs} ms | ${r.addBareMs} ms | ${ratio(r.addMs, r.addBareMs)} | ${r.addBareDefaultMs} ms | ${r.addAllAppliedMs} ms | ${r.removeMs} ms | ${r.removeBareMs} ms | ${ratio(r.removeMs, r.removeBareMs)} | ${r.removeBareDefaultMs} ms | ${r.removeAllAppliedMs} ms | ${r.fanOutRoundMs} ms | ${r.saveMs} ms |`)
   lines.push('', 'CPU time (ms; less sensitive to load than the wall times above):', '',
     '| members | committer: add | bare createCommit (add) | ratio | members: add, per member | committer: remove | bare createCommit (remove) | ratio | members: remove, per member |',
     '|---|---|---|---|---|---|---|---|---|')

@@ -69,6 +69,8 @@ describe('groups: three members on real nodes', () => {
     await b.svc.add({ groupId, peer: d.id })
     await waitFor('D joined', () => epochOf(d, groupId) === 3 && epochOf(c, groupId) === 3)
     assert.deepEqual(d.svc.list()[0]?.members, [a.id, b.id, c.id, d.id])
+    // the joiner learns the group from its Welcome only: no frame of the group reached it before (it would refuse it as UnknownGroup)
+    assert.deepEqual(d.audit.filter(e => e.type === 'groups.rejected').map(e => e.code), [])
     await d.svc.send({ groupId, body: await guarded('D here'), contentType: 'text/plain' })
     await waitFor('D heard', () => c.received.some(m => m.text === 'D here'))
   })

@@ -14,6 +14,7 @@ import { createGroup } from 'ts-mls'
 import { decodeBody, encodeBody, peerAuthenticationService, GroupsError } from '../../../src/groups/index.ts'
 import { cipherSuite, clientConfig, members, newKeyPackage } from '../../../src/groups/identity.ts'
 import { GroupStore } from '../../../src/groups/store.ts'
+import type { GroupRecord } from '../../../src/groups/store.ts'
 import { successors } from '../../../src/groups/inbound.ts'
 
 const enc = new TextEncoder()
@@ -99,6 +100,39 @@ describe('groups: state at rest', () => {
       await rm(join(home, 'groups', file))
       await writeFile(join(home, 'groups', `${'ab'.repeat(16)}.bin`), bytes)
       await assert.rejects(store.loadAll(0), (err: unknown) => err instanceof GroupsError && err.code === 'CorruptGroupState')
+    } finally {
+      await rm(home, { recursive: true, force: true })
+    }
+  })
+
+  it('keeps every field and the commit log across saves, and makes the folder again if it went away', async () => {
+    const home = await mkdtemp(join(tmpdir(), 'agentnet-gstore-'))
+    try {
+      const key = await generateKeyPair('Ed25519')
+      const peer = peerIdFromPrivateKey(key)
+      const cs = await cipherSuite()
+      const config = clientConfig(4)
+      const kp = await newKeyPackage(key, peer, cs)
+      const groupId = new Uint8Array(16).fill(5)
+      const state = await createGroup(groupId, kp.publicPackage, kp.privatePackage, [], cs, config)
+      const store = new GroupStore(home, key, config)
+      const id = Buffer.from(groupId).toString('hex')
+      const entry = (i: number): GroupRecord['log'][number] => ({ epoch: i, term: 1, hash: String(i), commit: new Uint8Array(100 + i).fill(i), at: i, ...(i === 2 ? { welcome: new Uint8Array([9, 9]), welcomeTo: ['x'] } : {}) })
+      // a name that JSON must escape (the large base64 fields are put into the JSON as they are)
+      const name = 'g "quoted" \\ ü ✓ \n\u0001'
+      const rec: GroupRecord = { id, groupId, name, creator: peer.toString(), term: 3, committer: peer.toString(), state, prev: state, last: { epoch: 1, term: 3, hash: 'ab' }, log: [entry(0), entry(1)], lastHeartbeat: 0, lastUpdate: 7 }
+      await store.save(rec)
+      rec.log.push(entry(2))
+      rec.log.shift()
+      await rm(join(home, 'groups'), { recursive: true })
+      await store.save(rec)
+      const [loaded] = await store.loadAll(0)
+      assert.equal(loaded?.name, name)
+      assert.deepEqual([loaded?.term, loaded?.last, loaded?.lastUpdate, loaded?.unclean], [3, { epoch: 1, term: 3, hash: 'ab' }, 7, true])
+      assert.deepEqual(members(loaded!.prev!), [peer.toString()])
+      assert.deepEqual(loaded?.log.map(e => [e.epoch, [...e.commit], e.welcome === undefined ? undefined : [...e.welcome], e.welcomeTo]), [
+        [1, [...entry(1).commit], undefined, undefined], [2, [...entry(2).commit], [9, 9], ['x']]
+      ])
     } finally {
       await rm(home, { recursive: true, force: true })
     }
