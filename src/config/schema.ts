@@ -80,7 +80,7 @@ export const SCHEMA = {
   },
   crypto: {
     workers: field<'auto' | number>('auto', autoOrInteger(0, 64), 'worker threads for Ed25519 verify and sign (`auto`: one per core beyond the first, none on one core; `0`: all on the main thread); used only while the main thread is busy (see `crypto.offloadUtilization`) or for signed data of 64 KiB and more'),
-    offloadUtilization: field(0.9, fraction(0, 1), 'main-thread event-loop utilisation (over 50 ms) from which Ed25519 goes to the workers, and while the thread would be that busy with it back inline (`0`: always; `1`: only when saturated); below it the thread hop would only add latency')
+    offloadUtilization: field(0.75, fraction(0, 1), 'main-thread event-loop utilisation (over 50 ms) from which Ed25519 goes to the workers, and while the thread would be that busy with it back inline (`0`: always; `1`: only when saturated); below it the thread hop would only add latency')
   },
   tokens: {
     protectedServices: field<string[]>([], serviceList, 'services that refuse requests without a valid session token'),

@@ -16,7 +16,7 @@
  * - its data is at least `largeJobBytes` (hashing a large body inline would
  *   stall every other peer for milliseconds), or
  * - the main thread is saturated: its event-loop utilisation over the last
- *   {@link LOAD_SAMPLE_MS} is at least `offloadUtilization` (0.9). Once
+ *   {@link LOAD_SAMPLE_MS} is at least `offloadUtilization` (0.75). Once
  *   offloading, the pool stays with it while the utilisation the thread
  *   would have with the crypto back inline (the measured one plus the
  *   window's jobs times the measured cost of an inline job) is still at least
@@ -27,7 +27,9 @@
  * would only add a round trip of latency to each), keeps the lowest latency
  * (inline); a saturated one spreads the crypto over the other cores. The
  * threshold was 0.5 at first: a node answering sequential requests sits at
- * 0.5–0.7 and paid a thread hop on every request. For body-digest schemes
+ * about 0.5 and paid a thread hop on every request; a receiver saturated by
+ * one-way messages sits at 0.8–0.95 (measured with test/bench/messaging.bench.ts),
+ * so 0.75 is between the two. For body-digest schemes
  * (`verifyDigested`, `signDigested`) a handed-off job carries the header and
  * the body, and the worker computes the body's SHA-256 as well, so the main
  * thread neither hashes nor signs a large body. `workers: 'auto'` is one worker
@@ -55,7 +57,7 @@ import type { KeyObject } from 'node:crypto'
 import type { EventLoopUtilization } from 'node:perf_hooks'
 
 /** Default {@link CryptoPoolInit.offloadUtilization}. */
-export const DEFAULT_OFFLOAD_UTILIZATION = 0.9
+export const DEFAULT_OFFLOAD_UTILIZATION = 0.75
 /** Default {@link CryptoPoolInit.largeJobBytes}: 64 KiB. */
 export const DEFAULT_LARGE_JOB_BYTES = 64 * 1024
 /** Default {@link CryptoPoolInit.maxBatchJobs}. */
@@ -92,7 +94,7 @@ export interface CryptoPoolInit {
    * workers; 0 sends every job, 1 keeps small jobs inline unless the loop is
    * saturated.
    *
-   * @default 0.9
+   * @default 0.75
    */
   offloadUtilization?: number
   /**
