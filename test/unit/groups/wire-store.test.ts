@@ -65,19 +65,23 @@ describe('groups: authentication service', () => {
   })
 })
 
+/** A home with a GroupStore and a one-member group state in it, for the store tests */
+async function storeFixture (fill: number) {
+  const home = await mkdtemp(join(tmpdir(), 'agentnet-gstore-'))
+  const key = await generateKeyPair('Ed25519')
+  const peer = peerIdFromPrivateKey(key)
+  const cs = await cipherSuite()
+  const config = clientConfig(4)
+  const kp = await newKeyPackage(key, peer, cs)
+  const groupId = new Uint8Array(16).fill(fill)
+  const state = await createGroup(groupId, kp.publicPackage, kp.privatePackage, [], cs, config)
+  return { home, key, peer, config, groupId, state, store: new GroupStore(home, key, config), id: Buffer.from(groupId).toString('hex') }
+}
+
 describe('groups: state at rest', () => {
   it('is encrypted, authenticated and bound to its file name', async () => {
-    const home = await mkdtemp(join(tmpdir(), 'agentnet-gstore-'))
+    const { home, key, peer, config, groupId, state, store, id } = await storeFixture(9)
     try {
-      const key = await generateKeyPair('Ed25519')
-      const peer = peerIdFromPrivateKey(key)
-      const cs = await cipherSuite()
-      const config = clientConfig(4)
-      const kp = await newKeyPackage(key, peer, cs)
-      const groupId = new Uint8Array(16).fill(9)
-      const state = await createGroup(groupId, kp.publicPackage, kp.privatePackage, [], cs, config)
-      const store = new GroupStore(home, key, config)
-      const id = Buffer.from(groupId).toString('hex')
       await store.save({ id, groupId, name: 'very secret name', creator: peer.toString(), term: 1, committer: peer.toString(), state, log: [], lastHeartbeat: 0, lastUpdate: 0 }, false)
       const [file] = await readdir(join(home, 'groups'))
       assert.equal(file, `${id}.bin`)
@@ -106,17 +110,8 @@ describe('groups: state at rest', () => {
   })
 
   it('keeps every field and the commit log across saves, and makes the folder again if it went away', async () => {
-    const home = await mkdtemp(join(tmpdir(), 'agentnet-gstore-'))
+    const { home, key, peer, groupId, state, store, id } = await storeFixture(5)
     try {
-      const key = await generateKeyPair('Ed25519')
-      const peer = peerIdFromPrivateKey(key)
-      const cs = await cipherSuite()
-      const config = clientConfig(4)
-      const kp = await newKeyPackage(key, peer, cs)
-      const groupId = new Uint8Array(16).fill(5)
-      const state = await createGroup(groupId, kp.publicPackage, kp.privatePackage, [], cs, config)
-      const store = new GroupStore(home, key, config)
-      const id = Buffer.from(groupId).toString('hex')
       const entry = (i: number): GroupRecord['log'][number] => ({ epoch: i, term: 1, hash: String(i), commit: new Uint8Array(100 + i).fill(i), at: i, ...(i === 2 ? { welcome: new Uint8Array([9, 9]), welcomeTo: ['x'] } : {}) })
       // a name that JSON must escape (the large base64 fields are put into the JSON as they are)
       const name = 'g "quoted" \\ ü ✓ \n\u0001'
