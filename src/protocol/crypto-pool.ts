@@ -16,7 +16,10 @@
  * - its data is at least `largeJobBytes` (hashing a large body inline would
  *   stall every other peer for milliseconds), or
  * - the main thread is busy: its event-loop utilisation over the last
- *   {@link LOAD_SAMPLE_MS} is at least `offloadUtilization`.
+ *   {@link LOAD_SAMPLE_MS} is at least `offloadUtilization` (and, before the
+ *   first worker runs, over the last {@link SPAWN_SAMPLE_MS} too: a worker
+ *   costs ~20 MiB of RSS for good, and one GC pause made a lightly loaded
+ *   node start one at a random moment, a step in the soak benchmark).
  * An idle node therefore keeps the lowest latency (inline), a saturated one
  * spreads the crypto over the other cores. For body-digest schemes
  * (`verifyDigested`, `signDigested`) a handed-off job carries the header and
@@ -55,6 +58,8 @@ export const DEFAULT_MAX_BATCH_JOBS = 256
 export const MAX_AUTO_WORKERS = 8
 /** How often the main thread's load is re-sampled, ms. */
 export const LOAD_SAMPLE_MS = 50
+/** The window of the main thread's load that must be high before workers are started, ms. */
+export const SPAWN_SAMPLE_MS = 1000
 /** Batches handed to one worker and not yet answered: one running, one queued behind it. */
 const MAX_OUTSTANDING_BATCHES = 2
 
@@ -153,6 +158,9 @@ export class CryptoPool {
   private lastSampleAt = 0
   private lastElu: EventLoopUtilization | undefined
   private utilization = 0
+  private lastSpawnSampleAt = 0
+  private lastSpawnElu: EventLoopUtilization | undefined
+  private spawnUtilization = 0
   private started = false
 
   constructor (init: CryptoPoolInit = {}) {
@@ -253,7 +261,7 @@ export class CryptoPool {
   /** Whether a job of `bytes` goes to a worker now (see the module doc). */
   private offload (bytes: number): boolean {
     if (!this.started || this.size === 0) return false
-    if (bytes < this.largeJobBytes && this.load() < this.offloadUtilization) return false
+    if (bytes < this.largeJobBytes && (this.load() < this.offloadUtilization || (this.live.length === 0 && this.spawnUtilization < this.offloadUtilization))) return false
     while (this.live.length < this.size) this.spawn()
     return true
   }
@@ -266,6 +274,11 @@ export class CryptoPool {
       if (this.lastElu !== undefined) this.utilization = performance.eventLoopUtilization(current, this.lastElu).utilization
       this.lastElu = current
       this.lastSampleAt = now
+      if (this.lastSpawnElu === undefined || now - this.lastSpawnSampleAt >= SPAWN_SAMPLE_MS) {
+        if (this.lastSpawnElu !== undefined) this.spawnUtilization = performance.eventLoopUtilization(current, this.lastSpawnElu).utilization
+        this.lastSpawnElu = current
+        this.lastSpawnSampleAt = now
+      }
     }
     return this.utilization
   }

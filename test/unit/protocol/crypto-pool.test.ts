@@ -144,6 +144,30 @@ describe('CryptoPool', () => {
     }
   })
 
+  it('starts no worker for a moment of load (a GC pause), only for load that lasts', async () => {
+    const pool = createCryptoPool({ workers: 1, offloadUtilization: 0.5 })
+    pool.start()
+    /** keep the main thread busy for `ms` (what a long GC pause or a burst does to the event loop) */
+    const busy = (ms: number): void => { const end = performance.now() + ms; while (performance.now() < end) { /* busy */ } }
+    try {
+      const small = enc.encode('small')
+      const sig = alice.signer.sign(small)
+      assert.equal(pool.verify(ed25519PublicKeyOf(alice.peerId), small, sig), true, 'idle: inline')
+      busy(120)
+      // the last 50 ms were all busy, the last second not yet measured: still inline, no worker
+      assert.equal(pool.verify(ed25519PublicKeyOf(alice.peerId), small, sig), true, 'a moment of load: inline')
+      assert.equal(pool.workers, 0, 'no worker started for a moment of load')
+      busy(1000)
+      // busy over the last 50 ms and the last second: offloaded, the worker starts
+      const offloaded = pool.verify(ed25519PublicKeyOf(alice.peerId), small, sig)
+      assert.ok(offloaded instanceof Promise, 'sustained load: offloaded')
+      assert.equal(await offloaded, true)
+      assert.equal(pool.workers, 1)
+    } finally {
+      await pool.stop()
+    }
+  })
+
   it('workers: 0 computes everything inline', async () => {
     const none = createCryptoPool({ workers: 0, offloadUtilization: 0 })
     none.start()
