@@ -29,7 +29,10 @@
  * threshold was 0.5 at first: a node answering sequential requests sits at
  * about 0.5 and paid a thread hop on every request; a receiver saturated by
  * one-way messages sits at 0.8–0.95 (measured with test/bench/messaging.bench.ts),
- * so 0.75 is between the two. For body-digest schemes
+ * so 0.75 is between the two. Before the first worker runs, the load over
+ * the last {@link SPAWN_SAMPLE_MS} must be that high too: a worker costs
+ * ~20 MiB of RSS for good, and one GC pause made a lightly loaded node start
+ * one at a random moment (a step in the soak benchmark). For body-digest schemes
  * (`verifyDigested`, `signDigested`) a handed-off job carries the header and
  * the body, and the worker computes the body's SHA-256 as well, so the main
  * thread neither hashes nor signs a large body. `workers: 'auto'` is one worker
@@ -70,6 +73,8 @@ export const LOAD_SAMPLE_MS = 50
 const INITIAL_INLINE_JOB_MS = 0.15
 /** Weight of one timed inline job in {@link CryptoPool.inlineJobMs} */
 const INLINE_COST_WEIGHT = 1 / 64
+/** The window of the main thread's load that must be high before workers are started, ms. */
+export const SPAWN_SAMPLE_MS = 1000
 /** Batches handed to one worker and not yet answered: one running, one queued behind it. */
 const MAX_OUTSTANDING_BATCHES = 2
 
@@ -174,6 +179,9 @@ export class CryptoPool {
   private jobsInSample = 0
   /** what a small job costs inline, ms (moving average over inline jobs; a first guess until measured) */
   private inlineJobMs = INITIAL_INLINE_JOB_MS
+  private lastSpawnSampleAt = 0
+  private lastSpawnElu: EventLoopUtilization | undefined
+  private spawnUtilization = 0
   private started = false
 
   constructor (init: CryptoPoolInit = {}) {
@@ -297,8 +305,14 @@ export class CryptoPool {
       this.lastElu = current
       this.lastSampleAt = now
       this.jobsInSample = 0
+      if (this.lastSpawnElu === undefined || now - this.lastSpawnSampleAt >= SPAWN_SAMPLE_MS) {
+        if (this.lastSpawnElu !== undefined) this.spawnUtilization = performance.eventLoopUtilization(current, this.lastSpawnElu).utilization
+        this.lastSpawnElu = current
+        this.lastSpawnSampleAt = now
+      }
     }
-    return this.offloading
+    // no worker yet: only for load that lasted (see SPAWN_SAMPLE_MS)
+    return this.offloading && (this.live.length > 0 || this.spawnUtilization >= this.offloadUtilization)
   }
 
   /** Run `compute` on this thread, timing it for {@link inlineJobMs} (small jobs only) */

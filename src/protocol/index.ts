@@ -101,6 +101,7 @@ export {
   DEFAULT_MAX_BATCH_JOBS,
   DEFAULT_OFFLOAD_UTILIZATION,
   LOAD_SAMPLE_MS,
+  SPAWN_SAMPLE_MS,
   MAX_AUTO_WORKERS,
   workerCount
 } from './crypto-pool.ts'

@@ -28,7 +28,7 @@
 
 import { anySignal } from 'any-signal'
 import type { Clock } from '../utils/clock.ts'
-import { AgentnetError } from '../errors/index.ts'
+import { AgentnetError, StateWriteError } from '../errors/index.ts'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { lpStream } from '@libp2p/utils'
@@ -149,8 +149,7 @@ export class TokenService implements TokenProvider {
   async revoke (peer: PeerId): Promise<{ peerId: string, revokedBefore: number }> {
     const key = peer.toString()
     const revokedBefore = this.now()
-    this.state.revokedBefore[key] = revokedBefore
-    await this.save()
+    await this.update(state => ({ ...state, revokedBefore: { ...state.revokedBefore, [key]: revokedBefore } }))
     this.components.onEvent?.({ type: 'token.revoked', peer: key })
     return { peerId: key, revokedBefore }
   }
@@ -173,8 +172,7 @@ export class TokenService implements TokenProvider {
     }
     const revoked = this.state.revokedBefore[from]
     if (revoked !== undefined && revoked > (this.state.revokedBefore[to] ?? -1)) {
-      this.state.revokedBefore[to] = revoked
-      await this.save()
+      await this.update(state => ({ ...state, revokedBefore: { ...state.revokedBefore, [to]: Math.max(revoked, state.revokedBefore[to] ?? -1) } }))
     }
     return { dropped }
   }
@@ -289,9 +287,23 @@ export class TokenService implements TokenProvider {
     }
   }
 
-  private async save (): Promise<void> {
+  /**
+   * Persist first, then apply: `change` makes the next state from the
+   * current one (in turn with other writes), the file is written, and only
+   * then is it the state in force. A write that fails (a full disk) changes
+   * nothing, on disk or in memory, and the caller gets `StateWriteFailed`.
+   */
+  private async update (change: (state: TokenState) => TokenState): Promise<void> {
+    const file = join(this.init.home, TOKENS_FILE)
     const write = this.saving.then(async () => {
-      await writeFileAtomic(join(this.init.home, TOKENS_FILE), JSON.stringify(this.state, null, 2) + '\n')
+      const next = change(this.state)
+      try {
+        await writeFileAtomic(file, JSON.stringify(next, null, 2) + '\n')
+      } catch (err) {
+        this.components.logger?.error({ err: (err as Error).message, file }, 'could not write the token state; the change was not applied')
+        throw new StateWriteError(`could not write ${file} (${(err as Error).message}); the change was not applied`, { cause: err })
+      }
+      this.state = next
     })
     this.saving = write.catch(() => {})
     await write

@@ -11,7 +11,10 @@
  * Printed per node: RSS at the start of the traffic and at the end, and the
  * slope over the last half of the run (least squares, MiB/min); beside them
  * the idle node's (a slope is not a ratio: compare the rows). Target: slope < 0.1 MiB/min for A
- * and B. Also: requests sent, answered, failed, and the latency p50/p99.
+ * and B. Beside it the peak RSS of the third and of the last quarter: a node
+ * whose memory-reducing GCs give memory back every few minutes saws up and
+ * down by a few MiB, and a slope over a few teeth depends on where the run
+ * ends; peaks that do not rise say it does not grow. Also: requests sent, answered, failed, and the latency p50/p99.
  *
  * Run: `./node_modules/.bin/node test/bench/soak.bench.ts [--minutes 10]
  * [--rate 50] [--sample-s 10] [--quick] [--json]`. `--quick` is a one-minute
@@ -62,6 +65,10 @@ function slope (points: Array<[number, number]>): number {
     den += (x - mx) ** 2
   }
   return num / den
+}
+
+function peak (points: Array<[number, number]>): number {
+  return points.length === 0 ? Number.NaN : Math.max(...points.map(([, y]) => y))
 }
 
 function percentile (sorted: number[], p: number): number {
@@ -145,7 +152,10 @@ async function main (): Promise<void> {
       node: name,
       rssStartMiB: points[0]?.[1] ?? Number.NaN,
       rssEndMiB: points.at(-1)?.[1] ?? Number.NaN,
-      slopeLastHalfMiBPerMin: slope(points.filter(([t]) => t >= half))
+      slopeLastHalfMiBPerMin: slope(points.filter(([t]) => t >= half)),
+      // a node whose GC gives memory back saws up and down; its peaks say whether it grows
+      peakThirdQuarterMiB: peak(points.filter(([t]) => t >= half && t < 3 * minutes / 4)),
+      peakLastQuarterMiB: peak(points.filter(([t]) => t >= 3 * minutes / 4))
     }
   })
   const idleSlope = rows.find(r => r.node === 'idle')?.slopeLastHalfMiBPerMin ?? Number.NaN
@@ -169,10 +179,10 @@ async function main (): Promise<void> {
   const f = (x: number, d = 2): string => Number.isFinite(x) ? x.toFixed(d) : '—'
   process.stdout.write(`soak: ${minutes} min at ${rate} requests/s through the IPC sockets (A → B echo), RSS sampled every ${sampleMs / 1000} s\n`)
   process.stdout.write(`requests: ${sent} sent, ${answered} answered, ${failed} failed ${JSON.stringify(errors)}; latency p50 ${f(result.latencyMs.p50, 1)} ms, p99 ${f(result.latencyMs.p99, 1)} ms\n\n`)
-  process.stdout.write('| node | RSS start (MiB) | RSS end (MiB) | slope, last half (MiB/min) | target |\n|---|---|---|---|---|\n')
+  process.stdout.write('| node | RSS start (MiB) | RSS end (MiB) | slope, last half (MiB/min) | target | peak RSS, 3rd → 4th quarter (MiB) |\n|---|---|---|---|---|---|\n')
   for (const r of result.nodes) {
     const target = r.node === 'idle' ? 'baseline' : (r.slopeLastHalfMiBPerMin < 0.1 ? '< 0.1 ✓' : '< 0.1 ✗')
-    process.stdout.write(`| ${r.node} | ${f(r.rssStartMiB, 1)} | ${f(r.rssEndMiB, 1)} | ${f(r.slopeLastHalfMiBPerMin, 3)} | ${target} |\n`)
+    process.stdout.write(`| ${r.node} | ${f(r.rssStartMiB, 1)} | ${f(r.rssEndMiB, 1)} | ${f(r.slopeLastHalfMiBPerMin, 3)} | ${target} | ${f(r.peakThirdQuarterMiB, 1)} → ${f(r.peakLastQuarterMiB, 1)} |\n`)
   }
 }
 

@@ -6,6 +6,10 @@
  *   room again the revoke works and survives a restart.
  * - audit records the disk refused are counted and an `audit.records-lost`
  *   record says so in the log once it takes writes again.
+ * - a session-token revocation (`tokens.json`) that cannot be written fails
+ *   with `StateWriteFailed` and is not applied (the peer's token still opens
+ *   the protected service, the file is untouched); with room again it is
+ *   applied and survives a restart.
  * - temporary files of interrupted atomic writes are removed at start.
  */
 
@@ -55,7 +59,7 @@ async function fill (dir: string): Promise<string> {
 }
 
 async function nodeOn (home: string, key: PrivateKey): Promise<AgentNode> {
-  const config = await loadConfig({ overrides: { listen: ['/ip4/127.0.0.1/tcp/0'] } })
+  const config = await loadConfig({ overrides: { listen: ['/ip4/127.0.0.1/tcp/0'], tokens: { protectedServices: ['vault'] } } })
   const node = await createAgentNode({ config, privateKey: key, home })
   await node.start()
   return node
@@ -156,5 +160,28 @@ describe('security state on a full disk (home on a small tmpfs)', () => {
       await rm(tmpHome, { recursive: true, force: true })
     }
     a = await nodeOn(home, key)
+  })
+
+  it('a token revocation that cannot be written fails with StateWriteFailed and is not applied; with room again it holds across a restart', async () => {
+    const tokensFile = join(home, 'tokens.json')
+    // written once already: the trust revocation above revoked b's tokens too
+    const before = await readFile(tokensFile, 'utf8')
+    const { token } = a.tokens.issue(b.peerId, ['vault'], 60_000)
+    const opens = (): void => { a.tokens.gate({ service: 'vault', token } as never, b.peerId) }
+    opens()
+    const ballast = await fill(mountPoint)
+
+    await assert.rejects(a.tokens.revoke(b.peerId), (err: unknown) => errorCodeOf(err) === 'StateWriteFailed' && /ENOSPC/.test((err as Error).message))
+    assert.doesNotThrow(opens, 'not applied in memory: the file does not say revoked')
+    assert.equal(await readFile(tokensFile, 'utf8'), before, 'tokens.json untouched')
+    assert.deepEqual((await readdir(home)).filter(f => f.endsWith('.tmp')), [], 'no temporary file left behind')
+
+    await unlink(ballast)
+    await a.tokens.revoke(b.peerId)
+    assert.throws(opens, (err: unknown) => errorCodeOf(err) === 'TokenRevoked')
+    assert.notEqual(await readFile(tokensFile, 'utf8'), before)
+    await a.stop()
+    a = await nodeOn(home, key)
+    assert.throws(opens, (err: unknown) => errorCodeOf(err) === 'TokenRevoked', 'the revocation survived the restart')
   })
 })

@@ -53,8 +53,8 @@ export async function start (opts: StartOptions): Promise<void> {
     } catch {}
   }
   process.once('exit', clearStarting)
-  // the young generation stays small while the modules load (src/cli/heap.ts)
-  const releaseYoungGeneration = (await import('../heap.ts')).holdYoungGeneration()
+  // the young generation stays small while the modules load, and later unless the node is busy (src/cli/heap.ts)
+  const youngGeneration = (await import('../heap.ts')).holdYoungGeneration()
   try {
     const [{ loadConfig, profilePath }, { startDaemon }, { createLogger }] = await Promise.all([
       import('../../config/index.ts'),
@@ -87,7 +87,7 @@ export async function start (opts: StartOptions): Promise<void> {
     }
     clearStarting()
     // what the node loads soon after start (secretlint) is start-up too
-    void daemon.node.warmedUp.then(releaseYoungGeneration)
+    void daemon.node.warmedUp.then(youngGeneration.release)
     logger.info({ peerId: daemon.node.peerId.toString(), addresses: daemon.node.addresses(), socket: daemon.socketPath }, 'agentnet node running')
     const milestones = daemon.node.milestones
     if (milestones != null && config.bootstrap.length > 0) {
@@ -96,7 +96,7 @@ export async function start (opts: StartOptions): Promise<void> {
     await stopped
   } finally {
     clearStarting()
-    releaseYoungGeneration()
+    youngGeneration.stop()
   }
 }
 

@@ -8,6 +8,7 @@ import {
   encodeMessage,
   InvalidArgumentError,
   LOAD_SAMPLE_MS,
+  SPAWN_SAMPLE_MS,
   MLS_SIGNATURE_SCHEME,
   openEnvelope,
   openEnvelopeAsync,
@@ -153,8 +154,8 @@ describe('CryptoPool', () => {
     const key = ed25519PublicKeyOf(alice.peerId)
     try {
       assert.equal(pool.verify(key, small, sig), true, 'the first job samples the load and runs inline')
-      // a saturated loop: the thread computes without a break for more than one load sample
-      const until = performance.now() + LOAD_SAMPLE_MS + 10
+      // a saturated loop: the thread computes without a break for longer than the spawn window
+      const until = performance.now() + SPAWN_SAMPLE_MS + LOAD_SAMPLE_MS + 10
       while (performance.now() < until) pool.verify(key, small, sig)
       const busy = pool.verify(key, small, sig)
       assert.ok(busy instanceof Promise, 'sent to a worker')
@@ -162,6 +163,30 @@ describe('CryptoPool', () => {
       // a loop that mostly waits (as one answering one request at a time does): back inline
       await new Promise(resolve => setTimeout(resolve, LOAD_SAMPLE_MS + 10))
       assert.equal(pool.verify(key, small, sig), true, 'inline again, synchronously')
+    } finally {
+      await pool.stop()
+    }
+  })
+
+  it('starts no worker for a moment of load (a GC pause), only for load that lasts', async () => {
+    const pool = createCryptoPool({ workers: 1, offloadUtilization: 0.5 })
+    pool.start()
+    /** keep the main thread busy for `ms` (what a long GC pause or a burst does to the event loop) */
+    const busy = (ms: number): void => { const end = performance.now() + ms; while (performance.now() < end) { /* busy */ } }
+    try {
+      const small = enc.encode('small')
+      const sig = alice.signer.sign(small)
+      assert.equal(pool.verify(ed25519PublicKeyOf(alice.peerId), small, sig), true, 'idle: inline')
+      busy(120)
+      // the last 50 ms were all busy, the last second not yet measured: still inline, no worker
+      assert.equal(pool.verify(ed25519PublicKeyOf(alice.peerId), small, sig), true, 'a moment of load: inline')
+      assert.equal(pool.workers, 0, 'no worker started for a moment of load')
+      busy(1000)
+      // busy over the last 50 ms and the last second: offloaded, the worker starts
+      const offloaded = pool.verify(ed25519PublicKeyOf(alice.peerId), small, sig)
+      assert.ok(offloaded instanceof Promise, 'sustained load: offloaded')
+      assert.equal(await offloaded, true)
+      assert.equal(pool.workers, 1)
     } finally {
       await pool.stop()
     }
