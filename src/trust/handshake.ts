@@ -239,7 +239,7 @@ export class TrustProtocol {
   private async onRequest (id: string, reason: string, source: string): Promise<Answer> {
     const { records } = this.ctx
     await records.expire()
-    const state = records.effectiveState(id)
+    const state = records.latestState(id)
     const now = this.ctx.now()
     switch (state) {
       case 'trusted':
@@ -250,12 +250,12 @@ export class TrustProtocol {
         await this.ctx.audit('trust.request-refused', id, { code: 'Refused', state, reason })
         throw new RefusedError(state === 'revoked' ? 'this node revoked its trust in you' : 'this node rejected your request')
       case 'pending-outbound': {
-        const ours = records.peers.get(id)
+        const ours = records.latest(id)
         await records.commit(id, { state: 'trusted', since: now, updatedAt: now, reason: ours?.reason ?? '', direction: 'mutual', via: 'request', note: reason }, 'trust.mutual', { reason })
         return { type: 'approve' }
       }
       case 'pending-inbound': {
-        const old = records.peers.get(id)
+        const old = records.latest(id)
         if (old === undefined || old.reason === reason) return { type: 'pending' }
         await records.commit(id, { ...old, reason, updatedAt: now }, 'trust.request-received', { reason, repeat: true })
         records.emitPending(id)
@@ -267,15 +267,15 @@ export class TrustProtocol {
           await this.ctx.audit('trust.request-refused', id, { code: 'PendingFull', source, reason })
           throw new PendingFullError(`${admission.reason}; try again later`)
         }
-        // admission and both record changes happen before the first await
-        // (save() changes memory synchronously), so concurrent requests
+        // admission and both queue changes happen before the first await
+        // (save() stages synchronously), so concurrent requests
         // cannot all pass the same check
         let evicting: Promise<void> | undefined
         if (admission.evict !== undefined) {
           // the oldest request of the most-represented network makes room
           const evicted = admission.evict
           const previous = records.effectiveState(evicted)
-          const since = records.peers.get(evicted)?.since
+          const since = records.latest(evicted)?.since
           const from = records.queue.sourceFor(evicted)
           evicting = records.save(evicted, undefined).then(async () => {
             await this.ctx.audit('trust.request-evicted', evicted, { since, source: from, for: id })
@@ -292,7 +292,7 @@ export class TrustProtocol {
 
   private async onApprove (id: string): Promise<Answer> {
     const { records } = this.ctx
-    const state = records.effectiveState(id)
+    const state = records.latestState(id)
     if (state === 'trusted') return { type: 'ok' }
     if (state !== 'pending-outbound') {
       await this.ctx.audit('trust.handshake-refused', id, { code: 'NotRequested', type: 'approve' })
@@ -304,7 +304,7 @@ export class TrustProtocol {
 
   private async onReject (id: string, reason: string | undefined): Promise<Answer> {
     const { records } = this.ctx
-    const state = records.effectiveState(id)
+    const state = records.latestState(id)
     if (state === 'rejected-by-peer') return { type: 'ok' }
     if (state !== 'pending-outbound') {
       await this.ctx.audit('trust.handshake-refused', id, { code: 'NotRequested', type: 'reject' })
@@ -316,7 +316,7 @@ export class TrustProtocol {
 
   private async onRevoke (id: string, reason: string | undefined): Promise<Answer> {
     const { records } = this.ctx
-    const state = records.effectiveState(id)
+    const state = records.latestState(id)
     // a peer we hold nothing about has nothing to revoke; one we revoked or
     // rejected stays so (else revoke-then-request would get around a rejection)
     if (state === undefined || state === 'revoked' || state === 'revoked-by-peer' || state === 'rejected') return { type: 'ok' }
@@ -354,7 +354,7 @@ export class TrustProtocol {
       throw err
     }
     const now = this.ctx.now()
-    const peers = Object.fromEntries(records.peers)
+    const peers = records.snapshot()
     const current = records.entryOf(s.old)
     // a static (config) peer has no stored record: its trust moves as if it had one
     if (peers[s.old] === undefined && current?.static === true && current.state === 'trusted') {

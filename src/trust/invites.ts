@@ -121,7 +121,7 @@ export class TrustInvites {
     }
     if (reply.type !== 'approve') throw new HandshakeRefusedError('InvalidReply', `${id} answered an invite with ${reply.type}`)
     const now = this.ctx.now()
-    const old = records.peers.get(id)
+    const old = records.latest(id)
     await records.commit(id, {
       state: 'trusted',
       since: old?.state === 'trusted' ? old.since : now,
@@ -140,7 +140,7 @@ export class TrustInvites {
       await this.ctx.audit('trust.invite-refused', id, { side: 'inviter', code: err.code, reason: err.message, ...(invite === undefined ? {} : { invite }) })
       throw err
     }
-    const state = records.effectiveState(id)
+    const state = records.latestState(id)
     if (state === 'revoked') return refuse(new RefusedError('this node revoked its trust in you'))
     let invite
     try {
@@ -163,7 +163,7 @@ export class TrustInvites {
       stored.usesLeft--
       stored.usedBy.push(id)
     }
-    const old = records.peers.get(id)
+    const old = records.latest(id)
     await records.commit(id, {
       state: 'trusted',
       since: now,

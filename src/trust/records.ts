@@ -31,8 +31,24 @@ export interface RecordsOptions {
   logger?: Logger
 }
 
-/** Owns the peer records, the invites and their persistence. */
+/** A record change on its way to disk. */
+interface StagedChange {
+  record: StoredPeer | undefined
+  source: string
+  written: boolean
+}
+
+/**
+ * Owns the peer records, the invites and their persistence.
+ *
+ * Persist first, then apply: `peers` holds only what is on disk, so what
+ * `trust.list`, the gates and the events show survives a crash at any
+ * moment. A change being written is staged; the decisions that build on a
+ * peer's record ({@link latest}) and the pending queue's admission see it
+ * at once, so concurrent requests cannot all pass the same check.
+ */
 export class TrustRecords {
+  /** The records on disk (a change shows here once written) */
   readonly peers = new Map<string, StoredPeer>()
   readonly invites = new Map<string, StoredInvite>()
   readonly queue: PendingQueue
@@ -44,6 +60,8 @@ export class TrustRecords {
   private journalLines = 0
   private writing: Promise<void> | undefined
   private queued: Promise<void> | undefined
+  /** per peer, the changes being written, oldest first; each applies to `peers` once it and those before it are written */
+  private readonly staged = new Map<string, StagedChange[]>()
 
   constructor (options: RecordsOptions) {
     this.options = options
@@ -63,9 +81,13 @@ export class TrustRecords {
     this.peers.clear()
     this.invites.clear()
     this.queue.clear()
+    this.staged.clear()
     // pending ones oldest first, so eviction picks the oldest of a network after a restart too
     const entries = Object.entries(doc.peers).sort(([, a], [, b]) => a.since - b.since)
-    for (const [id, record] of entries) this.setRecord(id, record, sources.get(id) ?? UNKNOWN_SOURCE)
+    for (const [id, record] of entries) {
+      this.peers.set(id, record)
+      if (record.state === 'pending-inbound') this.queue.add(id, sources.get(id) ?? UNKNOWN_SOURCE)
+    }
     for (const [id, invite] of Object.entries(doc.invites)) this.invites.set(id, invite)
     this.journalLines = journalLines
     // a torn tail would glue itself to the next appended line: rewrite first
@@ -74,15 +96,40 @@ export class TrustRecords {
     await this.expire()
   }
 
+  /** The state on disk, static peers included: what the gates and the local API see. */
   effectiveState (id: string): TrustState | undefined {
-    const state = this.peers.get(id)?.state
+    return this.stateOf(id, this.durable(id))
+  }
+
+  /**
+   * The record on disk, but not a pending request past its TTL: a restart
+   * drops it, so no reader sees it while its removal is being written.
+   */
+  private durable (id: string): StoredPeer | undefined {
+    const record = this.peers.get(id)
+    return record?.state === 'pending-inbound' && record.since <= this.options.now() - this.options.pendingTtlMs ? undefined : record
+  }
+
+  /** The state a new decision builds on: {@link effectiveState} with the changes being written. */
+  latestState (id: string): TrustState | undefined {
+    return this.stateOf(id, this.latest(id))
+  }
+
+  /** The newest record of `id`, written or being written. */
+  latest (id: string): StoredPeer | undefined {
+    const changes = this.staged.get(id)
+    return changes === undefined ? this.peers.get(id) : changes[changes.length - 1]?.record
+  }
+
+  private stateOf (id: string, record: StoredPeer | undefined): TrustState | undefined {
+    const state = record?.state
     if (state === 'revoked' || state === 'revoked-by-peer') return state
     if (this.options.staticPeers.has(id)) return 'trusted'
     return state
   }
 
   entryOf (id: string): TrustEntry | undefined {
-    const record = this.peers.get(id)
+    const record = this.durable(id)
     const isStatic = this.options.staticPeers.has(id)
     if (isStatic && record?.state !== 'revoked' && record?.state !== 'revoked-by-peer') {
       return { peerId: id, state: 'trusted', since: this.startedAt, updatedAt: this.startedAt, reason: 'static (config)', direction: 'none', via: 'static', static: true }
@@ -94,7 +141,7 @@ export class TrustRecords {
   /** The record for a new state, keeping reason / direction / via. */
   next (id: string, state: TrustState, extra: { note?: string }): StoredPeer {
     const now = this.options.now()
-    const old = this.peers.get(id)
+    const old = this.latest(id)
     const out: StoredPeer = {
       state,
       since: now,
@@ -111,7 +158,7 @@ export class TrustRecords {
   /** A revocation (either way) keeps what is known of how the peer came to be trusted */
   revocationRecord (id: string, state: 'revoked' | 'revoked-by-peer', reason: string | undefined): StoredPeer {
     const now = this.options.now()
-    const old = this.peers.get(id)
+    const old = this.latest(id)
     const isStatic = this.options.staticPeers.has(id)
     const record: StoredPeer = {
       state,
@@ -129,33 +176,36 @@ export class TrustRecords {
   pendingList (): PendingRequest[] {
     const out: PendingRequest[] = []
     for (const peerId of this.queue.peers()) {
-      const r = this.peers.get(peerId)
-      if (r !== undefined && !this.options.staticPeers.has(peerId)) out.push({ peerId, reason: r.reason, since: r.since, updatedAt: r.updatedAt })
+      const r = this.durable(peerId)
+      // the queue admits at once; the list shows a request once it is on disk
+      if (r?.state === 'pending-inbound' && !this.options.staticPeers.has(peerId)) out.push({ peerId, reason: r.reason, since: r.since, updatedAt: r.updatedAt })
     }
     return out.sort((a, b) => a.since - b.since)
   }
 
   /**
-   * Change a record in memory (the gate sees it at once), then write it:
-   * decisions to `trust.json`, pending requests to the journal. The promise
-   * resolves once the change is on disk.
+   * Write a record change, then apply it: decisions to `trust.json`, pending
+   * requests to the journal. The pending queue takes the change at once
+   * (admission must not race); `peers`, and so every reader, once it is on
+   * disk. The promise resolves once the change is applied.
    *
    * @param source - the network a new pending request came from
+   * @throws {StateWriteError} when the change could not be written; it is not applied
    */
   async save (id: string, record: StoredPeer | undefined, source = UNKNOWN_SOURCE): Promise<void> {
-    const old = this.peers.get(id)
+    const old = this.latest(id)
     const oldSource = this.queue.sourceFor(id) ?? source
     const wasPending = old?.state === 'pending-inbound'
     const isPending = record?.state === 'pending-inbound'
-    this.setRecord(id, record, source)
-    // persist first: a change the files do not hold is taken back, so nothing a restart would undo stays in effect
-    const undo = (): void => { if (this.peers.get(id) === record) this.setRecord(id, old, oldSource) }
+    const change = this.stage(id, { record, source, written: false })
+    const undo = (): void => { this.unstage(id, change, oldSource) }
     if (record !== undefined && isPending) {
       await this.writeOr(undo, async () => {
         await this.appendJournal(journalLine(id, { record, source: this.queue.sourceFor(id) ?? source }))
         // a decision it replaces leaves trust.json (after the journal holds the request: a crash in between keeps the decision)
         if (old !== undefined && !wasPending) await this.persist()
       })
+      this.apply(id, change)
       return
     }
     // the decision first: a crash before the journal says so leaves both, and the decision wins at load
@@ -166,6 +216,48 @@ export class TrustRecords {
         this.options.logger?.warn({ err: (err as Error).message }, 'could not append to the pending-request journal; the decision in trust.json stands')
       })
     }
+    this.apply(id, change)
+  }
+
+  /** Queue a change for `id` (the pending queue follows it now). */
+  private stage (id: string, change: StagedChange): StagedChange {
+    const changes = this.staged.get(id)
+    if (changes === undefined) this.staged.set(id, [change])
+    else changes.push(change)
+    this.syncQueue(id, change.record, change.source)
+    return change
+  }
+
+  /** A change that could not be written: drop it; the queue goes back to the newest remaining record. */
+  private unstage (id: string, change: StagedChange, oldSource: string): void {
+    const changes = this.staged.get(id) ?? []
+    const at = changes.indexOf(change)
+    if (at >= 0) changes.splice(at, 1)
+    if (changes.length === 0) this.staged.delete(id)
+    this.syncQueue(id, this.latest(id), changes[changes.length - 1]?.source ?? oldSource)
+    this.applyWritten(id)
+  }
+
+  /** `change` is on disk: apply it, and the written ones behind it, in the order they were made. */
+  private apply (id: string, change: StagedChange): void {
+    change.written = true
+    this.applyWritten(id)
+  }
+
+  private applyWritten (id: string): void {
+    const changes = this.staged.get(id)
+    if (changes === undefined) return
+    while (changes[0]?.written === true) {
+      const { record } = changes.shift() as StagedChange
+      if (record === undefined) this.peers.delete(id)
+      else this.peers.set(id, record)
+    }
+    if (changes.length === 0) this.staged.delete(id)
+  }
+
+  private syncQueue (id: string, record: StoredPeer | undefined, source: string): void {
+    if (record?.state === 'pending-inbound') this.queue.add(id, source)
+    else this.queue.remove(id)
   }
 
   /**
@@ -195,10 +287,10 @@ export class TrustRecords {
     const cutoff = this.options.now() - this.options.pendingTtlMs
     const expired: Array<[string, StoredPeer]> = []
     for (const id of this.queue.peers()) {
-      const record = this.peers.get(id)
-      if (record !== undefined && record.since <= cutoff) expired.push([id, record])
+      const record = this.latest(id)
+      if (record?.state === 'pending-inbound' && record.since <= cutoff) expired.push([id, record])
     }
-    // every save() drops its record before its first await: all are gone from memory at once
+    // every save() takes its peer out of the queue before its first await: a concurrent expire() does not see it again
     const writes = expired.map(async ([id, record]) => {
       const previous = this.effectiveState(id)
       await this.save(id, undefined)
@@ -264,17 +356,6 @@ export class TrustRecords {
     await this.journal.flush()
   }
 
-  private setRecord (id: string, record: StoredPeer | undefined, source: string): void {
-    const old = this.peers.get(id)
-    if (old?.state === 'pending-inbound' && record?.state !== 'pending-inbound') this.queue.remove(id)
-    if (record === undefined) {
-      this.peers.delete(id)
-      return
-    }
-    this.peers.set(id, record)
-    if (record.state === 'pending-inbound') this.queue.add(id, source)
-  }
-
   private async appendJournal (line: string): Promise<void> {
     this.journalLines++
     const append = this.journal.append(line)
@@ -286,16 +367,28 @@ export class TrustRecords {
   private compactJournal (): Promise<void> {
     const lines: string[] = []
     for (const id of this.queue.peers()) {
-      const record = this.peers.get(id)
-      if (record !== undefined) lines.push(journalLine(id, { record, source: this.queue.sourceFor(id) ?? UNKNOWN_SOURCE }))
+      // the queue follows the changes being written: their lines must survive the rewrite
+      const record = this.latest(id)
+      if (record?.state === 'pending-inbound') lines.push(journalLine(id, { record, source: this.queue.sourceFor(id) ?? UNKNOWN_SOURCE }))
     }
     this.journalLines = lines.length
     return this.journal.rewrite(lines)
   }
 
+  /** Every peer's newest record, the changes being written included: what the next write holds. */
+  snapshot (): Record<string, StoredPeer> {
+    const peers = Object.fromEntries(this.peers)
+    for (const id of this.staged.keys()) {
+      const record = this.latest(id)
+      if (record === undefined) delete peers[id]
+      else peers[id] = record
+    }
+    return peers
+  }
+
   private write (): Promise<void> {
     this.purgeInvites(this.options.now())
-    const doc = { version: 1 as const, peers: Object.fromEntries(this.peers), invites: Object.fromEntries(this.invites) }
+    const doc = { version: 1 as const, peers: this.snapshot(), invites: Object.fromEntries(this.invites) }
     const p: Promise<void> = writeFileAtomic(this.file, serializeDocument(doc)).finally(() => {
       if (this.writing === p) this.writing = undefined
     })

@@ -224,12 +224,12 @@ export class TrustService extends EventEmitter<TrustEvents> {
     const id = remote.toString()
     checkReason(reason)
     if (reason.trim().length === 0) throw new InvalidArgumentError('a request needs a justification')
-    const state = records.effectiveState(id)
+    const state = records.latestState(id)
     if (state === 'trusted') return { peerId: id, state: 'trusted' }
     const now = this.ctx.now()
     if (state === 'pending-inbound') {
       // it asked us first: our request completes the pair
-      const theirs = records.peers.get(id)
+      const theirs = records.latest(id)
       await records.commit(id, { state: 'trusted', since: now, updatedAt: now, reason: theirs?.reason ?? '', direction: 'mutual', via: 'request', note: reason }, 'trust.mutual', { reason })
     } else {
       await records.commit(id, { state: 'pending-outbound', since: now, updatedAt: now, reason, direction: 'outbound', via: 'request' }, 'trust.request-sent', { reason })
@@ -238,12 +238,12 @@ export class TrustService extends EventEmitter<TrustEvents> {
     try {
       reply = await this.protocol.exchange(remote, { type: 'request', reason }, options)
     } catch (err) {
-      if (err instanceof RefusedError && records.peers.get(id)?.state === 'pending-outbound') {
+      if (err instanceof RefusedError && records.latest(id)?.state === 'pending-outbound') {
         await records.commit(id, records.next(id, 'rejected-by-peer', { note: err.message.slice(0, 200) }), 'trust.rejected-by-peer', { code: err.code })
       }
       throw err
     }
-    if (reply.type === 'approve' && records.peers.get(id)?.state === 'pending-outbound') {
+    if (reply.type === 'approve' && records.latest(id)?.state === 'pending-outbound') {
       await records.commit(id, records.next(id, 'trusted', {}), 'trust.approved-by-peer', {})
     }
     return { peerId: id, state: this.stateOf(id) }
@@ -261,7 +261,7 @@ export class TrustService extends EventEmitter<TrustEvents> {
     this.assertStarted()
     const remote = toRemote(peer, this.ctx.self)
     const id = remote.toString()
-    if (this.records.peers.get(id)?.state !== 'pending-inbound') throw new NotPendingError(`${id} has no pending request`)
+    if (this.records.latest(id)?.state !== 'pending-inbound') throw new NotPendingError(`${id} has no pending request`)
     await this.records.commit(id, this.records.next(id, 'trusted', {}), 'trust.approved', {})
     return { peerId: id, state: 'trusted', ...await this.protocol.tell(remote, { type: 'approve' }, options) }
   }
@@ -277,7 +277,7 @@ export class TrustService extends EventEmitter<TrustEvents> {
     const remote = toRemote(peer, this.ctx.self)
     const id = remote.toString()
     if (reason !== undefined) checkReason(reason)
-    if (this.records.peers.get(id)?.state !== 'pending-inbound') throw new NotPendingError(`${id} has no pending request`)
+    if (this.records.latest(id)?.state !== 'pending-inbound') throw new NotPendingError(`${id} has no pending request`)
     await this.records.commit(id, this.records.next(id, 'rejected', reason === undefined ? {} : { note: reason }), 'trust.rejected', reason === undefined ? {} : { reason })
     const fields: Initiator = { type: 'reject' }
     if (reason !== undefined) fields.reason = reason
@@ -298,7 +298,7 @@ export class TrustService extends EventEmitter<TrustEvents> {
     const id = remote.toString()
     if (reason !== undefined) checkReason(reason)
     const previous = this.records.effectiveState(id)
-    // the gate refuses from the moment save() sets the record, before any await
+    // the gate refuses from the moment the revocation is on disk, before the peer is told or anything else awaits
     await this.records.save(id, this.records.revocationRecord(id, 'revoked', reason))
     let told: { delivered: boolean, error?: string } = { delivered: false }
     if (previous === 'trusted' || previous === 'pending-inbound' || previous === 'pending-outbound') {
@@ -331,7 +331,7 @@ export class TrustService extends EventEmitter<TrustEvents> {
   async forget (peer: PeerId | string): Promise<boolean> {
     this.assertStarted()
     const id = toPeer(peer).toString()
-    const record = this.records.peers.get(id)
+    const record = this.records.latest(id)
     if (record === undefined) return false
     if (record.state === 'trusted') throw new InvalidArgumentError(`${id} is trusted: revoke it instead`)
     const previous = this.records.effectiveState(id)

@@ -78,6 +78,26 @@ export class RawSocket {
     }
   }
 
+  /**
+   * Wait for a line that satisfies `match` and take only that one: the lines
+   * before it stay for other waiters. For calls that run concurrently on one
+   * socket ({@link next} would drop another call's answer).
+   */
+  async take (match: (msg: any) => boolean, timeoutMs = 10_000): Promise<any> {
+    const deadline = Date.now() + timeoutMs
+    while (true) {
+      const at = this.lines.findIndex(line => match(JSON.parse(line)))
+      if (at >= 0) return JSON.parse(this.lines.splice(at, 1)[0] as string)
+      if (this.closed) throw new Error('socket closed')
+      const left = deadline - Date.now()
+      if (left <= 0) throw new Error('timed out waiting for a line')
+      await new Promise<void>(resolve => {
+        const t = setTimeout(resolve, left)
+        this.waiters.push(() => { clearTimeout(t); resolve() })
+      })
+    }
+  }
+
   /** Send a request and wait for the response with the same id */
   async call (method: string, params: unknown, id: string | number = Math.random().toString(36).slice(2)): Promise<any> {
     this.send({ jsonrpc: '2.0', id, method, params })

@@ -55,10 +55,16 @@ describe('crash safety of the trust store and the audit log', () => {
       }
 
       const socket = await RawSocket.connect(join(home, 'agentnet.sock'))
-      const killAfter = 50 + Math.floor(Math.random() * 400)
-      const killer = setTimeout(() => { void node?.stop('SIGKILL') }, killAfter)
+      // the kill comes after a random number of changes, a random few ms later, while the agent keeps
+      // writing: it lands at a random point of some write. (A random time from the connect made the
+      // run's length grow with the machine's load: fewer changes per cycle, and every cycle starts a node.)
+      const killAt = acknowledged + 1 + Math.floor(Math.random() * 60)
+      let killer: ReturnType<typeof setTimeout> | undefined
       try {
         while (acknowledged < CHANGES) {
+          if (acknowledged >= killAt && killer === undefined) {
+            killer = setTimeout(() => { void node?.stop('SIGKILL') }, Math.floor(Math.random() * 5))
+          }
           if (acknowledged % 50 === 49) {
             const peer = strangers[(acknowledged / 50) % strangers.length | 0] as string
             // the request is recorded (pending-outbound) before the dial, which cannot succeed

@@ -288,7 +288,8 @@ async function startAgentnet (ns: string, name: string, args: string[], home: st
       if (socket == null || socket.closed) socket = await RawSocket.connect(socketPath)
       const id = randomBytes(6).toString('hex')
       socket.send({ jsonrpc: '2.0', id, method, params })
-      return socket.next(m => m.id === id, timeoutMs)
+      // calls run concurrently on this one socket (e.g. waitDiscoverable for both hosts): take only our answer
+      return socket.take(m => m.id === id, timeoutMs)
     },
     stop: async () => {
       socket?.close()
@@ -451,21 +452,13 @@ export async function waitForReservation (node: LabNode, webrtc = true, timeoutM
 export async function waitDiscoverable (lab: NatLab, node: LabNode, webrtc = true, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   let addresses: string[] = []
-  let unanswered = 0
   while (Date.now() < deadline) {
-    // under a full-suite load the bootstrap node has left one `peers.list` unanswered for 30 s (issue noted in
-    // the closing note of 2026-11-30): ask again rather than fail on one lost answer; the deadline still holds
-    const reply = await lab.bootstrap.call('peers.list', {}, Math.max(1, Math.min(10_000, deadline - Date.now()))).catch((err: Error) => {
-      unanswered++
-      if (Date.now() >= deadline) throw err
-      return undefined
-    })
-    if (reply === undefined) continue
+    const reply = await lab.bootstrap.call('peers.list', {}, Math.max(1, deadline - Date.now()))
     addresses = (reply.result as Array<{ peerId: string, addresses: string[] }>).find(p => p.peerId === node.peerId)?.addresses ?? []
     if (addresses.some(a => a.endsWith('/p2p-circuit')) && (!webrtc || addresses.some(a => a.endsWith('/p2p-circuit/webrtc')))) return
     await new Promise(resolve => setTimeout(resolve, 50))
   }
-  throw new Error(`the bootstrap node does not know ${node.name}'s relay address after ${timeoutMs} ms (${unanswered} peers.list calls unanswered): ${addresses.join(' ')}`)
+  throw new Error(`the bootstrap node does not know ${node.name}'s relay address after ${timeoutMs} ms: ${addresses.join(' ')}`)
 }
 
 export interface EchoService {

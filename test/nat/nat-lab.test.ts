@@ -61,9 +61,11 @@ describe('NAT lab: two hosts behind separate NATs, one bootstrap/relay node', { 
     assert.equal((await lab.exec(lab.ns.ra, 'ip', 'route', 'show', 'default')).trim(), '')
   })
 
-  it('by peer ID alone, the hosts get a direct WebRTC connection through both NATs and exchange signed messages', async () => {
+  it('by peer ID alone, the hosts get a direct WebRTC connection through both NATs and exchange signed messages', async (t) => {
     assert.ok(lab != null)
     const [a, b] = await Promise.all([lab.startHost('a'), lab.startHost('b')])
+    // stopped whatever happens: hosts left running would fail the next test too
+    t.after(async () => { await Promise.all([a.stop(), b.stop()]) })
     await Promise.all([waitForReservation(a), waitForReservation(b)])
     await Promise.all([waitDiscoverable(lab, a), waitDiscoverable(lab, b)])
 
@@ -107,12 +109,12 @@ describe('NAT lab: two hosts behind separate NATs, one bootstrap/relay node', { 
     }
     echoA.stop()
     echoB.stop()
-    await Promise.all([a.stop(), b.stop()])
   })
 
-  it('with WebRTC disabled on one side, the hosts still talk, over the relay', async () => {
+  it('with WebRTC disabled on one side, the hosts still talk, over the relay', async (t) => {
     assert.ok(lab != null)
     const [a, b] = await Promise.all([lab.startHost('a'), lab.startHost('b', { config: { nat: { webrtc: false } } })])
+    t.after(async () => { await Promise.all([a.stop(), b.stop()]) })
     await Promise.all([waitForReservation(a), waitForReservation(b, false)])
     await Promise.all([waitDiscoverable(lab, a), waitDiscoverable(lab, b, false)])
     const echoA = await serveEcho(a)
@@ -135,6 +137,5 @@ describe('NAT lab: two hosts behind separate NATs, one bootstrap/relay node', { 
     }
     echoA.stop()
     echoB.stop()
-    await Promise.all([a.stop(), b.stop()])
   })
 })
