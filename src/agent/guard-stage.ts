@@ -29,7 +29,7 @@ export function guardStage (guard: Guard, options: GuardStageOptions): OutboundS
       // a group message is judged by the policy for `group:<groupId>`, else `*`
       const peerNames = content.kind === 'group' ? [`group:${content.service ?? ''}`] : content.to == null ? ['*'] : [content.to, ...await options.namesOf(content.to)]
       const target = { peer: content.to ?? '*', service: content.service, body: content.text }
-      const { body } = await guard.enforce({ peerNames, service: content.service, body: content.text }, {
+      const { body } = await guard.enforce({ peerNames, service: content.service, body: content.text, binary: content.latin1 === true }, {
         onDecision: async (decision) => {
           if (decision.action === 'pass') return
           // on disk before anything leaves (or is refused)

@@ -43,6 +43,14 @@ export const MIN_PARTIAL_WORD_CHARS = 8
 export const MAX_DECODE_DEPTH = 2
 /** Shortest token tried as base64 or hex, characters. */
 export const MIN_ENCODED_TOKEN_CHARS = 8
+
+/**
+ * In binary content, the detectors other than registered values look only at
+ * runs of printable ASCII this long or longer (what `strings(1)` shows): no
+ * key, token, address or number they find is shorter (an e-mail address
+ * `a@b.io` is 6).
+ */
+export const MIN_PRINTABLE_RUN = 6
 /** Shortest token scored for entropy, characters. */
 export const MIN_ENTROPY_TOKEN_CHARS = 24
 /** Shannon entropy, bits per character, at or above which a mixed-class token is `secret/high-entropy`. */

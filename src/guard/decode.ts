@@ -62,6 +62,51 @@ export function decodesToText (token: string): boolean {
   return decodeBase64(token) !== undefined
 }
 
+/** Text made of runs of another text, and the way back to that text's offsets. */
+export interface RunsView {
+  text: string
+  /** The offset in the original text of character `i` of `text` */
+  at: (i: number) => number
+}
+
+const PRINTABLE_RUN_SEPARATOR = '\n'
+
+/**
+ * The runs of printable ASCII (and TAB, LF, CR) at least `min` long in
+ * `text`, joined by a line break: the strings a person could read in a
+ * binary body, as `strings(1)` shows them. One regex pass (~1 ms per MiB of
+ * bytes with the high bit set, ~3 ms of random bytes).
+ */
+export function printableRuns (text: string, min: number): RunsView {
+  if (!Number.isSafeInteger(min) || min < 1) throw new RangeError('min must be a positive integer')
+  const parts: string[] = []
+  const joinedStarts: number[] = []
+  const originalStarts: number[] = []
+  let length = 0
+  const re = new RegExp(`[\\t\\n\\r\\x20-\\x7e]{${min},}`, 'g')
+  for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+    if (parts.length > 0) length += PRINTABLE_RUN_SEPARATOR.length
+    joinedStarts.push(length)
+    originalStarts.push(m.index)
+    parts.push(m[0])
+    length += m[0].length
+  }
+  const at = (i: number): number => {
+    // the last run starting at or before i (binary search; a separator maps to the end of the run before it)
+    let lo = 0
+    let hi = joinedStarts.length - 1
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1
+      if ((joinedStarts[mid] as number) <= i) lo = mid
+      else hi = mid - 1
+    }
+    const k = lo
+    const offset = Math.min(i - (joinedStarts[k] as number), (parts[k] as string).length - 1)
+    return (originalStarts[k] as number) + offset
+  }
+  return { text: parts.join(PRINTABLE_RUN_SEPARATOR), at }
+}
+
 /** A maximal run of base64-alphabet characters `[A-Za-z0-9+/_=-]`. */
 export interface TokenRun { start: number, end: number }
 

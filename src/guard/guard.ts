@@ -9,9 +9,9 @@ import { randomBytes } from 'node:crypto'
 import {
   DEFAULT_ENTROPY_SCAN, DEFAULT_LONG_NUMBER_DIGITS, DEFAULT_MAX_BODY_CHARS, DEFAULT_MAX_POLICIES, DEFAULT_MAX_VALUES,
   DEFAULT_MIN_PARTIAL_DIGITS, DEFAULT_PARTIAL_WORDS_FRACTION, DEFAULT_SECRET_SCAN, DEFAULT_SWEEP_INTERVAL_MS,
-  MAX_DECODE_DEPTH, MAX_NAME_CHARS, MIN_ENCODED_TOKEN_CHARS, MAX_TTL_MS, MAX_VALUE_CHARS, MIN_VALUE_NORMALIZED, SECRET_PREFIX
+  MAX_DECODE_DEPTH, MAX_NAME_CHARS, MIN_ENCODED_TOKEN_CHARS, MIN_PRINTABLE_RUN, MAX_TTL_MS, MAX_VALUE_CHARS, MIN_VALUE_NORMALIZED, SECRET_PREFIX
 } from './constants.ts'
-import { decodesToText, decodeTokens, scanRuns } from './decode.ts'
+import { decodesToText, decodeTokens, printableRuns, scanRuns } from './decode.ts'
 import { detectHighEntropy, detectPii, detectPrivateKeys } from './detectors.ts'
 import { GuardLimitError, GuardNotStartedError, InvalidGuardInputError, LeakBlockedError } from './errors.ts'
 import { normalizeValue } from './normalize.ts'
@@ -196,8 +196,9 @@ export class DefaultGuard implements Guard {
     if (input === null || typeof input !== 'object') throw new InvalidGuardInputError('check takes {peerNames, service?, body}')
     const { names, service } = this.#checkTarget(input)
     const body = this.#checkBody(input.body)
+    if (input.binary !== undefined && typeof input.binary !== 'boolean') throw new InvalidGuardInputError('binary must be a boolean')
     const policy = copyPolicy(this.#policies.resolve(names, service))
-    const findings = await this.inspect(body)
+    const findings = await this.inspect(body, { binary: input.binary === true })
     for (const f of findings) f.allowed = allows(policy.allow, f.category)
     const blocked = findings.filter(f => f.allowed !== true)
     const decision: GuardDecision = { action: 'pass', findings, policy }
@@ -218,11 +219,18 @@ export class DefaultGuard implements Guard {
     return { body: decision.action === 'redact' ? decision.body as string : input.body, decision }
   }
 
-  async inspect (body: string): Promise<GuardFinding[]> {
+  async inspect (body: string, options: { binary?: boolean } = {}): Promise<GuardFinding[]> {
     this.#checkBody(body)
     this.sweep()
     const raw: GuardFinding[] = []
-    await this.#scan(body, 0, raw, 0, undefined)
+    if (options.binary === true) {
+      // registered values over every byte (a value's UTF-8 bytes read as latin1), the rest over the printable runs
+      this.#matchRegistered(body, (start, end) => [start, end], raw, undefined)
+      const view = printableRuns(body, MIN_PRINTABLE_RUN)
+      if (view.text.length > 0) await this.#detect(view.text, (start, end) => [view.at(start), view.at(end - 1) + 1], raw, 0, undefined)
+    } else {
+      await this.#scan(body, 0, raw, 0, undefined)
+    }
     return mergeFindings(raw)
   }
 
@@ -253,12 +261,21 @@ export class DefaultGuard implements Guard {
    * Every finding in `text` (offsets shifted by `offset`); decoded tokens are
    * scanned recursively and their findings cover the whole encoded token.
    */
-  async #scan (text: string, offset: number, out: GuardFinding[], depth: number, encoded: { start: number, end: number, variant: GuardFinding['variant'] } | undefined): Promise<void> {
+  async #scan (text: string, offset: number, out: GuardFinding[], depth: number, encoded: Encoded | undefined): Promise<void> {
     const place = (start: number, end: number): [number, number] => encoded === undefined ? [start + offset, end + offset] : [encoded.start, encoded.end]
+    this.#matchRegistered(text, place, out, encoded)
+    await this.#detect(text, place, out, depth, encoded)
+  }
+
+  #matchRegistered (text: string, place: Place, out: GuardFinding[], encoded: Encoded | undefined): void {
     for (const hit of this.#registry.match(text)) {
       const [start, end] = place(hit.start, hit.end)
       out.push({ detector: 'registered', category: hit.entry.category, label: hit.entry.label, id: hit.entry.id, start, end, variant: encoded?.variant ?? hit.variant })
     }
+  }
+
+  /** The detectors other than registered values, and the decoded tokens (scanned whole, recursively). */
+  async #detect (text: string, place: Place, out: GuardFinding[], depth: number, encoded: Encoded | undefined): Promise<void> {
     const { runs, secretRun } = scanRuns(text, MIN_ENCODED_TOKEN_CHARS)
     const hits = [...detectPii(text), ...detectPrivateKeys(text)]
     if (this.#secretScan) hits.push(...await scanSecrets(text, secretRun))
@@ -313,6 +330,11 @@ export class DefaultGuard implements Guard {
     })
   }
 }
+
+/** Maps offsets in the text being scanned to offsets in the body */
+type Place = (start: number, end: number) => [number, number]
+/** The encoded token a decoded text came from: its findings cover the whole token */
+interface Encoded { start: number, end: number, variant: GuardFinding['variant'] }
 
 function bool (b: unknown, field: string): boolean {
   if (typeof b !== 'boolean') throw new InvalidGuardInputError(`${field} must be a boolean`)

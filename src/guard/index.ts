@@ -125,8 +125,8 @@ export interface Guard {
    * sees every decision first.
    */
   enforce: (input: CheckInput, options?: EnforceOptions) => Promise<{ body: string, decision: GuardDecision }>
-  /** Every finding in a body, without policy. */
-  inspect: (body: string) => Promise<GuardFinding[]>
+  /** Every finding in a body, without policy (`binary`: as in {@link CheckInput}). */
+  inspect: (body: string, options?: { binary?: boolean }) => Promise<GuardFinding[]>
   /** Own values echoed back, secrets, injection markers in an inbound body; undefined when none. */
   screenInbound: (body: string) => Promise<Screening | undefined>
   /** Drop expired values now; how many. */

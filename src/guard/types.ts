@@ -93,6 +93,14 @@ export interface CheckInput {
   peerNames: string[]
   service?: string
   body: string
+  /**
+   * `body` is the latin1 reading (one character per byte) of binary content
+   * that is not UTF-8: registered values are matched over every byte, the
+   * other detectors look at its runs of printable ASCII only (a MiB of
+   * random bytes holds a few hundred; scanning all of it cost more than
+   * moving it)
+   */
+  binary?: boolean
 }
 
 /** A known prompt-injection marker found in an inbound body. */

@@ -36,6 +36,7 @@ export class Channel {
   /** Close our side once nothing more can arrive or leave */
   finish (): void {
     this.closed = true
+    this.wakeRoomWaiters()
     void this.stream.close().catch(() => { this.stream.abort(new Error('close failed')) })
   }
 
@@ -76,14 +77,21 @@ export class Channel {
    * of one-way messages: each is written from its own microtask, so gathering
    * per microtask sent them one by one. Resolves once the frame is handed to
    * the stream.
+   *
+   * When more than {@link MAX_QUEUED_BYTES} wait unsent (the peer or the
+   * network is slower than the writers), the write waits for room for up to
+   * `waitMs` (backpressure: a request stays pending, a reply is late, not
+   * lost), then fails with `Busy`.
    */
-  async write (frame: Uint8Array): Promise<void> {
-    if (this.closed || this.stream.writeStatus !== 'writable') {
-      this.closed = true
-      throw new MessagingError('StreamClosed', 'stream to peer closed')
-    }
-    if (this.queuedBytes > MAX_QUEUED_BYTES) {
-      throw new BusyError('too much unsent data queued for this peer')
+  async write (frame: Uint8Array, waitMs = 0): Promise<void> {
+    const until = waitMs > 0 ? Date.now() + waitMs : 0
+    while (true) {
+      if (this.closed || this.stream.writeStatus !== 'writable') {
+        this.closed = true
+        throw new MessagingError('StreamClosed', 'stream to peer closed')
+      }
+      if (this.queuedBytes <= MAX_QUEUED_BYTES) break
+      await this.room(until - Date.now())
     }
     const encoded = encodeFrame(frame)
     this.queue.push(encoded)
@@ -99,6 +107,33 @@ export class Channel {
       }
     }
     await flushed
+  }
+
+  private roomWaiters: Array<PromiseWithResolvers<void>> = []
+
+  /**
+   * Resolves once the unsent bytes fall to the bound (or the channel closes);
+   * rejects with `Busy` after `ms`. A timer only on this slow path: a write
+   * with room creates none.
+   */
+  private async room (ms: number): Promise<void> {
+    if (ms <= 0) throw new BusyError('too much unsent data queued for this peer')
+    const waiter = Promise.withResolvers<void>()
+    this.roomWaiters.push(waiter)
+    const timer = setTimeout(() => { waiter.reject(new BusyError(`too much unsent data queued for this peer for ${ms} ms`)) }, ms)
+    try {
+      await waiter.promise
+    } finally {
+      clearTimeout(timer)
+      this.roomWaiters = this.roomWaiters.filter(w => w !== waiter)
+    }
+  }
+
+  private wakeRoomWaiters (): void {
+    if (this.roomWaiters.length === 0 || (this.queuedBytes > MAX_QUEUED_BYTES && !this.closed)) return
+    const waiters = this.roomWaiters
+    this.roomWaiters = []
+    for (const w of waiters) w.resolve()
   }
 
   private readonly endBurst = (): void => {
@@ -123,6 +158,7 @@ export class Channel {
         writable = this.stream.send(buf)
       }
       done.resolve()
+      this.wakeRoomWaiters()
       if (!writable) {
         // backpressure: hold the rest until the stream drains
         this.draining = true
@@ -145,6 +181,8 @@ export class Channel {
     this.queuedBytes = 0
     this.nextFlush.reject(err)
     this.nextFlush = Channel.flushPromise()
+    // the waiters see the channel closed and fail with StreamClosed
+    this.wakeRoomWaiters()
   }
 }
 

@@ -51,6 +51,8 @@ interface Retried {
 const MAX_TIMER_MS = 2 ** 31 - 1
 /** A `StaleMessage`/`FutureMessage` answer whose clock differs from ours by less than this is plain delay, not skew */
 const MIN_SKEW_MS = 1000
+/** How long a reply waits for room in a full queue to the requester (the stream's drain timeout is as long) */
+const REPLY_WRITE_WAIT_MS = 30_000
 const attemptTimedOut = (): Error => new RequestTimeoutError('attempt timed out')
 
 export class MessagingService {
@@ -231,7 +233,8 @@ export class MessagingService {
             timestamp: this.peerFloors.stampFor(remote),
             body
           }, this.signer, this.cryptoPool)
-          await channel.write(frame)
+          // a full queue to this peer holds the request back (up to the deadline), rather than fail the attempt at once
+          await channel.write(frame, deadline - this.now())
           // the attempt's share of the deadline runs from the moment the frame left
           const attemptMs = Math.max(1, Math.ceil((deadline - this.now()) / (attempts - attempt)))
           this.metrics.sent++
@@ -484,8 +487,11 @@ export class MessagingService {
       timestamp: this.now(),
       body: reply.body
     }, this.signer, this.cryptoPool)
-      .then(async frame => { await channel.write(frame) })
-      .catch(() => {})
+      // a reply waits for room rather than be dropped: the requester would wait out its attempt and send again
+      .then(async frame => { await channel.write(frame, REPLY_WRITE_WAIT_MS) })
+      .catch((err: Error) => {
+        this.components.logger?.warn({ peer: channel.remote, inReplyTo: request.id, err: err.message }, 'could not write a reply; the requester will time out and may retry')
+      })
       .finally(() => { channel.settled() })
   }
 }

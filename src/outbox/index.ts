@@ -66,6 +66,8 @@ export interface OutboundContent {
    * so a stage that does not change the content hands the bytes on untouched
    */
   bytes?: Uint8Array
+  /** `text` is the latin1 reading of `bytes`, which are not UTF-8 (see {@link screenedText}): the guard screens it as binary */
+  latin1?: boolean
   contentType: string
 }
 
@@ -85,11 +87,11 @@ const decoder = new TextDecoder()
  * runs (keys, tokens, PII) read the same either way. A registered value with
  * non-ASCII characters is also matched in its latin1 reading (src/guard).
  */
-export function screenedText (body: Uint8Array, binary: boolean): string {
+export function screenedText (body: Uint8Array, binary: boolean): { text: string, latin1: boolean } {
   if (binary && !isUtf8(body)) {
-    return Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('latin1')
+    return { text: Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('latin1'), latin1: true }
   }
-  return decoder.decode(body)
+  return { text: decoder.decode(body), latin1: false }
 }
 
 export const TEXT_TYPE = 'text/plain; charset=utf-8'
@@ -129,13 +131,14 @@ export class Outbox {
   /** Admit a body; returns the bytes to send (changed if a stage redacted them) */
   async admit (content: { kind: OutboundKind, to?: string, service?: string, body: Uint8Array, contentType: string }, options: AbortOptions = {}): Promise<{ body: GuardedBody, contentType: string }> {
     const binary = content.contentType === 'application/octet-stream'
-    const text = screenedText(content.body, binary)
+    const { text, latin1 } = screenedText(content.body, binary)
     const out = await this.run({
       kind: content.kind,
       to: content.to,
       service: content.service,
       text,
       bytes: binary ? content.body : undefined,
+      latin1,
       contentType: content.contentType
     }, options)
     // a stage that changed the text (a redaction) replaces binary content with that text
