@@ -186,6 +186,13 @@ export class Channel {
   }
 }
 
+/**
+ * How long a reply or an ack waits for room in a full queue to the peer
+ * before it is given up (the stream's drain timeout is as long): dropped, the
+ * requester would wait out its attempt and send again
+ */
+export const ANSWER_WRITE_WAIT_MS = 30_000
+
 /** Frames joined into one `stream.send` at most */
 const MAX_BATCH_FRAMES = 32
 /** Unsent bytes one channel may hold before writes are refused with `Busy` */

@@ -6,7 +6,7 @@
  */
 import { errorCodeOf } from '../errors/index.ts'
 import { encodeErrorBody, JSON_TYPE } from './body.ts'
-import { encodeAck } from './channel.ts'
+import { ANSWER_WRITE_WAIT_MS, encodeAck } from './channel.ts'
 import { BusyError, MessagingError, NoSuchServiceError, ServiceError, ServiceTakenError } from './errors.ts'
 import { IdempotenceCache } from './idempotence.ts'
 import type { Channel } from './channel.ts'
@@ -72,7 +72,7 @@ export class Dispatcher {
       this.metrics.duplicates++
       this.components.observer?.received(message.service, message.kind, 'duplicate')
       if (message.kind === 'oneway') {
-        channel.write(encodeAck(message.id)).catch(() => {})
+        channel.write(encodeAck(message.id), ANSWER_WRITE_WAIT_MS).catch(() => {})
       } else if (existing.reply != null) {
         this.answer.reply(channel, message, existing.reply)
       } else {
@@ -116,7 +116,7 @@ export class Dispatcher {
       }
       if (message.kind === 'oneway') {
         // accepted: the service has it; the sender's promise resolves now
-        channel.write(encodeAck(message.id)).catch(() => {})
+        channel.write(encodeAck(message.id), ANSWER_WRITE_WAIT_MS).catch(() => {})
         void Promise.resolve(handler(inbound)).catch(err => {
           this.components.logger?.debug({ err, id: message.id }, 'one-way handler failed')
         })

@@ -17,7 +17,7 @@ import type { ClearableSignal } from 'any-signal'
 import { errorCodeOf, PeerUnreachableError } from '../errors/index.ts'
 import { createCryptoPool, createSigner, decodeMessage, decodeSignedMessage, FutureMessageError, openEnvelopeAsync, ProtocolError, ReplayCache, RestartedAtError, sealEnvelopeAsync, StaleMessageError } from '../protocol/index.ts'
 import { decodeErrorBody, encodeErrorBody, JSON_TYPE } from './body.ts'
-import { Channel, decodeAck, FRAME_OVERHEAD_BYTES, raceDeadline } from './channel.ts'
+import { ANSWER_WRITE_WAIT_MS, Channel, decodeAck, FRAME_OVERHEAD_BYTES, raceDeadline } from './channel.ts'
 import { ClockSkewError, MessagingError, RemoteMessageError, RequestTimeoutError } from './errors.ts'
 import { ClockWatch } from './clock-watch.ts'
 import { PeerFloors } from './peer-floors.ts'
@@ -51,8 +51,6 @@ interface Retried {
 const MAX_TIMER_MS = 2 ** 31 - 1
 /** A `StaleMessage`/`FutureMessage` answer whose clock differs from ours by less than this is plain delay, not skew */
 const MIN_SKEW_MS = 1000
-/** How long a reply waits for room in a full queue to the requester (the stream's drain timeout is as long) */
-const REPLY_WRITE_WAIT_MS = 30_000
 const attemptTimedOut = (): Error => new RequestTimeoutError('attempt timed out')
 
 export class MessagingService {
@@ -488,7 +486,7 @@ export class MessagingService {
       body: reply.body
     }, this.signer, this.cryptoPool)
       // a reply waits for room rather than be dropped: the requester would wait out its attempt and send again
-      .then(async frame => { await channel.write(frame, REPLY_WRITE_WAIT_MS) })
+      .then(async frame => { await channel.write(frame, ANSWER_WRITE_WAIT_MS) })
       .catch((err: Error) => {
         this.components.logger?.warn({ peer: channel.remote, inReplyTo: request.id, err: err.message }, 'could not write a reply; the requester will time out and may retry')
       })
