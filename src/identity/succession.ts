@@ -27,7 +27,7 @@ import { readFile, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { AgentnetError } from '../errors/index.ts'
+import { AgentnetError, StateWriteError } from '../errors/index.ts'
 import { fsyncDir, pathExists, readStateFile, writeFileAtomic } from '../utils/fs.ts'
 import { decodeSuccession, DEFAULT_GRACE_MS, encodeSuccession } from './rotation.ts'
 import type { PrivateKey } from '@libp2p/interface'
@@ -99,7 +99,6 @@ export async function prepareRotation (home: string, options: { graceMs?: number
   const ts = options.now ?? Date.now()
   const graceMs = options.graceMs ?? DEFAULT_GRACE_MS
   const record = encodeSuccession(oldKey, newKey, { ts, graceMs })
-  await writeFileAtomic(join(home, NEXT_KEY_FILE), privateKeyToProtobuf(newKey), 0o600)
   const state: RotationState = {
     version: 1,
     state: 'prepared',
@@ -110,7 +109,14 @@ export async function prepareRotation (home: string, options: { graceMs?: number
     graceMs,
     notified: []
   }
-  await writeRotation(home, state)
+  try {
+    await writeFileAtomic(join(home, NEXT_KEY_FILE), privateKeyToProtobuf(newKey), 0o600)
+    await writeRotation(home, state)
+  } catch (err) {
+    // no succession record: the rotation did not start, and a next key without one must not linger
+    await rm(join(home, NEXT_KEY_FILE), { force: true }).catch(() => {})
+    throw new StateWriteError(`could not write the rotation's new key and record in ${home} (${(err as Error).message}); nothing changed, the key in use stays`, { cause: err })
+  }
   return state
 }
 

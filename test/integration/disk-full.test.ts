@@ -11,6 +11,9 @@
  *   the protected service, the file is untouched); with room again it is
  *   applied and survives a restart.
  * - temporary files of interrupted atomic writes are removed at start.
+ * - a key rotation that cannot write its new key and record fails with
+ *   `StateWriteFailed` and leaves the identity as it was; with room again it
+ *   completes.
  */
 
 import assert from 'node:assert/strict'
@@ -24,6 +27,10 @@ import { loadConfig } from '../../src/config/index.ts'
 import { createAgentNode } from '../../src/agent/index.ts'
 import { errorCodeOf } from '../../src/errors/index.ts'
 import { startDaemon } from '../../src/daemon/index.ts'
+import { readRotation } from '../../src/identity/succession.ts'
+import { rotateHome } from '../../src/rotation/index.ts'
+import { privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { AgentNode } from '../../src/agent/index.ts'
 import type { PrivateKey } from '@libp2p/interface'
 
@@ -183,5 +190,26 @@ describe('security state on a full disk (home on a small tmpfs)', () => {
     await a.stop()
     a = await nodeOn(home, key)
     assert.throws(opens, (err: unknown) => errorCodeOf(err) === 'TokenRevoked', 'the revocation survived the restart')
+  })
+
+  it('a key rotation that cannot be written fails with StateWriteFailed and leaves the identity as it was; with room again it completes', async () => {
+    const rotHome = join(mountPoint, 'rotating')
+    await mkdir(rotHome, { mode: 0o700 })
+    const oldKey = await generateKeyPair('Ed25519')
+    const keyFile = join(rotHome, 'identity.key')
+    await writeFile(keyFile, privateKeyToProtobuf(oldKey), { mode: 0o600 })
+    const before = await readFile(keyFile)
+    const ballast = await fill(mountPoint)
+
+    await assert.rejects(rotateHome(rotHome), (err: unknown) => errorCodeOf(err) === 'StateWriteFailed' && /ENOSPC/.test((err as Error).message))
+    assert.deepEqual(await readFile(keyFile), before, 'the key in use is untouched')
+    assert.equal(await readRotation(rotHome), undefined, 'no rotation in progress')
+    assert.deepEqual((await readdir(rotHome)).sort(), ['identity.key'], 'no next key, record or temporary file left behind')
+
+    await unlink(ballast)
+    const state = await rotateHome(rotHome)
+    assert.equal(state.old, peerIdFromPrivateKey(oldKey).toString())
+    assert.notEqual(state.new, state.old)
+    assert.equal((await readRotation(rotHome))?.state, 'grace')
   })
 })
