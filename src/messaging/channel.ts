@@ -84,13 +84,15 @@ export class Channel {
    * lost), then fails with `Busy`.
    */
   async write (frame: Uint8Array, waitMs = 0): Promise<void> {
-    const until = waitMs > 0 ? Date.now() + waitMs : 0
+    // the clock is read only when the queue is full: not on every message
+    let until: number | undefined
     while (true) {
       if (this.closed || this.stream.writeStatus !== 'writable') {
         this.closed = true
         throw new MessagingError('StreamClosed', 'stream to peer closed')
       }
       if (this.queuedBytes <= MAX_QUEUED_BYTES) break
+      until ??= Date.now() + waitMs
       await this.room(until - Date.now())
     }
     const encoded = encodeFrame(frame)

@@ -86,7 +86,7 @@ export class TrustRecords {
     const entries = Object.entries(doc.peers).sort(([, a], [, b]) => a.since - b.since)
     for (const [id, record] of entries) {
       this.peers.set(id, record)
-      if (record.state === 'pending-inbound') this.queue.add(id, sources.get(id) ?? UNKNOWN_SOURCE)
+      this.syncQueue(id, record, sources.get(id) ?? UNKNOWN_SOURCE)
     }
     for (const [id, invite] of Object.entries(doc.invites)) this.invites.set(id, invite)
     this.journalLines = journalLines

@@ -58,23 +58,10 @@ export class RawSocket {
     const deadline = Date.now() + timeoutMs
     while (true) {
       while (this.lines.length > 0) {
-        const line = this.lines.shift() as string
-        const msg = JSON.parse(line)
-        if (match(msg)) {
-          return msg
-        }
+        const msg = JSON.parse(this.lines.shift() as string)
+        if (match(msg)) return msg
       }
-      if (this.closed) {
-        throw new Error('socket closed')
-      }
-      const left = deadline - Date.now()
-      if (left <= 0) {
-        throw new Error('timed out waiting for a line')
-      }
-      await new Promise<void>(resolve => {
-        const t = setTimeout(resolve, left)
-        this.waiters.push(() => { clearTimeout(t); resolve() })
-      })
+      await this.moreLines(deadline)
     }
   }
 
@@ -88,14 +75,19 @@ export class RawSocket {
     while (true) {
       const at = this.lines.findIndex(line => match(JSON.parse(line)))
       if (at >= 0) return JSON.parse(this.lines.splice(at, 1)[0] as string)
-      if (this.closed) throw new Error('socket closed')
-      const left = deadline - Date.now()
-      if (left <= 0) throw new Error('timed out waiting for a line')
-      await new Promise<void>(resolve => {
-        const t = setTimeout(resolve, left)
-        this.waiters.push(() => { clearTimeout(t); resolve() })
-      })
+      await this.moreLines(deadline)
     }
+  }
+
+  /** Until a line arrives or the socket closes; throws once closed or past `deadline` */
+  private async moreLines (deadline: number): Promise<void> {
+    if (this.closed) throw new Error('socket closed')
+    const left = deadline - Date.now()
+    if (left <= 0) throw new Error('timed out waiting for a line')
+    await new Promise<void>(resolve => {
+      const t = setTimeout(resolve, left)
+      this.waiters.push(() => { clearTimeout(t); resolve() })
+    })
   }
 
   /** Send a request and wait for the response with the same id */
