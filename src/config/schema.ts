@@ -103,7 +103,7 @@ export const SCHEMA = {
   },
   security: field<SecurityProtocol[]>(['noise'], securityList, 'connection encrypters in order of preference: `noise` (Noise XX), `tls` (TLS 1.3, mutual); both authenticate the peer ID (`["noise", "tls"]` in the bootstrap profile)'),
   groups: {
-    enabled: field(true, bool, 'MLS groups on `/agentnet/mls/1.0.0` (RFC 9420 via ts-mls)'),
+    enabled: field(true, bool, 'MLS groups on `/agentnet/mls/2.0.0` (RFC 9420 via ts-mls)'),
     heartbeatIntervalMs: field(5_000, integer(500, 600_000), 'committer heartbeats, ms (also the retry tick)'),
     committerTimeoutMs: field(20_000, integer(2_000, 3_600_000), 'silence after which the next member on the succession list takes over as committer, ms'),
     selfUpdateIntervalMs: field(3_600_000, integer(0, 604_800_000), 'periodic self-update for post-compromise security, ms (0: off)'),

@@ -1,12 +1,12 @@
 /**
- * Long-lived streams of `/agentnet/mls/1.0.0`: one outbound stream per peer
+ * Long-lived streams of `/agentnet/mls/2.0.0`: one outbound stream per peer
  * carries every request this node sends it, each answered on the same stream
  * (matched by the reply's `in_reply_to`); the peer's own requests come on
  * its own stream. A stream per frame cost a yamux open, a protocol header
  * and a close per frame: a commit to 100 members paid that 100 times.
  *
- * Frames are varint-length-prefixed signed envelopes (the messaging
- * service's codec), so a stream that carries a single frame (an older peer,
+ * Frames are varint-length-prefixed (the messaging service's codec):
+ * requests are signed envelopes, replies unsigned (`wire.ts`), so a stream that carries a single frame (an older peer,
  * `sendRawFrame` in tests) is read the same way. Requests on one inbound
  * stream are served concurrently: a slow request (an add that waits for a
  * whole commit round) does not hold up the heartbeats behind it.
@@ -89,12 +89,12 @@ export class Channels<T> {
   private readonly libp2p: GroupsLibp2p
   private readonly out = new Map<string, Promise<Channel>>()
   private readonly pending = new Map<string, Pending<T>>()
-  /** Opens (verifies) a reply and names the request it answers; throws on a frame that does not open. */
-  private readonly openReply: (frame: Uint8Array, peer: PeerId) => { inReplyTo: string, reply: T }
+  /** Decodes a reply and names the request it answers (replies are unsigned: one counts only on the Noise stream its request went out on); throws on a malformed frame. */
+  private readonly decodeReply: (frame: Uint8Array) => { inReplyTo: string, reply: T }
 
-  constructor (libp2p: GroupsLibp2p, openReply: (frame: Uint8Array, peer: PeerId) => { inReplyTo: string, reply: T }) {
+  constructor (libp2p: GroupsLibp2p, decodeReply: (frame: Uint8Array) => { inReplyTo: string, reply: T }) {
     this.libp2p = libp2p
-    this.openReply = openReply
+    this.decodeReply = decodeReply
   }
 
   /** Send request `id` to `peer` and resolve with its opened reply. */
@@ -153,13 +153,14 @@ export class Channels<T> {
     const channel: Channel = new Channel(stream, key, (frame) => {
       let opened: { inReplyTo: string, reply: T }
       try {
-        opened = this.openReply(frame, peer)
+        opened = this.decodeReply(frame)
       } catch (err) {
-        // a reply that does not open: this stream cannot be trusted to answer anything
+        // a malformed reply: this stream cannot be trusted to answer anything
         channel.abort(err as Error)
         return
       }
       const p = this.pending.get(opened.inReplyTo)
+      // only a request sent on this stream: the reply is unsigned, and this stream is what vouches for it
       if (p?.channel === channel) p.resolve(opened.reply)
     }, (err) => {
       const current = this.out.get(key)

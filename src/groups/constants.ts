@@ -1,12 +1,12 @@
 /**
  * Defaults of {@link GroupsInit} and the fixed parameters of the MLS protocol
- * on `/agentnet/mls/1.0.0`.
+ * on `/agentnet/mls/2.0.0`.
  *
  * @module
  */
 
 /** The libp2p protocol ID of group frames. */
-export const MLS_PROTOCOL = '/agentnet/mls/1.0.0'
+export const MLS_PROTOCOL = '/agentnet/mls/2.0.0'
 
 /** The MLS cipher suite every group uses (RFC 9420 suite 1). */
 export const CIPHER_SUITE = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'

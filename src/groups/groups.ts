@@ -12,13 +12,13 @@ import { createCommit, createGroup, decodeMlsMessage, encodeMlsMessage } from 't
 import { createSigner, MLS_SIGNATURE_SCHEME, ReplayCache } from '../protocol/index.ts'
 import { DEFAULTS, MLS_PROTOCOL, WELCOME_HOLDERS } from './constants.ts'
 import {
-  GroupsError, InvalidArgumentError, MalformedGroupFrameError, NotMemberError, NotStartedError, TooManyGroupsError, UnknownGroupError, InvalidCommitError
+  GroupsError, InvalidArgumentError, NotMemberError, NotStartedError, TooManyGroupsError, UnknownGroupError, InvalidCommitError
 } from './errors.ts'
 import { cipherSuite, clientConfig, keyPackagePeer, leafOf, members, newKeyPackage } from './identity.ts'
 import { Delivery } from './delivery.ts'
 import { Inbound, successors } from './inbound.ts'
 import { GroupStore, StateWriter } from './store.ts'
-import { checkReply, encodeBody, sealFrame, openFrame } from './wire.ts'
+import { checkReply, decodeReply, encodeBody, sealFrame } from './wire.ts'
 import { Channels } from './channels.ts'
 import { serveStream } from './serve.ts'
 import type { GuardedBody } from '../outbox/index.ts'
@@ -35,7 +35,7 @@ export const sha256hex = (b: Uint8Array): string => createHash('sha256').update(
 export const epochOf = (rec: GroupRecord): number => Number(rec.state.groupContext.epoch)
 
 
-/** MLS groups over `/agentnet/mls/1.0.0`; see the package doc in `index.ts`. */
+/** MLS groups over `/agentnet/mls/2.0.0`; see the package doc in `index.ts`. */
 export class GroupsService extends EventEmitter<GroupsEvents> implements Startable {
   readonly components: GroupsComponents
   readonly options: Options
@@ -73,10 +73,9 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     this.writer = new StateWriter(this.store, this.options.saveDelayMs, (rec) => this.groups.get(rec.id) === rec)
     this.inbound = new Inbound(this)
     this.delivery = new Delivery(this)
-    this.channels = new Channels<GroupFrame>(components.libp2p, (bytes, remote) => {
-      const opened = openFrame(bytes, { local: this.self, remote, replayCache: this.replayCache, now: this.now(), windowMs: this.options.replayWindowMs })
-      if (opened.kind !== 'response') throw new MalformedGroupFrameError('expected a reply')
-      return { inReplyTo: opened.inReplyTo, reply: opened.frame }
+    this.channels = new Channels<GroupFrame>(components.libp2p, (bytes) => {
+      const { inReplyTo, frame } = decodeReply(bytes)
+      return { inReplyTo, reply: frame }
     })
   }
 

@@ -2,7 +2,7 @@
  * @packageDocumentation
  *
  * MLS (RFC 9420) groups over libp2p without a broker, on ts-mls, protocol
- * `/agentnet/mls/1.0.0`. One committer per group (its creator first) orders
+ * `/agentnet/mls/2.0.0`. One committer per group (its creator first) orders
  * every change: members send requests (add, remove, rejoin / self-update) to
  * it; it creates a commit without applying it, sends it to every member,
  * applies it once the online members have acknowledged it, and only then sends
@@ -43,7 +43,7 @@ import type { Logger } from 'pino'
 export { GroupsService } from './groups.ts'
 export { DEFAULTS as GROUPS_DEFAULTS, MLS_PROTOCOL, CIPHER_SUITE } from './constants.ts'
 export * from './errors.ts'
-export { encodeBody, decodeBody, sealFrame, sendRawFrame, FRAME_TYPES } from './wire.ts'
+export { encodeBody, decodeBody, decodeReply, sealFrame, sendRawFrame, FRAME_TYPES } from './wire.ts'
 export type { FrameType, GroupFrame, GroupsLibp2p } from './wire.ts'
 export { peerAuthenticationService, credentialPeer } from './identity.ts'
 

@@ -1,7 +1,7 @@
 /**
- * The serving side of `/agentnet/mls/1.0.0`: every frame on an inbound stream
+ * The serving side of `/agentnet/mls/2.0.0`: every frame on an inbound stream
  * is a request, opened by the verification core, handled by `Inbound`, and
- * answered on the same stream; the requests of one stream are served
+ * answered on the same stream (unsigned, see `wire.ts`); the requests of one stream are served
  * concurrently (`channels.ts`).
  *
  * @module
@@ -10,7 +10,7 @@
 import { errorCodeOf } from '../errors/index.ts'
 import { Channel, MAX_IN_FLIGHT } from './channels.ts'
 import { GroupsError, InvalidArgumentError, RateLimitedError } from './errors.ts'
-import { openFrame, sealReply } from './wire.ts'
+import { encodeReply, openFrame } from './wire.ts'
 import type { GroupsService } from './groups.ts'
 import type { GroupFrame } from './wire.ts'
 import type { PeerId, Stream } from '@libp2p/interface'
@@ -30,19 +30,17 @@ export function serveStream (svc: GroupsService, stream: Stream, remote: PeerId)
   }, () => {})
 }
 
-/** Open one request frame, handle it, and seal the reply (an error reply for anything refused). */
+/** Open one request frame, handle it, and encode the reply (an error reply for anything refused). */
 export async function answer (svc: GroupsService, data: Uint8Array, remote: PeerId): Promise<Uint8Array> {
   const signal = svc.signal(svc.options.requestTimeoutMs)
   let reply: Partial<GroupFrame> & { groupId: Uint8Array }
   let id = ''
-  let service = 'mls.error'
   try {
     const take = svc.inbound.frames.take(remote.toString(), svc.now())
     if (!take.allowed) throw new RateLimitedError('too many frames', { repeat: !take.firstRefusal })
     const opened = openFrame(data, { local: svc.self, remote, replayCache: svc.replayCache, now: svc.now(), windowMs: svc.options.replayWindowMs })
     id = opened.id
-    service = opened.type
-    svc.framesIn[service] = (svc.framesIn[service] ?? 0) + 1
+    svc.framesIn[opened.type] = (svc.framesIn[opened.type] ?? 0) + 1
     if (opened.kind !== 'request') throw new InvalidArgumentError('expected a request')
     reply = await svc.inbound.handle(opened.type, remote.toString(), opened.frame, signal)
   } catch (err) {
@@ -52,5 +50,5 @@ export async function answer (svc: GroupsService, data: Uint8Array, remote: Peer
     reply = { groupId: new Uint8Array([0]), meta }
     if (!(err instanceof GroupsError && err.meta?.repeat === true)) svc.inbound.rejected(remote.toString(), code, (err as Error).message, '', undefined, err)
   }
-  return sealReply(svc.signer, remote, service, id, reply, svc.now())
+  return encodeReply(id, reply)
 }

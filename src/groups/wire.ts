@@ -1,7 +1,7 @@
 /**
- * Frames of `/agentnet/mls/1.0.0`: a signed envelope of the agent protocol
- * (`src/protocol`, signed under `MLS_SIGNATURE_SCHEME`) whose `service` names
- * the frame type and whose `body` is
+ * Frames of `/agentnet/mls/2.0.0`. A request is a signed envelope of the
+ * agent protocol (`src/protocol`, signed under `MLS_SIGNATURE_SCHEME`) whose
+ * `service` names the frame type and whose `body` is
  *
  * ```
  * body = 0x01 || uvarint(len(groupId)) || groupId || uvarint(epoch) || uvarint(term)
@@ -9,9 +9,24 @@
  * ```
  *
  * `mls` is an RFC 9420 `MLSMessage` (or empty) and `meta` UTF-8 JSON (or empty).
- * Each request frame is answered by one response frame (`kind = response`,
- * `in_reply_to` = the request id) on the stream it came on; a node keeps one
- * long-lived outbound stream per peer for its requests (`channels.ts`).
+ * Each request is answered by one **unsigned** reply on the stream it came on
+ * (a node keeps one long-lived outbound stream per peer for its requests,
+ * `channels.ts`):
+ *
+ * ```
+ * reply = 0x1a || uvarint(len(inReplyTo)) || inReplyTo || 0x22 || uvarint(len(body)) || body
+ * ```
+ *
+ * (protobuf fields 3 and 4; a signed envelope starts with field 1, 0x0a, so
+ * the first byte tells them apart, as for the agent protocol's unsigned
+ * acks). Why a reply needs no signature: it can only arrive on the stream its
+ * request went out on, which Noise authenticates as the peer and protects
+ * against injection, replay and reordering; it counts only for the pending
+ * request whose random id it names, on that stream; and the MLS content a
+ * reply carries (key packages, commits) is signed by MLS itself with the
+ * leaf key bound to the peer key. An ack is the member's own statement, which
+ * a signature would not make truer. Verifying 99 signed acks was a fifth of
+ * a committer's CPU in a commit to 100 members.
  *
  * @module
  */
@@ -114,9 +129,67 @@ export function sealFrame (signer: MessageSigner, to: PeerId, type: FrameType, f
   return { bytes: sealEnvelope(timestamp === undefined ? fields : { ...fields, timestamp }, signer), id }
 }
 
-/** Seal the response to request `id` (same frame type, `kind = response`). */
-export function sealReply (signer: MessageSigner, to: PeerId, type: string, id: string, frame: Partial<GroupFrame> & { groupId: Uint8Array }, timestamp: number): Uint8Array {
-  return sealEnvelope({ to, service: type, kind: 'response', id: randomUUID(), inReplyTo: id, contentType: 'application/agentnet-mls', body: encodeBody(frame), timestamp }, signer)
+/** First byte of a reply: field 3 (`in_reply_to`), length-delimited. */
+const REPLY_TAG = 3 << 3 | 2
+/** Tag of a reply's body: field 4, length-delimited. */
+const REPLY_BODY_TAG = 4 << 3 | 2
+/** Longest request id a reply may name (agentnet's are 36-character UUIDs). */
+const MAX_REPLY_ID_BYTES = 128
+
+/**
+ * Encode the unsigned reply to request `inReplyTo` (see the module doc).
+ *
+ * @throws {MalformedGroupFrameError} when the id is longer than 128 bytes
+ */
+export function encodeReply (inReplyTo: string, frame: Partial<GroupFrame> & { groupId: Uint8Array }): Uint8Array {
+  const id = new TextEncoder().encode(inReplyTo)
+  if (id.length > MAX_REPLY_ID_BYTES) throw new MalformedGroupFrameError('reply id too long')
+  const body = encodeBody(frame)
+  const idLen = uvarint(id.length)
+  const bodyLen = uvarint(body.length)
+  const out = new Uint8Array(1 + idLen.length + id.length + 1 + bodyLen.length + body.length)
+  let o = 0
+  out[o++] = REPLY_TAG
+  out.set(idLen, o); o += idLen.length
+  out.set(id, o); o += id.length
+  out[o++] = REPLY_BODY_TAG
+  out.set(bodyLen, o); o += bodyLen.length
+  out.set(body, o)
+  return out
+}
+
+/**
+ * Decode a reply: exactly the fields of {@link encodeReply}, a UTF-8 id and a
+ * well-formed body, nothing after them.
+ *
+ * @throws {MalformedGroupFrameError} on anything else (a signed envelope included)
+ */
+export function decodeReply (bytes: Uint8Array): { inReplyTo: string, frame: GroupFrame } {
+  let i = 0
+  const field = (tag: number, max: number): Uint8Array => {
+    if (bytes[i++] !== tag) throw new MalformedGroupFrameError('not a reply frame')
+    let len = 0
+    for (let shift = 0; ; shift += 7) {
+      const b = bytes[i++]
+      if (b === undefined || shift > 28) throw new MalformedGroupFrameError('truncated varint')
+      len += (b & 0x7f) * 2 ** shift
+      if ((b & 0x80) === 0) break
+    }
+    if (len > max || i + len > bytes.length) throw new MalformedGroupFrameError('truncated field')
+    const v = bytes.subarray(i, i + len)
+    i += len
+    return v
+  }
+  const id = field(REPLY_TAG, MAX_REPLY_ID_BYTES)
+  const body = field(REPLY_BODY_TAG, MAX_FRAME_BYTES)
+  if (i !== bytes.length) throw new MalformedGroupFrameError('trailing bytes')
+  let inReplyTo: string
+  try {
+    inReplyTo = new TextDecoder('utf-8', { fatal: true }).decode(id)
+  } catch {
+    throw new MalformedGroupFrameError('reply id is not UTF-8')
+  }
+  return { inReplyTo, frame: decodeBody(body) }
 }
 
 /** What opening a frame needs. */
@@ -157,7 +230,7 @@ export function checkReply (frame: GroupFrame): GroupFrame {
   return frame
 }
 
-/** Write raw frame bytes to `peer` and return the raw reply (tests: forged, replayed or out-of-order frames). */
+/** Write raw frame bytes to `peer` and return the raw (unsigned) reply (tests: forged, replayed or out-of-order frames). */
 export async function sendRawFrame (libp2p: Pick<Libp2p, 'dialProtocol'>, peer: PeerId, bytes: Uint8Array, signal: AbortSignal): Promise<Uint8Array> {
   const stream = await libp2p.dialProtocol(peer, MLS_PROTOCOL, { signal })
   const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })

@@ -118,11 +118,11 @@ export const CARD_SIGNATURE_SCHEME = signatureScheme('agentnet-card', '/agentnet
 export const TRUST_SIGNATURE_SCHEME = signatureScheme('agentnet-trust', '/agentnet/trust/2.0.0')
 
 /**
- * MLS group frames (`/agentnet/mls/1.0.0`), used by `src/groups`: the same
+ * MLS group requests (`/agentnet/mls/2.0.0`), used by `src/groups`: the same
  * envelope as agent messages, signed under its own domain so that a group
  * frame can never be replayed as an agent message or the reverse.
  */
-export const MLS_SIGNATURE_SCHEME = signatureScheme('agentnet-mls', '/agentnet/mls/1.0.0')
+export const MLS_SIGNATURE_SCHEME = signatureScheme('agentnet-mls', '/agentnet/mls/2.0.0')
 
 /**
  * The exact bytes that are signed for `payload` (see the module doc):

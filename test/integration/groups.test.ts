@@ -8,8 +8,8 @@ import { readFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { createCommit, decodeMlsMessage, emptyPskIndex, encodeMlsMessage, processPrivateMessage, createApplicationMessage } from 'ts-mls'
-import { decodeMessage, decodeSignedMessage, createSigner, MLS_SIGNATURE_SCHEME } from '../../src/protocol/index.ts'
-import { decodeBody, sealFrame, sendRawFrame } from '../../src/groups/index.ts'
+import { createSigner, MLS_SIGNATURE_SCHEME } from '../../src/protocol/index.ts'
+import { decodeReply, sealFrame, sendRawFrame } from '../../src/groups/index.ts'
 import { decoder, encoder, epochOf, mesh, removeHome, startGroupNode, waitFor, guarded } from './groups-helpers.ts'
 import type { GroupNode } from './groups-helpers.ts'
 import type { FrameType, GroupFrame } from '../../src/groups/index.ts'
@@ -19,7 +19,7 @@ import type { ClientState, MlsPrivateMessage } from 'ts-mls'
 async function forge (from: GroupNode, to: GroupNode, type: FrameType, frame: Partial<GroupFrame> & { groupId: Uint8Array }, bytes?: Uint8Array): Promise<{ code: string, bytes: Uint8Array }> {
   const sealed = bytes ?? sealFrame(createSigner(from.key, MLS_SIGNATURE_SCHEME), to.libp2p.peerId, type, frame).bytes
   const raw = await sendRawFrame(from.libp2p, to.libp2p.peerId, sealed, AbortSignal.timeout(5000))
-  const reply = decodeBody(decodeMessage(decodeSignedMessage(raw).payload).body)
+  const reply = decodeReply(raw).frame
   const error = reply.meta.error as { code: string } | undefined
   return { code: error?.code ?? 'ok', bytes: sealed }
 }

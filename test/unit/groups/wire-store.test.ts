@@ -11,7 +11,9 @@ import { describe, it } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { createGroup } from 'ts-mls'
-import { decodeBody, encodeBody, peerAuthenticationService, GroupsError } from '../../../src/groups/index.ts'
+import { decodeBody, decodeReply, encodeBody, peerAuthenticationService, sealFrame, GroupsError } from '../../../src/groups/index.ts'
+import { encodeReply } from '../../../src/groups/wire.ts'
+import { createSigner, MLS_SIGNATURE_SCHEME } from '../../../src/protocol/index.ts'
 import { cipherSuite, clientConfig, members, newKeyPackage } from '../../../src/groups/identity.ts'
 import { GroupStore } from '../../../src/groups/store.ts'
 import type { GroupRecord } from '../../../src/groups/store.ts'
@@ -37,6 +39,50 @@ describe('groups: frame body codec', () => {
       Uint8Array.from([...good.subarray(0, good.length - 1), 2, 0x7b, 0x7b])
     ]
     for (const b of bad) assert.throws(() => decodeBody(b), (err: unknown) => err instanceof GroupsError && err.code === 'MalformedGroupFrame')
+  })
+})
+
+describe('groups: unsigned reply codec', () => {
+  const malformed = (err: unknown): boolean => err instanceof GroupsError && err.code === 'MalformedGroupFrame'
+
+  it('matches the vector in the README', () => {
+    const bytes = encodeReply('r1', { groupId: new Uint8Array([0xaa]), epoch: 5, term: 1 })
+    // 0x1a len "r1" 0x22 len body(0x01 len(1) 0xaa epoch=5 term=1 mls=0 meta=0)
+    assert.equal(Buffer.from(bytes).toString('hex'), '1a0272312207' + '0101aa05010000')
+    const back = decodeReply(bytes)
+    assert.equal(back.inReplyTo, 'r1')
+    assert.deepEqual([...back.frame.groupId], [0xaa])
+    assert.equal(back.frame.epoch, 5)
+    assert.equal(back.frame.term, 1)
+  })
+
+  it('round-trips an error reply with meta', () => {
+    const id = '6f1c2e0a-8d7b-4c1e-9f3a-2b5d7e9c1a3f'
+    const back = decodeReply(encodeReply(id, { groupId: new Uint8Array([0]), meta: { error: { code: 'WrongEpoch', message: 'x' }, epoch: 3 } }))
+    assert.equal(back.inReplyTo, id)
+    assert.deepEqual(back.frame.meta, { error: { code: 'WrongEpoch', message: 'x' }, epoch: 3 })
+  })
+
+  it('refuses a signed envelope, a truncated or padded reply, a bad id and a bad body', async () => {
+    const key = await generateKeyPair('Ed25519')
+    const signed = sealFrame(createSigner(key, MLS_SIGNATURE_SCHEME), peerIdFromPrivateKey(key), 'mls.heartbeat', { groupId: new Uint8Array([1]) }).bytes
+    const good = encodeReply('r1', { groupId: new Uint8Array([1]), epoch: 1, term: 1 })
+    const bad = [
+      new Uint8Array(0),
+      signed,
+      Uint8Array.from([...good, 0]),
+      good.subarray(0, good.length - 1),
+      // body field missing
+      good.subarray(0, 4),
+      // id not UTF-8
+      Uint8Array.from([0x1a, 0x01, 0xff, 0x22, 0x00]),
+      // id over 128 bytes
+      Uint8Array.from([0x1a, 0x81, 0x01, ...new Uint8Array(129).fill(0x61), 0x22, 0x00]),
+      // a well-framed reply whose body is not a frame body
+      Uint8Array.from([0x1a, 0x02, 0x72, 0x31, 0x22, 0x01, 0x02])
+    ]
+    for (const b of bad) assert.throws(() => decodeReply(b), malformed)
+    assert.throws(() => encodeReply('x'.repeat(129), { groupId: new Uint8Array([1]) }), malformed)
   })
 })
 
