@@ -6,7 +6,7 @@
  * @module
  */
 
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { MalformedFrameError } from './errors.ts'
 import { uvarint } from './signing.ts'
 
@@ -47,7 +47,8 @@ export function withBodyDigest (header: Uint8Array, body: Uint8Array): Uint8Arra
   out.set(header, 0)
   out[header.length] = BODY_TAG
   out[header.length + 1] = BODY_DIGEST_BYTES
-  out.set(createHash('sha256').update(body).digest(), header.length + 2)
+  // the one-shot form: a Hash object per message cost more than hashing a small body
+  out.set(hash('sha256', body, 'buffer'), header.length + 2)
   return out
 }
 
