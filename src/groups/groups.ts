@@ -17,13 +17,13 @@ import {
 import { cipherSuite, clientConfig, keyPackagePeer, leafOf, members, newKeyPackage } from './identity.ts'
 import { Delivery } from './delivery.ts'
 import { Inbound, successors } from './inbound.ts'
-import { GroupStore, StateWriter } from './store.ts'
+import { GroupStore, StateWriter, withoutWelcome } from './store.ts'
 import { checkReply, decodeReply, encodeBody, sealFrame } from './wire.ts'
 import { Channels } from './channels.ts'
 import { serveStream } from './serve.ts'
 import type { GuardedBody } from '../outbox/index.ts'
 import type { AbortOptions, GroupAuditEvent, GroupInfo, GroupsComponents, GroupsEvents, GroupsInit } from './index.ts'
-import type { GroupRecord } from './store.ts'
+import type { CommitLogEntry, GroupRecord } from './store.ts'
 import type { FrameType, GroupFrame } from './wire.ts'
 import type { MessageSigner } from '../protocol/index.ts'
 import type { PeerId, Startable, Stream, Connection } from '@libp2p/interface'
@@ -328,23 +328,31 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     const bodyWithWelcome = welcome === undefined ? body : encodeBody(this.frameOf(rec, { mls, meta: { welcome: Buffer.from(welcome).toString('base64'), welcomeTo: opts.welcome } }))
     const ackSignal = AbortSignal.any([signal, AbortSignal.timeout(this.options.ackTimeoutMs)])
     const fanOut = Promise.allSettled(targets.map(async p => this.request(p, 'mls.commit', holders.includes(p) ? bodyWithWelcome : body, ackSignal)))
-    // encode the new state for the save below while the acks travel
-    this.store.prepare(out.newState)
+    // the record this commit produces, written to the side file while the acks travel (after the frames left:
+    // setImmediate) and made the group's state with a rename once they are in
+    const entry: CommitLogEntry = { epoch, term: rec.term, hash, commit: mls, at: this.now(), ...(welcome !== undefined ? { welcome, welcomeTo: opts.welcome } : {}) }
+    // only the last commit's Welcome can still be needed (a successor sends it); older ones only grew every save
+    const log = [...rec.log, entry].slice(-this.options.commitLogSize).map(e => e === entry ? e : withoutWelcome(e))
+    const next: GroupRecord = { ...rec, state: out.newState, prev: rec.state, last: { epoch, term: rec.term, hash }, log }
+    const { state: stateBefore, lastUpdate } = rec
+    const staged = new Promise(resolve => setImmediate(resolve)).then(async () => this.writer.stage(next))
     const results = await fanOut
     const acked = targets.filter((_p, i) => results[i]?.status === 'fulfilled')
     this.log('debug', { group: rec.id, epoch, acked: acked.length, targets: targets.length }, 'commit acknowledged')
-    if (rec.committer !== this.selfId || epochOf(rec) !== epoch) throw new InvalidCommitError('the group moved on while the commit was in flight')
+    if (rec.committer !== this.selfId || epochOf(rec) !== epoch) {
+      void this.writer.unstage(rec.id, staged)
+      throw new InvalidCommitError('the group moved on while the commit was in flight')
+    }
+    // a ratchet advance meanwhile: `prev` (and so the file) moved on from what was staged
+    const changed = rec.state !== stateBefore || rec.lastUpdate !== lastUpdate
     rec.prev = rec.state
     rec.prevUntil = this.now() + this.options.committerTimeoutMs * 2
     // out.consumed is not zeroed: `prev` shares those keys until the rollback window closes
     rec.state = out.newState
     delete rec.unclean
-    rec.last = { epoch, term: rec.term, hash }
-    rec.log.push({ epoch, term: rec.term, hash, commit: mls, at: this.now(), ...(welcome !== undefined ? { welcome, welcomeTo: opts.welcome } : {}) })
-    while (rec.log.length > this.options.commitLogSize) rec.log.shift()
-    // only the last commit's Welcome can still be needed (a successor sends it); older ones only grew every save
-    for (const e of rec.log.slice(0, -1)) { delete e.welcome; delete e.welcomeTo }
-    await this.save(rec)
+    rec.last = next.last
+    rec.log = log
+    await this.writer.promote(rec, staged, changed)
     // members that acked know this commit; the others (missed it, or excluded) learn the new epoch now and catch up,
     // the rest hear it with the next periodic heartbeat (a heartbeat to all after every commit doubled its frames);
     // the peers the Welcome is for learn the group from it (a heartbeat first was refused: UnknownGroup, audited)

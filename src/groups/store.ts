@@ -13,10 +13,10 @@
  */
 
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto'
-import { mkdir, readdir, readFile, unlink } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rename, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { decodeGroupState } from 'ts-mls'
-import { writeFileAtomic } from '../utils/fs.ts'
+import { fsyncDir, writeFileAtomic } from '../utils/fs.ts'
 import { STATE_DIR } from './constants.ts'
 import { encodeState as encodeGroupState } from './state-codec.ts'
 import { CorruptGroupStateError } from './errors.ts'
@@ -67,6 +67,13 @@ export interface GroupRecord {
   unclean?: boolean
 }
 
+/** `entry` without its Welcome (only the last commit's can still be needed), itself when it has none. */
+export function withoutWelcome (entry: CommitLogEntry): CommitLogEntry {
+  if (entry.welcome === undefined && entry.welcomeTo === undefined) return entry
+  const { welcome: _welcome, welcomeTo: _welcomeTo, ...rest } = entry
+  return rest
+}
+
 interface StoredRecord {
   v: 1
   id: string
@@ -106,7 +113,7 @@ function b64Once (b: Uint8Array): string {
  * operation returns a new one), so a state is encoded once. A save after a
  * commit writes both the new state and `prev`, which the save before it
  * already encoded, and the committer encodes the new state while it waits for
- * the acks ({@link GroupStore.prepare}). The encoding itself reuses the bytes
+ * the acks (when it stages the record, {@link StateWriter.stage}). The encoding itself reuses the bytes
  * of the trees earlier states already had (`state-codec.ts`).
  */
 const encodedStates = new WeakMap<ClientState, string>()
@@ -177,32 +184,55 @@ export class GroupStore {
     return join(this.dir, `${id}.bin`)
   }
 
+  private stagedFile (id: string): string {
+    return join(this.dir, `${id}.next`)
+  }
+
   private aad (id: string): Buffer {
     return Buffer.from(`agentnet-groups/v1/${id}.bin`)
   }
 
   /** Write `record`; `open` = false only at a clean stop. */
   async save (record: GroupRecord, open = true): Promise<void> {
+    await this.write(this.file(record.id), this.seal(record, open))
+  }
+
+  /** Write `record` to the group's side file (`<id>.next`), not yet its state: see {@link promote}. */
+  async stage (record: GroupRecord): Promise<void> {
+    // sealed under the group file's name (the authenticated data), which it will take
+    await this.write(this.stagedFile(record.id), this.seal(record, true))
+  }
+
+  /** Make the staged record the group's state: a rename, then an fsync of the folder. */
+  async promote (id: string): Promise<void> {
+    await rename(this.stagedFile(id), this.file(id))
+    await fsyncDir(this.dir)
+  }
+
+  /** Drop a staged record (its commit did not complete). */
+  async unstage (id: string): Promise<void> {
+    await unlink(this.stagedFile(id)).catch(() => {})
+  }
+
+  private seal (record: GroupRecord, open: boolean): Buffer {
     const nonce = randomBytes(12)
     const cipher = createCipheriv('aes-256-gcm', this.key, nonce)
     cipher.setAAD(this.aad(record.id))
     const ct = Buffer.concat([...storedJson(record, open).map(part => cipher.update(part, 'utf8')), cipher.final()])
-    const data = Buffer.concat([MAGIC, nonce, cipher.getAuthTag(), ct])
+    return Buffer.concat([MAGIC, nonce, cipher.getAuthTag(), ct])
+  }
+
+  private async write (file: string, data: Buffer): Promise<void> {
     // the folder is made once per store (a system call less per save), and again if it went away
     this.made ??= mkdir(this.dir, { recursive: true, mode: 0o700 }).catch((err: unknown) => { this.made = undefined; throw err })
     await this.made
     try {
-      await writeFileAtomic(this.file(record.id), data)
+      await writeFileAtomic(file, data)
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
       await mkdir(this.dir, { recursive: true, mode: 0o700 })
-      await writeFileAtomic(this.file(record.id), data)
+      await writeFileAtomic(file, data)
     }
-  }
-
-  /** Encode `state` now (while waiting for something else), so that a later save of it costs no encoding. */
-  prepare (state: ClientState): void {
-    encodeState(state)
   }
 
   async remove (id: string): Promise<void> {
@@ -219,6 +249,8 @@ export class GroupStore {
     }
     const out: GroupRecord[] = []
     for (const name of names) {
+      // a commit staged but never promoted: the node stopped before its acks were in
+      if (/^[0-9a-f]{2,128}\.next$/.test(name)) await unlink(join(this.dir, name)).catch(() => {})
       if (!/^[0-9a-f]{2,128}\.bin$/.test(name)) continue
       const id = name.slice(0, -4)
       const data = await readFile(this.file(id))
@@ -277,6 +309,42 @@ export class StateWriter {
   async save (rec: GroupRecord, open = true): Promise<void> {
     this.cancel(rec.id)
     await this.serial(rec.id, async () => this.store.save(rec, open))
+  }
+
+  /**
+   * Start writing `next`, the record a commit in flight will produce, to the
+   * group's side file; {@link promote} makes it the group's state. The
+   * returned promise never rejects: a failed stage only means `promote`
+   * writes the whole record instead.
+   */
+  stage (next: GroupRecord): Promise<boolean> {
+    return this.serial(next.id, async () => this.store.stage(next)).then(() => true, () => false)
+  }
+
+  /**
+   * The commit completed and `rec` now holds what was staged: make the staged
+   * file the group's state (a rename), or write `rec` whole if staging failed.
+   * `changed`: `rec` moved on from the staged record meanwhile (a ratchet
+   * advance), so it is written again within the delay as well.
+   */
+  async promote (rec: GroupRecord, staged: Promise<boolean>, changed: boolean): Promise<void> {
+    this.cancel(rec.id)
+    if (await staged) {
+      try {
+        await this.serial(rec.id, async () => this.store.promote(rec.id))
+        if (changed) this.saveSoon(rec)
+        return
+      } catch {
+        // fall through: write the record whole
+      }
+    }
+    await this.serial(rec.id, async () => this.store.save(rec))
+  }
+
+  /** The commit was abandoned: drop what was staged for it (once the stage is done; never rejects). */
+  async unstage (id: string, staged: Promise<boolean>): Promise<void> {
+    await staged
+    await this.serial(id, async () => this.store.unstage(id)).catch(() => {})
   }
 
   saveSoon (rec: GroupRecord): void {

@@ -15,7 +15,7 @@ import { decodeBody, decodeReply, encodeBody, peerAuthenticationService, sealFra
 import { encodeReply } from '../../../src/groups/wire.ts'
 import { createSigner, MLS_SIGNATURE_SCHEME } from '../../../src/protocol/index.ts'
 import { cipherSuite, clientConfig, members, newKeyPackage } from '../../../src/groups/identity.ts'
-import { GroupStore } from '../../../src/groups/store.ts'
+import { GroupStore, StateWriter } from '../../../src/groups/store.ts'
 import type { GroupRecord } from '../../../src/groups/store.ts'
 import { successors } from '../../../src/groups/inbound.ts'
 
@@ -150,6 +150,55 @@ describe('groups: state at rest', () => {
       await rm(join(home, 'groups', file))
       await writeFile(join(home, 'groups', `${'ab'.repeat(16)}.bin`), bytes)
       await assert.rejects(store.loadAll(0), (err: unknown) => err instanceof GroupsError && err.code === 'CorruptGroupState')
+    } finally {
+      await rm(home, { recursive: true, force: true })
+    }
+  })
+
+  it('stages a commit\'s record beside the state: not loaded (and deleted) until promoted, one rename then', async () => {
+    const { home, peer, groupId, state, store, id } = await storeFixture(6)
+    try {
+      const writer = new StateWriter(store, 10_000, () => true)
+      const rec: GroupRecord = { id, groupId, name: 'before', creator: peer.toString(), term: 1, committer: peer.toString(), state, log: [], lastHeartbeat: 0, lastUpdate: 0 }
+      await writer.save(rec)
+      // the node stops (or dies) with a commit staged and not promoted: the group loads as it was, and the side file goes
+      assert.equal(await writer.stage({ ...rec, name: 'after', term: 2 }), true)
+      assert.deepEqual((await readdir(join(home, 'groups'))).sort(), [`${id}.bin`, `${id}.next`])
+      const [loaded] = await store.loadAll(0)
+      assert.deepEqual([loaded?.name, loaded?.term], ['before', 1])
+      assert.deepEqual(await readdir(join(home, 'groups')), [`${id}.bin`])
+      // staged, then promoted: the staged record is the state, and no side file is left
+      const staged = writer.stage({ ...rec, name: 'after', term: 2 })
+      Object.assign(rec, { name: 'after', term: 2 })
+      await writer.promote(rec, staged, false)
+      assert.deepEqual(await readdir(join(home, 'groups')), [`${id}.bin`])
+      const [promoted] = await store.loadAll(0)
+      assert.deepEqual([promoted?.name, promoted?.term], ['after', 2])
+      // abandoned: dropped
+      const abandoned = writer.stage({ ...rec, name: 'never', term: 3 })
+      await writer.unstage(id, abandoned)
+      assert.deepEqual(await readdir(join(home, 'groups')), [`${id}.bin`])
+      assert.equal((await store.loadAll(0))[0]?.name, 'after')
+    } finally {
+      await rm(home, { recursive: true, force: true })
+    }
+  })
+
+  it('writes the whole record when staging failed or the staged file is gone', async () => {
+    const { home, peer, groupId, state, store, id } = await storeFixture(7)
+    try {
+      const writer = new StateWriter(store, 10_000, () => true)
+      const rec: GroupRecord = { id, groupId, name: 'one', creator: peer.toString(), term: 1, committer: peer.toString(), state, log: [], lastHeartbeat: 0, lastUpdate: 0 }
+      await writer.save(rec)
+      Object.assign(rec, { name: 'two' })
+      await writer.promote(rec, Promise.resolve(false), false)
+      assert.equal((await store.loadAll(0))[0]?.name, 'two')
+      const staged = writer.stage({ ...rec, name: 'three' })
+      await staged
+      await rm(join(home, 'groups', `${id}.next`))
+      Object.assign(rec, { name: 'three' })
+      await writer.promote(rec, staged, false)
+      assert.equal((await store.loadAll(0))[0]?.name, 'three')
     } finally {
       await rm(home, { recursive: true, force: true })
     }
