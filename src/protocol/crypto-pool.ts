@@ -22,6 +22,21 @@
  *   window's jobs times the measured cost of an inline job) is still at least
  *   that: the hand-off lowers the measured figure, and without this the
  *   decision would flip every window.
+ * - and, for a small **sign**, the machine has a core to spare: at least
+ *   {@link SIGN_SPARE_CORES} of idle CPU (from the kernel's counters, over
+ *   {@link SPARE_SAMPLE_MS}) to start, and while offloading signs still
+ *   {@link SIGN_KEEP_CORES} (what the worker takes is no longer idle; none
+ *   left means it competes with other processes). A sign
+ *   costs about a third of a verify (34 against 106 µs here) while the
+ *   hand-off costs the main thread 15–20 µs a job either way, so an offloaded
+ *   sign frees little of the main thread and adds CPU; on a machine with no
+ *   idle core that CPU comes out of another process (the one-way benchmark's
+ *   two nodes share 2 cores: with the sender offloading its signs they
+ *   reached 78–84 % of the verify rate, with its signs inline 89–91 %). A
+ *   verify frees six times what its hand-off costs and is offloaded on load
+ *   alone. (`os.cpus()` counts the host's CPUs: in a container limited below
+ *   them the pool may see idle time it cannot use, and then offloads signs as
+ *   it did before this rule.)
  * An idle node, and one that is busy only because it answers one request at
  * a time (its loop waits for the network between requests: a thread hop
  * would only add a round trip of latency to each), keeps the lowest latency
@@ -49,7 +64,7 @@
  */
 
 import { sign as cryptoSign } from 'node:crypto'
-import { availableParallelism } from 'node:os'
+import { availableParallelism, cpus } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import { Worker } from 'node:worker_threads'
 import { InvalidArgumentError } from './errors.ts'
@@ -69,10 +84,16 @@ export const DEFAULT_MAX_BATCH_JOBS = 256
 export const MAX_AUTO_WORKERS = 8
 /** How often the main thread's load is re-sampled, ms. */
 export const LOAD_SAMPLE_MS = 50
-/** What a small job is assumed to cost inline until one is timed, ms (an Ed25519 verify here) */
-const INITIAL_INLINE_JOB_MS = 0.15
-/** Weight of one timed inline job in {@link CryptoPool.inlineJobMs} */
+/** What a small verify and a small sign are assumed to cost inline until one is timed, ms (Ed25519 here) */
+const INITIAL_INLINE_MS = { verify: 0.11, sign: 0.035 }
+/** Weight of one timed inline job in {@link CryptoPool.inlineMs} */
 const INLINE_COST_WEIGHT = 1 / 64
+/** How often the machine's spare CPU is re-sampled, ms (the kernel counts idle time in 10 ms ticks). */
+export const SPARE_SAMPLE_MS = 250
+/** Idle cores from which small signs go to the workers too. */
+export const SIGN_SPARE_CORES = 0.5
+/** Idle cores under which small signs come back inline. */
+export const SIGN_KEEP_CORES = 0.1
 /** The window of the main thread's load that must be high before workers are started, ms. */
 export const SPAWN_SAMPLE_MS = 1000
 /** Batches handed to one worker and not yet answered: one running, one queued behind it. */
@@ -114,6 +135,20 @@ export interface CryptoPoolInit {
    * @default 256
    */
   maxBatchJobs?: number
+  /**
+   * The machine's idle CPU time so far, ms, summed over its cores (the spare
+   * CPU small signs need, see the module doc). Tests pass their own.
+   *
+   * @default the idle times of `os.cpus()`
+   */
+  idleCpuMs?: () => number
+}
+
+/** The machine's idle CPU time so far, ms, summed over its cores. */
+function machineIdleMs (): number {
+  let idle = 0
+  for (const cpu of cpus()) idle += cpu.times.idle
+  return idle
 }
 
 /** Counters, for benchmarks and the metrics endpoint. */
@@ -156,6 +191,8 @@ interface PoolWorker {
   outstanding: Batch[]
 }
 
+type JobCost = keyof typeof INITIAL_INLINE_MS
+
 /** A worker script next to this module, in the same form (`.ts` from source, `.js` once built). */
 const WORKER_URL = new URL(`./crypto-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url)
 
@@ -165,6 +202,7 @@ export class CryptoPool {
   private readonly offloadUtilization: number
   private readonly largeJobBytes: number
   private readonly maxBatchJobs: number
+  private readonly idleCpuMs: () => number
   private readonly live: PoolWorker[] = []
   private queue: Job[] = []
   private flushScheduled = false
@@ -175,10 +213,14 @@ export class CryptoPool {
   private utilization = 0
   /** whether small jobs go to the workers now (decided once per load sample) */
   private offloading = false
-  /** small jobs decided on since the last load sample */
-  private jobsInSample = 0
-  /** what a small job costs inline, ms (moving average over inline jobs; a first guess until measured) */
-  private inlineJobMs = INITIAL_INLINE_JOB_MS
+  /** what the small jobs offloaded since the last load sample would have cost inline, ms */
+  private offloadedMsInSample = 0
+  /** what a small verify and a small sign cost inline, ms (moving averages; first guesses until measured) */
+  private readonly inlineMs = { ...INITIAL_INLINE_MS }
+  /** whether small signs go to the workers too (decided once per {@link SPARE_SAMPLE_MS}; see the module doc) */
+  private offloadingSigns = false
+  private lastSpareAt = 0
+  private lastIdleMs: number | undefined
   private lastSpawnSampleAt = 0
   private lastSpawnElu: EventLoopUtilization | undefined
   private spawnUtilization = 0
@@ -189,6 +231,7 @@ export class CryptoPool {
     this.offloadUtilization = init.offloadUtilization ?? DEFAULT_OFFLOAD_UTILIZATION
     this.largeJobBytes = init.largeJobBytes ?? DEFAULT_LARGE_JOB_BYTES
     this.maxBatchJobs = init.maxBatchJobs ?? DEFAULT_MAX_BATCH_JOBS
+    this.idleCpuMs = init.idleCpuMs ?? machineIdleMs
     if (!(this.offloadUtilization >= 0)) throw new InvalidArgumentError('offloadUtilization must be a number from 0')
     if (!Number.isSafeInteger(this.largeJobBytes) || this.largeJobBytes < 0) throw new InvalidArgumentError('largeJobBytes must be a non-negative integer')
     if (!Number.isSafeInteger(this.maxBatchJobs) || this.maxBatchJobs < 1) throw new InvalidArgumentError('maxBatchJobs must be a positive integer')
@@ -222,8 +265,8 @@ export class CryptoPool {
    * when computed inline, a promise when handed to a worker.
    */
   verify (publicKey: Uint8Array, payload: Uint8Array, signature: Uint8Array, scheme: SignatureScheme = MESSAGE_SIGNATURE_SCHEME): boolean | Promise<boolean> {
-    if (publicKey.length !== PUBLIC_KEY_BYTES || signature.length !== SIGNATURE_BYTES || !this.offload(payload.length)) {
-      return this.inline(payload.length, () => verifyRaw(publicKey, signedData(payload, scheme), signature))
+    if (publicKey.length !== PUBLIC_KEY_BYTES || signature.length !== SIGNATURE_BYTES || !this.offload(payload.length, 'verify')) {
+      return this.inline(payload.length, 'verify', () => verifyRaw(publicKey, signedData(payload, scheme), signature))
     }
     return new Promise<boolean>(resolve => {
       this.enqueue({ kind: VERIFY, payload, scheme, publicKey, signature, keyId: -1, resolve: resolve as Job['resolve'] })
@@ -236,8 +279,8 @@ export class CryptoPool {
    */
   sign (signer: MessageSigner, payload: Uint8Array): Uint8Array | Promise<Uint8Array> {
     const entry = signingKeyOf(signer)
-    if (entry === undefined || !this.offload(payload.length)) {
-      return this.inline(payload.length, () => signer.sign(payload))
+    if (entry === undefined || !this.offload(payload.length, 'sign')) {
+      return this.inline(payload.length, 'sign', () => signer.sign(payload))
     }
     const keyId = this.keyIdOf(entry.key)
     return new Promise<Uint8Array>(resolve => {
@@ -254,8 +297,8 @@ export class CryptoPool {
    */
   verifyDigested (publicKey: Uint8Array, payload: Uint8Array, body: Uint8Array, signature: Uint8Array, scheme: SignatureScheme = MESSAGE_SIGNATURE_SCHEME): boolean | Promise<boolean> {
     const header = payload.subarray(0, headerLengthOf(payload, body.length))
-    if (publicKey.length !== PUBLIC_KEY_BYTES || signature.length !== SIGNATURE_BYTES || !this.offload(payload.length)) {
-      return this.inline(payload.length, () => verifyRaw(publicKey, signedData(withBodyDigest(header, body), scheme), signature))
+    if (publicKey.length !== PUBLIC_KEY_BYTES || signature.length !== SIGNATURE_BYTES || !this.offload(payload.length, 'verify')) {
+      return this.inline(payload.length, 'verify', () => verifyRaw(publicKey, signedData(withBodyDigest(header, body), scheme), signature))
     }
     return new Promise<boolean>(resolve => {
       this.enqueue({ kind: VERIFY_DIGEST, payload: header, body, scheme, publicKey, signature, keyId: -1, resolve: resolve as Job['resolve'] })
@@ -266,8 +309,8 @@ export class CryptoPool {
   signDigested (signer: MessageSigner, payload: Uint8Array, body: Uint8Array): Uint8Array | Promise<Uint8Array> {
     const header = payload.subarray(0, headerLengthOf(payload, body.length))
     const entry = signingKeyOf(signer)
-    if (entry === undefined || !this.offload(payload.length)) {
-      return this.inline(payload.length, () => signer.sign(withBodyDigest(header, body)))
+    if (entry === undefined || !this.offload(payload.length, 'sign')) {
+      return this.inline(payload.length, 'sign', () => signer.sign(withBodyDigest(header, body)))
     }
     const keyId = this.keyIdOf(entry.key)
     return new Promise<Uint8Array>(resolve => {
@@ -276,14 +319,27 @@ export class CryptoPool {
   }
 
   /** Whether a job of `bytes` goes to a worker now (see the module doc). */
-  private offload (bytes: number): boolean {
+  private offload (bytes: number, cost: JobCost): boolean {
     if (!this.started || this.size === 0) return false
     if (bytes < this.largeJobBytes) {
-      this.jobsInSample++
       if (!this.saturated()) return false
+      // a small sign only with a core to spare (module doc); `offloadUtilization: 0` still sends every job
+      if (cost === 'sign' && this.offloadUtilization > 0 && !this.offloadingSigns) return false
+      this.offloadedMsInSample += this.inlineMs[cost]
     }
     while (this.live.length < this.size) this.spawn()
     return true
+  }
+
+  /** Re-decide {@link offloadingSigns} from the machine's idle cores since the last sample. */
+  private sampleSpare (now: number): void {
+    const idleMs = this.idleCpuMs()
+    if (this.lastIdleMs !== undefined && now > this.lastSpareAt) {
+      const idleCores = (idleMs - this.lastIdleMs) / (now - this.lastSpareAt)
+      this.offloadingSigns = idleCores >= (this.offloadingSigns ? SIGN_KEEP_CORES : SIGN_SPARE_CORES)
+    }
+    this.lastIdleMs = idleMs
+    this.lastSpareAt = now
   }
 
   /**
@@ -299,12 +355,13 @@ export class CryptoPool {
       const current = performance.eventLoopUtilization()
       if (this.lastElu !== undefined) {
         this.utilization = performance.eventLoopUtilization(current, this.lastElu).utilization
-        const inlineUtilization = this.utilization + (this.offloading ? this.jobsInSample * this.inlineJobMs / elapsed : 0)
+        const inlineUtilization = this.utilization + (this.offloading ? this.offloadedMsInSample / elapsed : 0)
         this.offloading = inlineUtilization >= this.offloadUtilization
       }
       this.lastElu = current
       this.lastSampleAt = now
-      this.jobsInSample = 0
+      this.offloadedMsInSample = 0
+      if (now - this.lastSpareAt >= SPARE_SAMPLE_MS) this.sampleSpare(now)
       if (this.lastSpawnElu === undefined || now - this.lastSpawnSampleAt >= SPAWN_SAMPLE_MS) {
         if (this.lastSpawnElu !== undefined) this.spawnUtilization = performance.eventLoopUtilization(current, this.lastSpawnElu).utilization
         this.lastSpawnElu = current
@@ -315,13 +372,13 @@ export class CryptoPool {
     return this.offloading && (this.live.length > 0 || this.spawnUtilization >= this.offloadUtilization)
   }
 
-  /** Run `compute` on this thread, timing it for {@link inlineJobMs} (small jobs only) */
-  private inline<T> (bytes: number, compute: () => T): T {
+  /** Run `compute` on this thread, timing it for {@link inlineMs} (small jobs only) */
+  private inline<T> (bytes: number, cost: JobCost, compute: () => T): T {
     this.stats.inline++
     if (bytes >= this.largeJobBytes || this.size === 0) return compute()
     const start = performance.now()
     const out = compute()
-    this.inlineJobMs += (performance.now() - start - this.inlineJobMs) * INLINE_COST_WEIGHT
+    this.inlineMs[cost] += (performance.now() - start - this.inlineMs[cost]) * INLINE_COST_WEIGHT
     return out
   }
 

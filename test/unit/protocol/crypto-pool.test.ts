@@ -9,6 +9,7 @@ import {
   InvalidArgumentError,
   LOAD_SAMPLE_MS,
   SPAWN_SAMPLE_MS,
+  SPARE_SAMPLE_MS,
   MLS_SIGNATURE_SCHEME,
   openEnvelope,
   openEnvelopeAsync,
@@ -169,6 +170,46 @@ describe('CryptoPool', () => {
         answer = pool.verify(key, small, sig)
       }
       assert.equal(answer, true, 'inline again, synchronously')
+    } finally {
+      await pool.stop()
+    }
+  })
+
+  it('offloads small signs only while the machine has a core to spare; verifies on load alone', async () => {
+    // the machine's idle CPU as the pool sees it: `idleCores` cores idle from now on
+    let idleCores = 0
+    let idleMs = 0
+    let at = performance.now()
+    const idleCpuMs = (): number => { const now = performance.now(); idleMs += (now - at) * idleCores; at = now; return idleMs }
+    const pool = createCryptoPool({ workers: 1, idleCpuMs })
+    pool.start()
+    const small = enc.encode('small')
+    const sig = alice.signer.sign(small)
+    const key = ed25519PublicKeyOf(alice.peerId)
+    /** keep the main thread saturated with signs for `ms` (inline while no core is idle, so the worker stays idle too) */
+    const saturate = (ms: number): void => { const until = performance.now() + ms; while (performance.now() < until) void pool.sign(alice.signer, small) }
+    try {
+      saturate(SPAWN_SAMPLE_MS + 2 * SPARE_SAMPLE_MS)
+      assert.equal(pool.stats.offloaded, 0, 'no idle core: every sign stayed inline')
+      const verified = pool.verify(key, small, sig)
+      assert.ok(verified instanceof Promise, 'a verify goes to the worker on load alone')
+      const signed = pool.sign(alice.signer, small)
+      assert.ok(signed instanceof Uint8Array, 'no idle core: the sign stays inline')
+      assert.deepEqual(signed, alice.signer.sign(small))
+      await verified
+      // a core goes idle: after the next spare samples, small signs go to the worker too
+      idleCores = 1
+      saturate(3 * SPARE_SAMPLE_MS)
+      const offloaded = pool.sign(alice.signer, small)
+      assert.ok(offloaded instanceof Promise, 'a core to spare: the sign goes to the worker')
+      assert.deepEqual(await offloaded, alice.signer.sign(small))
+      // a fifth of a core idle is enough to go on; none is not
+      idleCores = 0.2
+      saturate(3 * SPARE_SAMPLE_MS)
+      assert.ok(pool.sign(alice.signer, small) instanceof Promise, 'still offloading with 0.2 cores idle')
+      idleCores = 0
+      saturate(3 * SPARE_SAMPLE_MS)
+      assert.ok(pool.sign(alice.signer, small) instanceof Uint8Array, 'no idle core: back inline')
     } finally {
       await pool.stop()
     }
