@@ -81,17 +81,24 @@ export function encodeBody (frame: Partial<GroupFrame> & { groupId: Uint8Array }
   return out
 }
 
+/** The unsigned varint at `bytes[at]` and the index after it; a varint over 7 bytes or cut off throws. */
+function readVarint (bytes: Uint8Array, at: number): [value: number, next: number] {
+  let value = 0
+  for (let shift = 0; ; shift += 7) {
+    const b = bytes[at++]
+    if (b === undefined || shift > 49) throw new MalformedGroupFrameError('truncated varint')
+    value += (b & 0x7f) * 2 ** shift
+    if ((b & 0x80) === 0) return [value, at]
+  }
+}
+
 /** Decode a frame body; anything but exactly one well-formed body throws {@link MalformedGroupFrameError}. */
 export function decodeBody (bytes: Uint8Array): GroupFrame {
   let i = 0
   const varint = (): number => {
-    let value = 0
-    for (let shift = 0; ; shift += 7) {
-      const b = bytes[i++]
-      if (b === undefined || shift > 49) throw new MalformedGroupFrameError('truncated varint')
-      value += (b & 0x7f) * 2 ** shift
-      if ((b & 0x80) === 0) return value
-    }
+    const [value, next] = readVarint(bytes, i)
+    i = next
+    return value
   }
   const take = (n: number): Uint8Array => {
     if (i + n > bytes.length) throw new MalformedGroupFrameError('truncated field')
@@ -168,13 +175,8 @@ export function decodeReply (bytes: Uint8Array): { inReplyTo: string, frame: Gro
   let i = 0
   const field = (tag: number, max: number): Uint8Array => {
     if (bytes[i++] !== tag) throw new MalformedGroupFrameError('not a reply frame')
-    let len = 0
-    for (let shift = 0; ; shift += 7) {
-      const b = bytes[i++]
-      if (b === undefined || shift > 28) throw new MalformedGroupFrameError('truncated varint')
-      len += (b & 0x7f) * 2 ** shift
-      if ((b & 0x80) === 0) break
-    }
+    const [len, next] = readVarint(bytes, i)
+    i = next
     if (len > max || i + len > bytes.length) throw new MalformedGroupFrameError('truncated field')
     const v = bytes.subarray(i, i + len)
     i += len
