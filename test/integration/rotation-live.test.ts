@@ -82,7 +82,8 @@ describe('agentnet identity rotate on a running node (real processes)', () => {
     agent = await connectClient({ home: homeA })
     const served = agent
     await served.registerService('echo')
-    served.on('message', m => { void served.reply({ id: m.id, body: `echo:${String(m.body)}` }) })
+    // a reply still in flight when the test stops A fails with ConnectionClosed: the echoes asserted below show serving
+    served.on('message', m => { served.reply({ id: m.id, body: `echo:${String(m.body)}` }).catch(() => {}) })
     assert.deepEqual(await echo(b, oldA, 'before'), { from: oldA, text: 'echo:before' })
 
     // A commits a group with B in it
