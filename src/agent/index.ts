@@ -45,7 +45,7 @@ import { loadReplayCache, saveReplayCache } from '../protocol/index.ts'
 import { TokenService } from '../tokens/index.ts'
 import { createTrustGater, TrustService } from '../trust/index.ts'
 import { AddressBook } from '../addressbook/index.ts'
-import { createGuard, warmSecretScanner } from '../guard/index.ts'
+import { createGuard, warmInjectionMatcher, warmSecretScanner } from '../guard/index.ts'
 // the groups service is imported when first needed (ts-mls is ~15 % of a start): see lazy-groups.ts
 import { LazyGroups } from './lazy-groups.ts'
 import type { NodeMetrics } from '../metrics/index.ts'
@@ -318,7 +318,13 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
     replayWindowMs: config.messaging.replayWindowMs
   })
 
-  const warmUp = warmAfterStart(config.guard.enabled && config.guard.secretScan ? warmSecretScanner : undefined)
+  // the guard's injection automaton and secretlint are built off the start-up path, before the first message is likely
+  const warmUp = warmAfterStart(config.guard.enabled
+    ? async () => {
+      warmInjectionMatcher()
+      if (config.guard.secretScan) await warmSecretScanner()
+    }
+    : undefined)
   // ---- connection slots: strangers are held to connections.maxConnections, trusted peers tagged so pruning spares them
   const connectionGuard = new ConnectionGuard({ libp2p, isPreferred, logger: log('connections') }, {
     maxConnections: config.connections.maxConnections,
@@ -409,7 +415,7 @@ export async function createAgentNode (init: AgentNodeInit): Promise<AgentNode> 
   return node
 }
 
-/** How long after start a node loads what its first messages need (secretlint) */
+/** How long after start a node loads what its first messages need (secretlint, the injection automaton) */
 export const WARM_DELAY_MS = 500
 
 /**

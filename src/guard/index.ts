@@ -47,7 +47,7 @@ import type { CheckInput, GuardDecision, GuardFinding, GuardPolicy, PolicyInput,
 export * from './types.ts'
 export * from './errors.ts'
 export * from './constants.ts'
-export { INJECTION_MARKERS } from './screen.ts'
+export { INJECTION_MARKERS, warmInjectionMatcher } from './screen.ts'
 export { mightHoldSecret, warmSecretScanner } from './secrets.ts'
 export { DEFAULT_POLICY, allows } from './policy.ts'
 export { auditRecord } from './audit.ts'

@@ -56,7 +56,22 @@ export const INJECTION_MARKERS: readonly string[] = Object.freeze([
   '<system>'
 ])
 
-const matcher = new AhoCorasick(INJECTION_MARKERS.map(m => ({ pattern: m, data: m })))
+/**
+ * The markers' automaton, built on first use: building it costs ~10 ms, which
+ * at import time landed on every node's start-up path (the node builds it in
+ * the background once it runs, see {@link warmInjectionMatcher}).
+ */
+let matcher: AhoCorasick<string> | undefined
+
+function injectionMatcher (): AhoCorasick<string> {
+  matcher ??= new AhoCorasick(INJECTION_MARKERS.map(m => ({ pattern: m, data: m })))
+  return matcher
+}
+
+/** Build the injection markers' automaton now, so that the first screened message does not wait for it. */
+export function warmInjectionMatcher (): void {
+  injectionMatcher()
+}
 
 /** Injection markers in `text`, with offsets into `text`. */
 export function findInjection (text: string): InjectionFinding[] {
@@ -81,7 +96,7 @@ export function findInjection (text: string): InjectionFinding[] {
   }
   const folded = chars.join('')
   const out: InjectionFinding[] = []
-  for (const m of matcher.search(folded, { strategy: 'leftmost-longest' })) {
+  for (const m of injectionMatcher().search(folded, { strategy: 'leftmost-longest' })) {
     out.push({ marker: m.pattern, start: starts[m.start] as number, end: (starts[m.end - 1] as number) + 1 })
   }
   return out

@@ -38,4 +38,6 @@ export type { Readiness } from './milestones.ts'
 export { Network, AGENT_VERSION, REJOIN_INTERVAL_MS, reachabilityOf, relaysOf, isWebRTCAddress, summarizeConnection } from './network.ts'
 export type { NodeInfo, PeerSummary, ConnectionSummary, Reachability, NodeStatus, NetworkComponents, NetworkInit } from './network.ts'
 
-export { openPeerStore, keychainPassFor, PEER_STORE_DIR } from './peer-store.ts'
+export { openPeerStore, PEER_STORE_DIR } from './peer-store.ts'
+export { keychainInit, keychainPassFor, legacyKeychainInit, upgradeKeychain, quietLogger, KEYCHAIN_DEK_ITERATIONS, KEYCHAIN_DEK_MARKER } from './keychain.ts'
+export type { KeychainFactory } from './keychain.ts'

@@ -14,6 +14,7 @@ import { tcp } from '@libp2p/tcp'
 import { yamux } from '@libp2p/yamux'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
+import { keychainInit, upgradeKeychain } from './keychain.ts'
 import type { Config } from '../config/index.ts'
 import type { Identify } from '@libp2p/identify'
 import type { KadDHT, SelectFn, ValidateFn } from '@libp2p/kad-dht'
@@ -116,7 +117,7 @@ export async function createAgentLibp2p (init: Libp2pAssembly): Promise<AgentLib
   const [webrtc, keychainModule, dht, bootstrapModule, relayModule, autonat, dcutrModule, upnp] = await Promise.all([
     webrtcDirect || config.nat.webrtc ? import('@libp2p/webrtc') : undefined,
     // keeps the WebRTC-direct certificate's key (so its certhash) across restarts;
-    // only with such a listener: opening a keychain derives its key (PBKDF2, ~50 ms of CPU here)
+    // only with such a listener: opening a keychain derives its key (PBKDF2, a few ms with keychain.ts's rounds)
     init.keychainPass != null && webrtcDirect ? import('@libp2p/keychain') : undefined,
     config.dht.enabled ? import('@libp2p/kad-dht') : undefined,
     config.bootstrap.length > 0 ? import('@libp2p/bootstrap') : undefined,
@@ -144,7 +145,9 @@ export async function createAgentLibp2p (init: Libp2pAssembly): Promise<AgentLib
     ping: ping({ maxOutboundStreams: 4, maxInboundStreams: 4 })
   }
   if (keychainModule != null && init.keychainPass != null) {
-    services.keychain = keychainModule.keychain({ pass: init.keychainPass })
+    // a key stored under the keychain's old 10,000-round DEK moves over first (keychain.ts)
+    if (init.datastore != null) await upgradeKeychain(keychainModule.keychain, init.datastore, init.keychainPass)
+    services.keychain = keychainModule.keychain(keychainInit(init.keychainPass))
   }
   if (dht != null) {
     const mappers = { all: dht.passthroughMapper, public: dht.removePrivateAddressesMapper, private: dht.removePublicAddressesMapper }

@@ -1,8 +1,6 @@
-import { hkdfSync } from 'node:crypto'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { LevelDatastore } from 'datastore-level'
-import type { PrivateKey } from '@libp2p/interface'
 import type { Logger } from 'pino'
 
 /** Folder in the home that holds the peer store, DHT records and the keychain */
@@ -27,12 +25,4 @@ export async function openPeerStore (home: string, logger?: Logger): Promise<Lev
   const fresh = new LevelDatastore(path)
   await fresh.open()
   return fresh
-}
-
-/**
- * The keychain's pass phrase, derived from the node key so the certificate key
- * is encrypted at rest and needs no second secret (HKDF-SHA256, own label)
- */
-export function keychainPassFor (privateKey: PrivateKey): string {
-  return Buffer.from(hkdfSync('sha256', privateKey.raw, new Uint8Array(0), 'agentnet/keychain/v1', 32)).toString('base64url')
 }

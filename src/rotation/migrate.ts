@@ -11,12 +11,11 @@
 
 import { rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { keychain } from '@libp2p/keychain'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { STATE_DIR } from '../groups/constants.ts'
 import { completeRotationSwap, CorruptSuccessionStateError, finishRotation as finishKeys, loadOldKey, prepareRotation, writeRotation } from '../identity/succession.ts'
 import { loadIdentity } from '../identity/index.ts'
-import { keychainPassFor, openPeerStore } from '../node/index.ts'
+import { keychainInit, keychainPassFor, openPeerStore, quietLogger, upgradeKeychain } from '../node/index.ts'
 import { BASELINE_FILE } from '../posture/constants.ts'
 import { checkBaseline, encodeBaseline } from '../posture/baseline.ts'
 import { fsyncDir, pathExists, readStateFile, writeFileAtomic } from '../utils/fs.ts'
@@ -27,10 +26,6 @@ import type { PrivateKey } from '@libp2p/interface'
 export const OLD_GROUPS_DIR = `${STATE_DIR}.old`
 
 
-/* eslint-disable @typescript-eslint/no-empty-function */
-const silent = Object.assign(() => {}, { error: () => {}, trace: () => {}, enabled: false })
-const quietLogger = { forComponent: () => silent }
-
 /**
  * The keychain in the peer store (the WebRTC-direct certificate key) is
  * encrypted under a pass derived from the node key: re-encrypt it under the
@@ -39,11 +34,15 @@ const quietLogger = { forComponent: () => silent }
  */
 async function rekeyKeychain (home: string, oldKey: PrivateKey, newKey: PrivateKey): Promise<void> {
   if (!await pathExists(join(home, 'peerstore'))) return
+  // imported here, not with the module: this module is loaded at every start, a rotation is rare
+  const { keychain } = await import('@libp2p/keychain')
   const store = await openPeerStore(home)
   try {
-    const components = { datastore: store, logger: quietLogger } as unknown as Parameters<ReturnType<typeof keychain>>[0]
-    const before = keychain({ pass: keychainPassFor(oldKey) })(components)
-    const after = keychain({ pass: keychainPassFor(newKey) })(components)
+    const components = { datastore: store, logger: quietLogger }
+    // the old key's keychain may still be under the keychain's old DEK (a home from before keychain.ts's rounds)
+    await upgradeKeychain(keychain, store, keychainPassFor(oldKey))
+    const before = keychain(keychainInit(keychainPassFor(oldKey)))(components)
+    const after = keychain(keychainInit(keychainPassFor(newKey)))(components)
     for (const { name } of await before.listKeys()) {
       try {
         const key = await before.exportKey(name)

@@ -5,7 +5,11 @@ import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import { makeHome, removeHome, runCli, runJson, startNode } from '../helpers/cli.ts'
-import { PEER_STORE_DIR } from '../../src/node/index.ts'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { keychain } from '@libp2p/keychain'
+import { LevelDatastore } from 'datastore-level'
+import { loadIdentity } from '../../src/identity/index.ts'
+import { KEYCHAIN_DEK_MARKER, keychainInit, keychainPassFor, legacyKeychainInit, PEER_STORE_DIR, quietLogger, WEBRTC_CERTIFICATE_KEY_NAME } from '../../src/node/index.ts'
 
 async function freeTcpPort (): Promise<number> {
   const server = createServer()
@@ -57,6 +61,42 @@ describe('peer data on disk: peer store, DHT records, WebRTC-direct certificate'
     } finally {
       await a.stop()
       await b.stop()
+    }
+  })
+
+  it('a home whose keychain is under the old 10,000-round DEK keeps its WebRTC-direct key (and certhash) after the upgrade', async () => {
+    const home = await makeHome()
+    homes.push(home)
+    assert.equal((await runCli(['init', '--home', home])).code, 0)
+    const pass = keychainPassFor((await loadIdentity(home)).privateKey)
+    // the keychain as a node from before the change left it
+    const key = await generateKeyPair('ECDSA', 'P-256')
+    let ds = new LevelDatastore(join(home, PEER_STORE_DIR))
+    await ds.open()
+    await keychain(legacyKeychainInit(pass))({ datastore: ds, logger: quietLogger }).importKey(WEBRTC_CERTIFICATE_KEY_NAME, key)
+    await ds.close()
+
+    const listen = [`/ip4/127.0.0.1/tcp/${await freeTcpPort()}`, `/ip4/127.0.0.1/udp/${await freeUdpPort()}/webrtc-direct`]
+    let node = await startNode(home, [], { listen })
+    const certhash = certhashOf((await runJson<{ addresses: string[] }>(['id', '--home', home])).addresses)
+    assert.equal(await node.stop(), 0)
+    assert.ok(certhash != null)
+
+    ds = new LevelDatastore(join(home, PEER_STORE_DIR))
+    await ds.open()
+    try {
+      assert.ok(await ds.has(KEYCHAIN_DEK_MARKER), 'the keychain is marked current')
+      const kept = await keychain(keychainInit(pass))({ datastore: ds, logger: quietLogger }).exportKey(WEBRTC_CERTIFICATE_KEY_NAME)
+      assert.ok(kept.equals(key), 'the certificate key is the one stored before, now under the current DEK')
+    } finally {
+      await ds.close()
+    }
+
+    node = await startNode(home, [], { listen })
+    try {
+      assert.equal(certhashOf((await runJson<{ addresses: string[] }>(['id', '--home', home])).addresses), certhash, 'the certhash is unchanged')
+    } finally {
+      assert.equal(await node.stop(), 0)
     }
   })
 
