@@ -15,7 +15,7 @@
  */
 
 import { countrySpecs, isValidIBAN } from 'ibantools'
-import { MIN_ENTROPY_BITS, MIN_ENTROPY_TOKEN_CHARS } from './constants.ts'
+import { MIN_BINARY_EMAIL_CHARS, MIN_BINARY_MIXED_EMAIL_CHARS, MIN_ENTROPY_BITS, MIN_ENTROPY_TOKEN_CHARS } from './constants.ts'
 import type { TokenRun } from './decode.ts'
 import type { GuardDetector } from './types.ts'
 
@@ -140,13 +140,23 @@ function before (text: string, at: number, n = 32): string {
   return text.slice(Math.max(0, at - n), at)
 }
 
-/** PII findings in `text`. */
-export function detectPii (text: string): DetectorHit[] {
+const LOWER_EMAIL = /^[a-z0-9._%+-]+@[a-z0-9.-]+$/
+const LOWER_DOMAIN = /@[a-z0-9.-]+$/
+
+/** Whether an address found in binary content looks written rather than spelled by random bytes (see MIN_BINARY_EMAIL_CHARS). */
+function writtenEmail (address: string): boolean {
+  return (address.length >= MIN_BINARY_EMAIL_CHARS && LOWER_EMAIL.test(address)) ||
+    (address.length >= MIN_BINARY_MIXED_EMAIL_CHARS && LOWER_DOMAIN.test(address))
+}
+
+/** PII findings in `text`; `binary`: `text` is the printable runs of a binary body (stricter e-mail rule). */
+export function detectPii (text: string, options: { binary?: boolean } = {}): DetectorHit[] {
   const out: DetectorHit[] = []
   if (text.includes('@')) {
     for (const m of text.matchAll(EMAIL)) {
       // `logo@2x.png` is a file name, not an address
       if (FILE_TLD.test(m[0])) continue
+      if (options.binary === true && !writtenEmail(m[0])) continue
       out.push({ detector: 'email', category: 'pii/email', start: m.index, end: m.index + m[0].length })
     }
   }

@@ -227,7 +227,7 @@ export class DefaultGuard implements Guard {
       // registered values over every byte (a value's UTF-8 bytes read as latin1), the rest over the printable runs
       this.#matchRegistered(body, (start, end) => [start, end], raw, undefined)
       const view = printableRuns(body, MIN_PRINTABLE_RUN)
-      if (view.text.length > 0) await this.#detect(view.text, (start, end) => [view.at(start), view.at(end - 1) + 1], raw, 0, undefined)
+      if (view.text.length > 0) await this.#detect(view.text, (start, end) => [view.at(start), view.at(end - 1) + 1], raw, 0, undefined, true)
     } else {
       await this.#scan(body, 0, raw, 0, undefined)
     }
@@ -274,10 +274,13 @@ export class DefaultGuard implements Guard {
     }
   }
 
-  /** The detectors other than registered values, and the decoded tokens (scanned whole, recursively). */
-  async #detect (text: string, place: Place, out: GuardFinding[], depth: number, encoded: Encoded | undefined): Promise<void> {
+  /**
+   * The detectors other than registered values, and the decoded tokens (scanned whole, recursively);
+   * `binary`: `text` is a binary body's printable runs (what a token decodes to is text again).
+   */
+  async #detect (text: string, place: Place, out: GuardFinding[], depth: number, encoded: Encoded | undefined, binary = false): Promise<void> {
     const { runs, secretRun } = scanRuns(text, MIN_ENCODED_TOKEN_CHARS)
-    const hits = [...detectPii(text), ...detectPrivateKeys(text)]
+    const hits = [...detectPii(text, { binary }), ...detectPrivateKeys(text)]
     if (this.#secretScan) hits.push(...await scanSecrets(text, secretRun))
     if (this.#entropyScan && depth === 0) hits.push(...detectHighEntropy(text, runs, decodesToText))
     for (const h of hits) {

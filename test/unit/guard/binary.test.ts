@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
+import { createCipheriv, randomBytes } from 'node:crypto'
 import { isUtf8 } from 'node:buffer'
 import { describe, it } from 'node:test'
 import { createGuard, LeakBlockedError } from '../../../src/guard/index.ts'
 import { printableRuns } from '../../../src/guard/decode.ts'
+import { detectPii } from '../../../src/guard/detectors.ts'
 import { Outbox } from '../../../src/outbox/index.ts'
 
 const SECRET_NAME = 'Zoë Müller-Ångström'
@@ -89,6 +90,42 @@ describe('binary bodies: the detectors look at the printable runs', () => {
     const text = Buffer.from(body).toString('latin1')
     assert.equal(printableRuns(text, 6).text, '')
     assert.deepEqual(await createGuard().inspect(text, { binary: true }), [])
+  })
+
+  it('addresses spelled by random bytes are not e-mail findings; written ones still are', async () => {
+    const guard = createGuard()
+    const inBinary = async (inner: string): Promise<string[]> => {
+      const body = Buffer.concat([Buffer.from([0x80, 0x00]), Buffer.from(inner, 'latin1'), Buffer.from([0x00, 0x81])]).toString('latin1')
+      return (await guard.inspect(body, { binary: true })).filter(f => f.category === 'pii/email').map(f => body.slice(f.start, f.end))
+    }
+    // what random bytes spelled (seen in a MiB of them): short, mixed case
+    for (const chance of ['!=b\nW@C9.fd\nLxP', '\r\nt[O@A.eg\npp!', 'og-\nTp%@r.KNG\nP:@', ',/{\nU@69.lw\n!Wk']) {
+      assert.deepEqual(await inBinary(chance), [], chance)
+      assert.ok(detectPii(chance).some(h => h.detector === 'email'), `text mode still sees ${JSON.stringify(chance)}`)
+    }
+    for (const written of ['bob@acme.io', 'john.doe@example.com', 'Jane.Doe@acme.org', 'ops+alerts@corp.example.net']) {
+      assert.deepEqual(await inBinary(`From: ${written}\n`), [written], written)
+    }
+    // below the binary rule's lengths, or an upper-case domain: left to registered values in binary content
+    assert.deepEqual(await inBinary('To: a@b.io\n'), [])
+    assert.deepEqual(await inBinary('To: J@ACME.ORG\n'), [])
+    // in text bodies nothing changed
+    assert.deepEqual((await guard.inspect('write to a@b.io')).map(f => f.category), ['pii/email'])
+  })
+
+  it('64 MiB of pseudo-random bytes: text-mode detectors see addresses in their printable runs, the binary rule none', async () => {
+    // deterministic (AES-CTR keystream), so the test does not depend on a lucky draw
+    const stream = createCipheriv('aes-128-ctr', Buffer.alloc(16), Buffer.alloc(16))
+    const guard = createGuard()
+    let chance = 0
+    let found = 0
+    for (let i = 0; i < 64; i++) {
+      const text = stream.update(Buffer.alloc(1 << 20)).toString('latin1')
+      chance += detectPii(printableRuns(text, 6).text).filter(h => h.detector === 'email').length
+      found += (await guard.inspect(text, { binary: true })).filter(f => f.category === 'pii/email').length
+    }
+    assert.ok(chance > 0, 'random bytes do spell addresses (what the binary rule is for)')
+    assert.equal(found, 0)
   })
 
   it('binary must be a boolean', async () => {
