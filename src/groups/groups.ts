@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { createCommit, createGroup, decodeMlsMessage, encodeMlsMessage } from 'ts-mls'
-import { createSigner, MLS_SIGNATURE_SCHEME, ReplayCache } from '../protocol/index.ts'
+import { createSigner, MLS_SIGNATURE_SCHEME, ReplayCache, toPeer } from '../protocol/index.ts'
 import { DEFAULTS, MLS_PROTOCOL, WELCOME_HOLDERS } from './constants.ts'
 import {
   GroupsError, InvalidArgumentError, NotMemberError, NotStartedError, TooManyGroupsError, UnknownGroupError, InvalidCommitError
@@ -157,7 +157,7 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
    * encoded once for a whole fan-out.
    */
   async request (peer: string, type: FrameType, frame: (Partial<GroupFrame> & { groupId: Uint8Array }) | Uint8Array, signal: AbortSignal): Promise<GroupFrame> {
-    const to = peerIdFromString(peer)
+    const to = toPeer(peer)
     const sealed = sealFrame(this.signer, to, type, frame, this.now())
     return checkReply(await this.channels.request(to, sealed.bytes, sealed.id, signal))
   }

@@ -154,3 +154,4 @@ export const PROTOCOL_ID = '/agentnet/msg/2.0.0'
 
 export { encodeSignedBlob, decodeSignedBlob, SIGNED_BLOB_VERSION } from './signed-blob.ts'
 export { loadReplayCache, saveReplayCache, REPLAY_FILE } from './replay-state.ts'
+export { toPeer } from './peer.ts'

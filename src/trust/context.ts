@@ -5,8 +5,7 @@
  * @module
  */
 
-import { peerIdFromString } from '@libp2p/peer-id'
-import { InvalidArgumentError } from '../protocol/index.ts'
+import { InvalidArgumentError, toPeer } from '../protocol/index.ts'
 import {
   DEFAULT_MAX_CLOCK_SKEW_MS,
   DEFAULT_MAX_CONCURRENT_HANDSHAKES,
@@ -89,32 +88,7 @@ export function anySignal (signals: Array<AbortSignal | undefined>): AbortSignal
   return AbortSignal.any(signals.filter((s): s is AbortSignal => s !== undefined))
 }
 
-/** Most parsed peer IDs {@link toPeer} keeps; the cache is emptied when full (it only saves work) */
-const PARSED_PEERS_MAX = 1024
-const parsedPeers = new Map<string, PeerId>()
-
-/**
- * The peer ID a string names. Every outbound message checks its recipient by
- * ID string, so parsing (base58 decode, then encode again for the canonical
- * string) would run per message: parsed IDs are kept, and a kept PeerId also
- * keeps its encoded string.
- *
- * @throws {InvalidArgumentError} when `peer` is not a peer ID
- */
-export function toPeer (peer: PeerId | string, what = 'peer'): PeerId {
-  if (typeof peer !== 'string') return peer
-  const known = parsedPeers.get(peer)
-  if (known !== undefined) return known
-  let parsed: PeerId
-  try {
-    parsed = peerIdFromString(peer)
-  } catch {
-    throw new InvalidArgumentError(`${what}: ${JSON.stringify(peer.slice(0, 80))} is not a peer ID`)
-  }
-  if (parsedPeers.size >= PARSED_PEERS_MAX) parsedPeers.clear()
-  parsedPeers.set(peer, parsed)
-  return parsed
-}
+export { toPeer }
 
 /** A peer we can hold a handshake with: Ed25519, not ourselves. @throws {InvalidArgumentError} */
 export function toRemote (peer: PeerId | string, self: PeerId): PeerId {
