@@ -53,16 +53,14 @@ export const MIN_ENCODED_TOKEN_CHARS = 8
 export const MIN_PRINTABLE_RUN = 6
 /**
  * In binary content an e-mail address counts only when it looks written, not
- * spelled by chance: in lower case and at least this long, or with a
- * lower-case domain and at least {@link MIN_BINARY_MIXED_EMAIL_CHARS} long.
- * Random bytes (compressed files, images, model weights) spell an address
- * such as `W@C9.fd` in 4–6 % of MiB, which the default policy blocked; with
- * these rules, 1 MiB in 10,000 (`test/bench/guard-binary.bench.ts`,
- * README "Leakage guard").
+ * spelled by chance: all in lower case and at least `lowerCaseChars` long
+ * (`bob@acme.io`), or with a lower-case domain and at least `mixedCaseChars`
+ * (`Jane.Doe@acme.org`). Random bytes (compressed files, images, model
+ * weights) spell an address such as `W@C9.fd` in 4–6 % of MiB, which the
+ * default policy blocked; with these rules, 1 MiB in 10,000
+ * (`test/bench/guard-binary.bench.ts`, README "Leakage guard").
  */
-export const MIN_BINARY_EMAIL_CHARS = 10
-/** See {@link MIN_BINARY_EMAIL_CHARS}: an address with upper-case letters before its lower-case domain (`Jane.Doe@acme.org`) */
-export const MIN_BINARY_MIXED_EMAIL_CHARS = 12
+export const BINARY_EMAIL_MIN_CHARS = Object.freeze({ lowerCaseChars: 10, mixedCaseChars: 12 })
 /** Shortest token scored for entropy, characters. */
 export const MIN_ENTROPY_TOKEN_CHARS = 24
 /** Shannon entropy, bits per character, at or above which a mixed-class token is `secret/high-entropy`. */

@@ -15,7 +15,7 @@
  */
 
 import { countrySpecs, isValidIBAN } from 'ibantools'
-import { MIN_BINARY_EMAIL_CHARS, MIN_BINARY_MIXED_EMAIL_CHARS, MIN_ENTROPY_BITS, MIN_ENTROPY_TOKEN_CHARS } from './constants.ts'
+import { BINARY_EMAIL_MIN_CHARS, MIN_ENTROPY_BITS, MIN_ENTROPY_TOKEN_CHARS } from './constants.ts'
 import type { TokenRun } from './decode.ts'
 import type { GuardDetector } from './types.ts'
 
@@ -143,10 +143,10 @@ function before (text: string, at: number, n = 32): string {
 const LOWER_EMAIL = /^[a-z0-9._%+-]+@[a-z0-9.-]+$/
 const LOWER_DOMAIN = /@[a-z0-9.-]+$/
 
-/** Whether an address found in binary content looks written rather than spelled by random bytes (see MIN_BINARY_EMAIL_CHARS). */
+/** Whether an address found in binary content looks written rather than spelled by random bytes (see BINARY_EMAIL_MIN_CHARS). */
 function writtenEmail (address: string): boolean {
-  return (address.length >= MIN_BINARY_EMAIL_CHARS && LOWER_EMAIL.test(address)) ||
-    (address.length >= MIN_BINARY_MIXED_EMAIL_CHARS && LOWER_DOMAIN.test(address))
+  return (address.length >= BINARY_EMAIL_MIN_CHARS.lowerCaseChars && LOWER_EMAIL.test(address)) ||
+    (address.length >= BINARY_EMAIL_MIN_CHARS.mixedCaseChars && LOWER_DOMAIN.test(address))
 }
 
 /** PII findings in `text`; `binary`: `text` is the printable runs of a binary body (stricter e-mail rule). */

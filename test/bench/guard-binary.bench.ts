@@ -7,7 +7,7 @@
  *   (what binary bodies got before the binary rule: the default policy
  *   blocked every such body), and
  * - `guard.inspect(body, { binary: true })` finds one (the binary rule,
- *   `MIN_BINARY_EMAIL_CHARS` in src/guard/constants.ts).
+ *   `BINARY_EMAIL_MIN_CHARS` in src/guard/constants.ts).
  *
  * Every other detector's findings are counted too (by category), so a new
  * source of false positives on binary content shows here.
