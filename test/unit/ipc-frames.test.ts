@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { describe, it } from 'node:test'
 import { decodeBase64Strict } from '../../src/daemon/bodies.ts'
 import { encodeFrame, FrameReader, LineTooLongError } from '../../src/ipc/index.ts'
+import { SPLICE_MIN_CHARS } from '../../src/ipc/frames.ts'
 import type { IpcFrame } from '../../src/ipc/index.ts'
 
 function frameBytes (header: Record<string, unknown>, body?: Uint8Array): Buffer {
@@ -50,6 +51,50 @@ describe('IPC frames: header lines and raw bodies', () => {
     const frames = reader.push(Buffer.from('not json\n[1,2]\n{"id":1,"bodyBytes":-1}\n{"id":2,"bodyBytes":1.5}\n\n{"id":3}\n'))
     assert.deepEqual(frames.map(f => f.kind === 'invalid' ? f.code : f.kind), ['ParseError', 'InvalidRequest', 'InvalidRequest', 'InvalidRequest', 'message'])
     assert.throws(() => reader.push(Buffer.alloc(100, 0x41)), LineTooLongError)
+  })
+})
+
+describe('header lines with a long bodyBase64 (put in without JSON.stringify)', () => {
+  const long = randomBytes(SPLICE_MIN_CHARS).toString('base64')
+  const line = (header: Record<string, unknown>): string => encodeFrame(structuredClone(header)).line
+
+  it('are the very line JSON.stringify writes, in a result and in params', () => {
+    for (const header of [
+      { jsonrpc: '2.0', id: 7, result: { from: '12D3KooWpeer', id: 'r1', bodyBase64: long, contentType: 'application/octet-stream' } },
+      { jsonrpc: '2.0', method: 'msg.received', params: { from: '12D3KooWpeer', id: 'n"1\\', bodyBase64: long, contentType: 'image/png', note: 'é ☃ \u2028' } }
+    ]) {
+      assert.equal(line(header), JSON.stringify(header) + '\n')
+      assert.deepEqual(JSON.parse(line(header)), header)
+    }
+  })
+
+  it('never hand the long text to JSON.stringify', () => {
+    const stringify = JSON.stringify
+    let sawText = false
+    JSON.stringify = ((value: unknown, ...rest: unknown[]) => {
+      const out = (stringify as (...a: unknown[]) => string)(value, ...rest)
+      if (out.includes(long)) sawText = true
+      return out
+    }) as typeof JSON.stringify
+    try {
+      line({ jsonrpc: '2.0', id: 9, result: { bodyBase64: long } })
+    } finally {
+      JSON.stringify = stringify
+    }
+    assert.equal(sawText, false)
+  })
+
+  it('fall back to JSON.stringify for a text that is not base64, a short one, or a header holding the stand-in elsewhere', () => {
+    const notBase64 = long.slice(0, -8) + '"\\\n\u0000xy'
+    const standIn = '\u0000agentnet-body\u0000'
+    for (const header of [
+      { jsonrpc: '2.0', id: 1, result: { bodyBase64: notBase64 } },
+      { jsonrpc: '2.0', id: 2, result: { bodyBase64: 'aGVsbG8=' } },
+      { jsonrpc: '2.0', id: 3, result: { id: standIn, bodyBase64: long } },
+      { jsonrpc: '2.0', id: 4, result: null, params: { bodyBase64: long } }
+    ]) {
+      assert.equal(line(header), JSON.stringify(header) + '\n')
+    }
   })
 })
 
