@@ -66,34 +66,34 @@ describe('keychain DEK upgrade', () => {
     await ds.close()
   })
 
-  it('a crash after the side entry was written, before the old entry was removed: the move is made again', async () => {
-    const ds = await store()
-    const key = await generateKeyPair('ECDSA', 'P-256')
-    await legacy(ds).importKey(NAME, key)
-    await current(ds).importKey(`${NAME}.moving`, key)
-    assert.deepEqual(await upgradeKeychain(keychain, ds, PASS), [NAME])
-    assert.ok(same(await current(ds).exportKey(NAME), key))
-    assert.deepEqual((await current(ds).listKeys()).map(k => k.name), [NAME])
-    await ds.close()
-  })
-
-  it('a crash after the old entry was removed, before the rename: the side entry becomes the key', async () => {
-    const ds = await store()
-    const key = await generateKeyPair('ECDSA', 'P-256')
-    await current(ds).importKey(`${NAME}.moving`, key)
-    assert.deepEqual(await upgradeKeychain(keychain, ds, PASS), [NAME])
-    assert.ok(same(await current(ds).exportKey(NAME), key))
-    assert.deepEqual((await current(ds).listKeys()).map(k => k.name), [NAME])
-    await ds.close()
-  })
-
-  it('a crash after the rename, before the marker: the key is kept as it is', async () => {
-    const ds = await store()
-    const key = await generateKeyPair('ECDSA', 'P-256')
-    await current(ds).importKey(NAME, key)
-    assert.deepEqual(await upgradeKeychain(keychain, ds, PASS), [])
-    assert.ok(same(await current(ds).exportKey(NAME), key))
-    assert.ok(await ds.has(KEYCHAIN_DEK_MARKER))
-    await ds.close()
-  })
+  // each crash point of the move, as the datastore holds it then: the next start finishes the move
+  const crashes: Array<{ at: string, left: (ds: LevelDatastore, key: PrivateKey) => Promise<unknown>, moved: string[] }> = [
+    {
+      at: 'after the side entry was written, before the old entry was removed: the move is made again',
+      left: async (ds, key) => { await legacy(ds).importKey(NAME, key); await current(ds).importKey(`${NAME}.moving`, key) },
+      moved: [NAME]
+    },
+    {
+      at: 'after the old entry was removed, before the rename: the side entry becomes the key',
+      left: async (ds, key) => current(ds).importKey(`${NAME}.moving`, key),
+      moved: [NAME]
+    },
+    {
+      at: 'after the rename, before the marker: the key is kept as it is',
+      left: async (ds, key) => current(ds).importKey(NAME, key),
+      moved: []
+    }
+  ]
+  for (const crash of crashes) {
+    it(`a crash ${crash.at}`, async () => {
+      const ds = await store()
+      const key = await generateKeyPair('ECDSA', 'P-256')
+      await crash.left(ds, key)
+      assert.deepEqual(await upgradeKeychain(keychain, ds, PASS), crash.moved)
+      assert.ok(same(await current(ds).exportKey(NAME), key), 'the current DEK opens the same key')
+      assert.deepEqual((await current(ds).listKeys()).map(k => k.name), [NAME], 'no side entry is left')
+      assert.ok(await ds.has(KEYCHAIN_DEK_MARKER))
+      await ds.close()
+    })
+  }
 })
