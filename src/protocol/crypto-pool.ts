@@ -34,9 +34,9 @@
  *   two nodes share 2 cores: with the sender offloading its signs they
  *   reached 78–84 % of the verify rate, with its signs inline 89–91 %). A
  *   verify frees six times what its hand-off costs and is offloaded on load
- *   alone. (`os.cpus()` counts the host's CPUs: in a container limited below
- *   them the pool may see idle time it cannot use, and then offloads signs as
- *   it did before this rule.)
+ *   alone. In a container with a CPU quota, the idle time counted is the
+ *   quota the cgroup left unused when that is less than the host's
+ *   (`cpu-idle.ts`).
  * An idle node, and one that is busy only because it answers one request at
  * a time (its loop waits for the network between requests: a thread hop
  * would only add a round trip of latency to each), keeps the lowest latency
@@ -64,11 +64,11 @@
  */
 
 import { sign as cryptoSign } from 'node:crypto'
-import { availableParallelism, cpus } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import { Worker } from 'node:worker_threads'
 import { InvalidArgumentError } from './errors.ts'
 import { BODY_DIGEST_BYTES, BODY_TAG, headerLengthOf, withBodyDigest } from './digest.ts'
+import { readCgroupCpu, usableCores, usableIdleMs } from './cpu-idle.ts'
 import { MESSAGE_SIGNATURE_SCHEME, signedData, signingKeyOf, uvarint, verifyRaw } from './signing.ts'
 import type { MessageSigner, SignatureScheme } from './signing.ts'
 import type { KeyObject } from 'node:crypto'
@@ -136,20 +136,14 @@ export interface CryptoPoolInit {
    */
   maxBatchJobs?: number
   /**
-   * The machine's idle CPU time so far, ms, summed over its cores (the spare
-   * CPU small signs need, see the module doc). Tests pass their own.
+   * Idle CPU time this process could use, ms, as a counter (the spare CPU
+   * small signs need, see the module doc). Tests pass their own.
    *
-   * @default the idle times of `os.cpus()`
+   * @default the host's idle time (`os.cpus()`), or the quota its cgroup left unused if less (`cpu-idle.ts`)
    */
   idleCpuMs?: () => number
 }
 
-/** The machine's idle CPU time so far, ms, summed over its cores. */
-function machineIdleMs (): number {
-  let idle = 0
-  for (const cpu of cpus()) idle += cpu.times.idle
-  return idle
-}
 
 /** Counters, for benchmarks and the metrics endpoint. */
 export interface CryptoPoolStats {
@@ -161,8 +155,8 @@ export interface CryptoPoolStats {
   batches: number
 }
 
-/** How many workers a `workers` setting means on a machine with `cores` cores. */
-export function workerCount (setting: 'auto' | number, cores: number = availableParallelism()): number {
+/** How many workers a `workers` setting means with `cores` usable cores (a container's CPU quota counts, `cpu-idle.ts`). */
+export function workerCount (setting: 'auto' | number, cores: number = usableCores()): number {
   if (setting === 'auto') return Math.max(0, Math.min(cores - 1, MAX_AUTO_WORKERS))
   if (!Number.isSafeInteger(setting) || setting < 0) throw new InvalidArgumentError('workers must be "auto" or a non-negative integer')
   return setting
@@ -231,7 +225,7 @@ export class CryptoPool {
     this.offloadUtilization = init.offloadUtilization ?? DEFAULT_OFFLOAD_UTILIZATION
     this.largeJobBytes = init.largeJobBytes ?? DEFAULT_LARGE_JOB_BYTES
     this.maxBatchJobs = init.maxBatchJobs ?? DEFAULT_MAX_BATCH_JOBS
-    this.idleCpuMs = init.idleCpuMs ?? machineIdleMs
+    this.idleCpuMs = init.idleCpuMs ?? usableIdleMs({ cgroup: readCgroupCpu() })
     if (!(this.offloadUtilization >= 0)) throw new InvalidArgumentError('offloadUtilization must be a number from 0')
     if (!Number.isSafeInteger(this.largeJobBytes) || this.largeJobBytes < 0) throw new InvalidArgumentError('largeJobBytes must be a non-negative integer')
     if (!Number.isSafeInteger(this.maxBatchJobs) || this.maxBatchJobs < 1) throw new InvalidArgumentError('maxBatchJobs must be a positive integer')
