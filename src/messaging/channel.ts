@@ -5,6 +5,8 @@
  */
 import { BusyError, MessagingError } from './errors.ts'
 import { encodeFrame } from './frames.ts'
+import * as varint from 'uint8-varint'
+import { Uint8ArrayList } from 'uint8arraylist'
 import type { PeerId, Stream } from '@libp2p/interface'
 
 /** Tag byte of an unsigned transport acknowledgement frame: field 3, length-delimited */
@@ -95,9 +97,17 @@ export class Channel {
       until ??= Date.now() + waitMs
       await this.room(until - Date.now())
     }
-    const encoded = encodeFrame(frame)
-    this.queue.push(encoded)
-    this.queuedBytes += encoded.byteLength
+    if (frame.byteLength >= LARGE_FRAME_BYTES) {
+      // the prefix and the frame as they are: copying a large frame behind its prefix cost an allocation
+      // and a copy of the whole body per message (the batch goes out as a list, see flush)
+      const prefix = varint.encode(frame.byteLength)
+      this.queue.push(prefix, frame)
+      this.queuedBytes += prefix.byteLength + frame.byteLength
+    } else {
+      const encoded = encodeFrame(frame)
+      this.queue.push(encoded)
+      this.queuedBytes += encoded.byteLength
+    }
     const flushed = this.nextFlush.promise
     if (!this.draining) {
       if (!this.burst) {
@@ -156,7 +166,9 @@ export class Channel {
         let total = 0
         for (const f of batch) total += f.byteLength
         this.queuedBytes -= total
-        const buf = batch.length === 1 ? batch[0] as Uint8Array : concatFrames(batch, total)
+        const buf = batch.length === 1
+          ? batch[0] as Uint8Array
+          : batch.some(f => f.byteLength >= LARGE_FRAME_BYTES) ? new Uint8ArrayList(...batch) : concatFrames(batch, total)
         writable = this.stream.send(buf)
       }
       done.resolve()
@@ -195,6 +207,8 @@ export class Channel {
  */
 export const ANSWER_WRITE_WAIT_MS = 30_000
 
+/** Frames this large are queued beside their length prefix, not copied behind it (sent as a `Uint8ArrayList`) */
+const LARGE_FRAME_BYTES = 64 * 1024
 /** Frames joined into one `stream.send` at most */
 const MAX_BATCH_FRAMES = 32
 /** Unsent bytes one channel may hold before writes are refused with `Busy` */
