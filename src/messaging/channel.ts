@@ -4,8 +4,7 @@
  * the unsigned transport acknowledgement frame, which shares the framing.
  */
 import { BusyError, MessagingError } from './errors.ts'
-import { encodeFrame } from './frames.ts'
-import * as varint from 'uint8-varint'
+import { encodeFrameParts, LARGE_FRAME_BYTES } from './frames.ts'
 import { Uint8ArrayList } from 'uint8arraylist'
 import type { PeerId, Stream } from '@libp2p/interface'
 
@@ -97,16 +96,9 @@ export class Channel {
       until ??= Date.now() + waitMs
       await this.room(until - Date.now())
     }
-    if (frame.byteLength >= LARGE_FRAME_BYTES) {
-      // the prefix and the frame as they are: copying a large frame behind its prefix cost an allocation
-      // and a copy of the whole body per message (the batch goes out as a list, see flush)
-      const prefix = varint.encode(frame.byteLength)
-      this.queue.push(prefix, frame)
-      this.queuedBytes += prefix.byteLength + frame.byteLength
-    } else {
-      const encoded = encodeFrame(frame)
-      this.queue.push(encoded)
-      this.queuedBytes += encoded.byteLength
+    for (const part of encodeFrameParts(frame)) {
+      this.queue.push(part)
+      this.queuedBytes += part.byteLength
     }
     const flushed = this.nextFlush.promise
     if (!this.draining) {
@@ -166,9 +158,8 @@ export class Channel {
         let total = 0
         for (const f of batch) total += f.byteLength
         this.queuedBytes -= total
-        const buf = batch.length === 1
-          ? batch[0] as Uint8Array
-          : batch.some(f => f.byteLength >= LARGE_FRAME_BYTES) ? new Uint8ArrayList(...batch) : concatFrames(batch, total)
+        // a large batch goes out as a list (its large frames are not copied again), a small one joined
+        const buf = batch.length === 1 ? batch[0] as Uint8Array : total >= LARGE_FRAME_BYTES ? new Uint8ArrayList(...batch) : concatFrames(batch, total)
         writable = this.stream.send(buf)
       }
       done.resolve()
@@ -207,8 +198,6 @@ export class Channel {
  */
 export const ANSWER_WRITE_WAIT_MS = 30_000
 
-/** Frames this large are queued beside their length prefix, not copied behind it (sent as a `Uint8ArrayList`) */
-const LARGE_FRAME_BYTES = 64 * 1024
 /** Frames joined into one `stream.send` at most */
 const MAX_BATCH_FRAMES = 32
 /** Unsent bytes one channel may hold before writes are refused with `Busy` */

@@ -8,6 +8,19 @@ export class FrameTooLargeError extends AgentnetError { override readonly code =
 /** Longest unsigned-varint length prefix we accept (enough for 2^35 bytes) */
 const MAX_LENGTH_BYTES = 5
 
+/** Frames this large are sent beside their length prefix, not copied behind it (see {@link encodeFrameParts}) */
+export const LARGE_FRAME_BYTES = 64 * 1024
+
+/**
+ * `frame` with its unsigned-varint length before it: one buffer for a small
+ * frame, the prefix and the frame as they are for a large one (copying a
+ * large frame behind its prefix cost an allocation and a copy of the whole
+ * body per message).
+ */
+export function encodeFrameParts (frame: Uint8Array): Uint8Array[] {
+  return frame.byteLength >= LARGE_FRAME_BYTES ? [varint.encode(frame.byteLength), frame] : [encodeFrame(frame)]
+}
+
 /** Prefix `frame` with its unsigned-varint length, in one buffer (one send) */
 export function encodeFrame (frame: Uint8Array): Uint8Array {
   const prefixLength = varint.encodingLength(frame.byteLength)

@@ -40,4 +40,3 @@ export type { NodeInfo, PeerSummary, ConnectionSummary, Reachability, NodeStatus
 
 export { openPeerStore, PEER_STORE_DIR } from './peer-store.ts'
 export { keychainInit, keychainPassFor, legacyKeychainInit, upgradeKeychain, quietLogger, KEYCHAIN_DEK_ITERATIONS, KEYCHAIN_DEK_MARKER } from './keychain.ts'
-export type { KeychainFactory } from './keychain.ts'

@@ -83,32 +83,30 @@ export async function upgradeKeychain (make: KeychainFactory, datastore: Datasto
   const current = make(keychainInit(pass))(components)
   const names = new Set((await current.listKeys()).map(k => k.name))
   const moved: string[] = []
-  if (names.size > 0) {
-    let legacy: Keychain | undefined
-    for (const name of names) {
-      // a side entry is handled below; 'self' is the keychain's own name, which it refuses to remove (libp2p stores no key there)
-      if (name.endsWith(MOVING_SUFFIX) || name === 'self') continue
-      const side = name + MOVING_SUFFIX
-      legacy ??= make(legacyKeychainInit(pass))(components)
-      const key = await legacy.exportKey(name).catch(() => undefined)
-      // already under the current DEK (a crash after the rename, before the marker), or under neither
-      if (key === undefined) continue
-      // a side entry left by a crash before the old entry was removed: made from this same key, made again
-      if (names.has(side)) await current.removeKey(side)
-      await current.importKey(side, key)
-      await current.removeKey(name)
-      await current.renameKey(side, name)
-      names.delete(side)
-      moved.push(name)
-    }
-    // a crash after the old entry was removed, before the rename: the side entry is the key
-    for (const name of names) {
-      if (!name.endsWith(MOVING_SUFFIX)) continue
-      const original = name.slice(0, -MOVING_SUFFIX.length)
-      if (names.has(original)) continue
-      await current.renameKey(name, original)
-      moved.push(original)
-    }
+  let legacy: Keychain | undefined
+  for (const name of names) {
+    // a side entry is handled below; 'self' is the keychain's own name, which it refuses to remove (libp2p stores no key there)
+    if (name.endsWith(MOVING_SUFFIX) || name === 'self') continue
+    const side = name + MOVING_SUFFIX
+    legacy ??= make(legacyKeychainInit(pass))(components)
+    const key = await legacy.exportKey(name).catch(() => undefined)
+    // already under the current DEK (a crash after the rename, before the marker), or under neither
+    if (key === undefined) continue
+    // a side entry left by a crash before the old entry was removed: made from this same key, made again
+    if (names.has(side)) await current.removeKey(side)
+    await current.importKey(side, key)
+    await current.removeKey(name)
+    await current.renameKey(side, name)
+    names.delete(side)
+    moved.push(name)
+  }
+  // a crash after the old entry was removed, before the rename: the side entry is the key
+  for (const name of names) {
+    if (!name.endsWith(MOVING_SUFFIX)) continue
+    const original = name.slice(0, -MOVING_SUFFIX.length)
+    if (names.has(original)) continue
+    await current.renameKey(name, original)
+    moved.push(original)
   }
   await datastore.put(KEYCHAIN_DEK_MARKER, new TextEncoder().encode(String(KEYCHAIN_DEK_ITERATIONS)))
   return moved

@@ -68,21 +68,21 @@ export function readCgroupCpu (root = '/sys/fs/cgroup', selfCgroup = '/proc/self
     }
   }
   // v1: "N:cpu,cpuacct:/path" or "N:cpu:/path" beside "N:cpuacct:/path"
-  const v1 = (controller: string): { dirs: string[] } | undefined => {
+  const v1 = (controller: string): string[] | undefined => {
     const line = lines.find(p => (p[1] ?? '').split(',').includes(controller))
     if (line === undefined) return undefined
     const path = line.slice(2).join(':')
-    return { dirs: [join(root, line[1] as string, path), join(root, controller, path)] }
+    return [join(root, line[1] as string, path), join(root, controller, path)]
   }
-  const cpu = v1('cpu')
-  const acct = v1('cpuacct')
-  if (cpu === undefined || acct === undefined) return undefined
-  for (const dir of cpu.dirs) {
+  const cpuDirs = v1('cpu')
+  const acctDirs = v1('cpuacct')
+  if (cpuDirs === undefined || acctDirs === undefined) return undefined
+  for (const dir of cpuDirs) {
     const quota = Number(readText(join(dir, 'cpu.cfs_quota_us')))
     const period = Number(readText(join(dir, 'cpu.cfs_period_us')))
     if (!Number.isFinite(quota) || !Number.isFinite(period)) continue
     if (quota <= 0 || period <= 0) return undefined
-    const usageFile = acct.dirs.map(d => join(d, 'cpuacct.usage')).find(f => Number.isFinite(Number(readText(f) ?? 'x')))
+    const usageFile = acctDirs.map(d => join(d, 'cpuacct.usage')).find(f => Number.isFinite(Number(readText(f) ?? 'x')))
     if (usageFile === undefined) return undefined
     return { quotaCores: quota / period, usageMs: () => Number(readText(usageFile) ?? 0) / 1e6 }
   }
@@ -95,7 +95,7 @@ export function usableCores (cgroup: CgroupCpu | undefined = readCgroupCpu()): n
 }
 
 /** The host's idle CPU time so far, ms, summed over its cores. */
-export function hostIdleMs (): number {
+function hostIdleMs (): number {
   let idle = 0
   for (const cpu of cpus()) idle += cpu.times.idle
   return idle

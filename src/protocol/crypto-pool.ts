@@ -144,7 +144,6 @@ export interface CryptoPoolInit {
   idleCpuMs?: () => number
 }
 
-
 /** Counters, for benchmarks and the metrics endpoint. */
 export interface CryptoPoolStats {
   /** jobs computed on the calling thread */
@@ -221,11 +220,12 @@ export class CryptoPool {
   private started = false
 
   constructor (init: CryptoPoolInit = {}) {
-    this.size = workerCount(init.workers ?? 'auto')
+    const cgroup = readCgroupCpu()
+    this.size = workerCount(init.workers ?? 'auto', usableCores(cgroup))
     this.offloadUtilization = init.offloadUtilization ?? DEFAULT_OFFLOAD_UTILIZATION
     this.largeJobBytes = init.largeJobBytes ?? DEFAULT_LARGE_JOB_BYTES
     this.maxBatchJobs = init.maxBatchJobs ?? DEFAULT_MAX_BATCH_JOBS
-    this.idleCpuMs = init.idleCpuMs ?? usableIdleMs({ cgroup: readCgroupCpu() })
+    this.idleCpuMs = init.idleCpuMs ?? usableIdleMs({ cgroup })
     if (!(this.offloadUtilization >= 0)) throw new InvalidArgumentError('offloadUtilization must be a number from 0')
     if (!Number.isSafeInteger(this.largeJobBytes) || this.largeJobBytes < 0) throw new InvalidArgumentError('largeJobBytes must be a non-negative integer')
     if (!Number.isSafeInteger(this.maxBatchJobs) || this.maxBatchJobs < 1) throw new InvalidArgumentError('maxBatchJobs must be a positive integer')

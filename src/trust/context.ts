@@ -88,8 +88,6 @@ export function anySignal (signals: Array<AbortSignal | undefined>): AbortSignal
   return AbortSignal.any(signals.filter((s): s is AbortSignal => s !== undefined))
 }
 
-export { toPeer }
-
 /** A peer we can hold a handshake with: Ed25519, not ourselves. @throws {InvalidArgumentError} */
 export function toRemote (peer: PeerId | string, self: PeerId): PeerId {
   const remote = toPeer(peer)

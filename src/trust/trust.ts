@@ -9,9 +9,9 @@
  */
 
 import { EventEmitter } from 'node:events'
-import { createSigner, InvalidArgumentError, ReplayCache, TRUST_SIGNATURE_SCHEME } from '../protocol/index.ts'
+import { createSigner, InvalidArgumentError, ReplayCache, toPeer, TRUST_SIGNATURE_SCHEME } from '../protocol/index.ts'
 import { checkReason } from './codec.ts'
-import { anySignal, resolveInit, toPeer, toRemote } from './context.ts'
+import { anySignal, resolveInit, toRemote } from './context.ts'
 import { NotPendingError, NotStartedError, RefusedError, UntrustedPeerError } from './errors.ts'
 import { admits, checkOutbound, inboundGate } from './gates.ts'
 import { TrustProtocol } from './handshake.ts'
