@@ -59,6 +59,12 @@ export const DEFAULTS = {
   replayWindowMs: 60_000,
   /** key packages handed out and not yet used are forgotten after this */
   keyPackageTtlMs: 600_000,
+  /**
+   * a member processes a commit it acknowledged this long after the ack, or at once when anything else needs the
+   * group: the committer's round waits for every member's ack, and members that share CPU (nodes on one host, the
+   * bench's processes of 25 members) spent it on 25 ms of MLS processing each while the last acks were still due
+   */
+  applyDelayMs: 250,
   /** ratchet advances of application messages are written within this delay (commits at once) */
   saveDelayMs: 250,
   /** inbound frames per second from one peer (burst: 4 ×) */

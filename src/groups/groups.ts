@@ -57,6 +57,10 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
   /** This node's last commit, ms from its start: made, frames handed to the streams, all acks in, state durable (groups.bench.ts) */
   lastCommit?: { epoch: number, targets: number, acked: number, createdMs: number, sentMs: number, ackedMs: number, durableMs: number }
   private readonly locks = new Map<string, Promise<unknown>>()
+  /** per group: ends the wait of the deferred section holding or queued for its lock */
+  private readonly wakers = new Map<string, () => void>()
+  /** the deferred sections not yet run */
+  private readonly deferred = new Set<Promise<void>>()
   private readonly refreshing = new Set<string>()
   private started = false
   private timer?: ReturnType<typeof setInterval>
@@ -109,6 +113,9 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
 
   async stop (): Promise<void> {
     if (!this.started) return
+    // acknowledged commits still waiting for their processing are processed now, while the service still runs
+    for (const wake of this.wakers.values()) wake()
+    await Promise.allSettled([...this.deferred])
     this.started = false
     clearInterval(this.timer)
     this.controller.abort(new NotStartedError('groups service stopped'))
@@ -135,11 +142,33 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
 
   /** Run `fn` with the group's lock held: every change of one group is serialised. */
   async withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    // a deferred section holding the lock runs now: this one must not wait out its delay
+    this.wakers.get(id)?.()
     const prev = this.locks.get(id) ?? Promise.resolve()
     const run = prev.then(fn, fn)
     const tail = run.catch(() => {})
     this.locks.set(id, tail)
     void tail.then(() => { if (this.locks.get(id) === tail) this.locks.delete(id) })
+    return run
+  }
+
+  /**
+   * Run `fn` with the group's lock held, `applyDelayMs` from now or as soon
+   * as anything else asks for the group's lock, whichever comes first; it
+   * still runs before every section asked for after it.
+   */
+  async withLockDeferred (id: string, fn: () => Promise<void>): Promise<void> {
+    const { promise: due, resolve } = Promise.withResolvers<void>()
+    const timer = setTimeout(resolve, this.options.applyDelayMs)
+    const wake = (): void => { clearTimeout(timer); resolve() }
+    const run = this.withLock(id, async () => {
+      await due
+      if (this.wakers.get(id) === wake) this.wakers.delete(id)
+      await fn()
+    })
+    this.wakers.set(id, wake)
+    this.deferred.add(run)
+    void run.catch(() => {}).finally(() => this.deferred.delete(run))
     return run
   }
 

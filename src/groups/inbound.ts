@@ -74,7 +74,7 @@ export class Inbound {
         case 'mls.app': return await this.onApp(from, frame)
         case 'mls.heartbeat': return await this.onHeartbeat(from, frame)
         case 'mls.request': return await this.onRequest(from, frame, signal)
-        case 'mls.sync': return this.onSync(from, frame)
+        case 'mls.sync': return await this.onSync(from, frame)
         case 'mls.status': return await this.onStatus(from, frame)
         default: throw new MalformedGroupFrameError(`unknown frame type ${type}`)
       }
@@ -85,8 +85,13 @@ export class Inbound {
     }
   }
 
-  private member (frame: GroupFrame, from: string): GroupRecord {
-    const rec = this.svc.groups.get(hex(frame.groupId))
+  private async member (frame: GroupFrame, from: string): Promise<GroupRecord> {
+    let rec = this.svc.groups.get(hex(frame.groupId))
+    if (rec !== undefined && !members(rec.state).includes(from)) {
+      // a commit this node acknowledged may add `from` and still wait for its processing (`applyDelayMs`): let it run
+      await this.svc.withLock(rec.id, async () => {})
+      rec = this.svc.groups.get(hex(frame.groupId))
+    }
     if (rec === undefined) throw new UnknownGroupError('unknown group')
     if (!members(rec.state).includes(from)) throw new NotMemberError(`${from} is not a member`)
     return rec
@@ -133,7 +138,7 @@ export class Inbound {
   }
 
   private async onCommit (from: string, frame: GroupFrame): Promise<Reply> {
-    const rec = this.member(frame, from)
+    const rec = await this.member(frame, from)
     return this.svc.withLock(rec.id, async () => {
       this.checkCommitter(rec, from, frame.term)
       rec.lastHeartbeat = this.svc.now()
@@ -160,19 +165,17 @@ export class Inbound {
 
   /**
    * Queue the MLS processing of an accepted commit: called with the group lock
-   * held, so it runs right after the current section and before any later
-   * frame of this group. The ack goes out first: it means "passed every frame
-   * check and queued", which keeps the committer's wait independent of how
-   * long members take to process the commit.
+   * held, so it runs after the current section and before any later section
+   * of this group. The ack goes out first: it means "passed every frame check
+   * and queued", which keeps the committer's wait independent of how long
+   * members take to process the commit. The processing waits `applyDelayMs`
+   * unless the group is needed sooner (a frame, a send, a tick), so that it
+   * does not take CPU from the acks the committer is still waiting for.
    */
   private applyNext (rec: GroupRecord, frame: GroupFrame, from: string): void {
     const mls = frame.mls.slice()
     const welcome = typeof frame.meta.welcome === 'string' ? { welcome: new Uint8Array(Buffer.from(frame.meta.welcome, 'base64')), welcomeTo: Array.isArray(frame.meta.welcomeTo) ? frame.meta.welcomeTo.map(String) : [] } : undefined
-    void this.svc.withLock(rec.id, async () => {
-      // let the ack (and the frames already received) go out before the CPU-heavy processing starts
-      await new Promise(resolve => setImmediate(resolve))
-      return this.apply(rec, mls, frame.term, from, welcome)
-    }).catch((err: unknown) => {
+    void this.svc.withLockDeferred(rec.id, async () => this.apply(rec, mls, frame.term, from, welcome)).catch((err: unknown) => {
       this.rejected(from, err instanceof GroupsError ? err.code : 'InvalidCommit', (err as Error).message, rec.id, frame, err)
       void this.catchUp(rec)
     })
@@ -319,7 +322,7 @@ export class Inbound {
   }
 
   private async onHeartbeat (from: string, frame: GroupFrame): Promise<Reply> {
-    const rec = this.member(frame, from)
+    const rec = await this.member(frame, from)
     const next = await this.svc.withLock(rec.id, async (): Promise<'none' | 'sync' | 'rejoin'> => {
       const wasCommitter = rec.committer === this.svc.selfId
       this.checkCommitter(rec, from, frame.term)
@@ -358,7 +361,7 @@ export class Inbound {
   }
 
   private async onRequest (from: string, frame: GroupFrame, signal: AbortSignal): Promise<Reply> {
-    const rec = this.member(frame, from)
+    const rec = await this.member(frame, from)
     const op = String(frame.meta.op)
     const peer = String(frame.meta.peer ?? from)
     if (op === 'takeover') {
@@ -383,14 +386,14 @@ export class Inbound {
     return this.svc.frameOf(rec)
   }
 
-  private onSync (from: string, frame: GroupFrame): Reply {
-    const rec = this.member(frame, from)
+  private async onSync (from: string, frame: GroupFrame): Promise<Reply> {
+    const rec = await this.member(frame, from)
     const commits = rec.log.filter(e => e.epoch >= frame.epoch).map(e => ({ epoch: e.epoch, term: e.term, commit: Buffer.from(e.commit).toString('base64') }))
     return this.svc.frameOf(rec, { meta: { commits, hash: rec.last?.hash ?? '' } })
   }
 
   private async onStatus (from: string, frame: GroupFrame): Promise<Reply> {
-    const rec = this.member(frame, from)
+    const rec = await this.member(frame, from)
     return this.svc.withLock(rec.id, async () => this.svc.frameOf(rec, { meta: { hash: rec.last?.hash ?? '' } }))
   }
 

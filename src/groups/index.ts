@@ -67,6 +67,8 @@ export interface GroupsInit {
   replayWindowMs?: number
   keyPackageTtlMs?: number
   saveDelayMs?: number
+  /** how long an acknowledged commit waits for its processing unless the group is needed sooner */
+  applyDelayMs?: number
   framesPerSecond?: number
   keyPackagesPerSecond?: number
   maxGroups?: number

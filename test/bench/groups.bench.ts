@@ -239,13 +239,14 @@ async function membership (n: number): Promise<{ result: SizeResult, hosts: Host
     r.removeAcks!.push(svc.lastCommit!.ackedMs)
     r.removeDurable!.push(svc.lastCommit!.durableMs - svc.lastCommit!.ackedMs)
     r.removeCpu!.push(cpuMs() - c)
+    const removeSplit = svc.lastCommit!
     await committerProfiled(profiling(i), 'remove')
     const target2 = Number(rec.state.groupContext.epoch)
     await Promise.all([waitAll(target2), joinerHost.call({ cmd: 'waitGone', groupId, member: joiner })])
     r.removeAll!.push(performance.now() - t)
     r.removeMemberCpu!.push((await membersCpuMs() - m0) / (n - 1))
     await profiled(profiling(i), 'remove')
-    log(`group of ${n}: rep ${i + 1}: add ${round(r.add!.at(-1)!)} ms (commit→acks ${round(r.addAcks!.at(-1)!)}, bare ${round(r.addBare!.at(-1)!)}), remove ${round(r.remove!.at(-1)!)} ms (commit→acks ${round(r.removeAcks!.at(-1)!)}, bare ${round(r.removeBare!.at(-1)!)}), fan-out round ${round(r.fan!.at(-1)!)} ms, save ${round(r.save!.at(-1)!)} ms; load ${load()}`)
+    log(`group of ${n}: rep ${i + 1}: add ${round(r.add!.at(-1)!)} ms (commit→acks ${round(r.addAcks!.at(-1)!)}, bare ${round(r.addBare!.at(-1)!)}), remove ${round(r.remove!.at(-1)!)} ms (commit→acks ${round(r.removeAcks!.at(-1)!)}: made ${round(removeSplit.createdMs)}, sent ${round(removeSplit.sentMs)}; bare ${round(r.removeBare!.at(-1)!)}), fan-out round ${round(r.fan!.at(-1)!)} ms, save ${round(r.save!.at(-1)!)} ms; load ${load()}`)
   }
   const m = (k: string): number => round(median(r[k]!))
   const result = {
