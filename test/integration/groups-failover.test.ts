@@ -4,6 +4,9 @@
  */
 
 import assert from 'node:assert/strict'
+import { fork } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
 import { after, describe, it } from 'node:test'
 import { createCommit, encodeMlsMessage } from 'ts-mls'
 import { createSigner, MLS_SIGNATURE_SCHEME } from '../../src/protocol/index.ts'
@@ -19,6 +22,7 @@ const rec = (n: GroupNode, id: string): GroupRecord => {
   return r
 }
 const lastHash = (n: GroupNode, id: string): string | undefined => n.svc.groups.get(id)?.last?.hash
+const COMMITTER = fileURLToPath(new URL('../fixtures/group-committer.ts', import.meta.url))
 
 describe('groups: committer failover and tie-break', () => {
   const all: GroupNode[] = []
@@ -78,6 +82,57 @@ describe('groups: committer failover and tie-break', () => {
       throw err
     })
     await removal
+  })
+
+  it('the committer\'s process is SIGKILLed mid-fan-out: the successor takes over and every member ends on one epoch', async () => {
+    const child = fork(COMMITTER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    let home = ''
+    try {
+      child.send({ init: FAST })
+      const [{ ready }] = await once(child, 'message') as [{ ready: { id: string, addr: string, home: string } }]
+      home = ready.home
+      let seq = 0
+      const call = async (cmd: string, args: Record<string, unknown> = {}): Promise<unknown> => {
+        const n = ++seq
+        const { promise, resolve, reject } = Promise.withResolvers<unknown>()
+        const onMessage = (m: { n?: number, ok?: unknown, error?: string }): void => {
+          if (m.n !== n) return
+          child.off('message', onMessage)
+          if (m.error !== undefined) reject(new Error(m.error))
+          else resolve(m.ok)
+        }
+        child.on('message', onMessage)
+        child.send({ n, cmd, ...args })
+        return promise
+      }
+      const members: GroupNode[] = []
+      for (let i = 0; i < 3; i++) members.push(await startGroupNode({ init: FAST }))
+      all.push(...members)
+      const [b, c, d] = members as [GroupNode, GroupNode, GroupNode]
+      await mesh(members)
+      await call('dial', { addrs: members.map(m => m.libp2p.getMultiaddrs()[0]?.toString()) })
+      const groupId = String(await call('create', { name: 'killed' }))
+      for (const m of members) await call('add', { groupId, peer: m.id })
+      await waitFor('everyone joined', () => members.every(m => epochOf(m, groupId) === 3))
+      // the remove's commit reaches B and D; the frame to C hangs; the committer's process dies before its acks are in
+      await call('hang', { peer: c.id })
+      await call('remove', { groupId, peer: d.id })
+      await waitFor('B applied the commit', () => epochOf(b, groupId) === 4)
+      child.kill('SIGKILL')
+      await once(child, 'exit')
+      assert.equal(epochOf(c, groupId), 3, 'C missed the commit')
+      await waitFor('B took over', () => rec(b, groupId).committer === b.id && rec(c, groupId).committer === b.id, 20_000)
+      assert.equal(rec(b, groupId).term, 2)
+      assert.equal(rec(b, groupId).committer, b.id)
+      await waitFor('C caught up', () => epochOf(c, groupId) === 4 && lastHash(c, groupId) === lastHash(b, groupId), 20_000)
+      await waitFor('D learnt its removal', () => d.svc.list().length === 0)
+      assert.deepEqual(b.svc.list()[0]?.members, [ready.id, b.id, c.id])
+      await b.svc.send({ groupId, body: await guarded('after the kill'), contentType: 'text/plain' })
+      await waitFor('C heard B', () => c.received.some(m => m.text === 'after the kill'))
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+      if (home !== '') await removeHome(home)
+    }
   })
 
   it('the committer dies after its add commit reached a member, before the Welcome: the successor sends it', async () => {
