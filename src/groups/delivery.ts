@@ -7,7 +7,7 @@
  */
 
 import { createApplicationMessage, encodeMlsMessage, zeroOutUint8Array } from 'ts-mls'
-import { GroupRefusedError, GroupsError, InvalidArgumentError } from './errors.ts'
+import { GroupRefusedError, GroupsError, InvalidArgumentError, UnknownGroupError } from './errors.ts'
 import { members } from './identity.ts'
 import { encodeBody } from './wire.ts'
 import { epochOf } from './groups.ts'
@@ -39,6 +39,8 @@ export class Delivery {
     plain.set(ct, 1)
     plain.set(args.body, 1 + ct.length)
     const { epoch, to, frame } = await this.svc.withLock(rec.id, async () => {
+      // a commit queued before this section (applyDelayMs) may have removed this node
+      if (this.svc.groups.get(rec.id) !== rec) throw new UnknownGroupError(`no group ${rec.id}`)
       if (rec.unclean === true) {
         void this.svc.refresh(rec).catch(() => {})
         throw new GroupRefusedError('this node stopped uncleanly: the group moves to a new epoch before it sends again; retry shortly')

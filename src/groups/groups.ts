@@ -172,6 +172,19 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
     return run
   }
 
+  /**
+   * The group once the commits this node acknowledged and has not processed
+   * yet (`applyDelayMs`) are processed: the membership a local call checks
+   * against. Not for use inside a locked section.
+   *
+   * @throws {UnknownGroupError} when there is no such group (or no longer)
+   */
+  async settled (groupId: string): Promise<GroupRecord> {
+    const rec = this.group(groupId)
+    await this.withLock(rec.id, async () => {})
+    return this.group(groupId)
+  }
+
   signal (timeoutMs: number, outer?: AbortSignal): AbortSignal {
     return AbortSignal.any([this.controller.signal, AbortSignal.timeout(timeoutMs), ...(outer !== undefined ? [outer] : [])])
   }
@@ -266,7 +279,7 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
 
   /** Add `peer`; resolves once the commit is applied and the Welcome sent (by this node or by the committer). */
   async add (args: { groupId: string, peer: string }, options: AbortOptions = {}): Promise<{ epoch: number }> {
-    const rec = this.group(args.groupId)
+    const rec = await this.settled(args.groupId)
     const peer = peerIdFromString(args.peer).toString()
     if (members(rec.state).includes(peer)) return { epoch: epochOf(rec) }
     const signal = this.signal(this.options.requestTimeoutMs * 3, options.signal)
@@ -275,7 +288,7 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
   }
 
   async remove (args: { groupId: string, peer: string }, options: AbortOptions = {}): Promise<{ epoch: number }> {
-    const rec = this.group(args.groupId)
+    const rec = await this.settled(args.groupId)
     const peer = peerIdFromString(args.peer).toString()
     if (!members(rec.state).includes(peer)) throw new NotMemberError(`${peer} is not a member of ${args.groupId}`)
     return this.changeMembers(rec, { op: 'remove', peer }, this.signal(this.options.requestTimeoutMs * 3, options.signal))
@@ -283,7 +296,7 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
 
   /** Leave a group: ask the committer to remove this node, then forget the group. */
   async leave (args: { groupId: string }, options: AbortOptions = {}): Promise<{ groupId: string }> {
-    const rec = this.group(args.groupId)
+    const rec = await this.settled(args.groupId)
     if (members(rec.state).length > 1) {
       if (rec.committer === this.selfId) await this.handOver(rec).catch(() => {})
       await this.changeMembers(rec, { op: 'remove', peer: this.selfId }, this.signal(this.options.requestTimeoutMs * 3, options.signal)).catch(() => {})
@@ -294,6 +307,7 @@ export class GroupsService extends EventEmitter<GroupsEvents> implements Startab
 
   /** Trust in `peer` was revoked: remove it from every group (asking the committer where this node is not it). */
   async onTrustRevoked (peer: string): Promise<void> {
+    await Promise.allSettled([...this.groups.keys()].map(async id => this.settled(id)))
     const jobs = [...this.groups.values()].filter(rec => members(rec.state).includes(peer) && peer !== this.selfId)
       .map(async rec => this.remove({ groupId: rec.id, peer }).then(() => this.audit({ type: 'groups.removed', peer, groupId: rec.id, message: 'trust revoked' })))
     await Promise.allSettled(jobs)

@@ -61,25 +61,46 @@ describe('groups: deferred processing of acknowledged commits', () => {
     assert.equal(epochOf(b, groupId), 4)
   })
 
-  it('the next commit processes the queued one first: no member falls behind', async () => {
+  it('the next commit processes the queued one first: no member falls behind; a removed member\'s send is refused', async () => {
     await a.svc.remove({ groupId, peer: c.id })
     assert.equal(epochOf(b, groupId), 4, 'B holds the commit to epoch 5')
+    // C holds its own removal: a send processes it first and is refused, nothing goes out
+    assert.equal(epochOf(c, groupId), 4)
+    await assert.rejects(c.svc.send({ groupId, body: await guarded('after my removal'), contentType: 'text/plain' }), { code: 'UnknownGroup' })
+    assert.deepEqual(c.svc.list(), [])
     await a.svc.add({ groupId, peer: d.id })
     assert.equal(epochOf(a, groupId), 6)
     await waitFor('D joined again at epoch 6', () => epochOf(d, groupId) === 6, 3000)
     assert.equal(epochOf(b, groupId), 6, 'D\'s status query moved B on')
+    assert.ok(![a, b, d].some(n => n.received.some(m => m.text === 'after my removal')))
     for (const n of [a, b, d]) assert.deepEqual(rejected(n), [])
   })
 
-  it('a stop does not wait out the delay and keeps the processed commit', async () => {
+  it('a local membership call checks against the processed commit', async () => {
+    assert.equal(epochOf(b, groupId), 6)
     await a.svc.remove({ groupId, peer: d.id })
-    assert.equal(epochOf(a, groupId), 7)
-    assert.equal(epochOf(b, groupId), 6, 'B holds the commit unprocessed')
+    await a.svc.add({ groupId, peer: c.id })
+    await waitFor('C joined again at epoch 8', () => epochOf(c, groupId) === 8, 3000)
+    // C's status query moved B to 8; D's removal and C's add are both processed there
+    assert.equal(epochOf(b, groupId), 8)
+    await a.svc.remove({ groupId, peer: c.id })
+    assert.equal(epochOf(b, groupId), 8, 'B holds the commit that removed C')
+    // B asked to remove C, who is gone in the commit B holds: the call sees that, not the old member list
+    await assert.rejects(b.svc.remove({ groupId, peer: c.id }), { code: 'NotMember' })
+    assert.equal(epochOf(b, groupId), 9)
+  })
+
+  it('a stop does not wait out the delay and keeps the processed commit', async () => {
+    await a.svc.add({ groupId, peer: d.id })
+    await waitFor('D joined again at epoch 10', () => epochOf(d, groupId) === 10, 3000)
+    await a.svc.remove({ groupId, peer: d.id })
+    assert.equal(epochOf(a, groupId), 11)
+    assert.equal(epochOf(b, groupId), 10, 'B holds the commit unprocessed')
     const started = Date.now()
     await b.stop()
     assert.ok(Date.now() - started < 5000, `stop took ${Date.now() - started} ms`)
     b = await startGroupNode({ key: b.key, home: b.home, init: lazy })
-    assert.equal(epochOf(b, groupId), 7, 'the commit was processed and saved at the stop')
+    assert.equal(epochOf(b, groupId), 11, 'the commit was processed and saved at the stop')
     assert.deepEqual(b.svc.list()[0]?.members, [a.id, b.id])
   })
 })
