@@ -29,7 +29,6 @@ export { parseTarget, parsePeerId, InvalidTargetError } from './target.ts'
 export type { Target } from './target.ts'
 
 export { createAgentLibp2p, effectiveListen, DHT_PROTOCOL, WEBRTC_CERTIFICATE_KEY_NAME } from './libp2p.ts'
-export { agentnetMuxer } from './muxer.ts'
 export type { AgentLibp2p, AgentServices } from './libp2p.ts'
 export { Milestones } from './milestones.ts'
 export { ConnectionGuard } from './connection-guard.ts'
