@@ -87,12 +87,9 @@ export class Inbound {
 
   private async member (frame: GroupFrame, from: string): Promise<GroupRecord> {
     let rec = this.svc.groups.get(hex(frame.groupId))
-    if (rec !== undefined && !members(rec.state).includes(from)) {
-      // a commit this node acknowledged may add `from` and still wait for its processing (`applyDelayMs`): let it run
-      await this.svc.withLock(rec.id, async () => {})
-      rec = this.svc.groups.get(hex(frame.groupId))
-    }
     if (rec === undefined) throw new UnknownGroupError('unknown group')
+    // a commit this node acknowledged may add `from` and still wait for its processing (`applyDelayMs`): let it run
+    if (!members(rec.state).includes(from)) rec = await this.svc.settled(rec.id)
     if (!members(rec.state).includes(from)) throw new NotMemberError(`${from} is not a member`)
     return rec
   }
