@@ -1,5 +1,5 @@
 /*
- * Only the core every node runs is imported here (TCP, Noise, yamux,
+ * Only the core every node runs is imported here (TCP, Noise, yamux (muxer.ts),
  * identify, ping, the circuit-relay transport); every optional service is
  * imported by createAgentLibp2p when the config enables it, so that a node
  * that does not run it neither loads nor compiles it (start-up time and idle
@@ -11,10 +11,10 @@ import { identify, identifyPush } from '@libp2p/identify'
 import { noise } from '@libp2p/noise'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
-import { yamux } from '@libp2p/yamux'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { keychainInit, upgradeKeychain } from './keychain.ts'
+import { agentnetMuxer } from './muxer.ts'
 import type { Config } from '../config/index.ts'
 import type { Identify } from '@libp2p/identify'
 import type { KadDHT, SelectFn, ValidateFn } from '@libp2p/kad-dht'
@@ -195,7 +195,8 @@ export async function createAgentLibp2p (init: Libp2pAssembly): Promise<AgentLib
     },
     transports,
     connectionEncrypters: await connectionEncryptersFor(config),
-    streamMuxers: [yamux()],
+    // yamux whose quiet streams grant window per 16 KiB, not per frame (muxer.ts)
+    streamMuxers: [agentnetMuxer()],
     connectionManager: {
       // the reserve is for trusted and infrastructure peers: the ConnectionGuard holds strangers to maxConnections
       maxConnections: config.connections.maxConnections + config.connections.reservedConnections,

@@ -2,7 +2,7 @@
  * Groups benchmark (issue 12), in the user's setting: the committer is this
  * process, the members are spread over `--procs` child processes (spawned
  * with `node`, `fixtures/group-members.ts`), every member its own libp2p
- * node (TCP, Noise, yamux on 127.0.0.1) with its own key and home. libp2p's
+ * node (TCP, Noise, yamux as agentnet nodes run it (`src/node/muxer.ts`), on 127.0.0.1) with its own key and home. libp2p's
  * connection monitor (a ping to every connection every 10 s) is off in every
  * node: at 100 members it cost the committer ~100 ms of CPU whenever it fell
  * inside a measured change.
@@ -48,8 +48,8 @@ import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { noise } from '@libp2p/noise'
 import { tcp } from '@libp2p/tcp'
-import { yamux } from '@libp2p/yamux'
 import { createLibp2p } from 'libp2p'
+import { agentnetMuxer } from '../../src/node/index.ts'
 import { createCommit, defaultCryptoProvider, getCiphersuiteFromName, getCiphersuiteImpl } from 'ts-mls'
 import { CIPHER_SUITE } from '../../src/groups/constants.ts'
 import { groups } from '../../src/groups/index.ts'
@@ -117,7 +117,7 @@ const libp2p = await createLibp2p({
   addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
   transports: [tcp()],
   connectionEncrypters: [noise()],
-  streamMuxers: [yamux()],
+  streamMuxers: [agentnetMuxer()],
   connectionManager: { inboundConnectionThreshold: 100_000, maxConnections: 1000 },
   // libp2p pings every connection every 10 s (here: 100 streams refused at once, ~100 ms of CPU in the
   // committer): unrelated to the change measured, it landed in some reps and not others

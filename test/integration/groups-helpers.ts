@@ -1,6 +1,6 @@
 /**
  * Fixtures for the groups integration tests: real libp2p nodes on 127.0.0.1
- * (TCP, Noise, yamux, identify, ping), each running the groups service on
+ * (TCP, Noise, yamux as agentnet nodes run it, identify, ping), each running the groups service on
  * its own temporary home, with a recorded audit trail and a dial filter that
  * simulates partitions and hung peers.
  */
@@ -15,8 +15,8 @@ import { identify } from '@libp2p/identify'
 import { noise } from '@libp2p/noise'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
-import { yamux } from '@libp2p/yamux'
 import { createLibp2p } from 'libp2p'
+import { agentnetMuxer } from '../../src/node/index.ts'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { groups, MLS_PROTOCOL } from '../../src/groups/index.ts'
 import type { GroupAuditEvent, GroupsInit, GroupsLibp2p, GroupsService } from '../../src/groups/index.ts'
@@ -102,7 +102,7 @@ export async function startGroupNode (options: { key?: PrivateKey, home?: string
     addresses: { listen: [`/ip4/127.0.0.1/tcp/${options.port ?? 0}`] },
     transports: [tcp()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    streamMuxers: [agentnetMuxer()],
     connectionManager: { inboundConnectionThreshold: 10_000 },
     services: { identify: identify(), ping: ping() }
   })

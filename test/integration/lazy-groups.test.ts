@@ -15,8 +15,8 @@ import { identify } from '@libp2p/identify'
 import { noise } from '@libp2p/noise'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
-import { yamux } from '@libp2p/yamux'
 import { createLibp2p } from 'libp2p'
+import { agentnetMuxer } from '../../src/node/index.ts'
 import { LazyGroups } from '../../src/agent/lazy-groups.ts'
 import { MLS_PROTOCOL } from '../../src/groups/index.ts'
 import { errorCodeOf } from '../../src/errors/index.ts'
@@ -32,7 +32,7 @@ async function startNode (home: string, key?: PrivateKey, start = true): Promise
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    streamMuxers: [agentnetMuxer()],
     services: { identify: identify(), ping: ping() }
   })
   const groups = new LazyGroups({ libp2p, privateKey, acceptInvite: () => true }, { home })
