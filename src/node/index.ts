@@ -30,7 +30,7 @@ export type { Target } from './target.ts'
 
 export { createAgentLibp2p, effectiveListen, DHT_PROTOCOL, WEBRTC_CERTIFICATE_KEY_NAME } from './libp2p.ts'
 export type { AgentLibp2p, AgentServices } from './libp2p.ts'
-export { agentnetMuxer, LAZY_WINDOW_BYTES } from './muxer.ts'
+export { agentnetMuxer } from './muxer.ts'
 export type { AgentnetMuxerInit } from './muxer.ts'
 export { Milestones } from './milestones.ts'
 export { ConnectionGuard } from './connection-guard.ts'

@@ -2,8 +2,9 @@
  * The node's stream muxer (src/node/muxer.ts): yamux whose quiet streams
  * send a WindowUpdate once more than 16 KiB of their receive window is
  * consumed, not after every data frame, while a stream that receives fast
- * (a burst, a bulk transfer) gets yamux's updates and window growth. Real libp2p nodes on 127.0.0.1 (TCP, Noise);
- * frames counted at each muxer's `sendFrame`.
+ * (a burst, a bulk transfer) gets yamux's updates and window growth. Real
+ * libp2p nodes on 127.0.0.1 (TCP, Noise); frames counted at each muxer's
+ * `sendFrame`.
  */
 
 import assert from 'node:assert/strict'
