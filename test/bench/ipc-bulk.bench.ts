@@ -41,6 +41,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { connectClient } from '../../src/client/index.ts'
 import { makeHome, removeHome, runJson, startNode } from '../helpers/cli.ts'
+import { onJsonLines, onLengthPrefixed } from './fixtures/stream-readers.ts'
 import { createBareNode, RAW_ECHO, RawClient } from './fixtures/msg-nodes.ts'
 import type { AgentnetClient } from '../../src/client/index.ts'
 import type { RunningNode } from '../helpers/cli.ts'
@@ -90,22 +91,14 @@ async function child (file: string, argv: string[]): Promise<{ proc: ChildProces
 /** A plain JSON client of the IPC socket: one line per request, bytes as bodyBase64 */
 class PlainClient {
   private readonly socket: Socket
-  private buffered = ''
   private nextId = 1
   private readonly pending = new Map<number, (msg: any) => void>()
 
   constructor (socket: Socket) {
     this.socket = socket
-    socket.setEncoding('utf8')
-    socket.on('data', (text: string) => {
-      this.buffered += text
-      let nl: number
-      while ((nl = this.buffered.indexOf('\n')) !== -1) {
-        const msg = JSON.parse(this.buffered.slice(0, nl))
-        this.buffered = this.buffered.slice(nl + 1)
-        this.pending.get(msg.id)?.(msg)
-        this.pending.delete(msg.id)
-      }
+    onJsonLines(socket, msg => {
+      this.pending.get(msg.id)?.(msg)
+      this.pending.delete(msg.id)
     })
   }
 
@@ -133,23 +126,12 @@ class PlainClient {
 /** Raw TCP echo with a 4-byte length prefix; answers arrive in order */
 class TcpClient {
   private readonly socket: Socket
-  private pendingBytes: Buffer = Buffer.alloc(0)
   private readonly waiters: Array<(n: number) => void> = []
 
   constructor (socket: Socket) {
     this.socket = socket
     socket.setNoDelay(true)
-    socket.on('data', (chunk: Buffer) => {
-      this.pendingBytes = this.pendingBytes.length === 0 ? chunk : Buffer.concat([this.pendingBytes, chunk])
-      let off = 0
-      while (this.pendingBytes.length - off >= 4) {
-        const n = this.pendingBytes.readUInt32BE(off)
-        if (this.pendingBytes.length - off - 4 < n) break
-        off += 4 + n
-        this.waiters.shift()?.(n)
-      }
-      this.pendingBytes = this.pendingBytes.subarray(off)
-    })
+    onLengthPrefixed(socket, frame => { this.waiters.shift()?.(frame.length - 4) })
   }
 
   static async connect (port: number): Promise<TcpClient> {
