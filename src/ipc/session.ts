@@ -89,13 +89,10 @@ export class Session implements IpcSession {
       return false
     }
     corkForTick(this.socket)
-    const frame = encodeFrame(header, body)
-    const line = Buffer.from(frame.line, 'utf8')
-    let ok = this.socket.write(line)
-    this.written += line.byteLength
-    if (frame.body !== undefined) {
-      ok = this.socket.write(frame.body)
-      this.written += frame.body.byteLength
+    let ok = true
+    for (const chunk of encodeFrame(header, body).chunks) {
+      ok = this.socket.write(chunk)
+      this.written += chunk.byteLength
     }
     if (!ok && !this.inputPaused) {
       // stop taking this client's requests until what we owe it has drained to half

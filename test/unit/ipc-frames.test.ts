@@ -7,8 +7,7 @@ import { SPLICE_MIN_CHARS } from '../../src/ipc/frames.ts'
 import type { IpcFrame } from '../../src/ipc/index.ts'
 
 function frameBytes (header: Record<string, unknown>, body?: Uint8Array): Buffer {
-  const f = encodeFrame({ ...header }, body)
-  return Buffer.concat([Buffer.from(f.line), ...(f.body === undefined ? [] : [f.body])])
+  return Buffer.concat(encodeFrame({ ...header }, body).chunks)
 }
 
 /** Feed `stream` in pieces of `size` bytes */
@@ -56,7 +55,7 @@ describe('IPC frames: header lines and raw bodies', () => {
 
 describe('header lines with a long bodyBase64 (put in without JSON.stringify)', () => {
   const long = randomBytes(SPLICE_MIN_CHARS).toString('base64')
-  const line = (header: Record<string, unknown>): string => encodeFrame(structuredClone(header)).line
+  const line = (header: Record<string, unknown>): string => Buffer.concat(encodeFrame(structuredClone(header)).chunks).toString('utf8')
 
   it('are the very line JSON.stringify writes, in a result and in params', () => {
     for (const header of [
@@ -95,6 +94,74 @@ describe('header lines with a long bodyBase64 (put in without JSON.stringify)', 
     ]) {
       assert.equal(line(header), JSON.stringify(header) + '\n')
     }
+  })
+})
+
+describe('reading lines with a long bodyBase64 (the text not given to JSON.parse)', () => {
+  const long = randomBytes(SPLICE_MIN_CHARS).toString('base64')
+  const read = (text: string, size = 65_536): IpcFrame[] => feed(new FrameReader({ maxLineBytes: 4 * SPLICE_MIN_CHARS, maxBodyBytes: 10 }), Buffer.from(text), size)
+  const messageOf = (frames: IpcFrame[]): Record<string, unknown> => {
+    assert.equal(frames.length, 1)
+    const frame = frames[0] as IpcFrame
+    assert.equal(frame.kind, 'message')
+    return (frame as Extract<IpcFrame, { kind: 'message' }>).message
+  }
+
+  it('give what JSON.parse gives, compact or as Python writes it, in params and in result, whatever the chunking', () => {
+    const headers = [
+      { jsonrpc: '2.0', id: 1, method: 'msg.send', params: { to: '12D3KooWpeer', service: 'echo', bodyBase64: long, note: 'é ☃' } },
+      { jsonrpc: '2.0', id: 2, result: { id: 'r"1', bodyBase64: long } }
+    ]
+    for (const header of headers) {
+      for (const text of [JSON.stringify(header), JSON.stringify(header, null, 1).replaceAll('\n', ' '), JSON.stringify(header).replace('"bodyBase64":', '"bodyBase64" :\t')]) {
+        for (const size of [1000, 65_536, text.length + 1]) {
+          assert.deepEqual(messageOf(read(text + '\n', size)), JSON.parse(text))
+        }
+      }
+    }
+  })
+
+  it('never hand the long text to JSON.parse', () => {
+    const header = { jsonrpc: '2.0', id: 3, method: 'msg.send', params: { bodyBase64: long } }
+    // compact, and as Python's json.dumps writes it (`", "` and `": "`)
+    for (const text of [JSON.stringify(header), JSON.stringify(header).replaceAll(',', ', ').replaceAll('":', '": ')]) {
+      const parse = JSON.parse
+      let sawText = false
+      JSON.parse = ((json: string, ...rest: unknown[]) => {
+        if (json.includes(long)) sawText = true
+        return (parse as (...a: unknown[]) => unknown)(json, ...rest)
+      }) as typeof JSON.parse
+      let message: Record<string, unknown>
+      try {
+        message = messageOf(read(text + '\n'))
+      } finally {
+        JSON.parse = parse
+      }
+      assert.equal(sawText, false, text.slice(0, 40))
+      assert.equal((message.params as Record<string, unknown>).bodyBase64, long)
+    }
+  })
+
+  it('fall back to JSON.parse for look-alikes, escapes, duplicates and anything not plain ASCII', () => {
+    const lines = [
+      // the key twice: a nested look-alike
+      `{"jsonrpc":"2.0","id":1,"method":"msg.send","params":{"bodyBase64":"${long}","x":{"bodyBase64":"QUJD"}}}`,
+      // the real key escaped, a literal look-alike nested: the member is the escaped one
+      `{"jsonrpc":"2.0","id":2,"method":"msg.send","params":{"body\\u0042ase64":"QUJD","x":{"bodyBase64":"${long}"}}}`,
+      // a duplicate key after the literal one wins in JSON
+      `{"jsonrpc":"2.0","id":3,"method":"msg.send","params":{"bodyBase64":"${long}","body\\u0042ase64":"QUJD"}}`,
+      // escapes inside the text
+      `{"jsonrpc":"2.0","id":4,"method":"msg.send","params":{"bodyBase64":"${long.slice(0, 100)}\\/\\u0041${long.slice(100)}"}}`,
+      // not ASCII
+      `{"jsonrpc":"2.0","id":5,"method":"msg.send","params":{"bodyBase64":"${long}é"}}`,
+      // the key as a value
+      `{"jsonrpc":"2.0","id":6,"method":"msg.send","params":{"k":"bodyBase64","v":"${long}"}}`
+    ]
+    for (const text of lines) {
+      assert.deepEqual(messageOf(read(text + '\n')), JSON.parse(text))
+    }
+    const broken = read(`{"jsonrpc":"2.0","id":7,"method":"msg.send","params":{"bodyBase64":"${long}"}` + '\n')
+    assert.deepEqual(broken.map(f => f.kind === 'invalid' ? f.code : f.kind), ['ParseError'])
   })
 })
 
