@@ -214,6 +214,86 @@ function checkUint32 (name: string, value: unknown): number {
  * type, integer out of range, nonce size outside 16..32, lone surrogate)
  */
 export function encodeMessage (message: Message): Uint8Array {
+  const fields = checkedFields(message)
+  const buf = new Uint8Array(fields.size)
+  writeMessage(fields, buf, 0)
+  return buf
+}
+
+/**
+ * A {@link SignedMessage} frame for `message` whose signature is still to
+ * come: the payload is encoded in place, in the frame, so that sealing a
+ * message allocates and writes its body once (encoding the payload, then
+ * {@link encodeSignedMessage}, copied a large body a second time). Sign
+ * `payload`, then give the signature to {@link setFrameSignature}; the frame
+ * is then byte for byte what `encodeSignedMessage({ payload, signature })`
+ * returns.
+ *
+ * @throws {InvalidArgumentError} as {@link encodeMessage}
+ */
+export function encodeFrameToSign (message: Message): { frame: Uint8Array, payload: Uint8Array } {
+  const fields = checkedFields(message)
+  const before = 1 + varintLength(fields.size)
+  const frame = new Uint8Array(before + fields.size + 2 + SIGNATURE_BYTES)
+  frame[0] = T_PAYLOAD
+  writeVarint(frame, 1, fields.size)
+  writeMessage(fields, frame, before)
+  frame[before + fields.size] = T_SIGNATURE
+  frame[before + fields.size + 1] = SIGNATURE_BYTES
+  return { frame, payload: frame.subarray(before, before + fields.size) }
+}
+
+/**
+ * Write `signature` into a frame made by {@link encodeFrameToSign}; returns the frame.
+ *
+ * @throws {InvalidArgumentError} when the signature is not {@link SIGNATURE_BYTES} long
+ */
+export function setFrameSignature (frame: Uint8Array, signature: Uint8Array): Uint8Array {
+  checkBytes('signature', signature)
+  if (signature.length !== SIGNATURE_BYTES) throw new InvalidArgumentError(`signature must be ${SIGNATURE_BYTES} bytes`)
+  frame.set(signature, frame.length - SIGNATURE_BYTES)
+  return frame
+}
+
+/** A message's fields, checked, with its strings as UTF-8 and its encoded size */
+interface CheckedFields {
+  version: number
+  from: Uint8Array
+  to: Uint8Array
+  service: Uint8Array
+  kind: number
+  id: Uint8Array
+  inReplyTo: Uint8Array
+  nonce: Uint8Array
+  timestamp: number
+  ttl: number
+  contentType: Uint8Array
+  token: Uint8Array
+  body: Uint8Array
+  size: number
+}
+
+/** `fields` encoded canonically into `buf` from `at` (`fields.size` bytes). */
+function writeMessage (fields: CheckedFields, buf: Uint8Array, at: number): void {
+  const { version, from, to, service, kind, id, inReplyTo, nonce, timestamp, ttl, contentType, token, body } = fields
+  buf[at] = T_VERSION
+  let pos = writeVarint(buf, at + 1, version)
+  pos = writeLenField(buf, pos, T_FROM, from)
+  pos = writeLenField(buf, pos, T_TO, to)
+  pos = writeLenField(buf, pos, T_SERVICE, service)
+  pos = writeVarintField(buf, pos, T_KIND, kind)
+  pos = writeLenField(buf, pos, T_ID, id)
+  pos = writeLenField(buf, pos, T_IN_REPLY_TO, inReplyTo)
+  pos = writeLenField(buf, pos, T_NONCE, nonce)
+  pos = writeVarintField(buf, pos, T_TIMESTAMP, timestamp)
+  pos = writeVarintField(buf, pos, T_TTL, ttl)
+  pos = writeLenField(buf, pos, T_CONTENT_TYPE, contentType)
+  pos = writeLenField(buf, pos, T_TOKEN, token)
+  writeLenField(buf, pos, T_BODY, body)
+}
+
+/** Every field of `message` checked and ready to write (strings as UTF-8), and the encoded size. */
+function checkedFields (message: Message): CheckedFields {
   const version = checkUint32('version', message.version)
   const from = checkBytes('from', message.from)
   const to = checkBytes('to', message.to)
@@ -221,7 +301,7 @@ export function encodeMessage (message: Message): Uint8Array {
   if (!Object.hasOwn(KIND_TO_WIRE, message.kind)) {
     throw new InvalidArgumentError(`kind must be one of ${WIRE_TO_KIND.join(', ')}`)
   }
-  const kind = KIND_TO_WIRE[message.kind]
+  const kind = KIND_TO_WIRE[message.kind] as number
   const id = checkString('id', message.id)
   const inReplyTo = checkString('inReplyTo', message.inReplyTo)
   const nonce = checkBytes('nonce', message.nonce)
@@ -243,22 +323,7 @@ export function encodeMessage (message: Message): Uint8Array {
     lenFieldSize(nonce.length) + varintFieldSize(timestamp) + varintFieldSize(ttl) +
     lenFieldSize(contentType.length) + lenFieldSize(token.length) + lenFieldSize(body.length)
 
-  const buf = new Uint8Array(size)
-  buf[0] = T_VERSION
-  let pos = writeVarint(buf, 1, version)
-  pos = writeLenField(buf, pos, T_FROM, from)
-  pos = writeLenField(buf, pos, T_TO, to)
-  pos = writeLenField(buf, pos, T_SERVICE, service)
-  pos = writeVarintField(buf, pos, T_KIND, kind)
-  pos = writeLenField(buf, pos, T_ID, id)
-  pos = writeLenField(buf, pos, T_IN_REPLY_TO, inReplyTo)
-  pos = writeLenField(buf, pos, T_NONCE, nonce)
-  pos = writeVarintField(buf, pos, T_TIMESTAMP, timestamp)
-  pos = writeVarintField(buf, pos, T_TTL, ttl)
-  pos = writeLenField(buf, pos, T_CONTENT_TYPE, contentType)
-  pos = writeLenField(buf, pos, T_TOKEN, token)
-  writeLenField(buf, pos, T_BODY, body)
-  return buf
+  return { version, from, to, service, kind, id, inReplyTo, nonce, timestamp, ttl, contentType, token, body, size }
 }
 
 /**

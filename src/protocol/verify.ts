@@ -6,7 +6,7 @@
 
 import { randomBytes } from 'node:crypto'
 import { signingPayload } from './digest.ts'
-import { decodeMessage, decodeSignedMessage, encodeMessage, encodeSignedMessage, MIN_NONCE_BYTES, PROTOCOL_VERSION } from './envelope.ts'
+import { decodeMessage, decodeSignedMessage, encodeFrameToSign, MIN_NONCE_BYTES, PROTOCOL_VERSION, setFrameSignature } from './envelope.ts'
 import {
   BadSignatureError,
   BodyTooLargeError,
@@ -281,8 +281,8 @@ const EMPTY = new Uint8Array(0)
  * @throws {InvalidArgumentError} when a field cannot be encoded
  */
 export function sealEnvelope (fields: SealFields, signer: MessageSigner): Uint8Array {
-  const payload = sealPayload(fields, signer)
-  return encodeSignedMessage({ payload, signature: signer.sign(toSign(payload, fields, signer)) })
+  const { frame, payload } = sealPayload(fields, signer)
+  return setFrameSignature(frame, signer.sign(toSign(payload, fields, signer)))
 }
 
 /**
@@ -290,14 +290,14 @@ export function sealEnvelope (fields: SealFields, signer: MessageSigner): Uint8A
  * is given. The same payload and the same signature as the sync form.
  */
 export async function sealEnvelopeAsync (fields: SealFields, signer: MessageSigner, pool?: CryptoPool): Promise<Uint8Array> {
-  const payload = sealPayload(fields, signer)
+  const { frame, payload } = sealPayload(fields, signer)
   let signature = pool == null
     ? signer.sign(toSign(payload, fields, signer))
     : (signer.scheme ?? MESSAGE_SIGNATURE_SCHEME).bodyDigest
         ? pool.signDigested(signer, payload, fields.body ?? EMPTY)
         : pool.sign(signer, payload)
   if (signature instanceof Promise) signature = await signature
-  return encodeSignedMessage({ payload, signature })
+  return setFrameSignature(frame, signature)
 }
 
 /** The bytes the signer signs for `payload`: see {@link signingPayload}. */
@@ -328,9 +328,10 @@ function freshNonce (): Uint8Array {
   return nonce
 }
 
-function sealPayload (fields: SealFields, signer: MessageSigner): Uint8Array {
+/** The frame of an outbound message, its payload encoded in place and its signature to come */
+function sealPayload (fields: SealFields, signer: MessageSigner): { frame: Uint8Array, payload: Uint8Array } {
   const nonce = freshNonce()
-  return encodeMessage({
+  return encodeFrameToSign({
     version: PROTOCOL_VERSION,
     from: signer.from,
     to: peerBytes(fields.to),

@@ -11,6 +11,7 @@ import {
   MIN_NONCE_BYTES,
   UnsupportedVersionError
 } from '../../../src/protocol/index.ts'
+import { encodeFrameToSign, setFrameSignature } from '../../../src/protocol/envelope.ts'
 import { frameOf, identity, message, prng, randomBytes, randomInt } from './helpers.ts'
 import type { Identity } from './helpers.ts'
 import type { Message, MessageKind } from '../../../src/protocol/index.ts'
@@ -86,6 +87,18 @@ describe('envelope codec', () => {
       assert.equal(hex(decoded.from), hex(msg.from))
       assert.equal(hex(decoded.to), hex(msg.to))
       assert.equal(hex(encodeMessage(decoded)), hex(bytes))
+    }
+  })
+
+  it('a frame to sign, once signed, is byte for byte the encoded SignedMessage; its payload is the encoded message', () => {
+    for (const overrides of [{}, { body: new Uint8Array(0), token: new Uint8Array(0) }, { body: new Uint8Array(127).fill(1) }, { body: new Uint8Array(300_000).map((_, i) => i * 31), id: 'ид-😀' }]) {
+      const msg = message(alice, bob, overrides)
+      const { frame, payload } = encodeFrameToSign(msg)
+      assert.equal(hex(payload), hex(encodeMessage(msg)))
+      const signature = alice.signer.sign(payload)
+      assert.equal(setFrameSignature(frame, signature), frame)
+      assert.equal(hex(frame), hex(encodeSignedMessage({ payload: encodeMessage(msg), signature })))
+      assert.throws(() => setFrameSignature(frame, signature.subarray(1)), InvalidArgumentError)
     }
   })
 
