@@ -2,6 +2,11 @@
  * The groups service: lifecycle, public API, committer side. Inbound frames
  * are handled in `inbound.ts`.
  *
+ * Longer than 450 lines on purpose: the public API and the committer's
+ * commit, heartbeat and hand-over share the group records and their locks;
+ * what owns no such state is apart (`inbound.ts`, `delivery.ts`,
+ * `channels.ts`, `store.ts`, `serve.ts`).
+ *
  * @module
  */
 

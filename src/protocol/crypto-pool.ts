@@ -60,6 +60,11 @@
  * stops, is computed inline instead, so no promise is left hanging and no
  * answer changes.
  *
+ * Longer than 450 lines on purpose: the offload rule and the batching share
+ * the queue, the workers and the load samples, and most of the length is the
+ * rule's reasoning above; the worker side is `crypto-worker.ts`, the CPU
+ * accounting `cpu-idle.ts`.
+ *
  * @module
  */
 
