@@ -4,6 +4,9 @@
  *
  * - binary bodies (`ipc.hello {features: ["binary"]}`, a header line with
  *   `bodyBytes` then raw bytes) both ways, beside a plain JSON client;
+ * - a standard-library Python client (`json.dumps`, `readline()`) with
+ *   600 KB bodies in `bodyBase64`, the lines the node reads and writes
+ *   without parsing the text: the same bytes both ways;
  * - `bodyBase64` checked without a regex, `bodyBytes` over the limit refused
  *   with the connection kept;
  * - an agent that stops reading its socket: the sender gets `AgentNotReading`
@@ -210,6 +213,57 @@ describe('IPC fast path and bounds (real nodes, real sockets)', () => {
     sdk.close()
     plain.close()
     sender.close()
+    agent.close()
+  })
+
+  it('a standard-library Python client sends and gets 600 KB bodies as bodyBase64 (json.dumps as it writes them): the same bytes both ways; a long text that is not base64 is refused with its id', async () => {
+    const agent = await FrameSocket.connect(join(b.home, 'agentnet.sock'))
+    agent.send({ jsonrpc: '2.0', id: 'h', method: 'ipc.hello', params: { features: ['binary'] } })
+    await agent.next(m => m.id === 'h')
+    agent.send({ jsonrpc: '2.0', id: 'r', method: 'service.register', params: { service: 'echo' } })
+    assert.equal((await agent.next(m => m.id === 'r')).msg.result.service, 'echo')
+    const received: Buffer[] = []
+    const serve = (async () => {
+      for (let i = 0; i < 2; i++) {
+        const note = await agent.next(m => m.method === 'msg.received', 30_000)
+        received.push(note.body ?? Buffer.alloc(0))
+        agent.send({ jsonrpc: '2.0', id: `rep${i}`, method: 'msg.reply', params: { id: note.msg.params.id } }, note.body)
+      }
+    })()
+    // default json.dumps separators (", " and ": "), one line per request, replies read with readline()
+    const script = [
+      'import base64, json, os, socket, sys',
+      'path, to = sys.argv[1], sys.argv[2]',
+      's = socket.socket(socket.AF_UNIX); s.connect(path); f = s.makefile("rb")',
+      'def call(i, b64):',
+      '    s.sendall((json.dumps({"jsonrpc": "2.0", "id": i, "method": "msg.send", "params": {"to": to, "service": "echo", "bodyBase64": b64, "timeoutMs": 30000}}) + "\\n").encode())',
+      '    return json.loads(f.readline())',
+      'out = []',
+      'for i in range(2):',
+      '    body = bytes(b | 0x80 for b in os.urandom(600000 + i))',
+      '    reply = call(i, base64.b64encode(body).decode())',
+      '    out.append({"id": reply["id"], "same": base64.b64decode(reply["result"]["bodyBase64"]) == body, "sent": body[:16].hex()})',
+      'bad = base64.b64encode(os.urandom(300000)).decode()',
+      'reply = call("bad", bad[:1000] + "!" + bad[1000:])',
+      'out.append({"id": reply["id"], "code": reply["error"]["data"]["code"]})',
+      'print(json.dumps(out))'
+    ].join('\n')
+    const { spawn } = await import('node:child_process')
+    const python = spawn('python3', ['-c', script, join(a.home, 'agentnet.sock'), b.peerId], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    python.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+    python.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    const code = await new Promise<number | null>(resolve => python.on('close', resolve))
+    assert.equal(code, 0, stderr)
+    await serve
+    const results = JSON.parse(stdout) as Array<{ id: unknown, same?: boolean, sent?: string, code?: string }>
+    assert.deepEqual(results.map(r => r.id), [0, 1, 'bad'])
+    assert.deepEqual(results.slice(0, 2).map(r => r.same), [true, true])
+    // the echo agent got the very bytes Python encoded
+    assert.deepEqual(received.map(r => r.length), [600_000, 600_001])
+    assert.deepEqual(received.map(r => r.subarray(0, 16).toString('hex')), results.slice(0, 2).map(r => r.sent))
+    assert.equal(results[2]?.code, 'InvalidParams')
     agent.close()
   })
 
