@@ -17,13 +17,18 @@
  * - it has consumed at most {@link LAZY_WINDOW_BYTES} (16 KiB) since its last
  *   update, a sixteenth of yamux's initial 256 KiB window, so the peer always
  *   has ≥ 240 KiB of window left and no skipped update holds it back;
- * - yamux would not grow the window now. yamux doubles the window when an
- *   update falls within four round trips of the previous one, i.e. while the
- *   stream receives fast: such a stream (a burst, a bulk transfer, requests
- *   back to back) gets every update exactly as yamux sends it.
+ * - yamux would not grow the window now. yamux doubles the window, up to
+ *   its largest (16 MiB), when an update falls within four round trips of
+ *   the previous one, i.e. while the stream receives fast: such a stream (a
+ *   burst, a bulk transfer, requests back to back) gets every update exactly
+ *   as yamux sends it until its window is at the largest.
  *
- * So only streams with a frame now and then (acks, heartbeats, requests
- * spaced by more than four round trips) change: one update per 16 KiB.
+ * So streams with a frame now and then (acks, heartbeats, requests spaced by
+ * more than four round trips) send one update per 16 KiB from the start, and
+ * a stream that receives fast does once its window can grow no more (a
+ * request stream whose requests come back to back sent an update after
+ * every request: an encryption, two socket writes and a wake-up of the peer
+ * per request, for a window already at 16 MiB).
  *
  * Two variants were tried and not kept. Granting the window back per half
  * window for every stream: a 3 MB burst of small frames to a loaded node then
@@ -66,6 +71,7 @@ interface WindowedStream {
   recvWindow: number
   recvWindowCapacity: number
   epochStart: number
+  maxStreamWindowSize: number
   getRTT: () => number
   sendWindowUpdate: () => void
 }
@@ -96,13 +102,16 @@ function withLazyUpdates<M> (muxer: M): M {
 
 function lazyWindowUpdates (stream: WindowedStream): void {
   if (typeof stream.sendWindowUpdate !== 'function' || typeof stream.getRTT !== 'function' ||
-    typeof stream.recvWindow !== 'number' || typeof stream.recvWindowCapacity !== 'number' || typeof stream.epochStart !== 'number') return
+    typeof stream.recvWindow !== 'number' || typeof stream.recvWindowCapacity !== 'number' || typeof stream.epochStart !== 'number' ||
+    typeof stream.maxStreamWindowSize !== 'number') return
   const update = stream.sendWindowUpdate.bind(stream)
   stream.sendWindowUpdate = () => {
     if (stream.state === StreamState.Established && stream.recvWindow - stream.recvWindowCapacity <= LAZY_WINDOW_BYTES) {
-      // yamux's growth test (stream.js, sendWindowUpdate): would this update grow the window?
+      // yamux's growth test (stream.js, sendWindowUpdate): would this update grow the window? Not once it is at its
+      // largest: a stream whose frames come within four round trips of each other would otherwise send an update per
+      // frame for ever (requests back to back on a long-lived stream), each one growing nothing
       const rtt = stream.getRTT()
-      const growing = rtt > -1 && Date.now() - stream.epochStart <= rtt * 4
+      const growing = rtt > -1 && Date.now() - stream.epochStart <= rtt * 4 && stream.recvWindow < stream.maxStreamWindowSize
       if (!growing) return
     }
     update()

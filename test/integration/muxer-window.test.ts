@@ -25,15 +25,21 @@ const WINDOW_UPDATE = 1
 
 interface Counted { node: Libp2p, windowUpdates: () => number, largestUpdate: () => number }
 
-/** A node whose muxer counts the WindowUpdate frames it sends (flags-only frames of a new or closing stream excluded) */
-async function start (muxer: () => StreamMuxerFactory): Promise<Counted> {
+/**
+ * A node whose muxer counts the WindowUpdate frames it sends (flags-only
+ * frames of a new or closing stream excluded). With `rttMs` the muxer starts
+ * with that round-trip time, as if its first keep-alive ping had measured it
+ * (run with keep-alive off, so that no ping on loopback overwrites it).
+ */
+async function start (muxer: () => StreamMuxerFactory, rttMs?: number): Promise<Counted> {
   let updates = 0
   let largest = 0
   const counting = (): StreamMuxerFactory => {
     const factory = muxer()
     const wrapped: StreamMuxerFactory = Object.create(factory)
     wrapped.createStreamMuxer = (maConn) => {
-      const m = factory.createStreamMuxer(maConn) as unknown as { sendFrame: (header: { type: number, flag: number, length: number }, ...rest: unknown[]) => boolean }
+      const m = factory.createStreamMuxer(maConn) as unknown as { rtt: number, sendFrame: (header: { type: number, flag: number, length: number }, ...rest: unknown[]) => boolean }
+      if (rttMs !== undefined) m.rtt = rttMs
       const send = m.sendFrame.bind(m)
       m.sendFrame = (header, ...rest) => {
         if (header.type === WINDOW_UPDATE && header.flag === 0 && header.length > 0) {
@@ -111,6 +117,22 @@ describe('node muxer: a WindowUpdate per 16 KiB received', () => {
     await pingPong(a.node, b.node, 1000)
     // 64,000 bytes each way: at most 64,000 / 16,384 updates a side
     assert.ok(a.windowUpdates() <= 4 && b.windowUpdates() <= 4, `agentnet muxer sent ${a.windowUpdates()} + ${b.windowUpdates()} WindowUpdates`)
+    await pingPong(c.node, d.node, 1000)
+    assert.ok(c.windowUpdates() >= 1000 && d.windowUpdates() >= 1000, `bare yamux sent ${c.windowUpdates()} + ${d.windowUpdates()}`)
+  })
+
+  it('1,000 round trips back to back with a measured RTT: the window grows to its largest, then a WindowUpdate per 16 KiB, where yamux sends one per frame', async () => {
+    // a 10 ms round trip (a peer across a LAN or WAN): every frame here comes within four round trips of the last,
+    // so yamux counts the stream as receiving fast; once the window is at 16 MiB an update grows nothing
+    const a = await start(agentnetMuxer({ enableKeepAlive: false }), 10)
+    const b = await start(agentnetMuxer({ enableKeepAlive: false }), 10)
+    const c = await start(yamux({ enableKeepAlive: false }), 10)
+    const d = await start(yamux({ enableKeepAlive: false }), 10)
+    nodes.push(a.node, b.node, c.node, d.node)
+    await pingPong(a.node, b.node, 1000)
+    // 256 KiB → 16 MiB is 6 doublings, then 64,000 bytes / 16 KiB: at most ~10 a side
+    assert.ok(a.windowUpdates() <= 12 && b.windowUpdates() <= 12, `agentnet muxer sent ${a.windowUpdates()} + ${b.windowUpdates()} WindowUpdates`)
+    assert.ok(b.largestUpdate() > 4 * 1024 * 1024, `the window grew first: largest grant ${b.largestUpdate()} bytes`)
     await pingPong(c.node, d.node, 1000)
     assert.ok(c.windowUpdates() >= 1000 && d.windowUpdates() >= 1000, `bare yamux sent ${c.windowUpdates()} + ${d.windowUpdates()}`)
   })
