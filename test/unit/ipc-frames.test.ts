@@ -155,12 +155,16 @@ describe('reading lines with a long bodyBase64 (the text not given to JSON.parse
       // not ASCII
       `{"jsonrpc":"2.0","id":5,"method":"msg.send","params":{"bodyBase64":"${long}é"}}`,
       // the key as a value
-      `{"jsonrpc":"2.0","id":6,"method":"msg.send","params":{"k":"bodyBase64","v":"${long}"}}`
+      `{"jsonrpc":"2.0","id":6,"method":"msg.send","params":{"k":"bodyBase64","v":"${long}"}}`,
+      // the key only deeper than params
+      `{"jsonrpc":"2.0","id":7,"method":"msg.send","params":{"x":{"bodyBase64":"${long}"}}}`,
+      // params not an object
+      `{"jsonrpc":"2.0","id":8,"method":"msg.send","params":["bodyBase64",{"bodyBase64":"${long}"}]}`
     ]
     for (const text of lines) {
       assert.deepEqual(messageOf(read(text + '\n')), JSON.parse(text))
     }
-    const broken = read(`{"jsonrpc":"2.0","id":7,"method":"msg.send","params":{"bodyBase64":"${long}"}` + '\n')
+    const broken = read(`{"jsonrpc":"2.0","id":9,"method":"msg.send","params":{"bodyBase64":"${long}"}` + '\n')
     assert.deepEqual(broken.map(f => f.kind === 'invalid' ? f.code : f.kind), ['ParseError'])
   })
 })
