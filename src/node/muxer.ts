@@ -40,7 +40,7 @@
  * traffic; and it took only 0.03–0.05 ms off the request RTT.
  *
  * The change reaches into the stream's fields (`state`, `recvWindow`,
- * `recvWindowCapacity`, `epochStart`, `getRTT`) and the muxer's
+ * `recvWindowCapacity`, `epochStart`, `maxStreamWindowSize`, `getRTT`) and the muxer's
  * `_newStream`; if a yamux release renames them, streams keep yamux's own
  * behaviour (a WindowUpdate per frame) and
  * `test/integration/muxer-window.test.ts` fails.

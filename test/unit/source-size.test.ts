@@ -6,23 +6,14 @@
  */
 
 import assert from 'node:assert/strict'
-import { readdir, readFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { join, relative } from 'node:path'
 import { describe, it } from 'node:test'
+import { sources } from '../helpers/sources.ts'
 
 const SRC = join(import.meta.dirname, '..', '..', 'src')
 const MAX_LINES = 450
 const REASON = /^ \* Longer than 450 lines on purpose: \S/m
-
-async function sources (dir: string): Promise<string[]> {
-  const out: string[] = []
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name)
-    if (entry.isDirectory()) out.push(...await sources(path))
-    else if (entry.name.endsWith('.ts')) out.push(path)
-  }
-  return out
-}
 
 /** The file's leading doc comment */
 function header (text: string): string {
