@@ -281,7 +281,7 @@ const EMPTY = new Uint8Array(0)
  * @throws {InvalidArgumentError} when a field cannot be encoded
  */
 export function sealEnvelope (fields: SealFields, signer: MessageSigner): Uint8Array {
-  const { frame, payload } = sealPayload(fields, signer)
+  const { frame, payload } = unsignedFrame(fields, signer)
   return setFrameSignature(frame, signer.sign(toSign(payload, fields, signer)))
 }
 
@@ -290,7 +290,7 @@ export function sealEnvelope (fields: SealFields, signer: MessageSigner): Uint8A
  * is given. The same payload and the same signature as the sync form.
  */
 export async function sealEnvelopeAsync (fields: SealFields, signer: MessageSigner, pool?: CryptoPool): Promise<Uint8Array> {
-  const { frame, payload } = sealPayload(fields, signer)
+  const { frame, payload } = unsignedFrame(fields, signer)
   let signature = pool == null
     ? signer.sign(toSign(payload, fields, signer))
     : (signer.scheme ?? MESSAGE_SIGNATURE_SCHEME).bodyDigest
@@ -329,7 +329,7 @@ function freshNonce (): Uint8Array {
 }
 
 /** The frame of an outbound message, its payload encoded in place and its signature to come */
-function sealPayload (fields: SealFields, signer: MessageSigner): { frame: Uint8Array, payload: Uint8Array } {
+function unsignedFrame (fields: SealFields, signer: MessageSigner): { frame: Uint8Array, payload: Uint8Array } {
   const nonce = freshNonce()
   return encodeFrameToSign({
     version: PROTOCOL_VERSION,
